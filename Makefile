@@ -1,0 +1,181 @@
+# lumen -- build, test, bench, install, deps.
+#
+# Layout conventions this Makefile relies on (no per-file lists to edit):
+#   runner/*.c              -> build/runner (main.c) + build/lib/librunner.a (the rest)
+#   stages/common/*.c       -> build/lib/libcommon.a (shared by runner and stages)
+#   kernels/*.c kernels/cpu/*.c -> build/lib/libengine.a (the training engine)
+#   stages/<name>/*.c       -> build/plugins/<name>.so  + build/lib/libstage_<name>.a
+#   plugins/examples/*.c    -> build/examples/<file>.so  (out-of-tree example)
+#   tests/plugins/*.c       -> build/tests/plugins/<file>.so (test plugins)
+#   tests/{unit,integration}/test_*.c -> build/tests/test_*  (cmocka), each
+#                              linked with tests/support/*.c and every archive
+#
+# make SANITIZE=1 builds everything with ASan+UBSan into build-san/.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+PREFIX ?= /usr/local
+ARCH ?= -march=native
+OPT ?= -O2 -g
+
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+
+CPPFLAGS += -Iplugins -Istages/common -Ikernels -Irunner $(LUA_CFLAGS) -D_GNU_SOURCE
+CFLAGS += -std=c11 -Wall -Wextra $(OPT) $(ARCH) -fPIC -fvisibility=hidden -fopenmp \
+          -MMD -MP $(SANFLAGS)
+LDFLAGS += -fopenmp $(SANFLAGS) -Wl,--as-needed
+LDLIBS += $(LUA_LIBS) -llmdb -lspng -lcjson -lxxhash -ldnnl -lcurl -lm -lpthread -ldl
+
+# ---------------------------------------------------------------- sources --
+RUNNER_SRCS := $(wildcard runner/*.c)
+RUNNER_MAIN := runner/main.c
+RUNNER_LIB_SRCS := $(filter-out $(RUNNER_MAIN),$(RUNNER_SRCS))
+COMMON_SRCS := $(wildcard stages/common/*.c)
+ENGINE_SRCS := $(wildcard kernels/*.c kernels/cpu/*.c)
+STAGE_DIRS := $(filter-out stages/common,$(patsubst %/,%,$(dir $(wildcard stages/*/*.c))))
+STAGES := $(sort $(notdir $(STAGE_DIRS)))
+EXAMPLE_SRCS := $(wildcard plugins/examples/*.c)
+TESTPLUGIN_SRCS := $(wildcard tests/plugins/*.c)
+TEST_SRCS := $(wildcard tests/unit/test_*.c tests/integration/test_*.c)
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_RUNNER := $(BUILD)/lib/librunner.a
+LIB_COMMON := $(BUILD)/lib/libcommon.a
+LIB_ENGINE := $(BUILD)/lib/libengine.a
+STAGE_LIBS := $(foreach s,$(STAGES),$(BUILD)/lib/libstage_$(s).a)
+PLUGINS := $(foreach s,$(STAGES),$(BUILD)/plugins/$(s).so)
+EXAMPLES := $(patsubst plugins/examples/%.c,$(BUILD)/examples/%.so,$(EXAMPLE_SRCS))
+TESTPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(TESTPLUGIN_SRCS))
+TESTS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(TEST_SRCS)))
+RUNNER := $(BUILD)/runner
+
+# Order matters for static linking: later archives serve earlier ones.
+ALL_ARCHIVES := $(STAGE_LIBS) $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON)
+
+# ----------------------------------------------------------------- builds --
+.PHONY: all
+all: $(RUNNER) $(PLUGINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB_RUNNER): $(call obj,$(RUNNER_LIB_SRCS))
+$(LIB_COMMON): $(call obj,$(COMMON_SRCS))
+$(LIB_ENGINE): $(call obj,$(ENGINE_SRCS))
+$(BUILD)/lib/%.a:
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^
+
+define stage_rules
+$(BUILD)/lib/libstage_$(1).a: $(call obj,$(wildcard stages/$(1)/*.c))
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(BUILD)/plugins/$(1).so: $(call obj,$(wildcard stages/$(1)/*.c)) $(LIB_ENGINE) $(LIB_COMMON)
+	@mkdir -p $$(@D)
+	$(CC) -shared $(LDFLAGS) -o $$@ $(call obj,$(wildcard stages/$(1)/*.c)) \
+	    $(LIB_ENGINE) $(LIB_COMMON) $(LDLIBS)
+endef
+$(foreach s,$(STAGES),$(eval $(call stage_rules,$(s))))
+
+$(RUNNER): $(call obj,$(RUNNER_MAIN)) $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%.so: plugins/examples/%.c plugins/lumen/plugin.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -O2 -shared -fPIC $(SANFLAGS) -Iplugins -o $@ $<
+
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c plugins/lumen/plugin.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -O2 -shared -fPIC $(SANFLAGS) -Iplugins -o $@ $<
+
+TEST_CPPFLAGS := -Itests/support -Irunner -Istages
+define test_rule
+$(BUILD)/tests/$(basename $(notdir $(1))): $(1) $(call obj,$(SUPPORT_SRCS)) $(ALL_ARCHIVES)
+	@mkdir -p $$(@D)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) $(call obj,$(SUPPORT_SRCS)) \
+	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group -lcmocka $(LDLIBS)
+endef
+$(foreach t,$(TEST_SRCS),$(eval $(call test_rule,$(t))))
+
+# ------------------------------------------------------------------ tests --
+LUMEN_DATA_TEST ?= $(abspath ../shared/data/elpv)
+
+.PHONY: test tests
+tests: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
+test: tests
+	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
+	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
+
+# ------------------------------------------------------------------ bench --
+.PHONY: bench
+bench: all
+	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} tests/bench/run.sh
+
+# --------------------------------------------------------- deps/data/run --
+DEB_PACKAGES := gcc make pkg-config python3 python3-pip liblua5.4-dev liblmdb-dev \
+    libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev
+
+.PHONY: deps
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "deps: all installed"; fi
+
+ELPV_WHEEL := elpv-dataset==1.0.0.post1
+.PHONY: data
+data:
+	@if [ -n "$$LUMEN_DATA" ]; then echo "data: using LUMEN_DATA=$$LUMEN_DATA"; \
+	elif [ -f data/elpv/labels.csv ]; then echo "data: data/elpv present"; \
+	else set -e; rm -rf build/dl data/elpv.tmp; mkdir -p build/dl data; \
+	    python3 -m pip download -q --no-deps "$(ELPV_WHEEL)" -d build/dl; \
+	    python3 -c 'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+	        build/dl/elpv_dataset-*.whl data/elpv.tmp; \
+	    mv data/elpv.tmp/elpv_dataset/data data/elpv; rm -rf data/elpv.tmp build/dl; \
+	    echo "data: ELPV images and labels.csv in data/elpv"; fi
+
+EXPERIMENT ?= experiments/ingest_stats.lua
+.PHONY: run
+run: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory data
+	LUMEN_DATA=$${LUMEN_DATA:-data/elpv} $(RUNNER) $(EXPERIMENT)
+
+# ---------------------------------------------------------------- install --
+.PHONY: install
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lumen/plugins \
+	    $(DESTDIR)$(PREFIX)/share/lumen/lua $(DESTDIR)$(PREFIX)/include/lumen
+	install -m 755 $(RUNNER) $(DESTDIR)$(PREFIX)/bin/runner
+	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/lumen/plugins/
+	install -m 644 lua/*.lua $(DESTDIR)$(PREFIX)/share/lumen/lua/
+	install -m 644 plugins/lumen/plugin.h $(DESTDIR)$(PREFIX)/include/lumen/
+
+.PHONY: clean
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
