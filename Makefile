@@ -127,8 +127,16 @@ test: tests
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
 # ------------------------------------------------------------------ bench --
-.PHONY: bench
-bench: all
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+$(BUILD)/bench/%: tests/bench/%.c $(ALL_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--start-group $(ALL_ARCHIVES) \
+	    -Wl,--end-group $(LDLIBS)
+
+.PHONY: bench benches
+benches: $(BENCHES)
+bench: all $(BENCHES)
 	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} tests/bench/run.sh
 
 # --------------------------------------------------------- deps/data/run --

@@ -77,7 +77,9 @@ typedef struct plan {
     int n;                 /* batch size */
     node_plan *nodes;
     prim in_reorder;       /* user NCHW -> stem src layout (p NULL: none) */
-    dnnl_memory_t x_user;  /* handle set per call */
+    dnnl_memory_t x_user;  /* user NCHW input; handle set per call */
+    dnnl_memory_t x_direct; /* the same bytes as the stem's src (1 channel, nhwc) */
+    int stem_own_bwdw;     /* stem weight gradient by nn_cpu_conv_bwdw_small_ic */
     dnnl_memory_t *mems;   /* every memory object, for release */
     int nmems, capmems;
     uint64_t wversion, infversion; /* params_version the weights were reordered at */
@@ -89,6 +91,7 @@ typedef struct cpu_state {
     dnnl_stream_t stream;
     dnnl_format_tag_t act_tag;
     const char *act_name;
+    int act_block;         /* channel block of act_tag: 8, 16, or 0 for nhwc */
     int B;
     float **out, **dx, **dsum, **ws, **mean, **var;
     size_t *ws_size;       /* bytes of ws[i] (allocated by the full-batch plan) */
@@ -99,6 +102,8 @@ typedef struct cpu_state {
     float **infbuf;        /* predict: where each node's output goes */
     int *deferred;         /* predict: conv runs at its add (sum post-op) */
     float *xbuf;           /* reordered input, when needed */
+    float *xpad;           /* scratch of the own stem backward-weights */
+    const float *x_cur;    /* the input of the current step */
     float *dlogits;
     float *fold_w, **fold_b; uint64_t fold_version; int have_fold;
     plan plans[MAX_PLANS];
@@ -141,6 +146,12 @@ static void arg(prim *p, int a, dnnl_memory_t m) {
     p->args[p->nargs].arg = a;
     p->args[p->nargs].memory = m;
     p->nargs++;
+}
+
+static const char *impl_of(dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    return impl ? impl : "?";
 }
 
 static int make_prim(prim *p, dnnl_primitive_desc_t pd, lm_err *err) {
@@ -260,14 +271,27 @@ static int plan_conv(nn_engine *e, cpu_state *s, plan *pl, int i, lm_err *err) {
     DN(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
                                           &src, &wany, NULL, &dst, st, pdl, pdr));
     DN(dnnl_primitive_desc_create(&fpd, &cd, NULL, s->eng, NULL));
+    if (nd->in[0] == NN_INPUT && strncmp(impl_of(fpd), "ref", 3) == 0) {
+        /* the stem: the plain input layout may have no JIT kernel for this
+         * output layout (nhwc); offer the input as nhwc instead */
+        md4(&src, N, nd->ic, nd->ih, nd->iw, dnnl_nhwc);
+        DN(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                              &src, &wany, NULL, &dst, st, pdl, pdr));
+        dnnl_primitive_desc_destroy(fpd);
+        DN(dnnl_primitive_desc_create(&fpd, &cd, NULL, s->eng, NULL));
+    }
     const dnnl_memory_desc_t *srcq = qmd(fpd, dnnl_query_src_md);
     dnnl_memory_t msrc, mdst, mw;
     if (nd->in[0] == NN_INPUT) {
-        dnnl_memory_desc_t plain;
+        dnnl_memory_desc_t plain, nhwc;
         md4(&plain, N, nd->ic, nd->ih, nd->iw, dnnl_nchw);
+        md4(&nhwc, N, nd->ic, nd->ih, nd->iw, dnnl_nhwc);
         if ((rc = mem(pl, s, &plain, DNNL_MEMORY_NONE, &pl->x_user, err))) goto out;
         if (dnnl_memory_desc_equal(&plain, srcq)) {
             msrc = pl->x_user;
+        } else if (nd->ic == 1 && dnnl_memory_desc_equal(&nhwc, srcq)) { /* same bytes */
+            if ((rc = mem(pl, s, srcq, DNNL_MEMORY_NONE, &pl->x_direct, err))) goto out;
+            msrc = pl->x_direct;
         } else {
             if ((rc = mem(pl, s, srcq, s->xbuf, &msrc, err))) goto out;
             dnnl_primitive_desc_t rpd;
@@ -329,6 +353,18 @@ static int plan_conv(nn_engine *e, cpu_state *s, plan *pl, int i, lm_err *err) {
             arg(&np->dw_out, DNNL_ARG_FROM, mdw);
             arg(&np->dw_out, DNNL_ARG_TO, mg);
         }
+    }
+    if (nd->in[0] == NN_INPUT && strncmp(impl_of(pd), "ref", 3) == 0 && nd->c % 8 == 0 &&
+        (s->act_block ? s->act_block % 8 == 0 : nd->c % 8 == 0)) {
+        /* no JIT kernel: our own (plain input, blocked gradient, OIHW out) */
+        pl->stem_own_bwdw = 1;
+        if (!s->xpad && !(s->xpad = falloc(sizeof(float) * nn_cpu_conv_bwdw_scratch(
+                                               s->B, nd->ic, nd->ih, nd->iw, nd->k, nd->pad)))) {
+            rc = lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
+            goto bw_out;
+        }
+        prim_free(&np->dw_out);
+        goto bw_out;
     }
     if ((rc = make_prim(&np->bwdw, pd, err))) goto bw_out;
     arg(&np->bwdw, DNNL_ARG_SRC, msrc);
@@ -491,29 +527,18 @@ out:
     return rc;
 }
 
-/* max pool (k, stride, pad) or global average pool (GAP: kernel = input). */
+/* max pool (k, stride, pad). */
 static int plan_pool(nn_engine *e, cpu_state *s, plan *pl, int i, lm_err *err) {
     const nn_node *nd = &e->graph.nodes[i];
     node_plan *np = &pl->nodes[i];
-    int N = pl->n, rc = 0, gap = nd->op == NN_OP_GAP;
+    int N = pl->n, rc = 0;
     dnnl_memory_desc_t src, dst;
     act_md(s, &src, N, nd->ic, nd->ih, nd->iw);
-    if (gap) md4(&dst, N, nd->c, 1, 1, dnnl_nchw);
-    else act_md(s, &dst, N, nd->c, nd->h, nd->w);
+    act_md(s, &dst, N, nd->c, nd->h, nd->w);
     dnnl_dims_t st, ker, pdl, pdr;
-    if (gap) {
-        st[0] = st[1] = 1;
-        ker[0] = nd->ih;
-        ker[1] = nd->iw;
-        pdl[0] = pdl[1] = pdr[0] = pdr[1] = 0;
-    } else {
-        st[0] = st[1] = nd->stride;
-        ker[0] = ker[1] = nd->k;
-        pdl[0] = pdl[1] = nd->pad;
-        pdr[0] = (nd->h - 1) * nd->stride + nd->k - nd->ih - nd->pad;
-        pdr[1] = (nd->w - 1) * nd->stride + nd->k - nd->iw - nd->pad;
-    }
-    dnnl_alg_kind_t alg = gap ? dnnl_pooling_avg_exclude_padding : dnnl_pooling_max;
+    conv_dims(nd, st, pdl, pdr);
+    ker[0] = ker[1] = nd->k;
+    dnnl_alg_kind_t alg = dnnl_pooling_max;
     dnnl_pooling_desc_t d;
     dnnl_primitive_desc_t fpd, pd;
     DN(dnnl_pooling_forward_desc_init(&d, dnnl_forward_training, alg, &src, &dst, st, ker, pdl, pdr));
@@ -521,7 +546,7 @@ static int plan_pool(nn_engine *e, cpu_state *s, plan *pl, int i, lm_err *err) {
     dnnl_memory_t msrc, mdst, mws = NULL, mdy, mdx, misrc, mio;
     rc = mem(pl, s, &src, s->out[nd->in[0]], &msrc, err);
     if (!rc) rc = mem(pl, s, &dst, s->out[i], &mdst, err);
-    if (!rc && !gap) rc = workspace(pl, s, i, fpd, &mws, err);
+    if (!rc) rc = workspace(pl, s, i, fpd, &mws, err);
     if (!rc) rc = make_prim(&np->fwd, fpd, err);
     if (rc) goto out;
     arg(&np->fwd, DNNL_ARG_SRC, msrc);
@@ -580,8 +605,7 @@ static plan *get_plan(nn_engine *e, int n, lm_err *err) {
         switch (e->graph.nodes[i].op) {
         case NN_OP_CONV: rc = plan_conv(e, s, pl, i, err); break;
         case NN_OP_BN: rc = plan_bn(e, s, pl, i, err); break;
-        case NN_OP_MAXPOOL:
-        case NN_OP_GAP: rc = plan_pool(e, s, pl, i, err); break;
+        case NN_OP_MAXPOOL: rc = plan_pool(e, s, pl, i, err); break;
         default: break;
         }
     }
@@ -617,6 +641,7 @@ static void cpu_destroy(nn_engine *e) {
     free(s->infbuf);
     free(s->deferred);
     free(s->xbuf);
+    free(s->xpad);
     free(s->dlogits);
     free(s->fold_w);
     if (s->stream) dnnl_stream_destroy(s->stream);
@@ -631,6 +656,7 @@ static int choose_layout(nn_engine *e, cpu_state *s, lm_err *err) {
     if (want && strcmp(want, "nhwc") == 0) {
         s->act_tag = dnnl_nhwc;
         s->act_name = "nhwc";
+        s->act_block = 0;
         return LUMEN_OK;
     }
     if (want && *want && strcmp(want, "auto") != 0 && strcmp(want, "blocked") != 0)
@@ -647,22 +673,25 @@ static int choose_layout(nn_engine *e, cpu_state *s, lm_err *err) {
                                           &w, NULL, &a, st, p, p));
     DN(dnnl_primitive_desc_create(&pd, &cd, NULL, s->eng, NULL));
     const dnnl_memory_desc_t *q = qmd(pd, dnnl_query_src_md);
-    static const struct { dnnl_format_tag_t t; const char *n; } cand[] = {
-        {dnnl_nChw16c, "nChw16c"}, {dnnl_nChw8c, "nChw8c"}, {dnnl_nhwc, "nhwc"}};
+    static const struct { dnnl_format_tag_t t; const char *n; int b; } cand[] = {
+        {dnnl_nChw16c, "nChw16c", 16}, {dnnl_nChw8c, "nChw8c", 8}, {dnnl_nhwc, "nhwc", 0}};
     s->act_tag = dnnl_nChw8c;
     s->act_name = "nChw8c";
+    s->act_block = 8;
     for (size_t k = 0; k < sizeof cand / sizeof *cand; k++) {
         dnnl_memory_desc_t t;
         md4(&t, e->opts.batch, c, hw, hw, cand[k].t);
         if (dnnl_memory_desc_equal(&t, q)) {
             s->act_tag = cand[k].t;
             s->act_name = cand[k].n;
+            s->act_block = cand[k].b;
         }
     }
     dnnl_primitive_desc_destroy(pd);
     if (want && strcmp(want, "blocked") == 0 && s->act_tag == dnnl_nhwc) {
         s->act_tag = dnnl_nChw8c;
         s->act_name = "nChw8c";
+        s->act_block = 8;
     }
     return LUMEN_OK;
 }
@@ -819,8 +848,11 @@ static int forward(nn_engine *e, plan *pl, int train, const float *dropmask, lm_
                                   n->c, (double)N * n->h * n->w, BN_MOMENTUM);
             break;
         case NN_OP_MAXPOOL:
-        case NN_OP_GAP:
             rc = run(s, &np->fwd, err);
+            break;
+        case NN_OP_GAP:
+            nn_cpu_gap_forward(s->out[i], s->out[n->in[0]], N, n->c, n->ih * n->iw,
+                               s->act_block ? s->act_block : n->c);
             break;
         case NN_OP_ADD:
             nn_cpu_add_relu(s->out[i], s->out[n->in[0]], s->out[n->in[1]], cnt);
@@ -859,14 +891,22 @@ static int backward(nn_engine *e, plan *pl, const float *dropmask, lm_err *err) 
         }
         switch (n->op) {
         case NN_OP_CONV:
-            rc = run(s, &np->bwdw, err);
+            if (n->in[0] == NN_INPUT && pl->stem_own_bwdw)
+                nn_cpu_conv_bwdw_small_ic(e->grads + m->tensors[n->weight].offset, s->x_cur,
+                                          s->dy[i], s->xpad, N, n->ic, n->ih, n->iw, n->c, n->h,
+                                          n->w, n->k, n->stride, n->pad,
+                                          s->act_block ? s->act_block : n->c);
+            else rc = run(s, &np->bwdw, err);
             if (!rc) rc = run(s, &np->dw_out, err);
             if (!rc) rc = run(s, &np->bwd, err);
             break;
         case NN_OP_BN:
         case NN_OP_MAXPOOL:
-        case NN_OP_GAP:
             rc = run(s, &np->bwd, err);
+            break;
+        case NN_OP_GAP:
+            nn_cpu_gap_backward(s->dx[i], s->dy[i], N, n->c, n->ih * n->iw,
+                                s->act_block ? s->act_block : n->c);
             break;
         case NN_OP_ADD:
             break;
@@ -894,6 +934,8 @@ static int cpu_train_step(nn_engine *e, const float *x, const float *y, int n,
     int rc = refresh_weights(e, pl, err);
     if (rc) return rc;
     DN(dnnl_memory_set_data_handle(pl->x_user, (void *)x));
+    if (pl->x_direct) DN(dnnl_memory_set_data_handle(pl->x_direct, (void *)x));
+    s->x_cur = x;
     if ((rc = forward(e, pl, 1, dropmask, err))) return rc;
     const nn_node *fc = &e->graph.nodes[e->graph.n - 1];
     const float *lg = s->out[e->graph.n - 1];
@@ -948,6 +990,7 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
     plan *pl = get_plan(e, n, err);
     if (!pl) return err && err->code ? err->code : LUMEN_ERR;
     DN(dnnl_memory_set_data_handle(pl->x_user, (void *)x));
+    if (pl->x_direct) DN(dnnl_memory_set_data_handle(pl->x_direct, (void *)x));
     int rc;
     const nn_node *fc = &g->nodes[g->n - 1];
     if (!fold) {
@@ -968,8 +1011,11 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
             if ((rc = run(s, &pl->nodes[g->nodes[nd->in[0]].in[0]].inf, err))) return rc;
             break;
         case NN_OP_MAXPOOL:
-        case NN_OP_GAP:
             if ((rc = run(s, &np->inf, err))) return rc;
+            break;
+        case NN_OP_GAP:
+            nn_cpu_gap_forward(s->infbuf[i], s->infbuf[nd->in[0]], n, nd->c, nd->ih * nd->iw,
+                               s->act_block ? s->act_block : nd->c);
             break;
         case NN_OP_FC:
             nn_cpu_linear_forward(logits, s->infbuf[nd->in[0]],

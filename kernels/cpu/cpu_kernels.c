@@ -79,3 +79,120 @@ void nn_cpu_linear_backward(float *dx, float *dw, float *db, const float *dy, co
 void nn_cpu_mul(float *y, const float *x, const float *mask, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] * mask[i];
 }
+
+void nn_cpu_gap_forward(float *out, const float *in, int N, int C, int HW, int b) {
+    int nb = (C + b - 1) / b;
+    float inv = 1.0f / (float)HW;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < nb; cb++) {
+            const float *src = in + ((size_t)n * nb + cb) * HW * b;
+            int w = C - cb * b < b ? C - cb * b : b;
+            float acc[64];
+            for (int j0 = 0; j0 < w; j0 += 64) {
+                int wj = w - j0 < 64 ? w - j0 : 64;
+                for (int j = 0; j < wj; j++) acc[j] = 0.0f;
+                for (int p = 0; p < HW; p++)
+                    for (int j = 0; j < wj; j++) acc[j] += src[(size_t)p * b + j0 + j];
+                for (int j = 0; j < wj; j++) out[(size_t)n * C + cb * b + j0 + j] = acc[j] * inv;
+            }
+        }
+}
+
+void nn_cpu_gap_backward(float *din, const float *dout, int N, int C, int HW, int b) {
+    int nb = (C + b - 1) / b;
+    float inv = 1.0f / (float)HW;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < nb; cb++) {
+            float *dst = din + ((size_t)n * nb + cb) * HW * b;
+            for (int p = 0; p < HW; p++)
+                for (int j = 0; j < b; j++) {
+                    int c = cb * b + j;
+                    dst[(size_t)p * b + j] = c < C ? dout[(size_t)n * C + c] * inv : 0.0f;
+                }
+        }
+}
+
+/* ---- stem backward-weights ---- */
+typedef float v8f __attribute__((vector_size(32)));
+
+static inline v8f load8(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+size_t nn_cpu_conv_bwdw_scratch(int N, int IC, int H, int W, int k, int pad) {
+    /* rows padded by pad on the left and k + pad on the right (reads past the
+     * last output column stay inside), pad + k rows below */
+    return (size_t)N * IC * (size_t)(H + 2 * pad + k) * (size_t)(W + 2 * pad + k);
+}
+
+/* One output-channel chunk of 8 and one input channel, all (kh, kw). */
+static void bwdw_task(float *acc, const float *xpad, const float *dy, int N, int IC, int ic,
+                      int Hp, int Wp, int nb, int cb, int j8, int OH, int OW, int k, int s,
+                      int b) {
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++) {
+            const float *dyrow = dy + (((size_t)n * nb + cb) * OH + oh) * (size_t)OW * b + j8 * 8;
+            for (int kh = 0; kh < k; kh++) {
+                const float *xr = xpad + (((size_t)n * IC + ic) * Hp + (size_t)oh * s + kh) * Wp;
+                v8f *a = (v8f *)acc + kh * k;
+                if (k == 7) {
+                    v8f a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6];
+                    for (int ow = 0; ow < OW; ow++) {
+                        v8f d = load8(dyrow + (size_t)ow * b);
+                        const float *xp = xr + (size_t)ow * s;
+                        a0 += d * xp[0];
+                        a1 += d * xp[1];
+                        a2 += d * xp[2];
+                        a3 += d * xp[3];
+                        a4 += d * xp[4];
+                        a5 += d * xp[5];
+                        a6 += d * xp[6];
+                    }
+                    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6;
+                } else {
+                    for (int ow = 0; ow < OW; ow++) {
+                        v8f d = load8(dyrow + (size_t)ow * b);
+                        const float *xp = xr + (size_t)ow * s;
+                        for (int kw = 0; kw < k; kw++) a[kw] += d * xp[kw];
+                    }
+                }
+            }
+        }
+}
+
+void nn_cpu_conv_bwdw_small_ic(float *dw, const float *x, const float *dy, float *xpad, int N,
+                               int IC, int H, int W, int OC, int OH, int OW, int k,
+                               int stride, int pad, int b) {
+    int Hp = H + 2 * pad + k, Wp = W + 2 * pad + k, nb = (OC + b - 1) / b;
+    /* zero-padded copy of the input */
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < N * IC; p++) {
+        float *dst = xpad + (size_t)p * Hp * Wp;
+        const float *src = x + (size_t)p * H * W;
+        memset(dst, 0, sizeof(float) * (size_t)pad * Wp);
+        for (int h = 0; h < H; h++) {
+            float *row = dst + (size_t)(h + pad) * Wp;
+            memset(row, 0, sizeof(float) * (size_t)pad);
+            memcpy(row + pad, src + (size_t)h * W, sizeof(float) * (size_t)W);
+            memset(row + pad + W, 0, sizeof(float) * (size_t)(Wp - pad - W));
+        }
+        memset(dst + (size_t)(H + pad) * Wp, 0, sizeof(float) * (size_t)(Hp - H - pad) * Wp);
+    }
+    int chunks = OC / 8, kk = k * k;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < chunks * IC; t++) {
+        int chunk = t / IC, ic = t % IC, oc0 = chunk * 8;
+        int cb = oc0 / b, j8 = (oc0 % b) / 8;
+        v8f accv[121]; /* k <= 11 */
+        float *acc = (float *)accv;
+        memset(acc, 0, sizeof(v8f) * (size_t)kk);
+        bwdw_task(acc, xpad, dy, N, IC, ic, Hp, Wp, nb, cb, j8, OH, OW, k, stride, b);
+        for (int j = 0; j < 8; j++)
+            for (int q = 0; q < kk; q++)
+                dw[((size_t)(oc0 + j) * IC + ic) * kk + q] = acc[q * 8 + j];
+    }
+}

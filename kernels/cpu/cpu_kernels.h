@@ -28,4 +28,23 @@ void nn_cpu_linear_backward(float *dx, float *dw, float *db, const float *dy, co
 /* y = x * mask */
 void nn_cpu_mul(float *y, const float *x, const float *mask, size_t n);
 
+
+
+/* Global average pool over a channel-blocked layout: element (n, c, p) of a
+ * [N, C, HW] map sits at ((n * nb + c / b) * HW + p) * b + c % b, nb = ceil(C /
+ * b).  nChw8c: b = 8; nChw16c: b = 16; nhwc: b = C.  out[N, C] plain.
+ * Backward writes din in the same layout (padding channels 0). */
+void nn_cpu_gap_forward(float *out, const float *in, int N, int C, int HW, int b);
+void nn_cpu_gap_backward(float *din, const float *dout, int N, int C, int HW, int b);
+/* Convolution backward-weights for few input channels (the stem), where
+ * oneDNN has no JIT kernel for a plain input with a blocked gradient:
+ *   dw[OC,IC,k,k] = sum_{n,oh,ow} dy[n,oc,oh,ow] x[n,ic,oh*s-p+kh,ow*s-p+kw]
+ * x: NCHW plain [N,IC,H,W]; dy: channel-blocked as for nn_cpu_gap_* (block b,
+ * b % 8 == 0, OC % 8 == 0).  xpad: scratch of nn_cpu_conv_bwdw_scratch()
+ * floats.  dw overwritten (OIHW). */
+size_t nn_cpu_conv_bwdw_scratch(int N, int IC, int H, int W, int k, int pad);
+void nn_cpu_conv_bwdw_small_ic(float *dw, const float *x, const float *dy, float *xpad, int N,
+                               int IC, int H, int W, int OC, int OH, int OW, int k,
+                               int stride, int pad, int b);
+
 #endif /* CPU_KERNELS_H */

@@ -1,0 +1,22 @@
+/*
+ * cmd_bench.h -- `runner bench`: times the training engine on synthetic data.
+ *
+ *   runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]
+ *                [--batch 32] [--steps 10] [--warmup 2] [--threads N]
+ *                [--backend cpu] [--layout auto|blocked|nhwc] [--no-layers]
+ *
+ * Prints per-layer forward/backward milliseconds (like `caffe time`), then
+ * one JSON line:
+ *   {"train_img_s":..,"infer_img_s":..,"train_gflops":..,"infer_gflops":..,
+ *    "train_ms_step":..,"infer_ms_batch":..,"gflop_per_train_img":..,...}
+ * Timings are medians over --steps (train_step + optim_step with Adam; predict
+ * on the same batch).  Exit status 0, or 2 for bad arguments / 1 for engine
+ * failures (message on stderr).
+ */
+#ifndef RN_CMD_BENCH_H
+#define RN_CMD_BENCH_H
+
+/* argv[0] is the command name ("bench"); options follow.  Prints to stdout. */
+int rn_cmd_bench(int argc, char **argv);
+
+#endif /* RN_CMD_BENCH_H */
