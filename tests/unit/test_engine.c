@@ -1,0 +1,319 @@
+/* Engine tests: the fast cpu backend (oneDNN, float) against the reference
+ * backend (double) on whole small networks -- logits, loss, every gradient,
+ * BN running statistics -- plus overfitting, folded inference, state round
+ * trips and argument errors.
+ *
+ * Tolerances (float vs double through ~10 layers with batch norm):
+ *   logits, loss      |fast - ref| <= 1e-4 * (1 + |ref|)
+ *   gradients         per tensor: max |fast - ref| <= 2e-3 * max |ref| + 1e-6
+ *   running stats     |fast - ref| <= 1e-4 * (1 + |ref|)
+ *   folded predict vs unfolded eval: <= 1e-4 * (1 + |unfolded|) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_engine.h"
+#include "nn_rng.h"
+
+typedef struct netcase {
+    const char *sets[6][2]; /* model key/value pairs, NULL-terminated */
+    int batch, n, h, w;
+    const char *layout;
+    float smoothing;
+    int pos_weight;
+} netcase;
+
+static nn_model *model_of(const netcase *c) {
+    nn_resnet_cfg cfg;
+    nn_resnet_cfg_default(&cfg);
+    lm_err e = {0};
+    for (int i = 0; i < 6 && c->sets[i][0]; i++)
+        assert_int_equal(nn_resnet_cfg_set(&cfg, c->sets[i][0], c->sets[i][1], &e), 0);
+    nn_model *m = NULL;
+    assert_int_equal(nn_model_create(&cfg, &m, &e), 0);
+    return m;
+}
+
+static float *randn(uint64_t seed, size_t n) {
+    float *v = malloc(sizeof(float) * n);
+    assert_non_null(v);
+    nn_rng r;
+    nn_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) v[i] = (float)nn_rng_normal(&r);
+    return v;
+}
+
+static float *labels(uint64_t seed, int n, int K) {
+    float *y = malloc(sizeof(float) * (size_t)n * K);
+    nn_rng r;
+    nn_rng_seed(&r, seed);
+    for (int i = 0; i < n * K; i++) y[i] = nn_rng_uniform(&r) < 0.5 ? 1.0f : 0.0f;
+    return y;
+}
+
+static void close_or_fail(const char *what, float a, float b, double tol) {
+    if (!(fabs((double)a - b) <= tol * (1 + fabs((double)b))))
+        fail_msg("%s: fast %.8g vs ref %.8g", what, a, b);
+}
+
+/* Two train steps (the second after an SGD update) on both backends. */
+static void compare_backends(const netcase *c) {
+    nn_model *m = model_of(c);
+    int C = m->cfg.in_channels, K = m->cfg.num_classes;
+    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout};
+    nn_engine *fast, *ref;
+    lm_err e = {0};
+    assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
+    assert_int_equal(nn_engine_create("ref", m, &o, &ref, &e), 0);
+    assert_string_equal(nn_engine_backend(fast), "cpu");
+    size_t xn = (size_t)c->n * C * c->h * c->w;
+    float *x = randn(1, xn), *y = labels(2, c->n, K);
+    float pw[4] = {2.0f, 0.5f, 1.5f, 3.0f};
+    nn_loss_cfg lc = {c->pos_weight ? pw : NULL, c->smoothing};
+    float *la = malloc(sizeof(float) * (size_t)c->n * K), *lb = malloc(sizeof(float) * (size_t)c->n * K);
+    float *ga = malloc(sizeof(float) * m->nparams), *gb = malloc(sizeof(float) * m->nparams);
+    float *ba = malloc(sizeof(float) * m->nbuffers), *bb = malloc(sizeof(float) * m->nbuffers);
+    int64_t *ca = malloc(sizeof(int64_t) * m->ncounters), *cb = malloc(sizeof(int64_t) * m->ncounters);
+    nn_optim_cfg sgd = {.kind = NN_OPT_SGD, .lr = 0.05f, .momentum = 0.9f};
+    for (int step = 0; step < 2; step++) {
+        float lossa, lossb;
+        assert_int_equal(nn_engine_train_step(fast, x, y, c->n, &lc, &lossa, la, &e), 0);
+        assert_int_equal(nn_engine_train_step(ref, x, y, c->n, &lc, &lossb, lb, &e), 0);
+        close_or_fail("loss", lossa, lossb, 1e-4);
+        for (int i = 0; i < c->n * K; i++) close_or_fail("logit", la[i], lb[i], 1e-4);
+        nn_engine_get_grads(fast, ga, &e);
+        nn_engine_get_grads(ref, gb, &e);
+        for (int t = 0; t < m->ntensors; t++) {
+            const nn_tensor *T = &m->tensors[t];
+            if (T->kind != NN_T_PARAM) continue;
+            double mx = 0, diff = 0;
+            for (size_t j = 0; j < T->numel; j++) {
+                mx = fmax(mx, fabs(gb[T->offset + j]));
+                diff = fmax(diff, fabs((double)ga[T->offset + j] - gb[T->offset + j]));
+            }
+            if (diff > 2e-3 * mx + 1e-6)
+                fail_msg("grad %s (step %d): max diff %.3g, max |ref| %.3g", T->name, step, diff, mx);
+        }
+        nn_engine_get_state(fast, NULL, ba, ca, &e);
+        nn_engine_get_state(ref, NULL, bb, cb, &e);
+        for (size_t j = 0; j < m->nbuffers; j++) close_or_fail("running stat", ba[j], bb[j], 1e-4);
+        for (size_t j = 0; j < m->ncounters; j++) assert_int_equal(ca[j], step + 1);
+        assert_int_equal(nn_engine_optim_step(fast, &sgd, 1.0f, &e), 0);
+        assert_int_equal(nn_engine_optim_step(ref, &sgd, 1.0f, &e), 0);
+    }
+    /* eval paths: folded predict, unfolded eval, reference eval */
+    float *pa = malloc(sizeof(float) * (size_t)c->n * K), *pb = malloc(sizeof(float) * (size_t)c->n * K);
+    assert_int_equal(nn_engine_predict(fast, x, c->n, pa, &e), 0);
+    assert_int_equal(nn_engine_forward_eval(ref, x, c->n, pb, &e), 0);
+    for (int i = 0; i < c->n * K; i++) close_or_fail("eval logit", pa[i], pb[i], 1e-3);
+    free(pa);
+    free(pb);
+    free(x);
+    free(y);
+    free(la);
+    free(lb);
+    free(ga);
+    free(gb);
+    free(ba);
+    free(bb);
+    free(ca);
+    free(cb);
+    nn_engine_free(fast);
+    nn_engine_free(ref);
+    nn_model_free(m);
+}
+
+static void test_fast_matches_reference_default_stem(void **state) {
+    (void)state;
+    netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
+    compare_backends(&c);
+}
+
+static void test_fast_matches_reference_variants(void **state) {
+    (void)state;
+    /* 3x3 stem, 3 channels, odd size, two blocks in a stage, dropout, pos_weight,
+     * label smoothing, a partial batch (n < batch) */
+    netcase a = {{{"blocks", "{2,1,1}"}, {"widths", "{8,16,24}"}, {"stem", "3x3"},
+                  {"in_channels", "3"}, {"dropout", "0.3"}},
+                 5, 3, 13, 11, NULL, 0.1f, 1};
+    compare_backends(&a);
+    /* identity shortcut straight off the stem (stem width = widths[0]), nhwc */
+    netcase b = {{{"blocks", "{1,1}"}, {"widths", "{16,16}"}, {"stem_width", "16"},
+                  {"num_classes", "3"}},
+                 3, 3, 19, 23, "nhwc", 0, 1};
+    compare_backends(&b);
+    /* same, blocked layout, 7x7 stem */
+    netcase d = {{{"blocks", "{1,2}"}, {"widths", "{16,24}"}, {"stem_width", "16"}},
+                 2, 2, 21, 17, "blocked", 0, 0};
+    compare_backends(&d);
+}
+
+static void test_overfits_sixteen_images(void **state) {
+    (void)state;
+    netcase c = {{{"widths", "{8,16,32,64}"}}, 16, 16, 32, 32, NULL, 0, 0};
+    nn_model *m = model_of(&c);
+    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL};
+    nn_engine *e;
+    lm_err err = {0};
+    assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), 0);
+    float *x = randn(3, 16 * 32 * 32), *y = labels(4, 16, 2);
+    nn_optim_cfg adam = {.kind = NN_OPT_ADAM, .lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f,
+                         .eps = 1e-8f};
+    float loss = 1, first = 0, lg[32];
+    int step;
+    for (step = 0; step < 150 && loss >= 0.05f; step++) {
+        assert_int_equal(nn_engine_train_step(e, x, y, 16, NULL, &loss, lg, &err), 0);
+        if (step == 0) first = loss;
+        double norm;
+        assert_int_equal(nn_engine_grad_norm(e, &norm, &err), 0);
+        assert_true(norm > 0);
+        float scale = norm > 5.0 ? (float)(5.0 / norm) : 1.0f;
+        assert_int_equal(nn_engine_optim_step(e, &adam, scale, &err), 0);
+    }
+    if (loss >= 0.05f) fail_msg("loss %.4f after %d steps (first %.4f)", loss, step, first);
+    assert_true(first > 0.3f);
+    /* every label is on the right side of the threshold */
+    for (int i = 0; i < 32; i++) assert_int_equal(lg[i] > 0, y[i] > 0.5f);
+    free(x);
+    free(y);
+    nn_engine_free(e);
+    nn_model_free(m);
+}
+
+static void test_folded_predict_equals_unfolded_and_state_round_trip(void **state) {
+    (void)state;
+    netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
+    nn_model *m = model_of(&c);
+    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL};
+    nn_engine *a, *b;
+    lm_err e = {0};
+    assert_int_equal(nn_engine_create("cpu", m, &o, &a, &e), 0);
+    o.seed = 10; /* different init: set_state must overwrite it */
+    assert_int_equal(nn_engine_create("cpu", m, &o, &b, &e), 0);
+    float *x = randn(6, 4 * 32 * 32), *y = labels(7, 4, 2);
+    nn_optim_cfg adamw = {.kind = NN_OPT_ADAMW, .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f,
+                          .eps = 1e-8f, .weight_decay = 1e-2f};
+    for (int s = 0; s < 3; s++) { /* moves params and running stats off init */
+        assert_int_equal(nn_engine_train_step(a, x, y, 4, NULL, NULL, NULL, &e), 0);
+        assert_int_equal(nn_engine_optim_step(a, &adamw, 1.0f, &e), 0);
+    }
+    float fo[8], un[8], fo3[6];
+    assert_int_equal(nn_engine_predict(a, x, 4, fo, &e), 0);
+    assert_int_equal(nn_engine_forward_eval(a, x, 4, un, &e), 0);
+    for (int i = 0; i < 8; i++) close_or_fail("folded vs unfolded", fo[i], un[i], 1e-4);
+    /* a partial batch gives the same logits per image */
+    assert_int_equal(nn_engine_predict(a, x, 3, fo3, &e), 0);
+    for (int i = 0; i < 6; i++) close_or_fail("partial batch", fo3[i], fo[i], 1e-5);
+
+    /* state round trip a -> b: same predictions, then identical training */
+    float *p = malloc(sizeof(float) * m->nparams), *p2 = malloc(sizeof(float) * m->nparams);
+    float *m1 = malloc(sizeof(float) * m->nparams), *m2 = malloc(sizeof(float) * m->nparams);
+    float *bu = malloc(sizeof(float) * m->nbuffers);
+    int64_t *cn = malloc(sizeof(int64_t) * m->ncounters), step;
+    assert_int_equal(nn_engine_get_state(a, p, bu, cn, &e), 0);
+    assert_int_equal(nn_engine_get_optim_state(a, m1, m2, &step, &e), 0);
+    assert_int_equal(step, 3);
+    assert_int_equal(cn[0], 3);
+    assert_int_equal(nn_engine_set_state(b, p, bu, cn, &e), 0);
+    assert_int_equal(nn_engine_set_optim_state(b, m1, m2, step, &e), 0);
+    float fb[8];
+    assert_int_equal(nn_engine_predict(b, x, 4, fb, &e), 0);
+    assert_memory_equal(fb, fo, sizeof fb);
+    for (int s = 0; s < 2; s++) {
+        assert_int_equal(nn_engine_train_step(a, x, y, 4, NULL, NULL, NULL, &e), 0);
+        assert_int_equal(nn_engine_optim_step(a, &adamw, 1.0f, &e), 0);
+        assert_int_equal(nn_engine_train_step(b, x, y, 4, NULL, NULL, NULL, &e), 0);
+        assert_int_equal(nn_engine_optim_step(b, &adamw, 1.0f, &e), 0);
+    }
+    nn_engine_get_state(a, p, NULL, NULL, &e);
+    nn_engine_get_state(b, p2, NULL, NULL, &e);
+    assert_memory_equal(p, p2, sizeof(float) * m->nparams);
+    /* predict after params changed refolds (differs from before) */
+    assert_int_equal(nn_engine_predict(a, x, 4, fb, &e), 0);
+    assert_true(memcmp(fb, fo, sizeof fb) != 0);
+    assert_int_equal(nn_engine_forward_eval(a, x, 4, un, &e), 0);
+    for (int i = 0; i < 8; i++) close_or_fail("refolded", fb[i], un[i], 1e-4);
+    free(p);
+    free(p2);
+    free(m1);
+    free(m2);
+    free(bu);
+    free(cn);
+    free(x);
+    free(y);
+    nn_engine_free(a);
+    nn_engine_free(b);
+    nn_model_free(m);
+}
+
+static void test_errors_and_divergence(void **state) {
+    (void)state;
+    netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 2, 2, 16, 16, NULL, 0, 0};
+    nn_model *m = model_of(&c);
+    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL};
+    nn_engine *e = NULL;
+    lm_err err = {0};
+    assert_int_equal(nn_engine_create("tpu", m, &o, &e, &err), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "tpu"));
+    assert_null(e);
+    lm_err_clear(&err);
+    o.channels = 3;
+    assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), LUMEN_EINVAL);
+    assert_non_null(strstr(err.msg, "channels"));
+    lm_err_clear(&err);
+    o.channels = 1;
+    o.layout = "nchw";
+    assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), LUMEN_EINVAL);
+    assert_non_null(strstr(err.msg, "engine.layout"));
+    lm_err_clear(&err);
+    o.layout = NULL;
+    assert_int_equal(nn_engine_create("auto", m, &o, &e, &err), 0);
+    float *x = randn(8, 2 * 16 * 16), *y = labels(9, 2, 2), lg[4];
+    assert_int_equal(nn_engine_train_step(e, x, y, 3, NULL, NULL, NULL, &err), LUMEN_EINVAL);
+    assert_non_null(strstr(err.msg, "n must be"));
+    lm_err_clear(&err);
+    assert_int_equal(nn_engine_predict(e, x, 0, lg, &err), LUMEN_EINVAL);
+    lm_err_clear(&err);
+    /* grad norm equals the norm of the gradients handed out */
+    assert_int_equal(nn_engine_train_step(e, x, y, 2, NULL, NULL, NULL, &err), 0);
+    float *g = malloc(sizeof(float) * m->nparams);
+    nn_engine_get_grads(e, g, &err);
+    double s = 0, norm;
+    for (size_t i = 0; i < m->nparams; i++) s += (double)g[i] * g[i];
+    assert_int_equal(nn_engine_grad_norm(e, &norm, &err), 0);
+    assert_true(fabs(norm - sqrt(s)) < 1e-6 * sqrt(s));
+    /* a NaN parameter: the loss is not finite -> ENUMERIC */
+    float *p = malloc(sizeof(float) * m->nparams);
+    nn_engine_get_state(e, p, NULL, NULL, &err);
+    p[m->tensors[nn_model_find(m, "fc.bias")].offset] = NAN;
+    nn_engine_set_state(e, p, NULL, NULL, &err);
+    assert_int_equal(nn_engine_train_step(e, x, y, 2, NULL, NULL, NULL, &err), LUMEN_ENUMERIC);
+    assert_non_null(strstr(err.msg, "diverged"));
+    lm_err_clear(&err);
+    assert_int_equal(nn_engine_grad_norm(e, &norm, &err), LUMEN_ENUMERIC);
+    free(g);
+    free(p);
+    free(x);
+    free(y);
+    nn_engine_free(e);
+    nn_engine_free(NULL);
+    nn_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fast_matches_reference_default_stem),
+        cmocka_unit_test(test_fast_matches_reference_variants),
+        cmocka_unit_test(test_overfits_sixteen_images),
+        cmocka_unit_test(test_folded_predict_equals_unfolded_and_state_round_trip),
+        cmocka_unit_test(test_errors_and_divergence),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
