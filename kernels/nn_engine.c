@@ -74,8 +74,7 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
     rc = ops->create(e, err);
     e->opts.layout = NULL; /* the caller's string may go away */
     if (rc) {
-        e->ops = NULL;
-        nn_engine_free(e);
+        nn_engine_free(e); /* destroy copes with a half-built backend */
         return rc;
     }
     *out = e;
