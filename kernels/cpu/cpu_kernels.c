@@ -117,6 +117,17 @@ void nn_cpu_gap_backward(float *din, const float *dout, int N, int C, int HW, in
 /* ---- stem backward-weights ---- */
 typedef float v8f __attribute__((vector_size(32)));
 
+/* a + b * c with one fused multiply-add where the target has it (-std=c11
+ * turns off GCC's automatic contraction). */
+#if defined(__FMA__) && defined(__AVX__)
+#include <immintrin.h>
+static inline v8f fma8(v8f a, v8f b, float c) {
+    return (v8f)_mm256_fmadd_ps((__m256)b, _mm256_set1_ps(c), (__m256)a);
+}
+#else
+static inline v8f fma8(v8f a, v8f b, float c) { return a + b * c; }
+#endif
+
 static inline v8f load8(const float *p) {
     v8f v;
     memcpy(&v, p, sizeof v);
@@ -144,20 +155,20 @@ static void bwdw_task(float *acc, const float *xpad, const float *dy, int N, int
                     for (int ow = 0; ow < OW; ow++) {
                         v8f d = load8(dyrow + (size_t)ow * b);
                         const float *xp = xr + (size_t)ow * s;
-                        a0 += d * xp[0];
-                        a1 += d * xp[1];
-                        a2 += d * xp[2];
-                        a3 += d * xp[3];
-                        a4 += d * xp[4];
-                        a5 += d * xp[5];
-                        a6 += d * xp[6];
+                        a0 = fma8(a0, d, xp[0]);
+                        a1 = fma8(a1, d, xp[1]);
+                        a2 = fma8(a2, d, xp[2]);
+                        a3 = fma8(a3, d, xp[3]);
+                        a4 = fma8(a4, d, xp[4]);
+                        a5 = fma8(a5, d, xp[5]);
+                        a6 = fma8(a6, d, xp[6]);
                     }
                     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6;
                 } else {
                     for (int ow = 0; ow < OW; ow++) {
                         v8f d = load8(dyrow + (size_t)ow * b);
                         const float *xp = xr + (size_t)ow * s;
-                        for (int kw = 0; kw < k; kw++) a[kw] += d * xp[kw];
+                        for (int kw = 0; kw < k; kw++) a[kw] = fma8(a[kw], d, xp[kw]);
                     }
                 }
             }
