@@ -113,7 +113,8 @@ int nn_engine_set_state(nn_engine *e, const float *params, const float *buffers,
     if (params) memcpy(e->params, params, sizeof(float) * m->nparams);
     if (buffers) memcpy(e->buffers, buffers, sizeof(float) * m->nbuffers);
     if (counters) memcpy(e->counters, counters, sizeof(int64_t) * m->ncounters);
-    e->params_version++;
+    if (params) e->params_version++;
+    if (buffers) e->buffers_version++;
     return LUMEN_OK;
 }
 
@@ -188,6 +189,7 @@ int nn_engine_train_step(nn_engine *e, const float *x, const float *y, int n,
     rc = e->ops->train_step(e, x, y, n, lc, mask, &l, logits, err);
     if (rc) return rc;
     e->train_steps++;
+    e->buffers_version++;
     for (size_t i = 0; i < e->model->ncounters; i++) e->counters[i]++;
     if (loss) *loss = (float)l;
     if (!isfinite(l))

@@ -9,8 +9,10 @@
  * (cuda) would also override the state hooks to keep device copies in sync;
  * the cpu and ref backends compute straight from the host arrays.
  *
- * e->params_version is bumped whenever params change (set_state, optim_step):
- * a backend caches derived data (reordered or BN-folded weights) against it.
+ * e->params_version is bumped whenever params change (set_state, optim_step),
+ * e->buffers_version whenever the BN running stats do (set_state,
+ * train_step): a backend caches derived data (reordered weights against the
+ * first, BN-folded weights against both).
  */
 #ifndef NN_ENGINE_IMPL_H
 #define NN_ENGINE_IMPL_H
@@ -44,7 +46,7 @@ struct nn_engine {
     int64_t *counters;          /* ncounters */
     int64_t opt_step;           /* optim_step calls so far */
     int64_t train_steps;        /* train_step calls so far (dropout stream) */
-    uint64_t params_version;
+    uint64_t params_version, buffers_version;
     float *dropmask;            /* [batch, fc in] */
     int profiling;
     nn_layer_time *times;       /* graph.n entries */

@@ -90,7 +90,7 @@ int rn_cmd_bench(int argc, char **argv) {
     nn_model *model = NULL;
     nn_engine *eng = NULL;
     float *x = NULL, *y = NULL, *logits = NULL;
-    double *tt = NULL, *ti = NULL, *lf = NULL, *lb = NULL;
+    double *tt = NULL, *ti = NULL, *to = NULL, *lf = NULL, *lb = NULL;
     int rc = nn_model_create(&cfg, &model, &err);
     nn_engine_opts o = {batch, channels, size, size, threads, 1, layout};
     if (!rc) rc = nn_engine_create(backend, model, &o, &eng, &err);
@@ -107,9 +107,10 @@ int rn_cmd_bench(int argc, char **argv) {
     logits = malloc(sizeof(float) * (size_t)batch * K);
     tt = calloc((size_t)steps, sizeof(double));
     ti = calloc((size_t)steps, sizeof(double));
+    to = calloc((size_t)steps, sizeof(double));
     lf = calloc((size_t)G * steps, sizeof(double));
     lb = calloc((size_t)G * steps, sizeof(double));
-    if (!x || !y || !logits || !tt || !ti || !lf || !lb) {
+    if (!x || !y || !logits || !tt || !ti || !to || !lf || !lb) {
         fprintf(stderr, "runner bench: out of memory\n");
         rc = 1;
         goto done;
@@ -127,10 +128,13 @@ int rn_cmd_bench(int argc, char **argv) {
      * would perturb timing, so layers are profiled in separate steps */
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = lm_now();
-        if ((rc = nn_engine_train_step(eng, x, y, batch, &lc, &loss, NULL, &err)) ||
-            (rc = nn_engine_optim_step(eng, &opt, 1.0f, &err)))
-            goto fail;
-        if (s >= warmup) tt[s - warmup] = lm_now() - t0;
+        if ((rc = nn_engine_train_step(eng, x, y, batch, &lc, &loss, NULL, &err))) goto fail;
+        double t1 = lm_now();
+        if ((rc = nn_engine_optim_step(eng, &opt, 1.0f, &err))) goto fail;
+        if (s >= warmup) {
+            tt[s - warmup] = lm_now() - t0;
+            to[s - warmup] = lm_now() - t1;
+        }
     }
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = lm_now();
@@ -168,15 +172,15 @@ int rn_cmd_bench(int argc, char **argv) {
     }
     double load1 = loadavg();
     double fl = nn_graph_flops(g);
-    double mt = median(tt, steps), mi = median(ti, steps);
+    double mt = median(tt, steps), mi = median(ti, steps), mo = median(to, steps);
     printf("{\"backend\":\"%s\",\"batch\":%d,\"size\":%d,\"channels\":%d,\"threads\":%d,"
            "\"steps\":%d,\"train_img_s\":%.3f,\"infer_img_s\":%.3f,\"train_gflops\":%.2f,"
-           "\"infer_gflops\":%.2f,\"train_ms_step\":%.2f,\"infer_ms_batch\":%.2f,"
+           "\"infer_gflops\":%.2f,\"train_ms_step\":%.2f,\"optim_ms\":%.2f,\"infer_ms_batch\":%.2f,"
            "\"gflop_per_train_img\":%.3f,\"gflop_per_infer_img\":%.3f,\"loss\":%.5f,"
            "\"load_before\":%.2f,\"load_after\":%.2f}\n",
            nn_engine_backend(eng), batch, size, channels, threads ? threads : lm_ncpu(), steps,
            batch / mt, batch / mi, 3 * fl * batch / mt / 1e9, fl * batch / mi / 1e9, mt * 1e3,
-           mi * 1e3, 3 * fl / 1e9, fl / 1e9, (double)loss, load0, load1);
+           mo * 1e3, mi * 1e3, 3 * fl / 1e9, fl / 1e9, (double)loss, load0, load1);
     fflush(stdout);
     rc = 0;
     goto done;
@@ -189,6 +193,7 @@ done:
     free(logits);
     free(tt);
     free(ti);
+    free(to);
     free(lf);
     free(lb);
     nn_engine_free(eng);

@@ -8,7 +8,7 @@
  * Prints per-layer forward/backward milliseconds (like `caffe time`), then
  * one JSON line:
  *   {"train_img_s":..,"infer_img_s":..,"train_gflops":..,"infer_gflops":..,
- *    "train_ms_step":..,"infer_ms_batch":..,"gflop_per_train_img":..,...}
+ *    "train_ms_step":..,"optim_ms":..,"infer_ms_batch":..,"gflop_per_train_img":..,...}
  * Timings are medians over --steps (train_step + optim_step with Adam; predict
  * on the same batch).  Exit status 0, or 2 for bad arguments / 1 for engine
  * failures (message on stderr).

@@ -82,7 +82,7 @@ typedef struct plan {
     int stem_own_bwdw;     /* stem weight gradient by nn_cpu_conv_bwdw_small_ic */
     dnnl_memory_t *mems;   /* every memory object, for release */
     int nmems, capmems;
-    uint64_t wversion, infversion; /* params_version the weights were reordered at */
+    uint64_t wversion;     /* params_version the weights were reordered at */
     int have_w, have_inf;
 } plan;
 
@@ -105,7 +105,9 @@ typedef struct cpu_state {
     float *xpad;           /* scratch of the own stem backward-weights */
     const float *x_cur;    /* the input of the current step */
     float *dlogits;
-    float *fold_w, **fold_b; uint64_t fold_version; int have_fold;
+    float *fold_w, **fold_b; /* BN-folded conv weights (canonical layout), biases */
+    uint64_t fold_pver, fold_bver; /* params / buffers version folded */
+    int have_fold;
     plan plans[MAX_PLANS];
     int nplans, next_evict;
 } cpu_state;
@@ -950,7 +952,8 @@ static int refresh_fold(nn_engine *e, plan *pl, lm_err *err) {
     cpu_state *s = e->impl;
     const nn_model *m = e->model;
     const nn_graph *g = &e->graph;
-    if (!s->have_fold || s->fold_version != e->params_version) {
+    if (!s->have_fold || s->fold_pver != e->params_version ||
+        s->fold_bver != e->buffers_version) {
         for (int i = 0; i < g->n; i++) {
             const nn_node *c = &g->nodes[i];
             if (c->op != NN_OP_CONV) continue;
@@ -968,7 +971,8 @@ static int refresh_fold(nn_engine *e, plan *pl, lm_err *err) {
                 s->fold_b[i][o] = (float)(bt[o] - rm[o] * sc);
             }
         }
-        s->fold_version = e->params_version;
+        s->fold_pver = e->params_version;
+        s->fold_bver = e->buffers_version;
         s->have_fold = 1;
         for (int k = 0; k < s->nplans; k++) s->plans[k].have_inf = 0;
     }

@@ -240,6 +240,11 @@ static void test_folded_predict_equals_unfolded_and_state_round_trip(void **stat
     assert_true(memcmp(fb, fo, sizeof fb) != 0);
     assert_int_equal(nn_engine_forward_eval(a, x, 4, un, &e), 0);
     for (int i = 0; i < 8; i++) close_or_fail("refolded", fb[i], un[i], 1e-4);
+    /* a train step alone moves the running stats: the fold must follow */
+    assert_int_equal(nn_engine_train_step(a, x, y, 4, NULL, NULL, NULL, &e), 0);
+    assert_int_equal(nn_engine_predict(a, x, 4, fb, &e), 0);
+    assert_int_equal(nn_engine_forward_eval(a, x, 4, un, &e), 0);
+    for (int i = 0; i < 8; i++) close_or_fail("refolded after stats moved", fb[i], un[i], 1e-4);
     free(p);
     free(p2);
     free(m1);
