@@ -206,8 +206,7 @@ static void prim_free(prim *p) {
     p->p = NULL;
 }
 
-static void plan_free(cpu_state *s, plan *pl, int G) {
-    (void)s;
+static void plan_free(plan *pl, int G) {
     if (pl->nodes)
         for (int i = 0; i < G; i++) {
             node_plan *np = &pl->nodes[i];
@@ -295,6 +294,11 @@ static int plan_conv(nn_engine *e, cpu_state *s, plan *pl, int i, lm_err *err) {
             if ((rc = mem(pl, s, srcq, DNNL_MEMORY_NONE, &pl->x_direct, err))) goto out;
             msrc = pl->x_direct;
         } else {
+            /* the first plan is the full batch: the largest input */
+            if (!s->xbuf && !(s->xbuf = falloc(dnnl_memory_desc_get_size(srcq)))) {
+                rc = lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
+                goto out;
+            }
             if ((rc = mem(pl, s, srcq, s->xbuf, &msrc, err))) goto out;
             dnnl_primitive_desc_t rpd;
             if (dnnl_reorder_primitive_desc_create(&rpd, &plain, s->eng, srcq, s->eng, NULL)) {
@@ -597,7 +601,7 @@ static plan *get_plan(nn_engine *e, int n, lm_err *err) {
     } else { /* evict round-robin, never the full-batch plan in slot 0 */
         pl = &s->plans[1 + s->next_evict];
         s->next_evict = (s->next_evict + 1) % (MAX_PLANS - 1);
-        plan_free(s, pl, e->graph.n);
+        plan_free(pl, e->graph.n);
     }
     memset(pl, 0, sizeof *pl);
     pl->n = n;
@@ -612,7 +616,7 @@ static plan *get_plan(nn_engine *e, int n, lm_err *err) {
         }
     }
     if (rc) {
-        plan_free(s, pl, e->graph.n);
+        plan_free(pl, e->graph.n);
         /* the slot stays free: move the last plan into it */
         int k = (int)(pl - s->plans);
         if (k != s->nplans - 1) *pl = s->plans[s->nplans - 1];
@@ -627,7 +631,7 @@ static void cpu_destroy(nn_engine *e) {
     cpu_state *s = e->impl;
     if (!s) return;
     int G = e->graph.n;
-    for (int k = 0; k < s->nplans; k++) plan_free(s, &s->plans[k], G);
+    for (int k = 0; k < s->nplans; k++) plan_free(&s->plans[k], G);
     float **arrs[] = {s->out, s->dx, s->dsum, s->ws, s->mean, s->var, s->fold_b};
     for (size_t a = 0; a < sizeof arrs / sizeof *arrs; a++) {
         if (!arrs[a]) continue;
@@ -743,7 +747,6 @@ static int cpu_create(nn_engine *e, lm_err *err) {
         }
 
     /* forward buffers */
-    size_t big_in = 0;
     for (int i = 0; i < G; i++) {
         const nn_node *n = &g->nodes[i];
         dnnl_memory_desc_t md;
@@ -759,14 +762,7 @@ static int cpu_create(nn_engine *e, lm_err *err) {
             if (!s->mean[i] || !s->var[i] || !s->fold_b[n->in[0]])
                 return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
         }
-        if (n->in[0] == NN_INPUT) {
-            dnnl_memory_desc_t imd;
-            md4(&imd, 1, n->ic, n->ih, n->iw, dnnl_nChw16c); /* the most padded layout */
-            big_in = md_floats(&imd) * B;
-        }
     }
-    if (!(s->xbuf = falloc(sizeof(float) * big_in)))
-        return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
 
     /* backward buffers and where each node's output gradient comes from */
     for (int i = 0; i < G; i++) {
