@@ -153,6 +153,10 @@ static void test_fast_matches_reference_variants(void **state) {
     netcase d = {{{"blocks", "{1,2}"}, {"widths", "{16,24}"}, {"stem_width", "16"}},
                  2, 2, 21, 17, "blocked", 0, 0};
     compare_backends(&d);
+    /* 3x3 stem feeding an identity shortcut: BN+ReLU output with two consumers */
+    netcase f = {{{"blocks", "{2}"}, {"widths", "{16}"}, {"stem", "3x3"}, {"stem_width", "16"}},
+                 2, 2, 12, 10, NULL, 0, 0};
+    compare_backends(&f);
 }
 
 static void test_overfits_sixteen_images(void **state) {
