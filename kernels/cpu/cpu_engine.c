@@ -93,7 +93,8 @@ typedef struct cpu_state {
     const char *act_name;
     int act_block;         /* channel block of act_tag: 8, 16, or 0 for nhwc */
     int B;
-    float **out, **dx, **dsum, **ws, **mean, **var;
+    float **out, **dx, **dsum, **mean, **var;
+    void **ws;             /* workspaces: BN ReLU mask, max-pool argmax */
     size_t *ws_size;       /* bytes of ws[i] (allocated by the full-batch plan) */
     size_t *img;           /* physical floats per image of out[i] */
     const float **dy;      /* per node: where its output gradient is read */
@@ -101,6 +102,7 @@ typedef struct cpu_state {
     int *cons[2];          /* up to two consumers (more is not built) */
     float **infbuf;        /* predict: where each node's output goes */
     int *deferred;         /* predict: conv runs at its add (sum post-op) */
+    unsigned char *own_pool; /* max pool by nn_cpu_maxpool_* (ws[i]: uint8 argmax) */
     float *xbuf;           /* reordered input, when needed */
     float *xpad;           /* scratch of the own stem backward-weights */
     const float *x_cur;    /* the input of the current step */
@@ -611,7 +613,9 @@ static plan *get_plan(nn_engine *e, int n, lm_err *err) {
         switch (e->graph.nodes[i].op) {
         case NN_OP_CONV: rc = plan_conv(e, s, pl, i, err); break;
         case NN_OP_BN: rc = plan_bn(e, s, pl, i, err); break;
-        case NN_OP_MAXPOOL: rc = plan_pool(e, s, pl, i, err); break;
+        case NN_OP_MAXPOOL:
+            if (!s->own_pool[i]) rc = plan_pool(e, s, pl, i, err);
+            break;
         default: break;
         }
     }
@@ -632,7 +636,10 @@ static void cpu_destroy(nn_engine *e) {
     if (!s) return;
     int G = e->graph.n;
     for (int k = 0; k < s->nplans; k++) plan_free(&s->plans[k], G);
-    float **arrs[] = {s->out, s->dx, s->dsum, s->ws, s->mean, s->var, s->fold_b};
+    if (s->ws)
+        for (int i = 0; i < G; i++) free(s->ws[i]);
+    free(s->ws);
+    float **arrs[] = {s->out, s->dx, s->dsum, s->mean, s->var, s->fold_b};
     for (size_t a = 0; a < sizeof arrs / sizeof *arrs; a++) {
         if (!arrs[a]) continue;
         for (int i = 0; i < G; i++) free(arrs[a][i]);
@@ -646,6 +653,7 @@ static void cpu_destroy(nn_engine *e) {
     free(s->cons[1]);
     free(s->infbuf);
     free(s->deferred);
+    free(s->own_pool);
     free(s->xbuf);
     free(s->xpad);
     free(s->dlogits);
@@ -717,7 +725,7 @@ static int cpu_create(nn_engine *e, lm_err *err) {
     s->out = calloc((size_t)G, sizeof(float *));
     s->dx = calloc((size_t)G, sizeof(float *));
     s->dsum = calloc((size_t)G, sizeof(float *));
-    s->ws = calloc((size_t)G, sizeof(float *));
+    s->ws = calloc((size_t)G, sizeof(void *));
     s->mean = calloc((size_t)G, sizeof(float *));
     s->var = calloc((size_t)G, sizeof(float *));
     s->fold_b = calloc((size_t)G, sizeof(float *));
@@ -729,11 +737,12 @@ static int cpu_create(nn_engine *e, lm_err *err) {
     s->cons[1] = malloc(sizeof(int) * (size_t)G);
     s->infbuf = calloc((size_t)G, sizeof(float *));
     s->deferred = calloc((size_t)G, sizeof(int));
+    s->own_pool = calloc((size_t)G, 1);
     s->fold_w = falloc(sizeof(float) * m->nparams);
     const nn_node *fc = &g->nodes[G - 1];
     s->dlogits = falloc(sizeof(float) * (size_t)B * fc->c);
     if (!s->out || !s->dx || !s->dsum || !s->ws || !s->mean || !s->var || !s->fold_b || !s->img || !s->ws_size ||
-        !s->dy || !s->ncons || !s->cons[0] || !s->cons[1] || !s->infbuf || !s->deferred ||
+        !s->dy || !s->ncons || !s->cons[0] || !s->cons[1] || !s->infbuf || !s->deferred || !s->own_pool ||
         !s->fold_w || !s->dlogits)
         return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
     for (int i = 0; i < G; i++) s->cons[0][i] = s->cons[1][i] = -1;
@@ -760,6 +769,14 @@ static int cpu_create(nn_engine *e, lm_err *err) {
             s->var[i] = falloc(sizeof(float) * n->c);
             s->fold_b[n->in[0]] = falloc(sizeof(float) * n->c); /* bias of the folded conv */
             if (!s->mean[i] || !s->var[i] || !s->fold_b[n->in[0]])
+                return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
+        }
+        /* own max pool (measured ~4x faster than oneDNN 2.6's jit:avx2 here):
+         * 8-lane chunks of a channel block */
+        if (n->op == NN_OP_MAXPOOL && n->k <= 15 &&
+            (s->act_block ? s->act_block % 8 == 0 : n->c % 8 == 0)) {
+            s->own_pool[i] = 1;
+            if (!(s->ws[i] = falloc(s->img[i] * B)))
                 return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
         }
     }
@@ -846,7 +863,11 @@ static int forward(nn_engine *e, plan *pl, int train, const float *dropmask, lm_
                                   n->c, (double)N * n->h * n->w, BN_MOMENTUM);
             break;
         case NN_OP_MAXPOOL:
-            rc = run(s, &np->fwd, err);
+            if (s->own_pool[i])
+                nn_cpu_maxpool_forward(s->out[i], s->ws[i], s->out[n->in[0]], N, n->c,
+                                       n->ih, n->iw, n->h, n->w, n->k, n->stride, n->pad,
+                                       s->act_block ? s->act_block : n->c);
+            else rc = run(s, &np->fwd, err);
             break;
         case NN_OP_GAP:
             nn_cpu_gap_forward(s->out[i], s->out[n->in[0]], N, n->c, n->ih * n->iw,
@@ -898,8 +919,14 @@ static int backward(nn_engine *e, plan *pl, const float *dropmask, lm_err *err) 
             if (!rc) rc = run(s, &np->dw_out, err);
             if (!rc) rc = run(s, &np->bwd, err);
             break;
-        case NN_OP_BN:
         case NN_OP_MAXPOOL:
+            if (s->own_pool[i])
+                nn_cpu_maxpool_backward(s->dx[i], s->dy[i], s->ws[i], N, n->c,
+                                        n->ih, n->iw, n->h, n->w, n->k, n->stride, n->pad,
+                                        s->act_block ? s->act_block : n->c);
+            else rc = run(s, &np->bwd, err);
+            break;
+        case NN_OP_BN:
             rc = run(s, &np->bwd, err);
             break;
         case NN_OP_GAP:
@@ -1011,7 +1038,11 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
             if ((rc = run(s, &pl->nodes[g->nodes[nd->in[0]].in[0]].inf, err))) return rc;
             break;
         case NN_OP_MAXPOOL:
-            if ((rc = run(s, &np->inf, err))) return rc;
+            if (s->own_pool[i])
+                nn_cpu_maxpool_forward(s->infbuf[i], NULL, s->infbuf[nd->in[0]], n, nd->c, nd->ih,
+                                       nd->iw, nd->h, nd->w, nd->k, nd->stride, nd->pad,
+                                       s->act_block ? s->act_block : nd->c);
+            else if ((rc = run(s, &np->inf, err))) return rc;
             break;
         case NN_OP_GAP:
             nn_cpu_gap_forward(s->infbuf[i], s->infbuf[nd->in[0]], n, nd->c, nd->ih * nd->iw,

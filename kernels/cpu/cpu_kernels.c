@@ -1,7 +1,12 @@
 /* cpu_kernels.c -- see cpu_kernels.h. */
 #include "cpu_kernels.h"
 
+#include <math.h>
 #include <string.h>
+
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 #define PAR_MIN 65536 /* below this, threads cost more than they bring */
 
@@ -120,7 +125,6 @@ typedef float v8f __attribute__((vector_size(32)));
 /* a + b * c with one fused multiply-add where the target has it (-std=c11
  * turns off GCC's automatic contraction). */
 #if defined(__FMA__) && defined(__AVX__)
-#include <immintrin.h>
 static inline v8f fma8(v8f a, v8f b, float c) {
     return (v8f)_mm256_fmadd_ps((__m256)b, _mm256_set1_ps(c), (__m256)a);
 }
@@ -206,4 +210,85 @@ void nn_cpu_conv_bwdw_small_ic(float *dw, const float *x, const float *dy, float
             for (int q = 0; q < kk; q++)
                 dw[((size_t)(oc0 + j) * IC + ic) * kk + q] = acc[q * 8 + j];
     }
+}
+
+/* ---- max pool ---- */
+void nn_cpu_maxpool_forward(float *out, uint8_t *ws, const float *in, int N, int C, int H,
+                            int W, int OH, int OW, int k, int stride, int pad, int b) {
+    int nb = (C + b - 1) / b, chunks = b / 8;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < nb; cb++) {
+            const float *src = in + ((size_t)n * nb + cb) * H * W * (size_t)b;
+            float *dst = out + ((size_t)n * nb + cb) * OH * OW * (size_t)b;
+            uint8_t *wsp = ws ? ws + ((size_t)n * nb + cb) * OH * OW * (size_t)b : NULL;
+            for (int oh = 0; oh < OH; oh++) {
+                int h0 = oh * stride - pad, kh0 = h0 < 0 ? -h0 : 0;
+                int kh1 = h0 + k > H ? H - h0 : k;
+                for (int ow = 0; ow < OW; ow++) {
+                    int w0 = ow * stride - pad, kw0 = w0 < 0 ? -w0 : 0;
+                    int kw1 = w0 + k > W ? W - w0 : k;
+                    size_t o = ((size_t)oh * OW + ow) * b;
+                    for (int j = 0; j < chunks; j++) {
+#ifdef __AVX__
+                        const float *first =
+                            src + ((size_t)(h0 + kh0) * W + (w0 + kw0)) * b + j * 8;
+                        __m256 best = _mm256_loadu_ps(first);
+                        __m256 at = _mm256_set1_ps((float)(kh0 * k + kw0));
+                        for (int kh = kh0; kh < kh1; kh++)
+                            for (int kw = kw0; kw < kw1; kw++) {
+                                __m256 v = _mm256_loadu_ps(
+                                    src + ((size_t)(h0 + kh) * W + (w0 + kw)) * b + j * 8);
+                                /* strictly greater: the first maximum wins */
+                                __m256 m = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+                                best = _mm256_blendv_ps(best, v, m);
+                                at = _mm256_blendv_ps(at, _mm256_set1_ps((float)(kh * k + kw)), m);
+                            }
+                        _mm256_storeu_ps(dst + o + j * 8, best);
+                        if (wsp) {
+                            float a[8];
+                            _mm256_storeu_ps(a, at);
+                            for (int l = 0; l < 8; l++) wsp[o + j * 8 + l] = (uint8_t)a[l];
+                        }
+#else
+                        for (int l = 0; l < 8; l++) {
+                            float bv = -INFINITY;
+                            int ba = -1;
+                            for (int kh = kh0; kh < kh1; kh++)
+                                for (int kw = kw0; kw < kw1; kw++) {
+                                    float v = src[((size_t)(h0 + kh) * W + (w0 + kw)) * b + j * 8 + l];
+                                    if (ba < 0 || v > bv) bv = v, ba = kh * k + kw;
+                                }
+                            dst[o + j * 8 + l] = bv;
+                            if (wsp) wsp[o + j * 8 + l] = (uint8_t)ba;
+                        }
+#endif
+                    }
+                }
+            }
+        }
+}
+
+void nn_cpu_maxpool_backward(float *din, const float *dout, const uint8_t *ws, int N, int C,
+                             int H, int W, int OH, int OW, int k, int stride, int pad, int b) {
+    int nb = (C + b - 1) / b;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < nb; cb++) {
+            /* one plane at a time: zeroed and scattered while it sits in cache */
+            float *dst = din + ((size_t)n * nb + cb) * H * W * (size_t)b;
+            const float *g = dout + ((size_t)n * nb + cb) * OH * OW * (size_t)b;
+            const uint8_t *wsp = ws + ((size_t)n * nb + cb) * OH * OW * (size_t)b;
+            memset(dst, 0, sizeof(float) * (size_t)H * W * b);
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    size_t o = ((size_t)oh * OW + ow) * b;
+                    int h0 = oh * stride - pad, w0 = ow * stride - pad;
+                    for (int l = 0; l < b; l++) {
+                        int a = wsp[o + l];
+                        int ih = h0 + a / k, iw = w0 + a % k;
+                        dst[((size_t)ih * W + iw) * b + l] += g[o + l];
+                    }
+                }
+        }
 }

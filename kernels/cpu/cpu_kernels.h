@@ -8,6 +8,7 @@
 #define CPU_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* out = max(a + b, 0) */
 void nn_cpu_add_relu(float *out, const float *a, const float *b, size_t n);
@@ -46,5 +47,15 @@ size_t nn_cpu_conv_bwdw_scratch(int N, int IC, int H, int W, int k, int pad);
 void nn_cpu_conv_bwdw_small_ic(float *dw, const float *x, const float *dy, float *xpad, int N,
                                int IC, int H, int W, int OC, int OH, int OW, int k,
                                int stride, int pad, int b);
+
+/* Max pool k x k / stride / pad on a channel-blocked layout (block b, b % 8
+ * == 0; nhwc: b = C): out [N, C, OH, OW] in the same layout; ws (may be NULL
+ * for inference) gets, per output element, the window position kh * k + kw
+ * of the FIRST maximum (PyTorch's tie rule); padding never wins.  k <= 15.
+ * Backward: din = scatter of dout through ws (din overwritten). */
+void nn_cpu_maxpool_forward(float *out, uint8_t *ws, const float *in, int N, int C, int H,
+                            int W, int OH, int OW, int k, int stride, int pad, int b);
+void nn_cpu_maxpool_backward(float *din, const float *dout, const uint8_t *ws, int N, int C,
+                             int H, int W, int OH, int OW, int k, int stride, int pad, int b);
 
 #endif /* CPU_KERNELS_H */

@@ -243,6 +243,60 @@ static void test_pool_fd_and_ties(void **state) {
     free(out);
 }
 
+/* The cpu backend's own max pool vs the reference: blocked (b 8, C 12 with
+ * padding channels) and nhwc (b = C = 16); odd sizes, 3x3/2 pad 1 and 2x2/2. */
+static void pool_layout_case(int N, int C, int H, int W, int k, int st, int p, int b) {
+    nn_rng r;
+    nn_rng_seed(&r, (uint64_t)(C * 100 + b));
+    int OH = (H + 2 * p - k) / st + 1, OW = (W + 2 * p - k) / st + 1, nb = (C + b - 1) / b;
+    size_t nx = (size_t)N * C * H * W, no = (size_t)N * C * OH * OW;
+    double *x = rnd(&r, nx, 1), *dout = rnd(&r, no, 1), *out = malloc(sizeof(double) * no);
+    double *dx = malloc(sizeof(double) * nx);
+    for (size_t i = 0; i < nx; i += 7) x[i] = x[i + 1 < nx ? i + 1 : i]; /* some ties */
+    int32_t *am = malloc(sizeof(int32_t) * no);
+    nn_ref_maxpool_forward(out, am, x, N, C, H, W, k, st, p);
+    nn_ref_maxpool_backward(dx, dout, am, N, C, H, W, OH, OW);
+    size_t px = (size_t)N * nb * b * H * W, po = (size_t)N * nb * b * OH * OW;
+    float *lx = calloc(px, sizeof(float)), *lo = malloc(sizeof(float) * po);
+    float *ldo = calloc(po, sizeof(float)), *ldx = malloc(sizeof(float) * px);
+    uint8_t *ws = malloc(po);
+#define LX(n, c, q, HW) ((((size_t)(n) * nb + (c) / b) * (HW) + (q)) * b + (c) % b)
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            for (int q = 0; q < H * W; q++) lx[LX(n, c, q, H * W)] = (float)x[((size_t)n * C + c) * H * W + q];
+            for (int q = 0; q < OH * OW; q++)
+                ldo[LX(n, c, q, OH * OW)] = (float)dout[((size_t)n * C + c) * OH * OW + q];
+        }
+    nn_cpu_maxpool_forward(lo, ws, lx, N, C, H, W, OH, OW, k, st, p, b);
+    memset(ldx, 0x7f, sizeof(float) * px);
+    nn_cpu_maxpool_backward(ldx, ldo, ws, N, C, H, W, OH, OW, k, st, p, b);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            for (int q = 0; q < OH * OW; q++)
+                assert_true(lo[LX(n, c, q, OH * OW)] == (float)out[((size_t)n * C + c) * OH * OW + q]);
+            for (int q = 0; q < H * W; q++)
+                assert_true(fabs(ldx[LX(n, c, q, H * W)] - dx[((size_t)n * C + c) * H * W + q]) < 1e-5);
+        }
+#undef LX
+    free(x);
+    free(dout);
+    free(out);
+    free(dx);
+    free(am);
+    free(lx);
+    free(lo);
+    free(ldo);
+    free(ldx);
+    free(ws);
+}
+
+static void test_own_maxpool_matches_reference(void **state) {
+    (void)state;
+    pool_layout_case(2, 12, 9, 11, 3, 2, 1, 8);
+    pool_layout_case(2, 16, 10, 7, 3, 2, 1, 16);
+    pool_layout_case(1, 8, 6, 6, 2, 2, 0, 8);
+}
+
 typedef struct lin_ctx { int N, C, K; double *x, *w, *b; int wrt; } lin_ctx;
 
 static void lin_f(void *c_, double *out, const double *v) {
@@ -440,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_conv_fd),
         cmocka_unit_test(test_bn_fd_and_running),
         cmocka_unit_test(test_pool_fd_and_ties),
+        cmocka_unit_test(test_own_maxpool_matches_reference),
         cmocka_unit_test(test_linear_gap_relu_fd),
         cmocka_unit_test(test_dropout_add_combine),
         cmocka_unit_test(test_loss_against_pytorch),
