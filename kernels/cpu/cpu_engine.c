@@ -71,6 +71,7 @@ typedef struct node_plan {
     prim inf;       /* predict: folded conv + post-ops, pool, gap */
     prim w_fwd, w_bwd, w_inf, dw_out; /* weight reorders (p NULL: none) */
     float *w_fwd_buf, *w_bwd_buf, *w_inf_buf, *dw_buf; /* owned; NULL when not needed */
+    int own_bwdw;   /* weight gradient by nn_cpu_conv_bwdw (oneDNN has only ref) */
 } node_plan;
 
 typedef struct plan {
@@ -79,7 +80,6 @@ typedef struct plan {
     prim in_reorder;       /* user NCHW -> stem src layout (p NULL: none) */
     dnnl_memory_t x_user;  /* user NCHW input; handle set per call */
     dnnl_memory_t x_direct; /* the same bytes as the stem's src (1 channel, nhwc) */
-    int stem_own_bwdw;     /* stem weight gradient by nn_cpu_conv_bwdw_small_ic */
     dnnl_memory_t *mems;   /* every memory object, for release */
     int nmems, capmems;
     uint64_t wversion;     /* params_version the weights were reordered at */
@@ -104,7 +104,8 @@ typedef struct cpu_state {
     int *deferred;         /* predict: conv runs at its add (sum post-op) */
     unsigned char *own_pool; /* max pool by nn_cpu_maxpool_* (ws[i]: uint8 argmax) */
     float *xbuf;           /* reordered input, when needed */
-    float *xpad;           /* scratch of the own stem backward-weights */
+    float *xpad;           /* scratch of nn_cpu_conv_bwdw */
+    size_t xpad_floats;
     const float *x_cur;    /* the input of the current step */
     float *dlogits;
     float *fold_w, **fold_b; /* BN-folded conv weights (canonical layout), biases */
@@ -362,14 +363,20 @@ static int plan_conv(nn_engine *e, cpu_state *s, plan *pl, int i, lm_err *err) {
             arg(&np->dw_out, DNNL_ARG_TO, mg);
         }
     }
-    if (nd->in[0] == NN_INPUT && strncmp(impl_of(pd), "ref", 3) == 0 && nd->c % 8 == 0 &&
+    if (strncmp(impl_of(pd), "ref", 3) == 0 && nd->c % 8 == 0 &&
         (s->act_block ? s->act_block % 8 == 0 : nd->c % 8 == 0)) {
-        /* no JIT kernel: our own (plain input, blocked gradient, OIHW out) */
-        pl->stem_own_bwdw = 1;
-        if (!s->xpad && !(s->xpad = falloc(sizeof(float) * nn_cpu_conv_bwdw_scratch(
-                                               s->B, nd->ic, nd->ih, nd->iw, nd->k, nd->pad)))) {
-            rc = lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
-            goto bw_out;
+        /* no JIT kernel (the stem's plain input; 1x1 and 2x2 outputs): ours,
+         * straight into the canonical OIHW gradient */
+        np->own_bwdw = 1;
+        size_t need = nn_cpu_conv_bwdw_scratch(N, nd->ic, nd->ih, nd->iw, nd->k, nd->pad);
+        if (need > s->xpad_floats) {
+            free(s->xpad);
+            s->xpad_floats = 0;
+            if (!(s->xpad = falloc(sizeof(float) * need))) {
+                rc = lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
+                goto bw_out;
+            }
+            s->xpad_floats = need;
         }
         prim_free(&np->dw_out);
         goto bw_out;
@@ -910,12 +917,16 @@ static int backward(nn_engine *e, plan *pl, const float *dropmask, lm_err *err) 
         }
         switch (n->op) {
         case NN_OP_CONV:
-            if (n->in[0] == NN_INPUT && pl->stem_own_bwdw)
-                nn_cpu_conv_bwdw_small_ic(e->grads + m->tensors[n->weight].offset, s->x_cur,
-                                          s->dy[i], s->xpad, N, n->ic, n->ih, n->iw, n->c, n->h,
-                                          n->w, n->k, n->stride, n->pad,
-                                          s->act_block ? s->act_block : n->c);
-            else rc = run(s, &np->bwdw, err);
+            if (np->own_bwdw) {
+                int stem = n->in[0] == NN_INPUT;
+                nn_cpu_conv_bwdw(e->grads + m->tensors[n->weight].offset,
+                                 stem ? s->x_cur : s->out[n->in[0]],
+                                 stem ? 0 : s->act_block ? s->act_block : n->ic, s->dy[i], s->xpad,
+                                 N, n->ic, n->ih, n->iw, n->c, n->h, n->w, n->k, n->stride, n->pad,
+                                 s->act_block ? s->act_block : n->c);
+            } else {
+                rc = run(s, &np->bwdw, err);
+            }
             if (!rc) rc = run(s, &np->dw_out, err);
             if (!rc) rc = run(s, &np->bwd, err);
             break;

@@ -179,23 +179,26 @@ static void bwdw_task(float *acc, const float *xpad, const float *dy, int N, int
         }
 }
 
-void nn_cpu_conv_bwdw_small_ic(float *dw, const float *x, const float *dy, float *xpad, int N,
-                               int IC, int H, int W, int OC, int OH, int OW, int k,
-                               int stride, int pad, int b) {
+void nn_cpu_conv_bwdw(float *dw, const float *x, int xb, const float *dy, float *xpad, int N,
+                      int IC, int H, int W, int OC, int OH, int OW, int k, int stride, int pad,
+                      int b) {
     int Hp = H + 2 * pad + k, Wp = W + 2 * pad + k, nb = (OC + b - 1) / b;
-    /* zero-padded copy of the input */
+    int nbi = xb ? (IC + xb - 1) / xb : 0;
+    /* zero-padded plain copy of the input, one [Hp, Wp] plane per (n, ic) */
+    memset(xpad, 0, sizeof(float) * nn_cpu_conv_bwdw_scratch(N, IC, H, W, k, pad));
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < N * IC; p++) {
         float *dst = xpad + (size_t)p * Hp * Wp;
-        const float *src = x + (size_t)p * H * W;
-        memset(dst, 0, sizeof(float) * (size_t)pad * Wp);
+        int n = p / IC, ic = p % IC;
         for (int h = 0; h < H; h++) {
-            float *row = dst + (size_t)(h + pad) * Wp;
-            memset(row, 0, sizeof(float) * (size_t)pad);
-            memcpy(row + pad, src + (size_t)h * W, sizeof(float) * (size_t)W);
-            memset(row + pad + W, 0, sizeof(float) * (size_t)(Wp - pad - W));
+            float *row = dst + (size_t)(h + pad) * Wp + pad;
+            if (!xb) {
+                memcpy(row, x + ((size_t)p * H + h) * W, sizeof(float) * (size_t)W);
+            } else {
+                const float *src = x + (((size_t)n * nbi + ic / xb) * H + h) * (size_t)W * xb + ic % xb;
+                for (int w = 0; w < W; w++) row[w] = src[(size_t)w * xb];
+            }
         }
-        memset(dst + (size_t)(H + pad) * Wp, 0, sizeof(float) * (size_t)(Hp - H - pad) * Wp);
     }
     int chunks = OC / 8, kk = k * k;
 #pragma omp parallel for schedule(dynamic, 1)

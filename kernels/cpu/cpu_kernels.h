@@ -37,16 +37,17 @@ void nn_cpu_mul(float *y, const float *x, const float *mask, size_t n);
  * Backward writes din in the same layout (padding channels 0). */
 void nn_cpu_gap_forward(float *out, const float *in, int N, int C, int HW, int b);
 void nn_cpu_gap_backward(float *din, const float *dout, int N, int C, int HW, int b);
-/* Convolution backward-weights for few input channels (the stem), where
- * oneDNN has no JIT kernel for a plain input with a blocked gradient:
+/* Convolution backward-weights where oneDNN 2.6 has no JIT kernel (the stem's
+ * plain 1- or 3-channel input with a blocked gradient; 3x3 maps of 1x1 or
+ * 2x2 outputs):
  *   dw[OC,IC,k,k] = sum_{n,oh,ow} dy[n,oc,oh,ow] x[n,ic,oh*s-p+kh,ow*s-p+kw]
- * x: NCHW plain [N,IC,H,W]; dy: channel-blocked as for nn_cpu_gap_* (block b,
- * b % 8 == 0, OC % 8 == 0).  xpad: scratch of nn_cpu_conv_bwdw_scratch()
- * floats.  dw overwritten (OIHW). */
+ * x: NCHW plain (xb 0) or channel-blocked with block xb; dy: channel-blocked
+ * as for nn_cpu_gap_* (block b, b % 8 == 0, OC % 8 == 0).  xpad: scratch of
+ * nn_cpu_conv_bwdw_scratch() floats.  dw overwritten (OIHW). */
 size_t nn_cpu_conv_bwdw_scratch(int N, int IC, int H, int W, int k, int pad);
-void nn_cpu_conv_bwdw_small_ic(float *dw, const float *x, const float *dy, float *xpad, int N,
-                               int IC, int H, int W, int OC, int OH, int OW, int k,
-                               int stride, int pad, int b);
+void nn_cpu_conv_bwdw(float *dw, const float *x, int xb, const float *dy, float *xpad, int N,
+                      int IC, int H, int W, int OC, int OH, int OW, int k, int stride, int pad,
+                      int b);
 
 /* Max pool k x k / stride / pad on a channel-blocked layout (block b, b % 8
  * == 0; nhwc: b = C): out [N, C, OH, OW] in the same layout; ws (may be NULL

@@ -117,7 +117,7 @@ static void conv_case(int N, int IC, int H, int W, int OC, int k, int s, int p) 
                     for (int q = 0; q < OH * OW; q++)
                         dyf[(((size_t)n * nbk + oc / b) * OH * OW + q) * b + oc % b] =
                             (float)dout[((size_t)n * OC + oc) * OH * OW + q];
-            nn_cpu_conv_bwdw_small_ic(dwf, xf, dyf, pad, N, IC, H, W, OC, OH, OW, k, s, p, b);
+            nn_cpu_conv_bwdw(dwf, xf, 0, dyf, pad, N, IC, H, W, OC, OH, OW, k, s, p, b);
             double mx = 0, worst = 0;
             for (size_t i = 0; i < nw; i++) mx = fmax(mx, fabs(dw[i]));
             for (size_t i = 0; i < nw; i++) worst = fmax(worst, fabs(dwf[i] - dw[i]));
