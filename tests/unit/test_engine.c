@@ -316,6 +316,35 @@ static void test_errors_and_divergence(void **state) {
     nn_model_free(m);
 }
 
+/* More batch sizes than cached plans (4): eviction keeps every size right. */
+static void test_many_batch_sizes(void **state) {
+    (void)state;
+    netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 5, 5, 16, 16, NULL, 0, 0};
+    nn_model *m = model_of(&c);
+    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL};
+    nn_engine *fast, *ref;
+    lm_err e = {0};
+    assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
+    assert_int_equal(nn_engine_create("ref", m, &o, &ref, &e), 0);
+    float *x = randn(21, 5 * 16 * 16), *y = labels(22, 5, 2), a[10], b[10], la, lb;
+    int sizes[] = {5, 1, 2, 3, 4, 2, 1, 5, 3};
+    for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++) {
+        int n = sizes[t];
+        assert_int_equal(nn_engine_predict(fast, x, n, a, &e), 0);
+        assert_int_equal(nn_engine_forward_eval(ref, x, n, b, &e), 0);
+        for (int i = 0; i < 2 * n; i++) close_or_fail("predict", a[i], b[i], 1e-3);
+        assert_int_equal(nn_engine_train_step(fast, x, y, n, NULL, &la, a, &e), 0);
+        assert_int_equal(nn_engine_train_step(ref, x, y, n, NULL, &lb, b, &e), 0);
+        close_or_fail("loss", la, lb, 1e-4);
+        for (int i = 0; i < 2 * n; i++) close_or_fail("train logits", a[i], b[i], 1e-4);
+    }
+    free(x);
+    free(y);
+    nn_engine_free(fast);
+    nn_engine_free(ref);
+    nn_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_matches_reference_default_stem),
@@ -323,6 +352,7 @@ int main(void) {
         cmocka_unit_test(test_overfits_sixteen_images),
         cmocka_unit_test(test_folded_predict_equals_unfolded_and_state_round_trip),
         cmocka_unit_test(test_errors_and_divergence),
+        cmocka_unit_test(test_many_batch_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
