@@ -31,13 +31,20 @@ types, ranges) is checked by the runner against the plugins' declarations.
 
 local M = { _VERSION = "lumen 1" }
 
--- Location of the code `level` frames above the caller of where().
+-- File and line of the Lua code `level` frames above the caller of where()
+-- (the first Lua frame from there up).  nil, 0 when a tail call erased it,
+-- as in `return lumen.experiment { ... }`; the runner then finds the line.
 local function where(level)
-  local info = debug.getinfo(level + 1, "Sl")
-  if not info then return "?", 0 end
-  local src = info.source or "?"
-  if src:sub(1, 1) == "@" then src = src:sub(2) end
-  return src, info.currentline or 0
+  local lvl = level + 1
+  while true do
+    local info = debug.getinfo(lvl, "Sl")
+    if not info then return nil, 0 end
+    local src = info.source or ""
+    if info.what ~= "C" and src:sub(1, 1) == "@" then
+      return src:sub(2), info.currentline or 0
+    end
+    lvl = lvl + 1
+  end
 end
 
 local function copy(t)

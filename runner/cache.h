@@ -9,7 +9,8 @@
  *
  * Protocol: a stage writes into a fresh tmp folder; on success the runner
  * syncs the file system, writes ".complete" (JSON: stage, version, key,
- * params, created, run) atomically inside it, renames the tmp folder to
+ * params, smoke, created, run, and the summaries the stage reported, which
+ * a later hit replays) atomically inside it, renames the tmp folder to
  * <key>/ and fsyncs the parent.  A hit is a final folder holding
  * ".complete".  A final folder without the marker (damaged by hand) and tmp
  * or old folders whose process is dead are removed before a stage is

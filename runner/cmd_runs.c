@@ -70,8 +70,23 @@ static char *metrics_cell(const cJSON *summary) {
     return lm_strdup(w ? buf : "-");
 }
 
-/* Appends one row (COLS owned strings) for a run folder, if it has a status. */
-static void add_run(rn_strv *cells, const char *exp, const char *run, const char *dir) {
+typedef struct row {
+    double started;
+    rn_strv cells; /* COLS strings */
+} row;
+
+static int cmp_row(const void *a, const void *b) {
+    const row *x = a, *y = b;
+    int c = strcmp(x->cells.v[0], y->cells.v[0]);
+    if (c) return c;
+    if (x->started != y->started) return x->started < y->started ? -1 : 1;
+    return strcmp(x->cells.v[1], y->cells.v[1]);
+}
+
+/* Fills one row for a run folder; 0 when it has no readable status. */
+static int read_run(row *out, const char *exp, const char *run, const char *dir) {
+    rn_strv *cells = &out->cells;
+    int ok = 0;
     char *sp = lm_path_join(dir, RN_STATUS_FILE), *mp = lm_path_join(dir, RN_SUMMARY_FILE);
     cJSON *st = NULL, *sum = NULL;
     lm_err e = {0};
@@ -95,11 +110,14 @@ static void add_run(rn_strv *cells, const char *exp, const char *run, const char
     rn_strv_push(cells, dbuf);
     rn_strv_take(cells, metrics_cell(sum));
     rn_strv_push(cells, why);
+    out->started = cJSON_IsNumber(t0) ? t0->valuedouble : 0;
+    ok = cells->n == COLS;
 out:
     cJSON_Delete(st);
     cJSON_Delete(sum);
     free(sp);
     free(mp);
+    return ok;
 }
 
 int rn_cmd_runs(int argc, char **argv) {
@@ -129,6 +147,8 @@ int rn_cmd_runs(int argc, char **argv) {
     }
     char *runs = rn_runs_dir(paths.cwd, runs_opt);
     rn_strv exps = {0}, cells = {0};
+    row *rows = NULL;
+    size_t nrows = 0;
     int status = RN_EXIT_OK;
     const char *head[COLS] = {"EXPERIMENT", "RUN", "STATUS", "DURATION", "METRICS", "REASON"};
     for (int c = 0; c < COLS; c++) rn_strv_push(&cells, head[c]);
@@ -154,17 +174,26 @@ int rn_cmd_runs(int argc, char **argv) {
         char *ed = lm_path_join(runs, exps.v[i]);
         rn_strv rl = {0};
         if (ed) list_dirs(ed, &rl);
-        for (size_t k = 0; k < rl.n; k++) {
+        row *more = realloc(rows, (nrows + rl.n + 1) * sizeof *rows);
+        if (more) rows = more;
+        for (size_t k = 0; more && k < rl.n; k++) {
             char *rd = lm_path_join(ed, rl.v[k]);
-            if (rd) add_run(&cells, exps.v[i], rl.v[k], rd);
+            memset(&rows[nrows], 0, sizeof rows[nrows]);
+            if (rd && read_run(&rows[nrows], exps.v[i], rl.v[k], rd)) nrows++;
+            else rn_strv_free(&rows[nrows].cells);
             free(rd);
         }
         rn_strv_free(&rl);
         free(ed);
     }
+    qsort(rows, nrows, sizeof *rows, cmp_row);
+    for (size_t i = 0; i < nrows; i++)
+        for (size_t c = 0; c < COLS; c++) rn_strv_push(&cells, rows[i].cells.v[c]);
     if (cells.n <= COLS) printf("no runs in %s\n", rn_display_path(paths.cwd, runs));
     else rn_cli_table((const char *const *)cells.v, cells.n / COLS, COLS);
 out:
+    for (size_t i = 0; i < nrows; i++) rn_strv_free(&rows[i].cells);
+    free(rows);
     rn_strv_free(&exps);
     rn_strv_free(&cells);
     free(runs);

@@ -130,6 +130,10 @@ static void on_event(void *arg, char *line, size_t len) {
     } else if (strcmp(t, "summary") == 0 && str_of(ev, "key")) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, "value");
         rn_track_summary(s->io->trackers, str_of(ev, "key"), v, &s->track_err);
+        if (s->io->summaries && v) {
+            cJSON_DeleteItemFromObjectCaseSensitive(s->io->summaries, str_of(ev, "key"));
+            cJSON_AddItemToObject(s->io->summaries, str_of(ev, "key"), cJSON_Duplicate(v, 1));
+        }
     } else if (strcmp(t, "progress") == 0) {
         rn_progress_update(&s->prog, (int64_t)num_of(ev, "done", 0), (int64_t)num_of(ev, "total", 0),
                            str_of(ev, "unit"), str_of(ev, "detail"));

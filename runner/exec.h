@@ -29,6 +29,8 @@
 
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include <lumen/plugin.h>
 
 #include "lm_util.h"
@@ -44,6 +46,8 @@ typedef struct rn_exec_io {
     rn_trackers *trackers;   /* metric and summary events go here */
     FILE *term;              /* the terminal stream (stderr) */
     int tty;                 /* term is a terminal: draw a progress bar */
+    cJSON *summaries;        /* optional: every summary is also set here
+                              * (kept with a cache entry, replayed on a hit) */
 } rn_exec_io;
 
 /* Runs st->run(ctx, host) in a child process; ctx must be in run mode

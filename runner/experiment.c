@@ -102,8 +102,7 @@ int rn_experiment_from_json(const cJSON *j, const char *file, rn_experiment **ou
     *out = NULL;
     rn_experiment *x = calloc(1, sizeof *x);
     if (!x) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    const char *decl = str_field(j, "__file");
-    x->file = lm_strdup(decl ? decl : file);
+    x->file = lm_strdup(file);
     x->line = int_field(j, "__line", 0);
     int rc = 0;
     if (!x->file) {

@@ -45,7 +45,7 @@ int rn_experiment_load(const char *file, const rn_strv *lua_dirs, rn_experiment 
                        lm_err *e);
 
 /* Builds an experiment from the JSON the bridge returns (exposed for
- * tests).  `file` is used in messages when the JSON carries no location. */
+ * tests).  `file` is the experiment file as given. */
 int rn_experiment_from_json(const cJSON *j, const char *file, rn_experiment **out, lm_err *e);
 
 void rn_experiment_free(rn_experiment *x);

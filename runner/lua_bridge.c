@@ -269,6 +269,38 @@ static int set_package_path(lua_State *L, const char *file, const rn_strv *dirs)
     return 0;
 }
 
+/* Line of the first "<name>.experiment" call in the file's text, or 0: the
+ * location of an experiment returned by a tail call (`return
+ * lumen.experiment {...}`), which Lua's debug info cannot see. */
+static int guess_experiment_line(const char *file) {
+    char *text = NULL;
+    if (lm_read_file(file, &text, NULL, NULL) != 0) return 0;
+    int line = 0;
+    for (const char *p = strstr(text, ".experiment"); p; p = strstr(p + 1, ".experiment")) {
+        const char *q = p + strlen(".experiment");
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q == '{' || *q == '(') {
+            line = 1;
+            for (const char *c = text; c < p; c++) line += *c == '\n';
+            break;
+        }
+    }
+    free(text);
+    return line;
+}
+
+/* Fills in __file/__line of the returned experiment when Lua could not. */
+static void locate_experiment(lua_State *L, int idx, const char *file) {
+    lua_getfield(L, idx, "__file");
+    int have = lua_type(L, -1) == LUA_TSTRING;
+    lua_pop(L, 1);
+    if (have) return;
+    lua_pushstring(L, file);
+    lua_setfield(L, idx, "__file");
+    lua_pushinteger(L, guess_experiment_line(file));
+    lua_setfield(L, idx, "__line");
+}
+
 /* Splits "msg\nstack traceback:\n..." into e (msg) and *tb. */
 static int lua_error_out(const char *full, char **tb, lm_err *e) {
     const char *cut = full ? strstr(full, "\nstack traceback:") : NULL;
@@ -323,6 +355,7 @@ int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out, char **t
         goto done;
     }
 
+    locate_experiment(L, lua_gettop(L), file);
     conv c = {.L = L, .file = file, .e = e};
     snprintf(c.where_file, sizeof c.where_file, "%s", file);
     cJSON *root = cJSON_CreateArray();

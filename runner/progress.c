@@ -29,7 +29,7 @@ static void fmt_duration(double s, char *buf, size_t len) {
 /* "1234/2624 img  310.2 img/s  ETA 0:04" */
 static void fmt_counts(const rn_progress *p, char *buf, size_t len) {
     double el = lm_now() - p->phase_start;
-    double rate = el > 0 ? (double)p->done / el : 0;
+    double rate = el >= 0.5 ? (double)p->done / el : 0; /* no rate from a blink */
     const char *u = p->unit[0] ? p->unit : "it";
     size_t n;
     if (p->total > 0) n = (size_t)snprintf(buf, len, "%lld/%lld %s", (long long)p->done, (long long)p->total, u);

@@ -88,7 +88,20 @@ static size_t count(const char *const *l) {
     return n;
 }
 
-static int marker_json(run_state *r, const rn_plan_stage *s, cJSON **out) {
+/* Replays the summaries a cached stage reported when it ran. */
+static int replay_summaries(run_state *r, const char *entry, lm_err *e) {
+    char *path = lm_path_join(entry, RN_CACHE_MARKER);
+    cJSON *m = NULL;
+    int rc = path ? rn_json_read_file(path, &m, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(m, "summary");
+    for (const cJSON *c = sum ? sum->child : NULL; rc == 0 && c; c = c->next)
+        rc = rn_track_summary(&r->trackers, c->string, c, e);
+    cJSON_Delete(m);
+    free(path);
+    return rc;
+}
+
+static int marker_json(run_state *r, const rn_plan_stage *s, cJSON *summaries, cJSON **out) {
     char iso[40];
     cJSON *m = cJSON_CreateObject();
     if (!m) return LUMEN_ENOMEM;
@@ -101,6 +114,7 @@ static int marker_json(run_state *r, const rn_plan_stage *s, cJSON **out) {
     char *run = lm_sprintf("%s/%s", r->plan->name, rn_store_run_id(r->store));
     cJSON_AddStringToObject(m, "run", run ? run : "");
     free(run);
+    cJSON_AddItemToObject(m, "summary", cJSON_Duplicate(summaries, 1));
     *out = m;
     return 0;
 }
@@ -117,7 +131,8 @@ static int run_stage(run_state *r, size_t i, lm_err *e) {
     const char **ins = calloc(s->n_inputs + 1, sizeof *ins);
     char **in_paths = calloc(s->n_inputs + 1, sizeof *in_paths);
     lumen_ctx *ctx = NULL;
-    if (!outs || !ins || !in_paths) {
+    cJSON *summaries = cJSON_CreateObject();
+    if (!outs || !ins || !in_paths || !summaries) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
@@ -132,6 +147,7 @@ static int run_stage(run_state *r, size_t i, lm_err *e) {
             if ((rc = link_entry(r, s, e))) goto out;
             say(r, i, "cached (%s)", rn_display_path(cwd, final));
             rc = rn_track_stage_status(&r->trackers, s->id, "cached", final, e);
+            if (rc == 0) rc = replay_summaries(r, final, e);
             r->base[i] = final;
             final = NULL;
             goto out;
@@ -169,12 +185,12 @@ static int run_stage(run_state *r, size_t i, lm_err *e) {
     double t0 = lm_now();
     rn_exec_io io = {.stage_id = s->id, .plugin = s->plugin, .log_path = log,
                      .log_shown = rn_display_path(cwd, log), .trackers = &r->trackers, .term = r->o->term,
-                     .tty = r->o->tty};
+                     .tty = r->o->tty, .summaries = summaries};
     rc = rn_exec_stage(st, ctx, &io, e);
     if (rc == 0 && s->cached) {
         cJSON *marker = NULL;
         int lost = 0;
-        rc = marker_json(r, s, &marker) ? lm_fail(e, LUMEN_ENOMEM, "out of memory")
+        rc = marker_json(r, s, summaries, &marker) ? lm_fail(e, LUMEN_ENOMEM, "out of memory")
                                         : rn_cache_commit(&r->cache, st->name, s->key, tmp, marker, p->force,
                                                           &lost, e);
         cJSON_Delete(marker);
@@ -206,6 +222,7 @@ out:
     free(ins);
     free(in_paths);
     rn_ctx_free(ctx);
+    cJSON_Delete(summaries);
     return rc;
 }
 
