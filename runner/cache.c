@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "jsonutil.h"
+#include "proc.h"
 
 int rn_cache_init(rn_cache *c, const char *runs_dir, lm_err *e) {
     c->counter = 0;
@@ -54,8 +54,6 @@ static long scratch_pid(const char *name) {
     return (pid > 0 && *end == '-') ? pid : 0;
 }
 
-static int pid_dead(long pid) { return kill((pid_t)pid, 0) != 0 && errno == ESRCH; }
-
 /* Removes scratch folders of dead processes in one stage folder. */
 static void sweep_stale(const char *stage_dir) {
     DIR *d = opendir(stage_dir);
@@ -63,7 +61,7 @@ static void sweep_stale(const char *stage_dir) {
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         long pid = scratch_pid(de->d_name);
-        if (pid == 0 || !pid_dead(pid)) continue;
+        if (pid == 0 || rn_pid_alive(pid)) continue;
         char *p = lm_path_join(stage_dir, de->d_name);
         if (p) lm_rmtree(p, NULL);
         free(p);

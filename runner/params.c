@@ -382,7 +382,16 @@ static int flatten_into(const lumen_param *table, const cJSON *obj, const char *
         char *key = prefix ? lm_sprintf("%s.%s", prefix, c->string) : lm_strdup(c->string);
         if (!key) return LUMEN_ENOMEM;
         int rc = 0;
-        if (!rn_param_find(table, key) && cJSON_IsObject(c) &&
+        const lumen_param *decl = rn_param_find(table, key);
+        const cJSON *stage = cJSON_GetObjectItemCaseSensitive(c, "__stage");
+        if (cJSON_IsObject(c) && cJSON_IsString(stage) && !(decl && decl->type == LUMEN_JSON)) {
+            /* lumen.<unknown name>{} makes a stage entry: say so, not "__file" */
+            snprintf(why, whylen, "parameter '%s' is given a stage entry (lumen.%s); is the constructor's name right?",
+                     key, stage->valuestring);
+            free(key);
+            return LUMEN_EINVAL;
+        }
+        if (!decl && cJSON_IsObject(c) &&
             (c->child || declares_group(table, key)))
             rc = flatten_into(table, c, key, flat, why, whylen);
         else

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "jsonutil.h"
+#include "proc.h"
 #include "version.h"
 
 struct rn_store {
@@ -243,9 +243,7 @@ const char *rn_store_effective_status(const cJSON *status) {
     const char *s = cJSON_IsString(st) ? st->valuestring : "unknown";
     if (strcmp(s, "running") == 0) {
         const cJSON *pid = cJSON_GetObjectItemCaseSensitive(status, "pid");
-        if (cJSON_IsNumber(pid) && pid->valuedouble > 0 && kill((pid_t)pid->valuedouble, 0) != 0 &&
-            errno == ESRCH)
-            return "killed";
+        if (cJSON_IsNumber(pid) && !rn_pid_alive((long)pid->valuedouble)) return "killed";
     }
     return s;
 }
