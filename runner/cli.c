@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strv.h"
 #include "suggest.h"
 
 void rn_cli_error(const char *fmt, ...) {
@@ -46,8 +47,7 @@ int rn_cli_value(int argc, char **argv, int *i, const char *name, const char **v
 }
 
 void rn_cli_unknown_option(const char *arg, const char *const *known) {
-    size_t n = 0;
-    while (known[n]) n++;
+    size_t n = rn_list_len(known);
     char opt[128];
     snprintf(opt, sizeof opt, "%s", arg);
     char *eq = strchr(opt, '=');

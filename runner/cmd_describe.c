@@ -90,10 +90,19 @@ int rn_cmd_describe(int argc, char **argv) {
         rn_cli_error("usage: runner describe STAGE");
         return RN_EXIT_USAGE;
     }
-    const char *name = argv[1];
+    char *name = lm_strdup(argv[1]);
+    if (!name) {
+        rn_cli_error("out of memory");
+        return RN_EXIT_FAIL;
+    }
+    for (char *c = name; *c; c++)
+        if (*c == '_') *c = '-'; /* the Lua spelling (normalize_stats) works too */
     rn_paths paths;
     rn_registry *reg;
-    if (rn_cli_setup(&paths, &reg)) return RN_EXIT_FAIL;
+    if (rn_cli_setup(&paths, &reg)) {
+        free(name);
+        return RN_EXIT_FAIL;
+    }
     int status = RN_EXIT_FAIL;
     const rn_stage_ref *ref = rn_registry_find(reg, name);
     if (ref) {
@@ -113,5 +122,6 @@ int rn_cmd_describe(int argc, char **argv) {
     }
     rn_registry_free(reg);
     rn_paths_free(&paths);
+    free(name);
     return status;
 }

@@ -9,6 +9,7 @@
 
 #include "params.h"
 #include "signals.h"
+#include "strv.h"
 
 struct lumen_ctx {
     const lumen_stage *stage;
@@ -27,15 +28,15 @@ struct lumen_ctx {
     char *fail_msg;
     char *misuse;
     cJSON *json_texts; /* get_json results, kept until rn_ctx_free */
+    double progress_sent;  /* lm_now() of the last progress event sent */
+    int64_t progress_total;
 };
 
-/* ------------------------------------------------------------ context -- */
+/* Progress reports closer together than this are dropped (except a phase's
+ * first and last), so a stage may report from a hot loop. */
+#define PROGRESS_MIN_GAP_S 0.05
 
-static size_t count(const char *const *list) {
-    size_t n = 0;
-    while (list && list[n]) n++;
-    return n;
-}
+/* ------------------------------------------------------------ context -- */
 
 static char **copy_list(const char *const *src, size_t n, int *oom) {
     if (!src || n == 0) return NULL;
@@ -62,8 +63,8 @@ int rn_ctx_new(const rn_ctx_init *in, lumen_ctx **out, lm_err *e) {
     c->threads = in->threads;
     c->seed = in->seed;
     c->run_dir = in->run_dir ? lm_strdup(in->run_dir) : NULL;
-    c->n_inputs = count(in->stage->inputs);
-    c->n_outputs = count(in->stage->outputs);
+    c->n_inputs = rn_list_len(in->stage->inputs);
+    c->n_outputs = rn_list_len(in->stage->outputs);
     c->inputs = copy_list(in->inputs, c->n_inputs, &oom);
     c->outputs = copy_list(in->outputs, c->n_outputs, &oom);
     c->json_texts = cJSON_CreateObject();
@@ -325,6 +326,16 @@ static int h_summary_str(lumen_ctx *ctx, const char *key, const char *value) {
 
 static void h_progress(lumen_ctx *ctx, int64_t done, int64_t total, const char *unit, const char *detail) {
     if (!ctx->ev) return;
+    double now = lm_now();
+    pthread_mutex_lock(&ctx->lock);
+    int send = now - ctx->progress_sent >= PROGRESS_MIN_GAP_S || total != ctx->progress_total ||
+               (total > 0 && done >= total);
+    if (send) {
+        ctx->progress_sent = now;
+        ctx->progress_total = total;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (!send) return;
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "t", "progress");
     cJSON_AddNumberToObject(ev, "done", (double)done);

@@ -132,8 +132,7 @@ static int declares(const char *const *list, const char *name) {
 static int resolve_inputs(const rn_registry *reg, rn_plan *p, size_t i, lm_err *e) {
     rn_plan_stage *s = &p->stages[i];
     const char *const *in = s->desc->inputs;
-    size_t n = 0;
-    while (in && in[n]) n++;
+    size_t n = rn_list_len(in);
     if (n == 0) return 0;
     s->inputs = calloc(n, sizeof *s->inputs);
     if (!s->inputs) return lm_fail(e, LUMEN_ENOMEM, "out of memory");

@@ -82,12 +82,6 @@ static int make_outputs(const lumen_stage *st, const char *base, char **paths, l
     return 0;
 }
 
-static size_t count(const char *const *l) {
-    size_t n = 0;
-    while (l && l[n]) n++;
-    return n;
-}
-
 /* Replays the summaries a cached stage reported when it ran. */
 static int replay_summaries(run_state *r, const char *entry, lm_err *e) {
     char *path = lm_path_join(entry, RN_CACHE_MARKER);
@@ -119,6 +113,19 @@ static int marker_json(run_state *r, const rn_plan_stage *s, cJSON *summaries, c
     return 0;
 }
 
+/* A complete cache entry exists: link it, announce it, replay its
+ * summaries.  Takes ownership of entry (the stage's artifact folder). */
+static int reuse_entry(run_state *r, size_t i, char *entry, lm_err *e) {
+    rn_plan_stage *s = &r->plan->stages[i];
+    s->hit = 1;
+    r->base[i] = entry;
+    int rc = link_entry(r, s, e);
+    if (rc) return rc;
+    say(r, i, "cached (%s)", rn_display_path(r->plan->cwd, entry));
+    rc = rn_track_stage_status(&r->trackers, s->id, "cached", entry, e);
+    return rc ? rc : replay_summaries(r, entry, e);
+}
+
 static int run_stage(run_state *r, size_t i, lm_err *e) {
     rn_plan *p = r->plan;
     rn_plan_stage *s = &p->stages[i];
@@ -126,7 +133,7 @@ static int run_stage(run_state *r, size_t i, lm_err *e) {
     const char *cwd = p->cwd;
     int rc = 0;
     char *tmp = NULL, *log = NULL, *final = NULL;
-    size_t n_out = count(st->outputs);
+    size_t n_out = rn_list_len(st->outputs);
     char **outs = calloc(n_out + 1, sizeof *outs);
     const char **ins = calloc(s->n_inputs + 1, sizeof *ins);
     char **in_paths = calloc(s->n_inputs + 1, sizeof *in_paths);
@@ -143,12 +150,7 @@ static int run_stage(run_state *r, size_t i, lm_err *e) {
             goto out;
         }
         if (!p->force && rn_cache_has(&r->cache, st->name, s->key)) {
-            s->hit = 1;
-            if ((rc = link_entry(r, s, e))) goto out;
-            say(r, i, "cached (%s)", rn_display_path(cwd, final));
-            rc = rn_track_stage_status(&r->trackers, s->id, "cached", final, e);
-            if (rc == 0) rc = replay_summaries(r, final, e);
-            r->base[i] = final;
+            rc = reuse_entry(r, i, final, e);
             final = NULL;
             goto out;
         }

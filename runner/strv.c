@@ -38,6 +38,12 @@ void rn_strv_sort(rn_strv *sv) {
     if (sv->n > 1) qsort(sv->v, sv->n, sizeof *sv->v, cmp_str);
 }
 
+size_t rn_list_len(const char *const *list) {
+    size_t n = 0;
+    while (list && list[n]) n++;
+    return n;
+}
+
 void rn_strv_free(rn_strv *sv) {
     if (!sv) return;
     for (size_t i = 0; i < sv->n; i++) free(sv->v[i]);

@@ -26,6 +26,9 @@ int rn_strv_take(rn_strv *sv, char *s);
 long rn_strv_find(const rn_strv *sv, const char *s);
 /* Sorts the elements with strcmp. */
 void rn_strv_sort(rn_strv *sv);
+/* Length of a NULL-terminated list of strings (0 for a NULL list), such as
+ * a stage's inputs or outputs. */
+size_t rn_list_len(const char *const *list);
 /* Frees every element and the array; sv may be NULL. */
 void rn_strv_free(rn_strv *sv);
 
