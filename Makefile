@@ -123,7 +123,7 @@ LUMEN_DATA_TEST ?= $(abspath ../shared/data/elpv)
 .PHONY: test tests
 tests: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
 test: tests
-	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
+	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
 # ------------------------------------------------------------------ bench --
@@ -170,7 +170,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lumen/plugins \
 	    $(DESTDIR)$(PREFIX)/share/lumen/lua $(DESTDIR)$(PREFIX)/include/lumen
 	install -m 755 $(RUNNER) $(DESTDIR)$(PREFIX)/bin/runner
-	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/lumen/plugins/
+	$(if $(PLUGINS),install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/lumen/plugins/)
 	install -m 644 lua/*.lua $(DESTDIR)$(PREFIX)/share/lumen/lua/
 	install -m 644 plugins/lumen/plugin.h $(DESTDIR)$(PREFIX)/include/lumen/
 
