@@ -39,7 +39,7 @@ CPPFLAGS += -Iplugins -Istages/common -Ikernels -Irunner $(LUA_CFLAGS) -D_GNU_SO
 CFLAGS += -std=c11 -Wall -Wextra $(OPT) $(ARCH) -fPIC -fvisibility=hidden -fopenmp \
           -MMD -MP $(SANFLAGS)
 LDFLAGS += -fopenmp $(SANFLAGS) -Wl,--as-needed
-LDLIBS += $(LUA_LIBS) -llmdb -lspng -lcjson -lxxhash -ldnnl -lcurl -lm -lpthread -ldl
+LDLIBS += $(LUA_LIBS) -llmdb -lspng -lcjson -lxxhash -ldnnl -lcurl -lpng -lm -lpthread -ldl
 
 # ---------------------------------------------------------------- sources --
 RUNNER_SRCS := $(wildcard runner/*.c)
@@ -133,7 +133,7 @@ bench: all
 
 # --------------------------------------------------------- deps/data/run --
 DEB_PACKAGES := gcc make pkg-config python3 python3-pip liblua5.4-dev liblmdb-dev \
-    libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev
+    libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev libpng-dev
 
 .PHONY: deps
 deps:
