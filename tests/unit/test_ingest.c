@@ -446,6 +446,11 @@ static void test_plugin_wrapper(void **s) {
     uint64_t key = fh_key(f, &rc);
     assert_int_equal(rc, 0);
     assert_true(key != 0);
+    assert_true(fh_key(f, &rc) == key);
+    /* a smoke run never shares its key with a full run */
+    fh_set_smoke(f, 0);
+    assert_true(fh_key(f, &rc) != key);
+    fh_set_smoke(f, 1);
     rc = fh_run(f);
     if (rc) fail_msg("%s", fh_fail_msg(f));
     assert_null(fh_bad_key(f));
