@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "cpu/augment.h"
+#include "dataset.h"
 #include "rng.h"
 
 #define CANCELLED (-1) /* internal: a stale batch was abandoned */
@@ -44,6 +45,7 @@ struct lm_loader {
     uint64_t seed;
     lm_policy policy;
     float *mean, *std; /* [channels] */
+    void *owned_ctx;   /* the dataset adapter's context, freed at close */
     slot *slots;       /* [depth] */
     pthread_t *tids;
     int nthreads_started;
@@ -169,6 +171,7 @@ static void free_loader(lm_loader *ld) {
     free(ld->order);
     free(ld->mean);
     free(ld->std);
+    free(ld->owned_ctx);
     free(ld);
 }
 
@@ -292,6 +295,54 @@ int lm_loader_open_source(const lm_loader_source *src, const lm_loader_cfg *cfg,
     }
     *out = ld;
     return LUMEN_OK;
+}
+
+/* ---- over an lm_dataset ------------------------------------------------------ */
+
+typedef struct ds_ctx {
+    const lm_dataset *ds;
+    uint32_t h, w, c, k;
+} ds_ctx;
+
+static int ds_get(void *ctx, uint32_t i, const uint8_t **px, const float **lab,
+                  lm_err *err) {
+    const ds_ctx *d = ctx;
+    lm_record rec;
+    if (lm_dataset_get(d->ds, i, &rec))
+        return lm_fail(err, LUMEN_EDATA, "dataset %s: record %u: does not exist",
+                       lm_dataset_dir(d->ds), i);
+    if (rec.h != d->h || rec.w != d->w || rec.c != d->c || rec.nlabels != d->k)
+        return lm_fail(err, LUMEN_EDATA,
+                       "dataset %s: record %u: shape %ux%ux%u with %u labels, schema says "
+                       "%ux%ux%u with %u",
+                       lm_dataset_dir(d->ds), i, rec.c, rec.h, rec.w, rec.nlabels, d->c, d->h,
+                       d->w, d->k);
+    *px = rec.pixels;
+    *lab = rec.labels;
+    return LUMEN_OK;
+}
+
+int lm_loader_open(const struct lm_dataset *ds, const lm_loader_cfg *cfg,
+                   lm_loader **out, lm_err *err) {
+    *out = NULL;
+    if (!ds || !cfg)
+        return lm_fail(err, LUMEN_EINVAL, "loader: no dataset or configuration");
+    if (cfg->split != LM_SPLIT_TRAIN && cfg->split != LM_SPLIT_VAL)
+        return lm_fail(err, LUMEN_EINVAL, "loader: split must be train (0) or val (1), got %d",
+                       cfg->split);
+    const lm_dataset_info *info = lm_dataset_get_info(ds);
+    ds_ctx *d = malloc(sizeof *d);
+    if (!d)
+        return lm_fail(err, LUMEN_ENOMEM, "loader: out of memory");
+    *d = (ds_ctx){ds, info->height, info->width, info->channels, (uint32_t)info->nlabels};
+    lm_loader_source src = {d, d->h, d->w, d->c, d->k, NULL, 0, ds_get};
+    src.indices = lm_dataset_split(ds, cfg->split, &src.count);
+    int rc = lm_loader_open_source(&src, cfg, out, err);
+    if (rc)
+        free(d);
+    else
+        (*out)->owned_ctx = d;
+    return rc;
 }
 
 void lm_loader_close(lm_loader *ld) {

@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "cpu/augment.h"
+#include "dataset.h"
 #include "loader.h"
 #include "policy.h"
 #include "rng.h"
@@ -437,6 +438,80 @@ static void test_bad_config_names_field(void **state) {
     memsrc_free(m);
 }
 
+/* Through a real LMDB dataset: only the requested split is visited, pixels
+ * and labels come from the records. */
+static void test_loader_over_lmdb_dataset(void **state) {
+    (void)state;
+    char tmpl[] = "/tmp/lumen-loader-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    const char *labels[] = {"crack", "inactive"};
+    lm_dataset_spec spec = {.height = 12, .width = 12, .channels = 1, .nlabels = 2,
+                            .labels = labels};
+    lm_dataset_writer *w = NULL;
+    lm_err e = {0};
+    if (lm_dataset_create(dir, &spec, &w, &e))
+        fail_msg("create: %s", e.msg);
+    uint8_t px[144];
+    for (int i = 0; i < 37; i++) {
+        for (int j = 0; j < 144; j++)
+            px[j] = (uint8_t)(i * 7 + j);
+        float lab[2] = {(float)(i % 2), (float)i};
+        char name[32];
+        snprintf(name, sizeof name, "img%02d.png", i);
+        lm_record r = {.h = 12, .w = 12, .c = 1, .split = i % 4 == 0 ? LM_SPLIT_VAL : LM_SPLIT_TRAIN,
+                       .nlabels = 2, .labels = lab, .name = name, .meta = "", .pixels = px};
+        if (lm_dataset_put(w, &r, &e))
+            fail_msg("put: %s", e.msg);
+    }
+    if (lm_dataset_finish(w, NULL, &e))
+        fail_msg("finish: %s", e.msg);
+    lm_dataset *ds = NULL;
+    if (lm_dataset_open(dir, &ds, &e))
+        fail_msg("open: %s", e.msg);
+
+    for (int split = 0; split < 2; split++) {
+        lm_policy pol = busy_policy();
+        const float mean = 0.5f, sd = 0.25f;
+        lm_loader_cfg cfg = {.split = split, .batch = 4, .shuffle = split == 0,
+                             .drop_last = 0, .seed = 3, .policy = split == 0 ? &pol : NULL,
+                             .mean = &mean, .std = &sd, .threads = 2};
+        lm_loader *ld = NULL;
+        if (lm_loader_open(ds, &cfg, &ld, &e))
+            fail_msg("loader: %s", e.msg);
+        size_t want_n = split == 0 ? 27 : 10;
+        assert_int_equal(lm_loader_count(ld), want_n);
+        lm_loader_start_epoch(ld, 1);
+        lm_batch b;
+        size_t seen = 0;
+        float img[144];
+        while (lm_loader_next(ld, &b, &e) == 0 && b.n > 0)
+            for (int j = 0; j < b.n; j++, seen++) {
+                uint32_t i = b.index[j];
+                assert_int_equal(i % 4 == 0, split == LM_SPLIT_VAL);
+                assert_true(b.y[2 * j + 1] == (float)i);
+                lm_record r;
+                assert_int_equal(lm_dataset_get(ds, i, &r), 0);
+                nn_aug_params p;
+                if (split == 0)
+                    lm_policy_draw(&pol, 3, 1, i, 12, 12, &p);
+                else
+                    nn_aug_params_identity(&p);
+                assert_int_equal(nn_aug_apply(r.pixels, 1, 12, 12, &p, &mean, &sd, img), 0);
+                assert_memory_equal(b.x + j * 144, img, sizeof img);
+            }
+        assert_int_equal(seen, want_n);
+        lm_loader_close(ld);
+    }
+    lm_loader_cfg bad = {.split = 2, .batch = 1, .threads = 1};
+    lm_loader *ld = NULL;
+    lm_err_clear(&e);
+    assert_int_equal(lm_loader_open(ds, &bad, &ld, &e), LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "split"));
+    lm_dataset_close(ds);
+    assert_int_equal(lm_rmtree(dir, &e), 0);
+}
+
 /* ---- policy ------------------------------------------------------------------ */
 
 static void test_policy_json_round_trip_and_errors(void **state) {
@@ -528,6 +603,7 @@ int main(void) {
         cmocka_unit_test(test_shutdown_and_restart_mid_epoch),
         cmocka_unit_test(test_bad_record_reported),
         cmocka_unit_test(test_bad_config_names_field),
+        cmocka_unit_test(test_loader_over_lmdb_dataset),
         cmocka_unit_test(test_policy_json_round_trip_and_errors),
         cmocka_unit_test(test_policy_draw_ranges_and_independence),
     };
