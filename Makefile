@@ -127,8 +127,19 @@ test: tests
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
 # ------------------------------------------------------------------ bench --
+# tests/bench/bench_*.c -> build/bench/bench_* (linked like the tests, no cmocka)
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+define bench_rule
+$(BUILD)/bench/$(basename $(notdir $(1))): $(1) $(ALL_ARCHIVES)
+	@mkdir -p $$(@D)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) \
+	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group $(LDLIBS)
+endef
+$(foreach b,$(BENCH_SRCS),$(eval $(call bench_rule,$(b))))
+
 .PHONY: bench
-bench: all
+bench: all $(BENCHES)
 	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} tests/bench/run.sh
 
 # --------------------------------------------------------- deps/data/run --

@@ -135,6 +135,61 @@ static int validate(const void *src, int c, int h, int w, const float *mean,
     return LUMEN_OK;
 }
 
+/* Bilinear sample at (sx, sy) with per-neighbour bounds checks and fill. */
+static float sample_checked(const uint8_t *s, int h, int w, const float *lut, double sx,
+                            double sy, int border, float fillv) {
+    double flx = floor(sx), fly = floor(sy);
+    int x0 = (int)flx, y0 = (int)fly;
+    float fx = (float)(sx - flx), fy = (float)(sy - fly);
+    float v[4];
+    for (int j = 0; j < 4; j++) {
+        int xx = x0 + (j & 1), yy = y0 + (j >> 1);
+        if (border) {
+            xx = xx < 0 ? 0 : (xx >= w ? w - 1 : xx);
+            yy = yy < 0 ? 0 : (yy >= h ? h - 1 : yy);
+            v[j] = lut[s[(size_t)yy * w + xx]];
+        } else if (xx >= 0 && yy >= 0 && xx < w && yy < h) {
+            v[j] = lut[s[(size_t)yy * w + xx]];
+        } else {
+            v[j] = fillv;
+        }
+    }
+    float top = v[0] + (v[1] - v[0]) * fx;
+    float bot = v[2] + (v[3] - v[2]) * fx;
+    return top + (bot - top) * fy;
+}
+
+/* Narrows [*lo, *hi) to the x where 0 <= a*x + b < lim - 1, shrunk by one
+ * pixel on each side so rounding can never let a neighbour fall outside. */
+static void narrow(double a, double b, int lim, int *lo, int *hi) {
+    double top = (double)lim - 1;
+    if (a == 0) {
+        if (!(b >= 0 && b < top))
+            *hi = *lo;
+        return;
+    }
+    double x1 = (0 - b) / a, x2 = (top - b) / a; /* crossings */
+    double l = a > 0 ? x1 : x2, r = a > 0 ? x2 : x1;
+    double lc = ceil(l) + 1, rc = floor(r) - 1; /* inclusive, with margin */
+    if (lc > *lo)
+        *lo = lc > (double)*hi ? *hi : (int)lc;
+    if (rc + 1 < *hi)
+        *hi = rc + 1 < (double)*lo ? *lo : (int)(rc + 1);
+}
+
+/* Output columns [*xa, *xb) of a row whose bilinear footprint lies inside
+ * the source, for sx = ax*x + bx, sy = ay*x + by. */
+static void interior_range(double ax, double bx, int w, double ay, double by, int h, int ow,
+                           int *xa, int *xb) {
+    int lo = 0, hi = ow;
+    narrow(ax, bx, w, &lo, &hi);
+    narrow(ay, by, h, &lo, &hi);
+    if (hi < lo)
+        hi = lo;
+    *xa = lo;
+    *xb = hi;
+}
+
 /* Is the whole map an integer gather (no rotation, integer shift)? */
 static int is_integer_map(const nn_aug_params *p) {
     return fmod(p->angle_deg, 360.0) == 0.0 && p->dx == floor(p->dx) &&
@@ -231,42 +286,30 @@ int nn_aug_apply(const uint8_t *src, int c, int h, int w,
             for (int y = 0; y < oh; y++) {
                 double rx = G01 * y + g0, ry = G11 * y + g1;
                 float *orow = o + (size_t)y * ow;
-                for (int x = 0; x < ow; x++) {
+                int xa, xb;
+                interior_range(G00, rx, w, G10, ry, h, ow, &xa, &xb);
+                for (int x = 0; x < xa; x++)
+                    orow[x] = sample_checked(s, h, w, lut, G00 * x + rx, G10 * x + ry,
+                                             border, fillv);
+                for (int x = xa; x < xb; x++) {
+                    /* all four neighbours inside: no checks */
                     double sx = G00 * x + rx, sy = G10 * x + ry;
                     double flx = floor(sx), fly = floor(sy);
                     int x0 = (int)flx, y0 = (int)fly;
                     float fx = (float)(sx - flx), fy = (float)(sy - fly);
-                    float v00, v01, v10, v11;
-                    if (x0 >= 0 && y0 >= 0 && x0 < w - 1 && y0 < h - 1) {
-                        const uint8_t *sp = s + (size_t)y0 * w + x0;
-                        v00 = lut[sp[0]];
-                        v01 = lut[sp[1]];
-                        v10 = lut[sp[w]];
-                        v11 = lut[sp[w + 1]];
-                    } else {
-                        float v[4];
-                        for (int j = 0; j < 4; j++) {
-                            int xx = x0 + (j & 1), yy = y0 + (j >> 1);
-                            if (border) {
-                                xx = xx < 0 ? 0 : (xx >= w ? w - 1 : xx);
-                                yy = yy < 0 ? 0 : (yy >= h ? h - 1 : yy);
-                                v[j] = lut[s[(size_t)yy * w + xx]];
-                            } else if (xx >= 0 && yy >= 0 && xx < w && yy < h)
-                                v[j] = lut[s[(size_t)yy * w + xx]];
-                            else
-                                v[j] = fillv;
-                        }
-                        v00 = v[0];
-                        v01 = v[1];
-                        v10 = v[2];
-                        v11 = v[3];
-                    }
+                    const uint8_t *sp = s + (size_t)y0 * w + x0;
+                    float v00 = lut[sp[0]], v01 = lut[sp[1]];
+                    float v10 = lut[sp[w]], v11 = lut[sp[w + 1]];
                     float top = v00 + (v01 - v00) * fx;
                     float bot = v10 + (v11 - v10) * fx;
-                    float t = top + (bot - top) * fy;
-                    csum += t;
-                    orow[x] = t;
+                    orow[x] = top + (bot - top) * fy;
                 }
+                for (int x = xb; x < ow; x++)
+                    orow[x] = sample_checked(s, h, w, lut, G00 * x + rx, G10 * x + ry,
+                                             border, fillv);
+                if (do_contrast)
+                    for (int x = 0; x < ow; x++)
+                        csum += orow[x];
             }
         }
 
