@@ -159,35 +159,35 @@ static float sample_checked(const uint8_t *s, int h, int w, const float *lut, do
     return top + (bot - top) * fy;
 }
 
-/* Narrows [*lo, *hi) to the x where 0 <= a*x + b < lim - 1, shrunk by one
- * pixel on each side so rounding can never let a neighbour fall outside. */
-static void narrow(double a, double b, int lim, int *lo, int *hi) {
-    double top = (double)lim - 1;
-    if (a == 0) {
-        if (!(b >= 0 && b < top))
+/* Narrows [*lo, *hi) to the x where EPS <= a*x + b <= lim - 1 - EPS.  The
+ * margin EPS (far above the ~1e-12 rounding error of a*x + b) guarantees
+ * that every x kept has floor(a*x + b) in [0, lim - 2], whatever the slope. */
+static void narrow(double a, double b, int lim, double *lo, double *hi) {
+    const double EPS = 1e-6, bot = EPS, top = (double)lim - 1 - EPS;
+    if (fabs(a) < 1e-9) { /* (nearly) constant along the row */
+        /* varies by < 1e-9 * width << EPS: checking both ends suffices */
+        double e1 = a * *lo + b, e2 = a * *hi + b;
+        if (!(e1 >= bot && e1 <= top && e2 >= bot && e2 <= top))
             *hi = *lo;
         return;
     }
-    double x1 = (0 - b) / a, x2 = (top - b) / a; /* crossings */
+    double x1 = (bot - b) / a, x2 = (top - b) / a;
     double l = a > 0 ? x1 : x2, r = a > 0 ? x2 : x1;
-    double lc = ceil(l) + 1, rc = floor(r) - 1; /* inclusive, with margin */
-    if (lc > *lo)
-        *lo = lc > (double)*hi ? *hi : (int)lc;
-    if (rc + 1 < *hi)
-        *hi = rc + 1 < (double)*lo ? *lo : (int)(rc + 1);
+    *lo = fmax(*lo, ceil(l));
+    *hi = fmin(*hi, floor(r) + 1);
 }
 
 /* Output columns [*xa, *xb) of a row whose bilinear footprint lies inside
  * the source, for sx = ax*x + bx, sy = ay*x + by. */
 static void interior_range(double ax, double bx, int w, double ay, double by, int h, int ow,
                            int *xa, int *xb) {
-    int lo = 0, hi = ow;
+    double lo = 0, hi = ow;
     narrow(ax, bx, w, &lo, &hi);
     narrow(ay, by, h, &lo, &hi);
-    if (hi < lo)
-        hi = lo;
-    *xa = lo;
-    *xb = hi;
+    lo = fmin(fmax(lo, 0), ow);
+    hi = fmin(fmax(hi, lo), ow);
+    *xa = (int)lo;
+    *xb = (int)hi;
 }
 
 /* Is the whole map an integer gather (no rotation, integer shift)? */

@@ -214,6 +214,32 @@ static void test_fused_bilinear_matches_reference(void **state) {
     check_fused_vs_ref(1, 8, 8, &p, 2e-5f, 7);
 }
 
+/* Random shapes (down to 1 pixel wide), angles and shifts: the fused kernel
+ * stays within the source (run under ASan) and matches the reference. */
+static void test_fused_random_cases(void **state) {
+    (void)state;
+    lm_rng r;
+    lm_rng_init(&r, 2024, 7, 0, 0);
+    for (int i = 0; i < 400; i++) {
+        int c = 1 + (int)lm_rng_below(&r, 3);
+        int h = 1 + (int)lm_rng_below(&r, 20), w = 1 + (int)lm_rng_below(&r, 20);
+        nn_aug_params p;
+        nn_aug_params_identity(&p);
+        p.dihedral = (int)lm_rng_below(&r, 8);
+        int kind = (int)lm_rng_below(&r, 4);
+        p.angle_deg = kind == 0 ? 0 : kind == 1 ? 90.0 * (double)lm_rng_below(&r, 5)
+                                                : lm_rng_range(&r, -180, 180);
+        p.dx = kind == 3 ? lm_rng_range(&r, -w, w) : (double)((int)lm_rng_below(&r, 7) - 3);
+        p.dy = kind == 3 ? lm_rng_range(&r, -h, h) : (double)((int)lm_rng_below(&r, 7) - 3);
+        p.fill = (int)lm_rng_below(&r, 3);
+        p.fill_value = lm_rng_uniform(&r);
+        p.gamma = lm_rng_range(&r, 0.5, 2);
+        p.contrast = lm_rng_range(&r, 0.5, 1.5);
+        p.brightness = lm_rng_range(&r, -0.2, 0.2);
+        check_fused_vs_ref(c, h, w, &p, 3e-5f, 1000 + (uint64_t)i);
+    }
+}
+
 /* ---- identities and conventions ----------------------------------------- */
 
 static void test_identity_is_plain_normalisation(void **state) {
@@ -353,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_fused_dihedral_exact),
         cmocka_unit_test(test_fused_integer_shift_exact),
         cmocka_unit_test(test_fused_bilinear_matches_reference),
+        cmocka_unit_test(test_fused_random_cases),
         cmocka_unit_test(test_identity_is_plain_normalisation),
         cmocka_unit_test(test_rotation_sign_matches_rot90),
         cmocka_unit_test(test_shift_direction_and_fill),
