@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +33,17 @@ typedef struct memsrc {
     float *labels;   /* [nrec][k] */
     uint32_t *split; /* indices of the "split" (every record not % 5 == 3) */
     size_t nsplit;
-    uint32_t bad;    /* get() fails for this record (UINT32_MAX: none) */
-    long sleep_ns;   /* per get(), to keep workers busy */
+    /* changed by the test while workers run, hence atomic */
+    _Atomic uint32_t bad;  /* get() fails for this record (UINT32_MAX: none) */
+    _Atomic long sleep_ns; /* per get(), to keep workers busy */
 } memsrc;
 
 static int mem_get(void *ctx, uint32_t i, const uint8_t **px, const float **lab,
                    lm_err *err) {
     memsrc *m = ctx;
-    if (m->sleep_ns) {
-        struct timespec ts = {0, m->sleep_ns};
+    long ns = m->sleep_ns;
+    if (ns) {
+        struct timespec ts = {0, ns};
         nanosleep(&ts, NULL);
     }
     if (i == m->bad)
@@ -397,7 +400,7 @@ static void test_bad_record_reported(void **state) {
         ;
     assert_int_equal(rc, LUMEN_EDATA);
     char want[64];
-    snprintf(want, sizeof want, "record %u", m->bad);
+    snprintf(want, sizeof want, "record %u", (unsigned)m->bad);
     assert_non_null(strstr(e.msg, want));
     /* a restarted epoch without the fault works */
     m->bad = UINT32_MAX;
