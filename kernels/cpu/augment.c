@@ -190,6 +190,8 @@ static void interior_range(double ax, double bx, int w, double ay, double by, in
     *xb = (int)hi;
 }
 
+#define CHUNK 256 /* columns per coordinate batch in the bilinear interior */
+
 /* Is the whole map an integer gather (no rotation, integer shift)? */
 static int is_integer_map(const nn_aug_params *p) {
     return fmod(p->angle_deg, 360.0) == 0.0 && p->dx == floor(p->dx) &&
@@ -242,9 +244,13 @@ int nn_aug_apply(const uint8_t *src, int c, int h, int w,
         /* Fill tone for revealed regions. */
         float fillv = (float)p->fill_value;
         if (p->fill == NN_AUG_FILL_MEAN && (shifted || !integer_map)) {
-            double sum = 0;
+            /* mean tone through a histogram: one integer increment per pixel */
+            uint32_t hist[256] = {0};
             for (size_t i = 0; i < plane; i++)
-                sum += lut[s[i]];
+                hist[s[i]]++;
+            double sum = 0;
+            for (int v = 0; v < 256; v++)
+                sum += (double)hist[v] * lut[v];
             fillv = (float)(sum / (double)plane);
         }
         const int border = p->fill == NN_AUG_FILL_BORDER;
@@ -261,11 +267,8 @@ int nn_aug_apply(const uint8_t *src, int c, int h, int w,
                 if (!shifted) {
                     const uint8_t *sp = s + (ptrdiff_t)sy * w + sx;
                     ptrdiff_t step = f.a + (ptrdiff_t)f.b * w;
-                    for (int x = 0; x < ow; x++, sp += step) {
-                        float t = lut[*sp];
-                        csum += t;
-                        orow[x] = t;
-                    }
+                    for (int x = 0; x < ow; x++, sp += step)
+                        orow[x] = lut[*sp];
                 } else {
                     for (int x = 0; x < ow; x++, sx += f.a, sy += f.b) {
                         float t;
@@ -277,10 +280,12 @@ int nn_aug_apply(const uint8_t *src, int c, int h, int w,
                             t = lut[s[(size_t)by * w + bx]];
                         } else
                             t = fillv;
-                        csum += t;
                         orow[x] = t;
                     }
                 }
+                if (do_contrast) /* row-major, as the reference sums */
+                    for (int x = 0; x < ow; x++)
+                        csum += orow[x];
             }
         } else {
             for (int y = 0; y < oh; y++) {
@@ -291,18 +296,28 @@ int nn_aug_apply(const uint8_t *src, int c, int h, int w,
                 for (int x = 0; x < xa; x++)
                     orow[x] = sample_checked(s, h, w, lut, G00 * x + rx, G10 * x + ry,
                                              border, fillv);
-                for (int x = xa; x < xb; x++) {
-                    /* all four neighbours inside: no checks */
-                    double sx = G00 * x + rx, sy = G10 * x + ry;
-                    double flx = floor(sx), fly = floor(sy);
-                    int x0 = (int)flx, y0 = (int)fly;
-                    float fx = (float)(sx - flx), fy = (float)(sy - fly);
-                    const uint8_t *sp = s + (size_t)y0 * w + x0;
-                    float v00 = lut[sp[0]], v01 = lut[sp[1]];
-                    float v10 = lut[sp[w]], v11 = lut[sp[w + 1]];
-                    float top = v00 + (v01 - v00) * fx;
-                    float bot = v10 + (v11 - v10) * fx;
-                    orow[x] = top + (bot - top) * fy;
+                /* all four neighbours inside: no checks.  In chunks: first the
+                 * coordinates (vectorisable), then the gathers and lerps. */
+                for (int x0c = xa; x0c < xb; x0c += CHUNK) {
+                    int n = xb - x0c < CHUNK ? xb - x0c : CHUNK;
+                    int32_t off[CHUNK];
+                    float fxv[CHUNK], fyv[CHUNK];
+                    for (int i = 0; i < n; i++) {
+                        double sx = G00 * (x0c + i) + rx, sy = G10 * (x0c + i) + ry;
+                        double flx = floor(sx), fly = floor(sy);
+                        fxv[i] = (float)(sx - flx);
+                        fyv[i] = (float)(sy - fly);
+                        off[i] = (int32_t)fly * w + (int32_t)flx;
+                    }
+                    float *op = orow + x0c;
+                    for (int i = 0; i < n; i++) {
+                        const uint8_t *sp = s + off[i];
+                        float v00 = lut[sp[0]], v01 = lut[sp[1]];
+                        float v10 = lut[sp[w]], v11 = lut[sp[w + 1]];
+                        float top = v00 + (v01 - v00) * fxv[i];
+                        float bot = v10 + (v11 - v10) * fxv[i];
+                        op[i] = top + (bot - top) * fyv[i];
+                    }
                 }
                 for (int x = xb; x < ow; x++)
                     orow[x] = sample_checked(s, h, w, lut, G00 * x + rx, G10 * x + ry,
