@@ -287,9 +287,11 @@ int lm_loader_open_source(const lm_loader_source *src, const lm_loader_cfg *cfg,
         return lm_fail(err, LUMEN_ERR, "loader: cannot create condition variables");
     }
     for (int i = 0; i < ld->threads; i++) {
-        if (pthread_create(&ld->tids[i], NULL, worker_main, ld)) {
+        int prc = pthread_create(&ld->tids[i], NULL, worker_main, ld);
+        if (prc) {
             lm_loader_close(ld);
-            return lm_fail_errno(err, LUMEN_ERR, "loader: cannot start worker thread %d", i);
+            return lm_fail(err, LUMEN_ERR, "loader: cannot start worker thread %d: %s", i,
+                           strerror(prc));
         }
         ld->nthreads_started++;
     }
