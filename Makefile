@@ -9,6 +9,8 @@
 #   tests/plugins/*.c       -> build/tests/plugins/<file>.so (test plugins)
 #   tests/{unit,integration}/test_*.c -> build/tests/test_*  (cmocka), each
 #                              linked with tests/support/*.c and every archive
+#   tests/bench/*.c         -> build/bench/<file> (benchmark drivers; make bench
+#                              runs tests/bench/run.sh)
 #
 # make SANITIZE=1 builds everything with ASan+UBSan into build-san/.
 
@@ -39,7 +41,7 @@ CPPFLAGS += -Iplugins -Istages/common -Ikernels -Irunner $(LUA_CFLAGS) -D_GNU_SO
 CFLAGS += -std=c11 -Wall -Wextra $(OPT) $(ARCH) -fPIC -fvisibility=hidden -fopenmp \
           -MMD -MP $(SANFLAGS)
 LDFLAGS += -fopenmp $(SANFLAGS) -Wl,--as-needed
-LDLIBS += $(LUA_LIBS) -llmdb -lspng -lcjson -lxxhash -ldnnl -lcurl -lm -lpthread -ldl
+LDLIBS += $(LUA_LIBS) -llmdb -lspng -lcjson -lxxhash -ldnnl -lcurl -lpng -lm -lpthread -ldl
 
 # ---------------------------------------------------------------- sources --
 RUNNER_SRCS := $(wildcard runner/*.c)
@@ -93,7 +95,7 @@ $(BUILD)/lib/libstage_$(1).a: $(call obj,$(wildcard stages/$(1)/*.c))
 $(BUILD)/plugins/$(1).so: $(call obj,$(wildcard stages/$(1)/*.c)) $(LIB_ENGINE) $(LIB_COMMON)
 	@mkdir -p $$(@D)
 	$(CC) -shared $(LDFLAGS) -o $$@ $(call obj,$(wildcard stages/$(1)/*.c)) \
-	    -Wl,--start-group $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
+	    $(LIB_ENGINE) $(LIB_COMMON) $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rules,$(s))))
 
@@ -127,16 +129,14 @@ test: tests
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
 # ------------------------------------------------------------------ bench --
-# tests/bench/bench_*.c -> build/bench/bench_* (linked like the tests, no cmocka)
-BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+# tests/bench/*.c -> $(BUILD)/bench/<name>: small drivers linked like the tests
+# (every archive), without cmocka.
+BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
-define bench_rule
-$(BUILD)/bench/$(basename $(notdir $(1))): $(1) $(ALL_ARCHIVES)
-	@mkdir -p $$(@D)
-	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) \
+$(BUILD)/bench/%: tests/bench/%.c $(ALL_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group $(LDLIBS)
-endef
-$(foreach b,$(BENCH_SRCS),$(eval $(call bench_rule,$(b))))
 
 .PHONY: bench
 bench: all $(BENCHES)
@@ -144,7 +144,7 @@ bench: all $(BENCHES)
 
 # --------------------------------------------------------- deps/data/run --
 DEB_PACKAGES := gcc make pkg-config python3 python3-pip liblua5.4-dev liblmdb-dev \
-    libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev
+    libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev libpng-dev
 
 .PHONY: deps
 deps:

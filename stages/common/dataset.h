@@ -89,6 +89,10 @@ typedef struct lm_dataset_info {
     size_t ntrain, nval;       /* records per split */
 } lm_dataset_info;
 
+/* Threading: open and close from one thread; between them every reader
+ * function may be called from any number of threads at once (the index and
+ * the map are immutable). */
+
 /* Opens the dataset folder `dir` read-only, parses and checks the schema and
  * indexes every record (one pass over the keys; headers validated) inside one
  * long-lived read transaction.  Returns 0; LUMEN_ENOTFOUND (no folder or no
@@ -120,6 +124,9 @@ void lm_dataset_close(lm_dataset *ds);
 
 /* ----------------------------------------------------------------- write -- */
 
+/* A writer is used by one thread at a time (it owns an LMDB write
+ * environment opened with MDB_NOLOCK: nothing else may open the folder
+ * until lm_dataset_finish or lm_dataset_abort returns). */
 typedef struct lm_dataset_writer lm_dataset_writer;
 
 typedef struct lm_dataset_spec {

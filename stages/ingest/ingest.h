@@ -47,7 +47,8 @@ typedef struct ingest_opts {
     lm_image_limits limits; /* max_width == 0: LM_IMAGE_LIMITS_DEFAULT */
     size_t map_size;    /* initial LMDB map size; 0: the writer's default */
 
-    /* Optional callbacks ([any thread] unless noted); `user` is passed back. */
+    /* Optional callbacks, `user` passed back; ingest_run calls them only
+     * from the thread that called it (workers never do). */
     void *user;
     void (*log)(void *user, int level, const char *msg); /* LUMEN_LOG_* */
     void (*progress)(void *user, int64_t done, int64_t total);
@@ -68,7 +69,8 @@ typedef struct ingest_result {
     double seconds;   /* wall time of ingest_run */
 } ingest_result;
 
-/* Runs the ingest.  Returns 0 (the dataset in o->out is complete, schema
+/* Runs the ingest on `threads` worker threads plus the calling thread (the
+ * LMDB writer); all threads are joined before it returns.  Returns 0 (the dataset in o->out is complete, schema
  * written and synced), LUMEN_EDATA (bad input, see above; message names
  * file:line and the total), LUMEN_EINVAL (bad options), LUMEN_ENOTFOUND
  * (no label file), LUMEN_EIO, LUMEN_ENOMEM, LUMEN_ECANCELED.  On any

@@ -108,6 +108,10 @@ static int ingest_stage_key(lumen_ctx *ctx, const lumen_host *h) {
     opts_from_params(ctx, h, &o);
     bridge b = {ctx, h};
     lm_err e = {0};
+    /* --smoke changes limit and size: fold the effective values so a smoke
+     * run never shares a cache entry with a full one */
+    int64_t eff[2] = {o.limit, o.size};
+    h->key_add(ctx, eff, sizeof eff);
     int rc = ingest_key(&o, key_add_cb, &b, &e);
     return rc ? h->fail(ctx, rc, "%s", e.msg) : LUMEN_OK;
 }
