@@ -1,7 +1,7 @@
 /* Tests for the augment plugin (stages/augment/): the "augment" stage writes a
  * policy.json the loader reads back; "augment-materialize" writes an augmented
  * LMDB copy.  Drives the real descriptors (loaded from build/plugins/augment.so
- * through dlopen, as the runner does) with a minimal fake host. */
+ * through dlopen, as the runner does) with the fake host of tests/support. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,97 +18,10 @@
 
 #include "cpu/augment.h"
 #include "dataset.h"
+#include "fakehost.h"
 #include "lm_util.h"
 #include "policy.h"
 #include "rng.h"
-
-/* ---- a minimal host --------------------------------------------------------- */
-
-struct lumen_ctx {
-    const lumen_stage *st;
-    const char *keys[16], *vals[16];
-    int nset;
-    const char *in_dir, *out_dir;
-    char failmsg[1024];
-    int failcode;
-};
-
-static const char *value_of(lumen_ctx *c, const char *key, int type) {
-    for (int i = 0; i < c->nset; i++)
-        if (!strcmp(c->keys[i], key))
-            return c->vals[i];
-    for (const lumen_param *p = c->st->params; p->name; p++)
-        if (!strcmp(p->name, key)) {
-            assert_int_equal(p->type, type == LUMEN_NUM && p->type == LUMEN_INT ? LUMEN_INT : type);
-            return p->def;
-        }
-    fail_msg("stage asked for undeclared key %s", key);
-    return NULL;
-}
-
-static int h_smoke(lumen_ctx *c) { (void)c; return 0; }
-static int h_threads(lumen_ctx *c) { (void)c; return 1; }
-static uint64_t h_seed(lumen_ctx *c) { (void)c; return 42; }
-static const char *h_stage_id(lumen_ctx *c) { return c->st->name; }
-static int h_is_set(lumen_ctx *c, const char *k) { (void)c; (void)k; return 1; }
-static int h_is_auto(lumen_ctx *c, const char *k) { (void)c; (void)k; return 0; }
-static int h_get_bool(lumen_ctx *c, const char *k) {
-    return !strcmp(value_of(c, k, LUMEN_BOOL), "true");
-}
-static int64_t h_get_int(lumen_ctx *c, const char *k) {
-    return strtoll(value_of(c, k, LUMEN_INT), NULL, 10);
-}
-static double h_get_num(lumen_ctx *c, const char *k) {
-    return strtod(value_of(c, k, LUMEN_NUM), NULL);
-}
-static const char *h_get_str(lumen_ctx *c, const char *k) { return value_of(c, k, LUMEN_ENUM); }
-static const char *h_input(lumen_ctx *c, const char *a) {
-    assert_string_equal(a, "dataset");
-    return c->in_dir;
-}
-static const char *h_output(lumen_ctx *c, const char *a) {
-    (void)a;
-    lm_mkdirs(c->out_dir, NULL);
-    return c->out_dir;
-}
-static void h_log(lumen_ctx *c, int l, const char *f, ...) { (void)c; (void)l; (void)f; }
-static void h_progress(lumen_ctx *c, int64_t d, int64_t t, const char *u, const char *x) {
-    (void)c; (void)d; (void)t; (void)u; (void)x;
-}
-static int h_cancelled(lumen_ctx *c) { (void)c; return 0; }
-static int h_fail(lumen_ctx *c, int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (!c->failcode) {
-        vsnprintf(c->failmsg, sizeof c->failmsg, fmt, ap);
-        c->failcode = code;
-    }
-    va_end(ap);
-    return code;
-}
-
-static lumen_host make_host(void) {
-    lumen_host h = {0};
-    h.abi_version = LUMEN_ABI_VERSION;
-    h.size = sizeof h;
-    h.smoke = h_smoke;
-    h.threads = h_threads;
-    h.seed = h_seed;
-    h.stage_id = h_stage_id;
-    h.is_set = h_is_set;
-    h.is_auto = h_is_auto;
-    h.get_bool = h_get_bool;
-    h.get_int = h_get_int;
-    h.get_num = h_get_num;
-    h.get_str = h_get_str;
-    h.input = h_input;
-    h.output = h_output;
-    h.log = h_log;
-    h.progress = h_progress;
-    h.cancelled = h_cancelled;
-    h.fail = h_fail;
-    return h;
-}
 
 static void *plugin;
 
@@ -164,16 +77,16 @@ static void test_params_declared_with_docs_and_ranges(void **state) {
 static void test_augment_writes_policy_the_loader_reads(void **state) {
     (void)state;
     char *dir = tmpdir();
-    lumen_ctx c = {.st = find_stage("augment"), .out_dir = dir};
-    c.keys[0] = "flip", c.vals[0] = "true";
-    c.keys[1] = "rotate", c.vals[1] = "7.5";
-    c.keys[2] = "contrast", c.vals[2] = "0.2";
-    c.keys[3] = "fill", c.vals[3] = "border";
-    c.nset = 4;
-    lumen_host h = make_host();
-    assert_int_equal(c.st->check(&c, &h), 0);
-    if (c.st->run(&c, &h))
-        fail_msg("run: %s", c.failmsg);
+    fh *f = fh_new(find_stage("augment"));
+    fh_set_output(f, "policy", dir);
+    fh_set(f, "flip", "true");
+    fh_set(f, "rotate", "7.5");
+    fh_set(f, "contrast", "0.2");
+    fh_set(f, "fill", "border");
+    assert_int_equal(fh_check(f), 0);
+    if (fh_run(f))
+        fail_msg("run: %s", fh_fail_msg(f));
+    assert_null(fh_bad_key(f));
     char *path = lm_path_join(dir, LM_POLICY_FILE);
     lm_policy p;
     lm_err e = {0};
@@ -182,6 +95,7 @@ static void test_augment_writes_policy_the_loader_reads(void **state) {
     assert_true(p.hflip && p.vflip && !p.rotate90);
     assert_true(p.rotate == 7.5 && p.contrast == 0.2 && p.translate == 0 && p.p == 1);
     assert_int_equal(p.fill, NN_AUG_FILL_BORDER);
+    fh_free(f);
     free(path);
     lm_rmtree(dir, &e);
     free(dir);
@@ -216,14 +130,17 @@ static void test_materialize_writes_variants(void **state) {
     char *root = tmpdir();
     char *in = lm_path_join(root, "in"), *out = lm_path_join(root, "out");
     make_dataset(in, 9); /* val: 0, 3, 6; train: 6 records */
-    lumen_ctx c = {.st = find_stage("augment-materialize"), .in_dir = in, .out_dir = out};
-    c.keys[0] = "rotate90", c.vals[0] = "true";
-    c.keys[1] = "gamma", c.vals[1] = "0.3";
-    c.keys[2] = "materialize", c.vals[2] = "2";
-    c.nset = 3;
-    lumen_host h = make_host();
-    if (c.st->run(&c, &h))
-        fail_msg("run: %s", c.failmsg);
+    fh *f = fh_new(find_stage("augment-materialize"));
+    fh_set_input(f, "dataset", in);
+    fh_set_output(f, "dataset", out);
+    fh_set_seed(f, 42);
+    fh_set(f, "rotate90", "true");
+    fh_set(f, "gamma", "0.3");
+    fh_set(f, "materialize", "2");
+    if (fh_run(f))
+        fail_msg("run: %s", fh_fail_msg(f));
+    assert_null(fh_bad_key(f));
+    fh_free(f);
     lm_dataset *src = NULL, *ds = NULL;
     lm_err e = {0};
     assert_int_equal(lm_dataset_open(in, &src, &e), 0);
@@ -284,10 +201,12 @@ static void test_materialize_missing_input_names_folder(void **state) {
     (void)state;
     char *root = tmpdir();
     char *in = lm_path_join(root, "nope"), *out = lm_path_join(root, "out");
-    lumen_ctx c = {.st = find_stage("augment-materialize"), .in_dir = in, .out_dir = out};
-    lumen_host h = make_host();
-    assert_int_not_equal(c.st->run(&c, &h), 0);
-    assert_non_null(strstr(c.failmsg, in));
+    fh *f = fh_new(find_stage("augment-materialize"));
+    fh_set_input(f, "dataset", in);
+    fh_set_output(f, "dataset", out);
+    assert_int_not_equal(fh_run(f), 0);
+    assert_non_null(strstr(fh_fail_msg(f), in));
+    fh_free(f);
     lm_err e = {0};
     lm_rmtree(root, &e);
     free(in);
