@@ -95,7 +95,7 @@ $(BUILD)/lib/libstage_$(1).a: $(call obj,$(wildcard stages/$(1)/*.c))
 $(BUILD)/plugins/$(1).so: $(call obj,$(wildcard stages/$(1)/*.c)) $(LIB_ENGINE) $(LIB_COMMON)
 	@mkdir -p $$(@D)
 	$(CC) -shared $(LDFLAGS) -o $$@ $(call obj,$(wildcard stages/$(1)/*.c)) \
-	    $(LIB_ENGINE) $(LIB_COMMON) $(LDLIBS)
+	    -Wl,--start-group $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rules,$(s))))
 
