@@ -305,6 +305,13 @@ static int parse_file(lm_st_file *f, lm_err *e) {
         return lm_fail(e, LUMEN_EDATA, "%s: header does not start with '{'", path);
     if (!utf8_valid(h, hlen))
         return lm_fail(e, LUMEN_EDATA, "%s: header is not valid UTF-8", path);
+    /* JSON forbids raw control characters (cJSON would accept them) */
+    for (size_t i = 0; i < hlen; i++)
+        if (h[i] < 0x20 && h[i] != '\t' && h[i] != '\n' && h[i] != '\r')
+            return lm_fail(e, LUMEN_EDATA,
+                           "%s: header is not valid JSON (control character 0x%02x at "
+                           "header byte %zu)",
+                           path, h[i], i);
     const char *end = NULL;
     f->root = cJSON_ParseWithLengthOpts((const char *)h, hlen, &end, 0);
     if (!f->root) {

@@ -460,6 +460,10 @@ static void test_malformed_files(void **state) {
     expect_open_error(p, LUMEN_EDATA, "UTF-8", NULL);
     free(p);
 
+    p = raw_file(dir, "control_char.safetensors", "{\"a\x01\":{}}", 0, 0, 0);
+    expect_open_error(p, LUMEN_EDATA, "control character 0x01", NULL);
+    free(p);
+
     p = raw_file(dir, "bad_dtype.safetensors",
                  "{\"w\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", 0, 8, 0);
     expect_open_error(p, LUMEN_EDATA, "'w'", "F33", NULL);
