@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
-"""Writes tests/fixtures/st_python.safetensors with the Python `safetensors`
-library, for tests/unit/test_safetensors.c (which reads it, checks every value
-below and checks that lumen's writer reproduces the file byte for byte).
+"""Writes small fixtures with the Python `safetensors` library:
+
+tests/fixtures/st_python.safetensors  for tests/unit/test_safetensors.c, which
+    reads it, checks every value below and checks that lumen's writer
+    reproduces the file byte for byte.
+tests/fixtures/twin_rgb_f16.safetensors  for tests/unit/test_checkpoint.c: the
+    state_dict of the torch twin (tests/torch/lumen_resnet.py) of an RGB
+    model, config TWIN below (3x3 stem, stem_width 6 != widths[0] so
+    layer1.0 has a stride-1 downsample, two blocks in stage 1), stored as
+    F16 like a half-precision pretrained file; metadata "model" = TWIN.
 
 Run by hand from the repository root when the fixture must change:
 
@@ -9,12 +16,19 @@ Run by hand from the repository root when the fixture must change:
 
 The values are fixed literals (no RNG): the C test repeats them.
 """
+import json
 import os
 import sys
 
 import torch
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lumen_resnet import LumenResNet  # noqa: E402
+
+TWIN = {"arch": "resnet", "blocks": [2, 1], "widths": [4, 8], "in_channels": 3,
+        "stem": "3x3", "stem_width": 6, "dropout": 0, "num_classes": 5}
+TWIN_OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "twin_rgb_f16.safetensors")
 OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "st_python.safetensors")
 
 
@@ -35,6 +49,22 @@ def main() -> int:
     }
     save_file(tensors, OUT, metadata={"format": "pt"})
     print(f"wrote {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)")
+
+    torch.manual_seed(7)
+    twin = LumenResNet.from_config(TWIN)
+    with torch.no_grad():  # non-trivial BN values and counters
+        for m in twin.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.num_batches_tracked.fill_(11)
+    sd = {k: (v if v.dtype == torch.int64 else v.half()).contiguous()
+          for k, v in twin.state_dict().items()}
+    save_file(sd, TWIN_OUT, metadata={"model": json.dumps(TWIN, separators=(",", ":"))})
+    print(f"wrote {os.path.normpath(TWIN_OUT)} ({os.path.getsize(TWIN_OUT)} bytes, "
+          f"{len(sd)} tensors)")
     return 0
 
 
