@@ -267,7 +267,7 @@ int lm_ckpt_load(const lm_st_file *f, const nn_model *m, float *params, float *b
     const lm_st_tensor **src = calloc((size_t)m->ntensors + 1, sizeof *src);
     unsigned char *plan = calloc((size_t)m->ntensors + 1, 1);
     size_t converted = 0;
-    lm_st_dtype conv_from = LM_ST_F32;
+    unsigned conv_from = 0; /* bit per source dtype */
     if (!src || !plan) {
         rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
         goto out;
@@ -338,7 +338,7 @@ int lm_ckpt_load(const lm_st_file *f, const nn_model *m, float *params, float *b
         }
         if (ft->dtype != LM_ST_F32 && plan[i]) {
             converted++;
-            conv_from = ft->dtype;
+            conv_from |= 1u << ft->dtype;
         }
     }
     for (size_t i = 0; i < lm_st_count(f) && rc == 0; i++) {
@@ -359,9 +359,12 @@ int lm_ckpt_load(const lm_st_file *f, const nn_model *m, float *params, float *b
         goto out;
     }
     if (converted) {
-        char note[200];
-        snprintf(note, sizeof note, "%zu tensors converted from %s to F32", converted,
-                 lm_st_dtype_name(conv_from));
+        char note[200], from[64] = "";
+        for (int d = 0; d < LM_ST_NDTYPES; d++)
+            if (conv_from & (1u << d))
+                snprintf(from + strlen(from), sizeof from - strlen(from), "%s%s",
+                         from[0] ? "/" : "", lm_st_dtype_name((lm_st_dtype)d));
+        snprintf(note, sizeof note, "%zu tensors converted from %s to F32", converted, from);
         if (list_push(&r.notes, &r.nnotes, note)) {
             rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
             goto out;
