@@ -1,0 +1,242 @@
+/* nn_engine.c -- the backend-independent half of the engine: see nn_engine.h
+ * and nn_engine_impl.h. */
+#include "nn_engine_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "nn_optim.h"
+#include "nn_ref.h"
+#include "nn_rng.h"
+
+static const nn_backend_ops *find_backend(const char *name) {
+    if (!name || strcmp(name, "auto") == 0 || strcmp(name, "cpu") == 0) return &nn_backend_cpu;
+    if (strcmp(name, "ref") == 0) return &nn_backend_ref;
+    return NULL;
+}
+
+int nn_engine_create(const char *backend, const nn_model *model, const nn_engine_opts *o,
+                     nn_engine **out, lm_err *err) {
+    *out = NULL;
+    const nn_backend_ops *ops = find_backend(backend);
+    if (!ops) {
+        if (backend && strcmp(backend, "cuda") == 0)
+            return lm_fail(err, LUMEN_ENOTFOUND,
+                           "engine.backend: \"cuda\" is not built into this lumen (no CUDA "
+                           "toolkit/cuDNN at build time); use \"cpu\" or \"auto\"");
+        return lm_fail(err, LUMEN_ENOTFOUND,
+                       "engine.backend: unknown backend '%s' (known: cpu, ref, cuda, auto)",
+                       backend);
+    }
+    if (o->batch < 1 || o->batch > 65536)
+        return lm_fail(err, LUMEN_EINVAL, "engine.batch: must be in 1..65536, got %d", o->batch);
+    if (o->channels != model->cfg.in_channels)
+        return lm_fail(err, LUMEN_EINVAL,
+                       "engine.channels: the data has %d channel(s) but model.in_channels is %d",
+                       o->channels, model->cfg.in_channels);
+    if (o->threads < 0) return lm_fail(err, LUMEN_EINVAL, "engine.threads: must be >= 0");
+    nn_engine *e = calloc(1, sizeof *e);
+    if (!e) return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
+    e->ops = ops;
+    e->model = model;
+    e->opts = *o; /* opts.layout is read by ops->create only, then dropped */
+    e->threads = o->threads > 0 ? o->threads : lm_ncpu();
+    int rc = nn_model_graph(model, o->height, o->width, &e->graph, err);
+    if (rc) {
+        free(e);
+        return rc;
+    }
+    size_t np = model->nparams;
+    int fc_in = e->graph.nodes[e->graph.n - 1].ic;
+    e->params = malloc(sizeof(float) * np * 4);
+    e->buffers = malloc(sizeof(float) * (model->nbuffers + 1));
+    e->counters = calloc(model->ncounters + 1, sizeof(int64_t));
+    e->dropmask = malloc(sizeof(float) * (size_t)o->batch * (size_t)fc_in);
+    e->times = calloc((size_t)e->graph.n, sizeof *e->times);
+    if (!e->params || !e->buffers || !e->counters || !e->dropmask || !e->times) {
+        nn_engine_free(e);
+        return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory for %zu parameters", np);
+    }
+    e->grads = e->params + np;
+    e->m1 = e->params + 2 * np;
+    e->m2 = e->params + 3 * np;
+    memset(e->grads, 0, sizeof(float) * np * 3);
+    nn_model_init(model, o->seed, e->params, e->buffers, e->counters);
+    for (int i = 0; i < e->graph.n; i++) {
+        e->times[i].name = e->graph.nodes[i].name;
+        e->times[i].op = nn_op_name(e->graph.nodes[i].op);
+        e->times[i].impl = "";
+    }
+    omp_set_num_threads(e->threads);
+    rc = ops->create(e, err);
+    e->opts.layout = NULL; /* the caller's string may go away */
+    if (rc) {
+        e->ops = NULL;
+        nn_engine_free(e);
+        return rc;
+    }
+    *out = e;
+    return LUMEN_OK;
+}
+
+void nn_engine_free(nn_engine *e) {
+    if (!e) return;
+    if (e->ops && e->impl) e->ops->destroy(e);
+    nn_graph_free(&e->graph);
+    free(e->params);
+    free(e->buffers);
+    free(e->counters);
+    free(e->dropmask);
+    free(e->times);
+    free(e);
+}
+
+const char *nn_engine_backend(const nn_engine *e) { return e->ops->name; }
+const nn_graph *nn_engine_graph(const nn_engine *e) { return &e->graph; }
+
+int nn_engine_get_state(nn_engine *e, float *params, float *buffers, int64_t *counters,
+                        lm_err *err) {
+    (void)err;
+    const nn_model *m = e->model;
+    if (params) memcpy(params, e->params, sizeof(float) * m->nparams);
+    if (buffers) memcpy(buffers, e->buffers, sizeof(float) * m->nbuffers);
+    if (counters) memcpy(counters, e->counters, sizeof(int64_t) * m->ncounters);
+    return LUMEN_OK;
+}
+
+int nn_engine_set_state(nn_engine *e, const float *params, const float *buffers,
+                        const int64_t *counters, lm_err *err) {
+    (void)err;
+    const nn_model *m = e->model;
+    if (params) memcpy(e->params, params, sizeof(float) * m->nparams);
+    if (buffers) memcpy(e->buffers, buffers, sizeof(float) * m->nbuffers);
+    if (counters) memcpy(e->counters, counters, sizeof(int64_t) * m->ncounters);
+    e->params_version++;
+    return LUMEN_OK;
+}
+
+int nn_engine_get_optim_state(nn_engine *e, float *m1, float *m2, int64_t *step,
+                              lm_err *err) {
+    (void)err;
+    size_t np = e->model->nparams;
+    if (m1) memcpy(m1, e->m1, sizeof(float) * np);
+    if (m2) memcpy(m2, e->m2, sizeof(float) * np);
+    if (step) *step = e->opt_step;
+    return LUMEN_OK;
+}
+
+int nn_engine_set_optim_state(nn_engine *e, const float *m1, const float *m2, int64_t step,
+                              lm_err *err) {
+    if (step < 0) return lm_fail(err, LUMEN_EINVAL, "optimizer state: step must be >= 0");
+    size_t np = e->model->nparams;
+    if (m1) memcpy(e->m1, m1, sizeof(float) * np);
+    if (m2) memcpy(e->m2, m2, sizeof(float) * np);
+    e->opt_step = step;
+    return LUMEN_OK;
+}
+
+int nn_engine_get_grads(nn_engine *e, float *grads, lm_err *err) {
+    (void)err;
+    memcpy(grads, e->grads, sizeof(float) * e->model->nparams);
+    return LUMEN_OK;
+}
+
+double nn_engine_loss(const float *logits, const float *y, int n, int K,
+                      const nn_loss_cfg *lc, float *dlogits) {
+    size_t nk = (size_t)n * (size_t)K;
+    double *x = calloc(nk * 2, sizeof(double));
+    if (!x) return NAN;
+    for (size_t i = 0; i < nk; i++) x[i] = logits[i];
+    double loss = nn_ref_bce_forward(x, y, lc->pos_weight, lc->label_smoothing, n, K);
+    nn_ref_bce_backward(x + nk, x, y, lc->pos_weight, lc->label_smoothing, n, K);
+    for (size_t i = 0; i < nk; i++) dlogits[i] = (float)x[nk + i];
+    free(x);
+    return loss;
+}
+
+static int check_n(const nn_engine *e, int n, lm_err *err) {
+    if (n < 1 || n > e->opts.batch)
+        return lm_fail(err, LUMEN_EINVAL, "engine: n must be in 1..%d (the engine's batch), got %d",
+                       e->opts.batch, n);
+    return LUMEN_OK;
+}
+
+int nn_engine_train_step(nn_engine *e, const float *x, const float *y, int n,
+                         const nn_loss_cfg *lc, float *loss, float *logits, lm_err *err) {
+    int rc = check_n(e, n, err);
+    if (rc) return rc;
+    static const nn_loss_cfg none = {NULL, 0.0f};
+    if (!lc) lc = &none;
+    if (!(lc->label_smoothing >= 0 && lc->label_smoothing <= 1))
+        return lm_fail(err, LUMEN_EINVAL, "loss.label_smoothing: must be in [0, 1], got %g",
+                       (double)lc->label_smoothing);
+    const float *mask = NULL;
+    const nn_node *last = &e->graph.nodes[e->graph.n - 1];
+    if (e->graph.n >= 2 && e->graph.nodes[e->graph.n - 2].op == NN_OP_DROPOUT) {
+        /* mask of step t: nn_rng seeded with seed ^ golden * (t + 1) */
+        float p = e->graph.nodes[e->graph.n - 2].p, keep = 1.0f / (1.0f - p);
+        nn_rng r;
+        nn_rng_seed(&r, e->opts.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(e->train_steps + 1)));
+        size_t cnt = (size_t)n * (size_t)last->ic;
+        for (size_t i = 0; i < cnt; i++) e->dropmask[i] = nn_rng_uniform(&r) < p ? 0.0f : keep;
+        mask = e->dropmask;
+    }
+    omp_set_num_threads(e->threads);
+    double l = 0;
+    rc = e->ops->train_step(e, x, y, n, lc, mask, &l, logits, err);
+    if (rc) return rc;
+    e->train_steps++;
+    for (size_t i = 0; i < e->model->ncounters; i++) e->counters[i]++;
+    if (loss) *loss = (float)l;
+    if (!isfinite(l))
+        return lm_fail(err, LUMEN_ENUMERIC, "training diverged: loss is %g at step %lld", l,
+                       (long long)e->train_steps);
+    return LUMEN_OK;
+}
+
+int nn_engine_grad_norm(nn_engine *e, double *norm, lm_err *err) {
+    omp_set_num_threads(e->threads);
+    double s = nn_sumsq(e->grads, e->model->nparams);
+    *norm = sqrt(s);
+    if (!isfinite(s))
+        return lm_fail(err, LUMEN_ENUMERIC, "training diverged: gradient norm is %g", *norm);
+    return LUMEN_OK;
+}
+
+int nn_engine_optim_step(nn_engine *e, const nn_optim_cfg *cfg, float grad_scale,
+                         lm_err *err) {
+    int rc = nn_optim_validate(cfg, err);
+    if (rc) return rc;
+    if (!(grad_scale >= 0) || !isfinite(grad_scale))
+        return lm_fail(err, LUMEN_EINVAL, "optimizer: grad_scale must be finite and >= 0");
+    omp_set_num_threads(e->threads);
+    e->opt_step++;
+    nn_optim_update(cfg, e->params, e->grads, e->m1, e->m2, e->model->nparams, e->opt_step,
+                    grad_scale);
+    e->params_version++;
+    return LUMEN_OK;
+}
+
+int nn_engine_predict(nn_engine *e, const float *x, int n, float *logits, lm_err *err) {
+    int rc = check_n(e, n, err);
+    if (rc) return rc;
+    omp_set_num_threads(e->threads);
+    return e->ops->forward_eval(e, x, n, logits, 1, err);
+}
+
+int nn_engine_forward_eval(nn_engine *e, const float *x, int n, float *logits, lm_err *err) {
+    int rc = check_n(e, n, err);
+    if (rc) return rc;
+    omp_set_num_threads(e->threads);
+    return e->ops->forward_eval(e, x, n, logits, 0, err);
+}
+
+void nn_engine_set_profiling(nn_engine *e, int on) { e->profiling = on; }
+
+const nn_layer_time *nn_engine_layer_times(nn_engine *e, int *count) {
+    *count = e->graph.n;
+    return e->times;
+}

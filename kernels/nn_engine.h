@@ -1,0 +1,151 @@
+/*
+ * nn_engine.h -- the training engine: one interface, several backends.
+ *
+ * Backends (selected by name at nn_engine_create):
+ *   "cpu"  : oneDNN primitives (conv, BN, pooling) + own OpenMP kernels, float
+ *   "ref"  : the double-precision reference layers of nn_ref.h walked over the
+ *            graph (slow; for tests and as a second opinion)
+ *   "cuda" : cuDNN + cuBLAS (not built yet: create answers LUMEN_ENOTFOUND)
+ *   "auto" : "cuda" when available, else "cpu"
+ * A backend is a vtable (nn_backend_ops in nn_engine_impl.h); this header is
+ * all a caller needs.
+ *
+ * State every backend keeps in the CANONICAL view of nn_model.h -- one flat
+ * float array of params (conv weights OIHW), one of grads (same offsets), one
+ * of float buffers (BN running stats), int64 counters (num_batches_tracked),
+ * and the optimizer moments (same offsets as params).  get/set copy these
+ * views, so checkpoints, the optimizer and every backend agree.
+ *
+ * A training step is:
+ *     nn_engine_train_step(e, x, y, n, &loss_cfg, &loss, logits, err);
+ *     nn_engine_grad_norm(e, &norm, err);               (optional: clipping)
+ *     nn_engine_optim_step(e, &opt, scale, err);
+ *
+ * Gradient rule: train_step OVERWRITES the gradients (no accumulation across
+ * calls); optim_step reads them.
+ *
+ * Data: x is [n, C, H, W] float (NCHW, host memory, already normalized),
+ * y is [n, K] float in {0, 1} (or soft targets in [0, 1]), logits [n, K].
+ *
+ * Threading: an engine is used by one thread at a time; it runs its own
+ * OpenMP team of opts.threads.  Engines share nothing (no global state).
+ * Errors: int LUMEN_* codes with an lm_err message (LUMEN_EINVAL for bad
+ * arguments, LUMEN_ENOMEM, LUMEN_ENOTFOUND for an unknown backend, LUMEN_ERR
+ * for a library failure with its status in the message).
+ */
+#ifndef NN_ENGINE_H
+#define NN_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lm_util.h"
+#include "nn_model.h"
+
+typedef struct nn_engine nn_engine;
+
+typedef struct nn_engine_opts {
+    int batch;        /* the largest n passed to train_step / predict */
+    int channels;     /* must equal model.in_channels */
+    int height, width;
+    int threads;      /* OpenMP threads; 0 = the core count */
+    uint64_t seed;    /* dropout masks: mask of step t from (seed, t) */
+    /* cpu backend: activation layout "auto" (NULL), "blocked" or "nhwc"
+     * (for measuring; auto = what oneDNN prefers on this machine). */
+    const char *layout;
+} nn_engine_opts;
+
+typedef struct nn_loss_cfg {
+    const float *pos_weight;  /* [K], NULL = all 1 (BCEWithLogitsLoss pos_weight) */
+    float label_smoothing;    /* s: targets y (1 - s) + s / 2; 0 = off */
+} nn_loss_cfg;
+
+typedef enum { NN_OPT_SGD = 0, NN_OPT_ADAM = 1, NN_OPT_ADAMW = 2 } nn_optim_kind;
+
+/* PyTorch semantics (torch.optim.SGD / Adam / AdamW, one param group):
+ *   g = grad * grad_scale
+ *   SGD  : g += wd p; if momentum: buf = (first step ? g : momentum buf +
+ *          (1 - dampening) g); g = nesterov ? g + momentum buf : buf;
+ *          p -= lr g
+ *   Adam : g += wd p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ *          p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *   AdamW: p *= 1 - lr wd, then Adam without the L2 term.
+ * Weight decay applies to every parameter (BN and biases included). */
+typedef struct nn_optim_cfg {
+    nn_optim_kind kind;
+    float lr;
+    float momentum, dampening;  /* SGD */
+    int nesterov;               /* SGD; needs momentum > 0 and dampening 0 */
+    float beta1, beta2, eps;    /* Adam, AdamW */
+    float weight_decay;
+} nn_optim_cfg;
+
+/* Per-layer timing (runner bench): milliseconds of the last profiled step. */
+typedef struct nn_layer_time {
+    const char *name;   /* node name ("layer1.0.conv1"), owned by the engine */
+    const char *op;     /* "conv", "bn", ... */
+    const char *impl;   /* backend implementation of the forward (cpu:
+                           oneDNN's name, e.g. "jit:avx2"), "" for own code */
+    double fwd_ms, bwd_ms;
+} nn_layer_time;
+
+/* Creates an engine for `model` (which must outlive it).  Params start from
+ * nn_model_init(model, opts->seed); optimizer state zero, step 0. */
+int nn_engine_create(const char *backend, const nn_model *model,
+                     const nn_engine_opts *opts, nn_engine **out, lm_err *err);
+void nn_engine_free(nn_engine *e);  /* NULL is a no-op */
+/* The backend actually used ("cpu", "ref", ...); static string. */
+const char *nn_engine_backend(const nn_engine *e);
+
+/* Copy the canonical state out / in.  Arrays sized model->nparams,
+ * ->nbuffers, ->ncounters; any pointer may be NULL (that part skipped). */
+int nn_engine_get_state(nn_engine *e, float *params, float *buffers,
+                        int64_t *counters, lm_err *err);
+int nn_engine_set_state(nn_engine *e, const float *params, const float *buffers,
+                        const int64_t *counters, lm_err *err);
+/* Optimizer state: m1 (SGD momentum buffer / Adam exp_avg), m2 (Adam
+ * exp_avg_sq), each nparams floats (NULL skips), and the step count t
+ * (number of optim_step calls so far). */
+int nn_engine_get_optim_state(nn_engine *e, float *m1, float *m2, int64_t *step,
+                              lm_err *err);
+int nn_engine_set_optim_state(nn_engine *e, const float *m1, const float *m2,
+                              int64_t step, lm_err *err);
+/* Gradients of the last train_step, canonical layout (nparams floats). */
+int nn_engine_get_grads(nn_engine *e, float *grads, lm_err *err);
+
+/* Forward in training mode (batch statistics, dropout), loss, backward.
+ * 1 <= n <= opts.batch.  Gradients are overwritten; BN running stats and
+ * num_batches_tracked are updated.  *loss gets the mean loss; logits [n,K]
+ * may be NULL.  LUMEN_ENUMERIC when the loss is not finite (state then holds
+ * that step's gradients; params are untouched). */
+int nn_engine_train_step(nn_engine *e, const float *x, const float *y, int n,
+                         const nn_loss_cfg *loss_cfg, float *loss, float *logits,
+                         lm_err *err);
+/* Global L2 norm of the gradients in *norm; LUMEN_ENUMERIC when any gradient
+ * is NaN/inf (*norm is then that non-finite value). */
+int nn_engine_grad_norm(nn_engine *e, double *norm, lm_err *err);
+/* One optimizer update from the current gradients times grad_scale (pass
+ * min(1, max_norm / norm) for clipping, else 1). */
+int nn_engine_optim_step(nn_engine *e, const nn_optim_cfg *cfg, float grad_scale,
+                         lm_err *err);
+
+/* Eval-mode logits [n,K] (running stats, no dropout).  predict uses the fast
+ * inference path (cpu: BN folded into conv weights + bias, ReLU and the
+ * residual add fused as post-ops; the folded weights are recomputed lazily
+ * after params changed).  forward_eval runs the unfolded eval forward
+ * (BN as its own layer) -- the yardstick for the folding. */
+int nn_engine_predict(nn_engine *e, const float *x, int n, float *logits, lm_err *err);
+int nn_engine_forward_eval(nn_engine *e, const float *x, int n, float *logits,
+                           lm_err *err);
+
+/* Per-layer timing: while enabled, train_step records forward and backward
+ * milliseconds per graph node (at a small synchronization cost).
+ * nn_engine_layer_times hands out the engine's array (valid until the next
+ * call on e): *count entries in graph order. */
+void nn_engine_set_profiling(nn_engine *e, int on);
+const nn_layer_time *nn_engine_layer_times(nn_engine *e, int *count);
+
+/* The graph the engine runs (shapes for opts' input size). */
+const nn_graph *nn_engine_graph(const nn_engine *e);
+
+#endif /* NN_ENGINE_H */
