@@ -9,6 +9,8 @@
 #   tests/plugins/*.c       -> build/tests/plugins/<file>.so (test plugins)
 #   tests/{unit,integration}/test_*.c -> build/tests/test_*  (cmocka), each
 #                              linked with tests/support/*.c and every archive
+#   tests/bench/*.c         -> build/bench/<file> (benchmark drivers; make bench
+#                              runs tests/bench/run.sh)
 #
 # make SANITIZE=1 builds everything with ASan+UBSan into build-san/.
 
@@ -39,7 +41,7 @@ CPPFLAGS += -Iplugins -Istages/common -Ikernels -Irunner $(LUA_CFLAGS) -D_GNU_SO
 CFLAGS += -std=c11 -Wall -Wextra $(OPT) $(ARCH) -fPIC -fvisibility=hidden -fopenmp \
           -MMD -MP $(SANFLAGS)
 LDFLAGS += -fopenmp $(SANFLAGS) -Wl,--as-needed
-LDLIBS += $(LUA_LIBS) -llmdb -lspng -lcjson -lxxhash -ldnnl -lcurl -lm -lpthread -ldl
+LDLIBS += $(LUA_LIBS) -llmdb -lspng -lcjson -lxxhash -ldnnl -lcurl -lpng -lm -lpthread -ldl
 
 # ---------------------------------------------------------------- sources --
 RUNNER_SRCS := $(wildcard runner/*.c)
@@ -93,7 +95,7 @@ $(BUILD)/lib/libstage_$(1).a: $(call obj,$(wildcard stages/$(1)/*.c))
 $(BUILD)/plugins/$(1).so: $(call obj,$(wildcard stages/$(1)/*.c)) $(LIB_ENGINE) $(LIB_COMMON)
 	@mkdir -p $$(@D)
 	$(CC) -shared $(LDFLAGS) -o $$@ $(call obj,$(wildcard stages/$(1)/*.c)) \
-	    $(LIB_ENGINE) $(LIB_COMMON) $(LDLIBS)
+	    -Wl,--start-group $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rules,$(s))))
 
@@ -123,16 +125,18 @@ LUMEN_DATA_TEST ?= $(abspath ../shared/data/elpv)
 .PHONY: test tests
 tests: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
 test: tests
-	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
+	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
 # ------------------------------------------------------------------ bench --
+# tests/bench/*.c -> $(BUILD)/bench/<name>: small drivers linked like the tests
+# (every archive), without cmocka.
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 $(BUILD)/bench/%: tests/bench/%.c $(ALL_ARCHIVES)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--start-group $(ALL_ARCHIVES) \
-	    -Wl,--end-group $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group $(LDLIBS)
 
 .PHONY: bench benches
 benches: $(BENCHES)
@@ -141,7 +145,7 @@ bench: all $(BENCHES)
 
 # --------------------------------------------------------- deps/data/run --
 DEB_PACKAGES := gcc make pkg-config python3 python3-pip liblua5.4-dev liblmdb-dev \
-    libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev
+    libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev libpng-dev
 
 .PHONY: deps
 deps:
@@ -178,7 +182,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lumen/plugins \
 	    $(DESTDIR)$(PREFIX)/share/lumen/lua $(DESTDIR)$(PREFIX)/include/lumen
 	install -m 755 $(RUNNER) $(DESTDIR)$(PREFIX)/bin/runner
-	install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/lumen/plugins/
+	$(if $(PLUGINS),install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/lumen/plugins/)
 	install -m 644 lua/*.lua $(DESTDIR)$(PREFIX)/share/lumen/lua/
 	install -m 644 plugins/lumen/plugin.h $(DESTDIR)$(PREFIX)/include/lumen/
 

@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmarks.  Engine: runner bench on the default model
-# (per-layer table + JSON line), then the side-by-side comparison with
-# PyTorch when torch is importable.
+# `make bench`: runs every tests/bench/bench_*.sh in turn.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-BUILD=${LUMEN_BUILD:-$(cd "$here/../.." && pwd)/build}
-"$BUILD/bench/engine_bench" --steps 5 --warmup 1
-PY=${PYTHON:-$( [ -x /root/torchvenv/bin/python ] && echo /root/torchvenv/bin/python || echo python3 )}
-if "$PY" -c 'import torch' 2>/dev/null; then
-    "$here/engine_vs_torch.sh" --steps 5
-else
-    echo "engine_vs_torch: skipped (no torch for $PY)"
-fi
+cd "$(dirname "$0")"
+rc=0
+for b in bench_*.sh; do
+    [ -e "$b" ] || continue
+    echo "== $b"
+    ./"$b" || rc=1
+done
+exit $rc

@@ -1,0 +1,134 @@
+--[[
+lumen -- the experiment language.
+
+An experiment file returns
+
+    local lumen = require "lumen"
+    return lumen.experiment {
+      name = "baseline", seed = 42,
+      stages = {
+        lumen.ingest { csv = lumen.data "labels.csv", size = 300 },
+        lumen.normalize_stats {},
+      },
+    }
+
+* lumen.<stage_name> { params }   a stage entry; underscores in the Lua name
+                                  become dashes in the stage name
+                                  (lumen.normalize_stats -> "normalize-stats").
+                                  Any name works, so out-of-tree plugin stages
+                                  need no change here.
+* lumen.stage("name", { params }) the same, with the stage name as a string.
+  `id = "..."` in the table names this instance (default: the stage name).
+* lumen.resnet{...}, lumen.adamw{...}, ...  helper constructors: a copy of the
+  table with kind = "<constructor>" (flattened by the runner to
+  "optimizer.kind" = "adamw", "optimizer.lr" = ...).
+* lumen.data "file"               a path below $LUMEN_DATA (default data/elpv).
+
+Stage entries remember the file and line they were written on, so that the
+runner's validation errors point there.  Everything else (parameter names,
+types, ranges) is checked by the runner against the plugins' declarations.
+--]]
+
+local M = { _VERSION = "lumen 1" }
+
+-- File and line of the Lua code `level` frames above the caller of where()
+-- (the first Lua frame from there up).  nil, 0 when a tail call erased it,
+-- as in `return lumen.experiment { ... }`; the runner then finds the line.
+local function where(level)
+  local lvl = level + 1
+  while true do
+    local info = debug.getinfo(lvl, "Sl")
+    if not info then return nil, 0 end
+    local src = info.source or ""
+    if info.what ~= "C" and src:sub(1, 1) == "@" then
+      return src:sub(2), info.currentline or 0
+    end
+    lvl = lvl + 1
+  end
+end
+
+local function copy(t)
+  local r = {}
+  for k, v in pairs(t) do r[k] = v end
+  return r
+end
+
+-- Builds a stage entry; `level` is the frame of the user's call.
+local function make_stage(name, lua_name, t, level)
+  if t == nil then t = {} end
+  if type(t) ~= "table" then
+    error(("%s expects a table of parameters, got %s"):format(lua_name, type(t)), level + 1)
+  end
+  local file, line = where(level + 1)
+  local params = copy(t)
+  local id = params.id
+  params.id = nil
+  if id ~= nil and type(id) ~= "string" then
+    error(("%s: id must be a string, got %s"):format(lua_name, type(id)), level + 1)
+  end
+  return { __stage = name, __file = file, __line = line, id = id, params = params }
+end
+
+function M.stage(name, t)
+  if type(name) ~= "string" or name == "" then
+    error("lumen.stage: the first argument must be the stage name", 2)
+  end
+  -- not a tail call: make_stage counts frames up to the user's line
+  local entry = make_stage(name, ("lumen.stage(%q, ...)"):format(name), t, 2)
+  return entry
+end
+
+-- Helper constructors: tagged copies.
+local KINDS = { "resnet", "sgd", "adam", "adamw", "constant", "step", "multistep",
+                "cosine", "plateau", "bce" }
+for _, kind in ipairs(KINDS) do
+  M[kind] = function(t)
+    if t == nil then t = {} end
+    if type(t) ~= "table" then
+      error(("lumen.%s expects a table, got %s"):format(kind, type(t)), 2)
+    end
+    if t.kind ~= nil then
+      error(("lumen.%s: 'kind' is set by the constructor"):format(kind), 2)
+    end
+    local r = copy(t)
+    r.kind = kind
+    return r
+  end
+end
+
+function M.data(name)
+  if type(name) ~= "string" or name == "" then
+    error("lumen.data expects a file name", 2)
+  end
+  if name:sub(1, 1) == "/" then return name end
+  local base = os.getenv("LUMEN_DATA")
+  if base == nil or base == "" then base = "data/elpv" end
+  base = base:gsub("/+$", "")
+  return base .. "/" .. name
+end
+
+function M.experiment(t)
+  if type(t) ~= "table" then
+    error(("lumen.experiment expects a table, got %s"):format(type(t)), 2)
+  end
+  local file, line = where(2)
+  local r = copy(t)
+  r.__experiment = true
+  r.__file = file
+  r.__line = line
+  return r
+end
+
+-- Any other lumen.<name> is a stage constructor.
+setmetatable(M, {
+  __index = function(_, key)
+    if type(key) ~= "string" or not key:match("^[%a][%w_]*$") then return nil end
+    local name = key:gsub("_", "-")
+    return function(t)
+      local entry = make_stage(name, "lumen." .. key, t, 2) -- no tail call (frames)
+      return entry
+    end
+  end,
+})
+
+return M

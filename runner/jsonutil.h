@@ -1,0 +1,43 @@
+/*
+ * jsonutil.h -- small cJSON helpers the runner shares: canonical JSON (for
+ * cache keys), atomic JSON files, value descriptions for messages, and
+ * timestamps.
+ */
+#ifndef RN_JSONUTIL_H
+#define RN_JSONUTIL_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "lm_util.h"
+
+/* Deep copy of v with every object's keys sorted (strcmp); arrays keep their
+ * order.  Caller owns the result (cJSON_Delete); NULL on OOM. */
+cJSON *rn_json_sorted(const cJSON *v);
+
+/* Canonical text of v: compact, object keys sorted at every depth.  Two
+ * values that differ only in key order give the same text.  Caller frees;
+ * NULL on OOM. */
+char *rn_json_canonical(const cJSON *v);
+
+/* Writes v, pretty-printed and newline-terminated, atomically to path
+ * (lm_write_file_atomic).  0 or LUMEN_EIO/LUMEN_ENOMEM. */
+int rn_json_write_atomic(const char *path, const cJSON *v, lm_err *e);
+
+/* Reads and parses a JSON file.  *out is owned by the caller.  Errors:
+ * LUMEN_ENOTFOUND (missing), LUMEN_EIO, LUMEN_EDATA (not JSON, message names
+ * the file). */
+int rn_json_read_file(const char *path, cJSON **out, lm_err *e);
+
+/* Describes a value for an error message: `string "big"`, `number 1.5`,
+ * `boolean true`, `list`, `table`, `null`.  Writes into buf, returns buf. */
+const char *rn_json_describe(const cJSON *v, char *buf, size_t len);
+
+/* Formats a number the way a user wrote it: integers without a fraction,
+ * others with %.17g trimmed to the shortest form that round-trips. */
+const char *rn_num_str(double d, char *buf, size_t len);
+
+/* UTC ISO-8601 time with milliseconds: "2026-11-29T19:30:12.345Z". */
+const char *rn_time_iso(double epoch_s, char *buf, size_t len);
+
+#endif /* RN_JSONUTIL_H */

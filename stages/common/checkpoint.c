@@ -1,0 +1,559 @@
+/* checkpoint.c -- see checkpoint.h. */
+#include "checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------ helpers -- */
+
+static void fmt_dims(char *buf, size_t cap, int ndim, const int64_t *dims) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && n < cap; d++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", d ? ", " : "", (long long)dims[d]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+static const nn_tensor *model_find(const nn_model *m, const char *name) {
+    for (int i = 0; i < m->ntensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+    return NULL;
+}
+
+static int is_head(const char *name) {
+    return strcmp(name, "fc.weight") == 0 || strcmp(name, "fc.bias") == 0;
+}
+
+/* Appends a copy of s to a growing string list; -1 on OOM. */
+static int list_push(char ***list, size_t *n, const char *s) {
+    char **nl = realloc(*list, (*n + 1) * sizeof *nl);
+    if (!nl) return -1;
+    *list = nl;
+    if (!(nl[*n] = lm_strdup(s))) return -1;
+    (*n)++;
+    return 0;
+}
+
+static void list_free(char **list, size_t n) {
+    for (size_t i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+/* "a, b, c, ... (N more)" of at most `show` names into buf. */
+static void fmt_list(char *buf, size_t cap, char *const *list, size_t n, size_t show) {
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && i < show && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? ", " : "", list[i]);
+    if (n > show && k < cap) snprintf(buf + k, cap - k, ", ... (%zu more)", n - show);
+}
+
+/* ------------------------------------------------------------- saving -- */
+
+int lm_ckpt_add_model(lm_st_writer *w, const nn_model *m, const float *params,
+                      const float *buffers, const int64_t *counters, lm_err *e) {
+    for (int i = 0; i < m->ntensors; i++) {
+        const nn_tensor *t = &m->tensors[i];
+        int rc;
+        switch (t->kind) {
+        case NN_T_PARAM:
+            rc = lm_st_writer_add(w, t->name, LM_ST_F32, t->ndim, t->dims, params + t->offset, e);
+            break;
+        case NN_T_BUFFER:
+            rc = lm_st_writer_add(w, t->name, LM_ST_F32, t->ndim, t->dims, buffers + t->offset, e);
+            break;
+        default:
+            rc = lm_st_writer_add(w, t->name, LM_ST_I64, 0, NULL, counters + t->offset, e);
+            break;
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Parses `json` for metadata key `key` and checks its type; *out (may be
+ * NULL) receives the tree to inspect (caller deletes). */
+static int check_json(const char *path, const char *key, const char *json, int want_array,
+                      cJSON **out, lm_err *e) {
+    cJSON *j = cJSON_Parse(json);
+    if (!j || (want_array ? !cJSON_IsArray(j) : !cJSON_IsObject(j))) {
+        cJSON_Delete(j);
+        return lm_fail(e, LUMEN_EINVAL, "%s: metadata \"%s\" must be a JSON %s, got '%.80s'",
+                       path, key, want_array ? "array" : "object", json);
+    }
+    if (out) *out = j;
+    else cJSON_Delete(j);
+    return 0;
+}
+
+static int json_int_field(const cJSON *o, const char *k, long *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble)) return 0;
+    *v = (long)x->valuedouble;
+    return 1;
+}
+
+static const char *const reserved_keys[] = {"format", "version", "model", "labels",
+                                            "stats", "thresholds", "metrics", "input",
+                                            "epoch", "created", NULL};
+
+static int validate_meta(const char *path, const nn_model *m, const lm_ckpt_meta *mt,
+                         lm_err *e) {
+    const nn_resnet_cfg *cfg = &m->cfg;
+    cJSON *j = NULL;
+    long v;
+    if (!mt || !mt->model)
+        return lm_fail(e, LUMEN_EINVAL, "%s: checkpoint metadata \"model\" is required", path);
+    int rc = check_json(path, "model", mt->model, 0, &j, e);
+    if (rc) return rc;
+    static const char *const ints[] = {"in_channels", "num_classes", "stem_width"};
+    const int want[] = {cfg->in_channels, cfg->num_classes, cfg->stem_width};
+    for (int i = 0; i < 3; i++)
+        if (json_int_field(j, ints[i], &v) && v != want[i]) {
+            cJSON_Delete(j);
+            return lm_fail(e, LUMEN_EINVAL,
+                           "%s: metadata \"model\" says %s %ld but the model has %d", path,
+                           ints[i], v, want[i]);
+        }
+    cJSON_Delete(j);
+    if (mt->labels) {
+        if ((rc = check_json(path, "labels", mt->labels, 1, &j, e))) return rc;
+        int n = cJSON_GetArraySize(j), ok = 1;
+        for (const cJSON *x = j->child; x; x = x->next) ok &= cJSON_IsString(x);
+        cJSON_Delete(j);
+        if (!ok || n != cfg->num_classes)
+            return lm_fail(e, LUMEN_EINVAL,
+                           "%s: metadata \"labels\" must list %d label names, got %s", path,
+                           cfg->num_classes, mt->labels);
+    }
+    if (mt->thresholds) {
+        if ((rc = check_json(path, "thresholds", mt->thresholds, 1, &j, e))) return rc;
+        int n = cJSON_GetArraySize(j), ok = 1;
+        for (const cJSON *x = j->child; x; x = x->next) ok &= cJSON_IsNumber(x);
+        cJSON_Delete(j);
+        if (!ok || n != cfg->num_classes)
+            return lm_fail(e, LUMEN_EINVAL,
+                           "%s: metadata \"thresholds\" must hold %d numbers, got %s", path,
+                           cfg->num_classes, mt->thresholds);
+    }
+    if (mt->stats) {
+        if ((rc = check_json(path, "stats", mt->stats, 0, &j, e))) return rc;
+        const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
+        const cJSON *sd = cJSON_GetObjectItemCaseSensitive(j, "std");
+        int ok = cJSON_IsArray(mean) && cJSON_IsArray(sd) &&
+                 cJSON_GetArraySize(mean) == cJSON_GetArraySize(sd);
+        if (ok && json_int_field(j, "channels", &v)) ok = v == cJSON_GetArraySize(mean);
+        cJSON_Delete(j);
+        if (!ok)
+            return lm_fail(e, LUMEN_EINVAL,
+                           "%s: metadata \"stats\" needs \"mean\" and \"std\" arrays of "
+                           "\"channels\" numbers, got %.120s",
+                           path, mt->stats);
+    }
+    if (mt->input) {
+        if ((rc = check_json(path, "input", mt->input, 0, &j, e))) return rc;
+        long h = 0, w = 0, c = 0;
+        int ok = json_int_field(j, "height", &h) && json_int_field(j, "width", &w) &&
+                 json_int_field(j, "channels", &c) && h > 0 && w > 0 &&
+                 c == cfg->in_channels;
+        cJSON_Delete(j);
+        if (!ok)
+            return lm_fail(e, LUMEN_EINVAL,
+                           "%s: metadata \"input\" must be {\"height\":H,\"width\":W,"
+                           "\"channels\":%d}, got %.120s",
+                           path, cfg->in_channels, mt->input);
+    }
+    if (mt->metrics && (rc = check_json(path, "metrics", mt->metrics, 0, NULL, e))) return rc;
+    for (const char *const *x = mt->extra; x && *x; x += 2) {
+        if (!x[1])
+            return lm_fail(e, LUMEN_EINVAL, "%s: metadata \"%s\" has no value", path, x[0]);
+        for (const char *const *r = reserved_keys; *r; r++)
+            if (strcmp(*r, x[0]) == 0)
+                return lm_fail(e, LUMEN_EINVAL,
+                               "%s: extra metadata key \"%s\" is reserved", path, x[0]);
+    }
+    return 0;
+}
+
+int lm_ckpt_save(const char *path, const nn_model *m, const float *params,
+                 const float *buffers, const int64_t *counters, const lm_ckpt_meta *meta,
+                 lm_err *e) {
+    int rc = validate_meta(path, m, meta, e);
+    if (rc) return rc;
+    lm_st_writer *w;
+    if ((rc = lm_st_writer_new(&w, e))) return rc;
+    char epoch[32], created[32];
+    if (!meta->created) {
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    snprintf(epoch, sizeof epoch, "%lld", (long long)meta->epoch);
+    const struct {
+        const char *k, *v;
+    } kv[] = {
+        {"format", LM_CKPT_FORMAT},
+        {"version", LM_CKPT_VERSION},
+        {"model", meta->model},
+        {"labels", meta->labels},
+        {"stats", meta->stats},
+        {"thresholds", meta->thresholds},
+        {"metrics", meta->metrics},
+        {"input", meta->input},
+        {"epoch", meta->epoch >= 0 ? epoch : NULL},
+        {"created", meta->created ? meta->created : created},
+    };
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0] && rc == 0; i++)
+        if (kv[i].v) rc = lm_st_writer_meta(w, kv[i].k, kv[i].v, e);
+    for (const char *const *x = meta->extra; x && *x && rc == 0; x += 2)
+        rc = lm_st_writer_meta(w, x[0], x[1], e);
+    if (rc == 0) rc = lm_ckpt_add_model(w, m, params, buffers, counters, e);
+    if (rc == 0) rc = lm_st_writer_write(w, path, e);
+    lm_st_writer_free(w);
+    return rc;
+}
+
+/* ------------------------------------------------------------ loading -- */
+
+void lm_ckpt_report_free(lm_ckpt_report *r) {
+    if (!r) return;
+    list_free(r->missing, r->nmissing);
+    list_free(r->unexpected, r->nunexpected);
+    list_free(r->reset, r->nreset);
+    list_free(r->notes, r->nnotes);
+    memset(r, 0, sizeof *r);
+}
+
+char *lm_ckpt_report_text(const lm_ckpt_report *r) {
+    struct {
+        const char *what;
+        char **l;
+        size_t n;
+    } parts[] = {{"missing (kept their init)", r->missing, r->nmissing},
+                 {"unexpected (ignored)", r->unexpected, r->nunexpected},
+                 {"head reset (kept its init)", r->reset, r->nreset},
+                 {"converted", r->notes, r->nnotes}};
+    size_t cap = 64;
+    for (size_t p = 0; p < 4; p++)
+        for (size_t i = 0; i < parts[p].n; i++) cap += strlen(parts[p].l[i]) + 2;
+    cap += 4 * 64;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    size_t k = (size_t)snprintf(s, cap, "loaded %zu tensors", r->nloaded);
+    for (size_t p = 0; p < 4; p++) {
+        if (!parts[p].n) continue;
+        k += (size_t)snprintf(s + k, cap - k, "\n%s (%zu): ", parts[p].what, parts[p].n);
+        for (size_t i = 0; i < parts[p].n; i++)
+            k += (size_t)snprintf(s + k, cap - k, "%s%s", i ? ", " : "", parts[p].l[i]);
+    }
+    return s;
+}
+
+typedef enum { PLAN_SKIP = 0, PLAN_COPY, PLAN_GRAY } plan_kind;
+
+int lm_ckpt_load(const lm_st_file *f, const nn_model *m, float *params, float *buffers,
+                 int64_t *counters, const lm_ckpt_load_opts *opts, lm_ckpt_report *rep,
+                 lm_err *e) {
+    static const lm_ckpt_load_opts none = {0};
+    if (!opts) opts = &none;
+    const char *path = lm_st_path(f);
+    lm_ckpt_report r = {0};
+    int rc = 0;
+    const lm_st_tensor **src = calloc((size_t)m->ntensors + 1, sizeof *src);
+    unsigned char *plan = calloc((size_t)m->ntensors + 1, 1);
+    size_t converted = 0;
+    unsigned conv_from = 0; /* bit per source dtype */
+    if (!src || !plan) {
+        rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+
+    /* pass 1: match and check every tensor, touching no array */
+    for (int i = 0; i < m->ntensors && rc == 0; i++) {
+        const nn_tensor *t = &m->tensors[i];
+        const lm_st_tensor *ft = lm_st_find(f, t->name);
+        char fs[160], ms[160];
+        if (!ft) {
+            if (list_push(&r.missing, &r.nmissing, t->name))
+                rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+            continue;
+        }
+        fmt_dims(fs, sizeof fs, ft->ndim, ft->shape);
+        fmt_dims(ms, sizeof ms, t->ndim, t->dims);
+        if (opts->reset_head && is_head(t->name)) {
+            char note[400];
+            snprintf(note, sizeof note, "%s (file %s, model %s)", t->name, fs, ms);
+            if (list_push(&r.reset, &r.nreset, note))
+                rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+            continue;
+        }
+        if (t->kind == NN_T_COUNTER) {
+            if (lm_st_dtype_is_float(ft->dtype) || ft->numel != 1 || ft->ndim > 1)
+                rc = lm_fail(e, LUMEN_EDATA,
+                             "%s: tensor '%s': expected an integer scalar (I64, shape []), "
+                             "got %s %s",
+                             path, t->name, lm_st_dtype_name(ft->dtype), fs);
+            else
+                plan[i] = PLAN_COPY;
+            src[i] = ft;
+            continue;
+        }
+        if (!lm_st_dtype_is_float(ft->dtype)) {
+            rc = lm_fail(e, LUMEN_EDATA,
+                         "%s: tensor '%s' is %s, expected a floating-point type "
+                         "(F32, F64, F16, BF16)",
+                         path, t->name, lm_st_dtype_name(ft->dtype));
+            continue;
+        }
+        int same = ft->ndim == t->ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = ft->shape[d] == t->dims[d];
+        src[i] = ft;
+        if (same) {
+            plan[i] = PLAN_COPY;
+        } else if (!opts->no_rgb_to_gray && strcmp(t->name, "conv1.weight") == 0 &&
+                   t->ndim == 4 && ft->ndim == 4 && t->dims[1] == 1 && ft->shape[1] == 3 &&
+                   ft->shape[0] == t->dims[0] && ft->shape[2] == t->dims[2] &&
+                   ft->shape[3] == t->dims[3]) {
+            plan[i] = PLAN_GRAY;
+            char note[400];
+            snprintf(note, sizeof note,
+                     "%s: summed 3 input channels into 1 (RGB -> gray; file %s)", t->name, fs);
+            if (list_push(&r.notes, &r.nnotes, note))
+                rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+        } else {
+            const char *hint = "";
+            if (is_head(t->name))
+                hint = " (set reset_head to train a fresh classifier head)";
+            else if (strcmp(t->name, "conv1.weight") == 0 && ft->ndim == 4 && t->ndim == 4 &&
+                     ft->shape[1] != t->dims[1])
+                hint = " (the file was trained on images with another channel count)";
+            rc = lm_fail(e, LUMEN_EDATA,
+                         "%s: tensor '%s': shape %s in the file, %s in the model%s", path,
+                         t->name, fs, ms, hint);
+        }
+        if (ft->dtype != LM_ST_F32 && plan[i]) {
+            converted++;
+            conv_from |= 1u << ft->dtype;
+        }
+    }
+    for (size_t i = 0; i < lm_st_count(f) && rc == 0; i++) {
+        const lm_st_tensor *ft = lm_st_at(f, i);
+        if (!model_find(m, ft->name) && list_push(&r.unexpected, &r.nunexpected, ft->name))
+            rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+    }
+    if (rc) goto out;
+    if (opts->strict && (r.nmissing || r.nunexpected)) {
+        char a[600], b[600];
+        fmt_list(a, sizeof a, r.missing, r.nmissing, 6);
+        fmt_list(b, sizeof b, r.unexpected, r.nunexpected, 6);
+        rc = lm_fail(e, LUMEN_EDATA,
+                     "%s: does not match the model: %zu tensors missing from the file%s%s%s, "
+                     "%zu unexpected%s%s%s",
+                     path, r.nmissing, r.nmissing ? " (" : "", a, r.nmissing ? ")" : "",
+                     r.nunexpected, r.nunexpected ? " (" : "", b, r.nunexpected ? ")" : "");
+        goto out;
+    }
+    if (converted) {
+        char note[200], from[64] = "";
+        for (int d = 0; d < LM_ST_NDTYPES; d++)
+            if (conv_from & (1u << d))
+                snprintf(from + strlen(from), sizeof from - strlen(from), "%s%s",
+                         from[0] ? "/" : "", lm_st_dtype_name((lm_st_dtype)d));
+        snprintf(note, sizeof note, "%zu tensors converted from %s to F32", converted, from);
+        if (list_push(&r.notes, &r.nnotes, note)) {
+            rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+            goto out;
+        }
+    }
+
+    /* pass 2: copy (cannot fail on data: types and sizes were checked) */
+    for (int i = 0; i < m->ntensors && rc == 0; i++) {
+        const nn_tensor *t = &m->tensors[i];
+        const lm_st_tensor *ft = src[i];
+        if (plan[i] == PLAN_SKIP) continue;
+        if (t->kind == NN_T_COUNTER) {
+            rc = lm_st_to_i64(f, ft, counters + t->offset, 1, e);
+        } else {
+            float *dst = (t->kind == NN_T_PARAM ? params : buffers) + t->offset;
+            if (plan[i] == PLAN_COPY) {
+                rc = lm_st_to_f32(f, ft, dst, t->numel, e);
+            } else { /* PLAN_GRAY: [O,3,k,k] -> [O,1,k,k], summed R + G + B */
+                size_t kk = (size_t)(t->dims[2] * t->dims[3]), oc = (size_t)t->dims[0];
+                float *tmp = malloc((size_t)ft->numel * sizeof *tmp);
+                if (!tmp) {
+                    rc = lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+                    break;
+                }
+                rc = lm_st_to_f32(f, ft, tmp, (size_t)ft->numel, e);
+                for (size_t o = 0; o < oc && rc == 0; o++)
+                    for (size_t j = 0; j < kk; j++)
+                        dst[o * kk + j] = tmp[(o * 3 + 0) * kk + j] + tmp[(o * 3 + 1) * kk + j] +
+                                          tmp[(o * 3 + 2) * kk + j];
+                free(tmp);
+            }
+        }
+        if (rc == 0) r.nloaded++;
+    }
+out:
+    free(src);
+    free(plan);
+    if (rc || !rep) lm_ckpt_report_free(&r);
+    if (rep) *rep = r;
+    return rc;
+}
+
+int lm_ckpt_load_file(const char *path, const nn_model *m, float *params, float *buffers,
+                      int64_t *counters, const lm_ckpt_load_opts *opts, lm_ckpt_report *rep,
+                      lm_err *e) {
+    if (rep) memset(rep, 0, sizeof *rep);
+    lm_st_file *f;
+    int rc = lm_st_open(path, &f, e);
+    if (rc) return rc;
+    rc = lm_ckpt_load(f, m, params, buffers, counters, opts, rep, e);
+    lm_st_close(f);
+    return rc;
+}
+
+static int check_format(const lm_st_file *f, const char *want, const char *what, lm_err *e) {
+    const char *path = lm_st_path(f);
+    const char *fmt = lm_st_meta_get(f, "format");
+    if (!fmt || strcmp(fmt, want) != 0)
+        return lm_fail(e, LUMEN_EABI, "%s: not a %s (metadata \"format\" is %s%s%s, expected \"%s\")",
+                       path, what, fmt ? "\"" : "", fmt ? fmt : "absent", fmt ? "\"" : "", want);
+    const char *ver = lm_st_meta_get(f, "version");
+    if (!ver || strcmp(ver, LM_CKPT_VERSION) != 0)
+        return lm_fail(e, LUMEN_EABI,
+                       "%s: %s version \"%s\" is not supported (this lumen reads version "
+                       LM_CKPT_VERSION ")",
+                       path, what, ver ? ver : "(absent)");
+    return 0;
+}
+
+int lm_ckpt_open(const char *path, lm_st_file **out, lm_err *e) {
+    *out = NULL;
+    lm_st_file *f;
+    int rc = lm_st_open(path, &f, e);
+    if (rc) return rc;
+    rc = check_format(f, LM_CKPT_FORMAT, "lumen checkpoint", e);
+    if (rc == 0 && !lm_st_meta_get(f, "model"))
+        rc = lm_fail(e, LUMEN_EDATA, "%s: checkpoint metadata has no \"model\" entry", path);
+    if (rc) {
+        lm_st_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int lm_ckpt_read_meta(const lm_st_file *f, lm_ckpt_meta *mt, lm_err *e) {
+    memset(mt, 0, sizeof *mt);
+    mt->model = lm_st_meta_get(f, "model");
+    mt->labels = lm_st_meta_get(f, "labels");
+    mt->stats = lm_st_meta_get(f, "stats");
+    mt->thresholds = lm_st_meta_get(f, "thresholds");
+    mt->metrics = lm_st_meta_get(f, "metrics");
+    mt->input = lm_st_meta_get(f, "input");
+    mt->created = lm_st_meta_get(f, "created");
+    mt->epoch = -1;
+    const char *ep = lm_st_meta_get(f, "epoch");
+    if (ep) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(ep, &end, 10);
+        if (end == ep || *end || errno || v < 0)
+            return lm_fail(e, LUMEN_EDATA, "%s: metadata \"epoch\" is not an integer: '%s'",
+                           lm_st_path(f), ep);
+        mt->epoch = v;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------- resumable state -- */
+
+int lm_ckpt_state_write(lm_st_writer *w, const char *state_json, const char *path,
+                        lm_err *e) {
+    if (!state_json) return lm_fail(e, LUMEN_EINVAL, "%s: state JSON is missing", path);
+    int rc = check_json(path, "state", state_json, 0, NULL, e);
+    if (rc) return rc;
+    if ((rc = lm_st_writer_meta(w, "format", LM_CKPT_STATE_FORMAT, e)) ||
+        (rc = lm_st_writer_meta(w, "version", LM_CKPT_VERSION, e)) ||
+        (rc = lm_st_writer_meta(w, "state", state_json, e)))
+        return rc;
+    return lm_st_writer_write(w, path, e);
+}
+
+int lm_ckpt_state_open(const char *path, lm_st_file **out, const char **state_json,
+                       lm_err *e) {
+    *out = NULL;
+    *state_json = NULL;
+    lm_st_file *f;
+    int rc = lm_st_open(path, &f, e);
+    if (rc) return rc;
+    rc = check_format(f, LM_CKPT_STATE_FORMAT, "lumen training state", e);
+    const char *s = lm_st_meta_get(f, "state");
+    if (rc == 0) {
+        cJSON *j = s ? cJSON_Parse(s) : NULL;
+        if (!cJSON_IsObject(j))
+            rc = lm_fail(e, LUMEN_EDATA, "%s: metadata \"state\" is %s", path,
+                         s ? "not a JSON object" : "absent");
+        cJSON_Delete(j);
+    }
+    if (rc) {
+        lm_st_close(f);
+        return rc;
+    }
+    *out = f;
+    *state_json = s;
+    return 0;
+}
+
+static int like_name(char *buf, size_t cap, const char *prefix, const char *name,
+                     const char *suffix) {
+    int n = snprintf(buf, cap, "%s%s%s", prefix ? prefix : "", name, suffix ? suffix : "");
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int lm_ckpt_add_param_like(lm_st_writer *w, const nn_model *m, const char *prefix,
+                           const char *suffix, const float *arr, lm_err *e) {
+    char name[256];
+    for (int i = 0; i < m->ntensors; i++) {
+        const nn_tensor *t = &m->tensors[i];
+        if (t->kind != NN_T_PARAM) continue;
+        if (like_name(name, sizeof name, prefix, t->name, suffix))
+            return lm_fail(e, LUMEN_EINVAL, "state tensor name too long for '%s'", t->name);
+        int rc = lm_st_writer_add(w, name, LM_ST_F32, t->ndim, t->dims, arr + t->offset, e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int lm_ckpt_read_param_like(const lm_st_file *f, const nn_model *m, const char *prefix,
+                            const char *suffix, float *arr, lm_err *e) {
+    char name[256];
+    for (int i = 0; i < m->ntensors; i++) {
+        const nn_tensor *t = &m->tensors[i];
+        if (t->kind != NN_T_PARAM) continue;
+        if (like_name(name, sizeof name, prefix, t->name, suffix))
+            return lm_fail(e, LUMEN_EINVAL, "state tensor name too long for '%s'", t->name);
+        const lm_st_tensor *ft = lm_st_find(f, name);
+        if (!ft)
+            return lm_fail(e, LUMEN_ENOTFOUND, "%s: no tensor '%s'", lm_st_path(f), name);
+        int same = ft->ndim == t->ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = ft->shape[d] == t->dims[d];
+        if (!same) {
+            char fs[160], ms[160];
+            fmt_dims(fs, sizeof fs, ft->ndim, ft->shape);
+            fmt_dims(ms, sizeof ms, t->ndim, t->dims);
+            return lm_fail(e, LUMEN_EDATA, "%s: tensor '%s': shape %s in the file, %s in the model",
+                           lm_st_path(f), name, fs, ms);
+        }
+        int rc = lm_st_to_f32(f, ft, arr + t->offset, t->numel, e);
+        if (rc) return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,485 @@
+/* ingest.c -- see ingest.h. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "dataset.h"
+#include "problems.h"
+#include "split.h"
+
+void ingest_opts_default(ingest_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->format = LM_LABELS_AUTO;
+    o->threshold = 0.5;
+    o->size = 300;
+    o->channels = 1;
+    o->val = 0.2;
+    o->stratify = 1;
+}
+
+static void say(const ingest_opts *o, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(const ingest_opts *o, int level, const char *fmt, ...) {
+    if (!o->log) return;
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    o->log(o->user, level, buf);
+}
+
+/* The label file's folder ("." when it has none). */
+static char *default_root(const char *csv) {
+    const char *slash = strrchr(csv, '/');
+    if (!slash) return lm_strdup(".");
+    if (slash == csv) return lm_strdup("/");
+    return strndup(csv, (size_t)(slash - csv));
+}
+
+static int resolve_root(const ingest_opts *o, char **root, lm_err *err) {
+    *root = o->root && *o->root ? lm_strdup(o->root) : default_root(o->csv);
+    return *root ? 0 : lm_fail(err, LUMEN_ENOMEM, "out of memory");
+}
+
+static int check_opts(const ingest_opts *o, lm_err *err) {
+    if (!o->csv || !*o->csv) return lm_fail(err, LUMEN_EINVAL, "csv: no label file given");
+    if (!o->out || !*o->out) return lm_fail(err, LUMEN_EINVAL, "ingest: no output folder");
+    if (o->channels != 1 && o->channels != 3)
+        return lm_fail(err, LUMEN_EINVAL, "channels: must be 1 or 3, got %d", o->channels);
+    if (o->size < 1 || o->size > 65535)
+        return lm_fail(err, LUMEN_EINVAL, "size: must be in [1, 65535], got %d", o->size);
+    if (!(o->val >= 0.0 && o->val <= 1.0))
+        return lm_fail(err, LUMEN_EINVAL, "split.val: must be in [0, 1], got %g", o->val);
+    if (!isfinite(o->threshold))
+        return lm_fail(err, LUMEN_EINVAL, "threshold: must be a number");
+    if (o->limit < 0) return lm_fail(err, LUMEN_EINVAL, "limit: must be >= 0");
+    return 0;
+}
+
+/* ------------------------------------------------------------ pipeline -- */
+
+typedef struct slot {
+    int ready; /* guarded by mu */
+    int rc;
+    lm_err err;
+    uint8_t *pix;
+} slot;
+
+typedef struct pipeline {
+    const ingest_opts *o;
+    const lm_label_table *tab;
+    const uint32_t *sel; /* selected row indices into tab, [n] */
+    size_t n;
+    const char *root;
+    lm_image_limits lim;
+    slot *slots;
+    size_t nslots;
+    /* guarded by mu */
+    size_t next;     /* next index a worker claims */
+    size_t consumed; /* indices the writer is done with */
+    int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t ready, freed;
+} pipeline;
+
+static void *worker(void *arg) {
+    pipeline *p = arg;
+    const int size = p->o->size;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->next < p->n && p->next >= p->consumed + p->nslots)
+            pthread_cond_wait(&p->freed, &p->mu);
+        if (p->stop || p->next >= p->n) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        size_t k = p->next++;
+        pthread_mutex_unlock(&p->mu);
+
+        slot *s = &p->slots[k % p->nslots];
+        const lm_label_row *row = &p->tab->rows[p->sel[k]];
+        lm_err e = {0};
+        char *path = lm_path_join(p->root, row->name);
+        int rc = path ? lm_png_load_u8(path, p->o->channels, (uint32_t)size, (uint32_t)size,
+                                       &p->lim, s->pix, &e)
+                      : lm_fail(&e, LUMEN_ENOMEM, "out of memory");
+        free(path);
+
+        pthread_mutex_lock(&p->mu);
+        s->rc = rc;
+        if (rc) s->err = e;
+        s->ready = 1;
+        pthread_cond_broadcast(&p->ready);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return NULL;
+}
+
+/* Waits until slot k is ready, polling the cancel callback.  Returns 0 or
+ * LUMEN_ECANCELED. */
+static int wait_slot(pipeline *p, size_t k) {
+    slot *s = &p->slots[k % p->nslots];
+    pthread_mutex_lock(&p->mu);
+    while (!s->ready) {
+        if (p->o->cancelled && p->o->cancelled(p->o->user)) {
+            pthread_mutex_unlock(&p->mu);
+            return LUMEN_ECANCELED;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&p->ready, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+static void release_slot(pipeline *p, size_t k) {
+    pthread_mutex_lock(&p->mu);
+    p->slots[k % p->nslots].ready = 0;
+    p->consumed = k + 1;
+    pthread_cond_broadcast(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void stop_all(pipeline *p) {
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ------------------------------------------------------------- helpers -- */
+
+static int fail_report(const ingest_opts *o, const lm_problems *probs, lm_err *err) {
+    char head[512], msg[LM_ERR_MSG];
+    snprintf(head, sizeof head, "bad input in %s (on_error = \"fail\")", o->csv);
+    lm_problems_report(probs, head, msg, sizeof msg);
+    return lm_fail(err, LUMEN_EDATA, "%s", msg);
+}
+
+static void warn_report(const ingest_opts *o, const lm_problems *probs) {
+    char head[512], msg[4096];
+    snprintf(head, sizeof head, "skipped bad input in %s (on_error = \"skip\")", o->csv);
+    lm_problems_report(probs, head, msg, sizeof msg);
+    say(o, LUMEN_LOG_WARN, "%s", msg);
+}
+
+/* Adds a problem for every usable row whose image does not exist. */
+static int check_images_exist(const ingest_opts *o, const lm_label_table *tab, const char *root,
+                              lm_problems *probs, lm_err *err) {
+    for (size_t i = 0; i < tab->nrows; i++) {
+        char *path = lm_path_join(root, tab->rows[i].name);
+        if (!path) return lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        struct stat st;
+        if (stat(path, &st) != 0)
+            lm_problems_add(probs, "%s:%d: %s: missing image (no such file)", o->csv,
+                            tab->rows[i].line, path);
+        free(path);
+    }
+    return 0;
+}
+
+/* A JSON number when exactly representable, else a decimal string. */
+static cJSON *seed_json(uint64_t seed) {
+    if (seed <= (1ull << 53)) return cJSON_CreateNumber((double)seed);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
+    return cJSON_CreateString(buf);
+}
+
+static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, const char *root,
+                           size_t skipped, size_t rows) {
+    cJSON *x = cJSON_CreateObject(), *sp = NULL;
+    if (!x) return NULL;
+    int ok = cJSON_AddStringToObject(x, "source", o->csv) &&
+             cJSON_AddStringToObject(x, "root", root) &&
+             cJSON_AddStringToObject(x, "csv_format", lm_labels_format_name(tab->format)) &&
+             cJSON_AddNumberToObject(x, "rows", (double)rows) &&
+             cJSON_AddNumberToObject(x, "skipped", (double)skipped) &&
+             cJSON_AddNumberToObject(x, "limit", (double)o->limit) &&
+             cJSON_AddStringToObject(x, "resize", "area-down/bilinear-up") &&
+             (sp = cJSON_AddObjectToObject(x, "split")) != NULL &&
+             cJSON_AddNumberToObject(sp, "val", o->val) &&
+             cJSON_AddBoolToObject(sp, "stratify", o->stratify);
+    if (ok) {
+        cJSON *s = seed_json(o->seed);
+        ok = s && cJSON_AddItemToObject(sp, "seed", s);
+        if (!ok) cJSON_Delete(s);
+    }
+    if (ok && tab->format == LM_LABELS_ELPV)
+        ok = cJSON_AddNumberToObject(x, "threshold", o->threshold) != NULL;
+    if (!ok) {
+        cJSON_Delete(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* ------------------------------------------------------------------ run -- */
+
+int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
+    double t0 = lm_now();
+    ingest_result r = {0};
+    if (res) *res = r;
+    int rc = check_opts(o, err);
+    if (rc) return rc;
+
+    lm_problems probs;
+    lm_problems_init(&probs);
+    lm_label_table tab;
+    char *root = NULL;
+    uint32_t *sel = NULL;
+    float *lab = NULL;
+    uint8_t *spl = NULL;
+    lm_dataset_writer *w = NULL;
+    pipeline p;
+    memset(&p, 0, sizeof p);
+    pthread_t *th = NULL;
+    int nth = 0, sync_init = 0;
+    cJSON *extra = NULL;
+    size_t pos[2][64] = {{0}};
+
+    lm_labels_opts lo = {.format = o->format, .threshold = o->threshold};
+    rc = lm_labels_load(o->csv, &lo, &tab, &probs, err);
+    if (rc) {
+        lm_problems_free(&probs);
+        return rc;
+    }
+    if ((rc = resolve_root(o, &root, err))) goto out;
+    r.rows = tab.nrows;
+    r.nlabels = tab.nlabels;
+
+    if (probs.count && !o->skip_bad) {
+        /* the label file is bad already: report missing images too, but
+         * decode nothing */
+        if (!(rc = check_images_exist(o, &tab, root, &probs, err))) rc = fail_report(o, &probs, err);
+        goto out;
+    }
+    if (tab.nrows == 0) {
+        rc = lm_fail(err, LUMEN_EDATA, "%s: no usable rows (%zu bad rows skipped)", o->csv,
+                     tab.bad_rows);
+        goto out;
+    }
+
+    /* rows to ingest */
+    size_t n = tab.nrows, nl = tab.nlabels;
+    if (o->limit > 0 && (uint64_t)o->limit < n) n = (size_t)o->limit;
+    sel = malloc(n * sizeof *sel);
+    lab = malloc(n * nl * sizeof *lab);
+    spl = malloc(n);
+    if (!sel || !lab || !spl) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (n < tab.nrows) {
+        if ((rc = ingest_subset(tab.nrows, n, o->seed, sel, err))) goto out;
+    } else {
+        for (size_t i = 0; i < n; i++) sel[i] = (uint32_t)i;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(lab + i * nl, tab.values + (size_t)sel[i] * nl, nl * sizeof *lab);
+    if ((rc = ingest_split(lab, n, nl, o->val, o->seed, o->stratify, spl, err))) goto out;
+    r.selected = n;
+
+    int threads = o->threads > 0 ? o->threads : lm_ncpu();
+    if ((size_t)threads > n) threads = (int)n;
+    say(o, LUMEN_LOG_INFO, "ingest: %zu of %zu rows from %s (%s), %zu label%s, %dx%dx%d, %d thread%s",
+        n, tab.nrows, o->csv, lm_labels_format_name(tab.format), nl, nl == 1 ? "" : "s",
+        o->channels, o->size, o->size, threads, threads == 1 ? "" : "s");
+
+    lm_dataset_spec spec = {.height = (uint32_t)o->size, .width = (uint32_t)o->size,
+                            .channels = (uint32_t)o->channels, .nlabels = nl,
+                            .labels = (const char *const *)tab.label_names,
+                            .map_size = o->map_size};
+    if ((rc = lm_dataset_create(o->out, &spec, &w, err))) goto out;
+
+    /* start the decode workers */
+    p.o = o;
+    p.tab = &tab;
+    p.sel = sel;
+    p.n = n;
+    p.root = root;
+    p.lim = o->limits.max_width ? o->limits : LM_IMAGE_LIMITS_DEFAULT;
+    p.nslots = 4 * (size_t)threads + 4;
+    size_t pix = (size_t)o->size * o->size * o->channels;
+    p.slots = calloc(p.nslots, sizeof *p.slots);
+    th = calloc((size_t)threads, sizeof *th);
+    if (!p.slots || !th) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p.nslots; i++)
+        if (!(p.slots[i].pix = malloc(pix))) {
+            rc = lm_fail(err, LUMEN_ENOMEM, "out of memory (%zu image slots)", p.nslots);
+            goto out;
+        }
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.ready, NULL);
+    pthread_cond_init(&p.freed, NULL);
+    sync_init = 1;
+    for (; nth < threads; nth++)
+        if (pthread_create(&th[nth], NULL, worker, &p) != 0) {
+            rc = lm_fail(err, LUMEN_ERR, "cannot start decode threads");
+            goto out;
+        }
+
+    /* commit in index order */
+    size_t step = n / 100 ? n / 100 : 1, split_n[2] = {0, 0};
+    for (size_t k = 0; k < n; k++) {
+        if ((rc = wait_slot(&p, k))) {
+            rc = lm_fail(err, LUMEN_ECANCELED, "ingest: cancelled after %zu of %zu images", k, n);
+            goto out;
+        }
+        slot *s = &p.slots[k % p.nslots];
+        const lm_label_row *row = &tab.rows[sel[k]];
+        if (s->rc == LUMEN_EDATA || s->rc == LUMEN_ENOTFOUND) {
+            lm_problems_add(&probs, "%s:%d: %s", o->csv, row->line, s->err.msg);
+        } else if (s->rc) {
+            rc = lm_fail(err, s->rc, "%s:%d: %s", o->csv, row->line, s->err.msg);
+            goto out;
+        } else if (o->skip_bad || probs.count == 0) {
+            lm_record rec = {.h = (uint32_t)o->size, .w = (uint32_t)o->size,
+                             .c = (uint32_t)o->channels, .split = spl[k],
+                             .nlabels = (uint32_t)nl, .labels = lab + k * nl,
+                             .name = row->name, .meta = row->meta, .pixels = s->pix};
+            if ((rc = lm_dataset_put(w, &rec, err))) goto out;
+            split_n[spl[k]]++;
+            for (size_t j = 0; j < nl && j < 64; j++)
+                if (lab[k * nl + j] >= 0.5f) pos[spl[k]][j]++;
+        }
+        release_slot(&p, k);
+        if (o->progress && ((k + 1) % step == 0 || k + 1 == n))
+            o->progress(o->user, (int64_t)(k + 1), (int64_t)n);
+    }
+    for (; nth > 0; nth--) pthread_join(th[nth - 1], NULL);
+
+    if (probs.count && !o->skip_bad) {
+        rc = fail_report(o, &probs, err);
+        goto out;
+    }
+    r.skipped = probs.count;
+    if (probs.count) warn_report(o, &probs);
+    r.images = lm_dataset_written(w);
+    r.train = split_n[0];
+    r.val = split_n[1];
+    if (r.images == 0) {
+        rc = lm_fail(err, LUMEN_EDATA, "%s: no image could be ingested (%zu skipped)", o->csv,
+                     r.skipped);
+        goto out;
+    }
+    extra = schema_extra(o, &tab, root, r.skipped, tab.nrows + tab.bad_rows);
+    if (!extra) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = lm_dataset_finish(w, extra, err);
+    w = NULL;
+    if (rc) goto out;
+    r.seconds = lm_now() - t0;
+
+    char line[2048];
+    size_t off = (size_t)snprintf(line, sizeof line,
+                                  "ingest: %zu images (%zu train, %zu val), %zux%dx%d", r.images,
+                                  r.train, r.val, (size_t)o->channels, o->size, o->size);
+    for (size_t j = 0; j < nl && j < 64 && off < sizeof line; j++)
+        off += (size_t)snprintf(line + off, sizeof line - off, "%s %s %zu/%zu",
+                                j ? "," : "; positives train/val:", tab.label_names[j],
+                                pos[0][j], pos[1][j]);
+    if (off < sizeof line)
+        snprintf(line + off, sizeof line - off, "; skipped %zu; %.2f s, %.0f images/s", r.skipped,
+                 r.seconds, r.seconds > 0 ? (double)r.images / r.seconds : 0.0);
+    say(o, LUMEN_LOG_INFO, "%s", line);
+
+out:
+    if (nth > 0) {
+        stop_all(&p);
+        for (; nth > 0; nth--) pthread_join(th[nth - 1], NULL);
+    }
+    if (sync_init) {
+        pthread_mutex_destroy(&p.mu);
+        pthread_cond_destroy(&p.ready);
+        pthread_cond_destroy(&p.freed);
+    }
+    for (size_t i = 0; p.slots && i < p.nslots; i++) free(p.slots[i].pix);
+    free(p.slots);
+    free(th);
+    lm_dataset_abort(w); /* NULL after finish */
+    if (rc && o->out) {
+        /* leave nothing that looks like a dataset */
+        char *d = lm_path_join(o->out, "data.mdb"), *l = lm_path_join(o->out, "lock.mdb");
+        if (d) remove(d);
+        if (l) remove(l);
+        free(d);
+        free(l);
+    }
+    cJSON_Delete(extra);
+    free(sel);
+    free(lab);
+    free(spl);
+    free(root);
+    lm_labels_free(&tab);
+    lm_problems_free(&probs);
+    if (res) *res = r;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ key -- */
+
+int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, size_t len),
+               void *user, lm_err *err) {
+    if (!o->csv || !*o->csv) return lm_fail(err, LUMEN_EINVAL, "csv: no label file given");
+    char *text, *root = NULL;
+    size_t len;
+    int rc = lm_read_file(o->csv, &text, &len, err);
+    if (rc) return rc;
+    add(user, "lumen-ingest-key-1", 18);
+    add(user, text, len);
+    if ((rc = resolve_root(o, &root, err))) {
+        free(text);
+        return rc;
+    }
+    add(user, root, strlen(root) + 1);
+    lm_problems probs;
+    lm_problems_init(&probs);
+    lm_label_table tab;
+    lm_labels_opts lo = {.format = o->format, .threshold = o->threshold};
+    if (lm_labels_parse(o->csv, text, len, &lo, &tab, &probs, NULL) == 0) {
+        for (size_t i = 0; i < tab.nrows && !rc; i++) {
+            const char *name = tab.rows[i].name;
+            char *path = lm_path_join(root, name);
+            if (!path) {
+                rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+                break;
+            }
+            struct stat st;
+            int64_t v[4] = {0, -1, 0, 0}; /* exists, size, mtime s, mtime ns */
+            if (stat(path, &st) == 0) {
+                v[0] = 1;
+                v[1] = (int64_t)st.st_size;
+                v[2] = (int64_t)st.st_mtim.tv_sec;
+                v[3] = (int64_t)st.st_mtim.tv_nsec;
+            }
+            add(user, name, strlen(name) + 1);
+            add(user, v, sizeof v);
+            free(path);
+        }
+        lm_labels_free(&tab);
+    }
+    lm_problems_free(&probs);
+    free(root);
+    free(text);
+    return rc;
+}

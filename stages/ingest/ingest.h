@@ -1,0 +1,92 @@
+/*
+ * ingest.h -- the ingest stage's core: label file + PNG folder -> lumen
+ * dataset (see dataset.h), independent of the plugin host so tests and
+ * benchmarks call it directly.  plugin.c maps the stage parameters onto
+ * ingest_opts.
+ *
+ * Pipeline: parse the label file (csvparse.h); apply `limit` (a seeded
+ * subset, kept in file order); assign the split (split.h) over the usable
+ * rows; decode + resize the images on `threads` worker threads into a ring
+ * of per-index slots while the calling thread commits records to LMDB in
+ * index order.  The output is identical for every thread count.
+ *
+ * Bad input (bad CSV rows, missing/undecodable/oversized images, paths
+ * escaping the root) is collected as "file:line: problem".  skip_bad = 0:
+ * ingest_run fails with LUMEN_EDATA, the message holds the total count and
+ * the first problems, and no dataset is left in `out` (data.mdb removed).
+ * When the label file itself has bad rows, images are only checked for
+ * existence (not decoded) before failing.  skip_bad = 1: bad rows are
+ * dropped and reported through the log callback as warnings; the split is
+ * assigned before decoding, so an image that fails to decode is dropped
+ * from the split it was given.
+ */
+#ifndef INGEST_H
+#define INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "csvparse.h"
+#include "image.h"
+#include "lm_util.h"
+
+typedef struct ingest_opts {
+    const char *csv;    /* label file (required) */
+    const char *root;   /* image root; NULL = the label file's folder */
+    const char *out;    /* dataset folder to write (created) */
+    int format;         /* enum lm_labels_format */
+    double threshold;   /* ELPV: defective = probability >= threshold */
+    int size;           /* images become size x size */
+    int channels;       /* 1 or 3 */
+    double val;         /* validation share, [0, 1] */
+    uint64_t seed;      /* split (and limit subset) seed */
+    int stratify;       /* stratify the split by label combination */
+    int skip_bad;       /* 1: skip bad rows; 0: fail */
+    int64_t limit;      /* > 0: ingest only this many rows (seeded subset) */
+    int threads;        /* decode workers; <= 0: one per core */
+    lm_image_limits limits; /* max_width == 0: LM_IMAGE_LIMITS_DEFAULT */
+    size_t map_size;    /* initial LMDB map size; 0: the writer's default */
+
+    /* Optional callbacks, `user` passed back; ingest_run calls them only
+     * from the thread that called it (workers never do). */
+    void *user;
+    void (*log)(void *user, int level, const char *msg); /* LUMEN_LOG_* */
+    void (*progress)(void *user, int64_t done, int64_t total);
+    int (*cancelled)(void *user); /* non-zero: stop with LUMEN_ECANCELED */
+} ingest_opts;
+
+/* Defaults matching the stage parameters (format auto, threshold 0.5, size
+ * 300, channels 1, val 0.2, seed 0, stratify, fail on bad input). */
+void ingest_opts_default(ingest_opts *o);
+
+typedef struct ingest_result {
+    size_t rows;      /* usable rows in the label file (before limit) */
+    size_t selected;  /* rows chosen for ingest (after limit) */
+    size_t images;    /* records written */
+    size_t skipped;   /* problems skipped (bad rows + bad images) */
+    size_t train, val;
+    size_t nlabels;
+    double seconds;   /* wall time of ingest_run */
+} ingest_result;
+
+/* Runs the ingest on `threads` worker threads plus the calling thread (the
+ * LMDB writer); all threads are joined before it returns.  Returns 0 (the dataset in o->out is complete, schema
+ * written and synced), LUMEN_EDATA (bad input, see above; message names
+ * file:line and the total), LUMEN_EINVAL (bad options), LUMEN_ENOTFOUND
+ * (no label file), LUMEN_EIO, LUMEN_ENOMEM, LUMEN_ECANCELED.  On any
+ * failure no data.mdb is left in o->out.  res may be NULL. */
+int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err);
+
+/* Folds the external inputs into a cache key: the label file's bytes, the
+ * resolved root, and for every usable row its relative path, file size and
+ * mtime (stat only, nothing decoded).  `add` receives the bytes.  Returns
+ * 0, LUMEN_ENOTFOUND / LUMEN_EIO (label file unreadable) or LUMEN_ENOMEM;
+ * a label file that does not parse is folded by content only. */
+int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, size_t len),
+               void *user, lm_err *err);
+
+/* The stage descriptor (plugin.c), for tests that drive the plugin wrapper
+ * with a fake host. */
+extern const lumen_stage ingest_stage;
+
+#endif /* INGEST_H */

@@ -1,0 +1,172 @@
+/*
+ * plugin.c -- the "ingest" stage plugin: maps the declared parameters onto
+ * ingest_opts (ingest.h) and the host's logging, progress, cancellation and
+ * summary onto its callbacks.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <lumen/plugin.h>
+
+#include "ingest.h"
+
+#define SMOKE_LIMIT 64
+#define SMOKE_SIZE 32
+
+static const lumen_param ingest_params[] = {
+    {"csv", LUMEN_PATH, NULL, 0, 0, NULL, LUMEN_PF_REQUIRED,
+     "label file: ';'-separated CSV 'filename;<label>;...' (0/1 labels) or ELPV labels.csv"},
+    {"root", LUMEN_PATH, NULL, 0, 0, NULL, 0,
+     "folder the image paths are relative to (default: the label file's folder)"},
+    {"format", LUMEN_ENUM, "auto", 0, 0, "auto|csv|elpv", 0,
+     "label file format; auto tells them apart by the first line"},
+    {"threshold", LUMEN_NUM, "0.5", 0, 1, NULL, 0,
+     "ELPV: label 'defective' = defect probability >= threshold"},
+    {"size", LUMEN_INT, "300", 8, 4096, NULL, 0,
+     "images are resized to size x size (area average down, bilinear up; aspect not kept)"},
+    {"channels", LUMEN_INT, "1", 1, 3, NULL, 0,
+     "1 = gray (luminance of colour images) or 3 = RGB (gray replicated); 2 is refused"},
+    {"split.val", LUMEN_NUM, "0.2", 0, 0.9, NULL, 0,
+     "share of each label combination that goes to the validation split"},
+    {"split.seed", LUMEN_INT, "auto", 0, 0, NULL, LUMEN_PF_AUTO,
+     "seed of the split shuffle; auto = the experiment's seed"},
+    {"split.stratify", LUMEN_BOOL, "true", 0, 0, NULL, 0,
+     "split each label combination separately (false: one seeded shuffle)"},
+    {"on_error", LUMEN_ENUM, "fail", 0, 0, "fail|skip", 0,
+     "bad rows or images: fail listing them (file:line), or skip them with warnings"},
+    {"limit", LUMEN_INT, "0", 0, 1e9, NULL, 0,
+     "ingest only this many rows, a seeded random subset (0 = all; --smoke: 64)"},
+    {"max_side", LUMEN_INT, "8192", 16, 65535, NULL, 0,
+     "largest image width or height accepted; bigger images are bad input"},
+    {"max_decoded_mib", LUMEN_INT, "256", 1, 16384, NULL, 0,
+     "largest decoded image accepted, in MiB; bigger images are bad input"},
+    {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+static const char *const ingest_inputs[] = {NULL};
+static const char *const ingest_outputs[] = {"dataset", NULL};
+
+typedef struct bridge {
+    lumen_ctx *ctx;
+    const lumen_host *host;
+} bridge;
+
+static void cb_log(void *user, int level, const char *msg) {
+    bridge *b = user;
+    b->host->log(b->ctx, level, "%s", msg);
+}
+
+static void cb_progress(void *user, int64_t done, int64_t total) {
+    bridge *b = user;
+    b->host->progress(b->ctx, done, total, "img", NULL);
+}
+
+static int cb_cancelled(void *user) {
+    bridge *b = user;
+    return b->host->cancelled(b->ctx);
+}
+
+static int format_of(const char *s) {
+    if (s && !strcmp(s, "csv")) return LM_LABELS_CSV;
+    if (s && !strcmp(s, "elpv")) return LM_LABELS_ELPV;
+    return LM_LABELS_AUTO;
+}
+
+/* Fills o from the parameters (smoke applied); out stays unset. */
+static void opts_from_params(lumen_ctx *ctx, const lumen_host *h, ingest_opts *o) {
+    ingest_opts_default(o);
+    o->csv = h->get_str(ctx, "csv");
+    o->root = h->is_set(ctx, "root") ? h->get_str(ctx, "root") : NULL;
+    o->format = format_of(h->get_str(ctx, "format"));
+    o->threshold = h->get_num(ctx, "threshold");
+    o->size = (int)h->get_int(ctx, "size");
+    o->channels = (int)h->get_int(ctx, "channels");
+    o->val = h->get_num(ctx, "split.val");
+    o->seed = h->is_auto(ctx, "split.seed") ? h->seed(ctx)
+                                             : (uint64_t)h->get_int(ctx, "split.seed");
+    o->stratify = h->get_bool(ctx, "split.stratify");
+    const char *oe = h->get_str(ctx, "on_error");
+    o->skip_bad = oe && !strcmp(oe, "skip");
+    o->limit = h->get_int(ctx, "limit");
+    o->limits = LM_IMAGE_LIMITS_DEFAULT;
+    o->limits.max_width = o->limits.max_height = (uint32_t)h->get_int(ctx, "max_side");
+    o->limits.max_decoded = (size_t)h->get_int(ctx, "max_decoded_mib") << 20;
+    if (h->smoke(ctx)) {
+        if (o->limit == 0 || o->limit > SMOKE_LIMIT) o->limit = SMOKE_LIMIT;
+        if (o->size > SMOKE_SIZE) o->size = SMOKE_SIZE;
+    }
+    o->threads = h->threads(ctx);
+}
+
+static void key_add_cb(void *user, const void *data, size_t len) {
+    bridge *b = user;
+    b->host->key_add(b->ctx, data, len);
+}
+
+static int ingest_stage_key(lumen_ctx *ctx, const lumen_host *h) {
+    ingest_opts o;
+    opts_from_params(ctx, h, &o);
+    bridge b = {ctx, h};
+    lm_err e = {0};
+    /* --smoke changes limit and size: fold the effective values so a smoke
+     * run never shares a cache entry with a full one */
+    int64_t eff[2] = {o.limit, o.size};
+    h->key_add(ctx, eff, sizeof eff);
+    int rc = ingest_key(&o, key_add_cb, &b, &e);
+    return rc ? h->fail(ctx, rc, "%s", e.msg) : LUMEN_OK;
+}
+
+static int ingest_stage_check(lumen_ctx *ctx, const lumen_host *h) {
+    int64_t c = h->get_int(ctx, "channels");
+    if (c != 1 && c != 3)
+        return h->fail(ctx, LUMEN_EINVAL, "channels: must be 1 (gray) or 3 (RGB), got %lld",
+                       (long long)c);
+    return LUMEN_OK;
+}
+
+static int ingest_stage_run(lumen_ctx *ctx, const lumen_host *h) {
+    ingest_opts o;
+    opts_from_params(ctx, h, &o);
+    bridge b = {ctx, h};
+    o.out = h->output(ctx, "dataset");
+    if (!o.out) return h->fail(ctx, LUMEN_ERR, "ingest: the host gave no 'dataset' folder");
+    o.user = &b;
+    o.log = cb_log;
+    o.progress = cb_progress;
+    o.cancelled = cb_cancelled;
+    if (h->smoke(ctx))
+        h->log(ctx, LUMEN_LOG_INFO, "ingest: smoke run: limit %lld, size %d", (long long)o.limit,
+               o.size);
+    ingest_result r;
+    lm_err e = {0};
+    int rc = ingest_run(&o, &r, &e);
+    if (rc) return h->fail(ctx, rc, "%s", e.msg);
+    h->summary(ctx, "ingest/images", (double)r.images);
+    h->summary(ctx, "ingest/train", (double)r.train);
+    h->summary(ctx, "ingest/val", (double)r.val);
+    h->summary(ctx, "ingest/skipped", (double)r.skipped);
+    h->summary(ctx, "ingest/seconds", r.seconds);
+    h->summary(ctx, "ingest/images_per_s", r.seconds > 0 ? (double)r.images / r.seconds : 0);
+    return LUMEN_OK;
+}
+
+const lumen_stage ingest_stage = {
+    LUMEN_STAGE_HEADER,
+    .name = "ingest",
+    .version = "1",
+    .summary = "label CSV + PNG folder -> LMDB dataset (decoded, resized, labelled, split)",
+    .params = ingest_params,
+    .inputs = ingest_inputs,
+    .outputs = ingest_outputs,
+    .flags = LUMEN_STAGE_CACHEABLE,
+    .key = ingest_stage_key,
+    .check = ingest_stage_check,
+    .run = ingest_stage_run,
+};
+
+static const lumen_stage *const ingest_stages[] = {&ingest_stage, NULL};
+
+LUMEN_EXPORT const lumen_stage *const *lumen_plugin_stages(uint32_t host_abi) {
+    (void)host_abi;
+    return ingest_stages;
+}

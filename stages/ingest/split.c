@@ -1,0 +1,126 @@
+/* split.c -- see split.h. */
+#include "split.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+uint64_t ingest_splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void ingest_rng_seed(ingest_rng *r, uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = ingest_splitmix64(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t ingest_rng_next(ingest_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+uint64_t ingest_rng_below(ingest_rng *r, uint64_t n) {
+    /* Lemire: high 64 bits of x * n, rejecting the biased low range */
+    unsigned __int128 m = (unsigned __int128)ingest_rng_next(r) * n;
+    uint64_t lo = (uint64_t)m;
+    if (lo < n) {
+        uint64_t thresh = (0 - n) % n;
+        while (lo < thresh) {
+            m = (unsigned __int128)ingest_rng_next(r) * n;
+            lo = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+void ingest_shuffle(uint32_t *v, size_t n, ingest_rng *r) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)ingest_rng_below(r, i);
+        uint32_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+typedef struct sort_ctx {
+    const float *labels;
+    size_t nlabels;
+} sort_ctx;
+
+/* Orders rows by label vector, then by row index (stable groups). */
+static int cmp_rows(const void *a, const void *b, void *arg) {
+    const sort_ctx *c = arg;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    const float *x = c->labels + (size_t)i * c->nlabels, *y = c->labels + (size_t)j * c->nlabels;
+    for (size_t k = 0; k < c->nlabels; k++)
+        if (x[k] != y[k]) return x[k] < y[k] ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+int ingest_split(const float *labels, size_t n, size_t nlabels, double val, uint64_t seed,
+                 int stratify, uint8_t *split, lm_err *err) {
+    if (!(val >= 0.0 && val <= 1.0))
+        return lm_fail(err, LUMEN_EINVAL, "split.val must be in [0, 1], got %g", val);
+    if (n > UINT32_MAX) return lm_fail(err, LUMEN_EINVAL, "split: too many rows (%zu)", n);
+    memset(split, 0, n);
+    if (n == 0) return 0;
+    uint32_t *ord = malloc(n * sizeof *ord);
+    if (!ord) return lm_fail(err, LUMEN_ENOMEM, "split: out of memory");
+    for (size_t i = 0; i < n; i++) ord[i] = (uint32_t)i;
+    sort_ctx c = {labels, nlabels};
+    if (stratify && nlabels) qsort_r(ord, n, sizeof *ord, cmp_rows, &c);
+    for (size_t g = 0; g < n;) {
+        size_t e = g + 1;
+        if (stratify && nlabels)
+            while (e < n && !memcmp(labels + (size_t)ord[e] * nlabels,
+                                    labels + (size_t)ord[g] * nlabels, nlabels * sizeof(float)))
+                e++;
+        else
+            e = n;
+        uint64_t gseed = stratify && nlabels
+                             ? XXH3_64bits_withSeed(labels + (size_t)ord[g] * nlabels,
+                                                    nlabels * sizeof(float), seed)
+                             : XXH3_64bits_withSeed(NULL, 0, seed);
+        ingest_rng r;
+        ingest_rng_seed(&r, gseed);
+        ingest_shuffle(ord + g, e - g, &r);
+        size_t k = (size_t)round(val * (double)(e - g));
+        for (size_t i = g; i < g + k; i++) split[ord[i]] = 1;
+        g = e;
+    }
+    free(ord);
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int ingest_subset(size_t n, size_t k, uint64_t seed, uint32_t *pick, lm_err *err) {
+    if (k > n) k = n;
+    uint32_t *all = malloc((n ? n : 1) * sizeof *all);
+    if (!all) return lm_fail(err, LUMEN_ENOMEM, "subset: out of memory");
+    for (size_t i = 0; i < n; i++) all[i] = (uint32_t)i;
+    ingest_rng r;
+    ingest_rng_seed(&r, seed ^ 0x6c696d6974ull); /* "limit": not the split's stream */
+    ingest_shuffle(all, n, &r);
+    memcpy(pick, all, k * sizeof *pick);
+    qsort(pick, k, sizeof *pick, cmp_u32);
+    free(all);
+    return 0;
+}

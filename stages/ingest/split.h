@@ -1,0 +1,48 @@
+/*
+ * split.h -- the seeded train/validation split of the ingest stage (and the
+ * seeded row subset behind `limit`).
+ *
+ * PRNG: xoshiro256** (Blackman & Vigna), its 256-bit state filled from the
+ * 64-bit seed by splitmix64.  Bounded draws use Lemire's multiply-shift with
+ * rejection, so they are unbiased.  Shuffles are Fisher-Yates from the last
+ * element down.  All of it is pure integer arithmetic: the same seed gives
+ * the same sequence on every machine and for every thread count.
+ *
+ * Split: rows are grouped by their label vector (stratify = true) or form
+ * one group (false).  Each group, in file order, is shuffled with a PRNG
+ * seeded from XXH3-64(label vector bytes, seed) -- so a group's draw does
+ * not depend on which other groups exist -- and its first
+ * round(val * group size) rows (round half away from zero) go to validation.
+ */
+#ifndef INGEST_SPLIT_H
+#define INGEST_SPLIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lm_util.h"
+
+typedef struct ingest_rng {
+    uint64_t s[4];
+} ingest_rng;
+
+/* splitmix64 step: advances *x and returns the next output. */
+uint64_t ingest_splitmix64(uint64_t *x);
+void ingest_rng_seed(ingest_rng *r, uint64_t seed);
+uint64_t ingest_rng_next(ingest_rng *r);
+/* Uniform in [0, n); n > 0. */
+uint64_t ingest_rng_below(ingest_rng *r, uint64_t n);
+/* Fisher-Yates shuffle of v[0..n). */
+void ingest_shuffle(uint32_t *v, size_t n, ingest_rng *r);
+
+/* Assigns each of n rows to 0 (train) or 1 (val) in split[n].  labels is
+ * row-major [n][nlabels].  val in [0, 1].  Returns 0, LUMEN_EINVAL or
+ * LUMEN_ENOMEM. */
+int ingest_split(const float *labels, size_t n, size_t nlabels, double val,
+                 uint64_t seed, int stratify, uint8_t *split, lm_err *err);
+
+/* Picks k of n rows at random (seeded), writing their indices in ascending
+ * order to pick[k].  k <= n.  Returns 0 or LUMEN_ENOMEM. */
+int ingest_subset(size_t n, size_t k, uint64_t seed, uint32_t *pick, lm_err *err);
+
+#endif /* INGEST_SPLIT_H */

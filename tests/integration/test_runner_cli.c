@@ -1,0 +1,221 @@
+/*
+ * test_runner_cli.c -- the runner's commands that run nothing: --help,
+ * --version, usage errors, `runner plugins` (found and refused plugins with
+ * their reasons) and `runner describe`.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lumen/plugin.h>
+
+#include "harness.h"
+
+static const char *const ALL_PLUGINS[] = {"counter", "probe", "crash", "sleeper", "abi_wrong", "sig_wrong",
+                                          "no_entry", "dup_counter", "bad_params", NULL};
+
+typedef struct fixture {
+    char *tmp;
+    char *plugins;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    f->tmp = hx_tmpdir();
+    f->plugins = hx_plugin_dir(f->tmp, ALL_PLUGINS);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    hx_rmtree(f->tmp);
+    free(f->tmp);
+    free(f->plugins);
+    free(f);
+    return 0;
+}
+
+static void test_help(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, NULL, NULL, "--help", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "usage: runner EXPERIMENT.lua"));
+    for (const char *const *c = (const char *const[]){"plugins", "describe STAGE", "runs [EXPERIMENT]", "--set",
+                                                      "--dry-run", "--smoke", "--force", "--threads", "--runs",
+                                                      "LUMEN_PLUGIN_PATH", NULL};
+         *c; c++)
+        assert_non_null(strstr(r.out, *c));
+    hx_result_free(&r);
+}
+
+static void test_version(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, NULL, NULL, "--version", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "plugin ABI 1"));
+    assert_non_null(strstr(r.out, LUMEN_SIGNATURE));
+    hx_result_free(&r);
+}
+
+static void test_usage_errors(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, NULL, NULL, NULL);
+    assert_int_equal(r.exit_code, 2);
+    char *last = hx_last_line(r.err);
+    assert_string_equal(last, "runner: no experiment or command given");
+    free(last);
+    hx_result_free(&r);
+
+    hx_runner(&r, f->tmp, NULL, NULL, "plugin", NULL);
+    assert_int_equal(r.exit_code, 2);
+    last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "unknown command 'plugin' (did you mean 'plugins'?)"));
+    free(last);
+    hx_result_free(&r);
+
+    hx_runner(&r, f->tmp, NULL, NULL, "x.lua", "--dryrun", NULL);
+    assert_int_equal(r.exit_code, 2);
+    last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "unknown option '--dryrun' (did you mean '--dry-run'?)"));
+    free(last);
+    hx_result_free(&r);
+
+    hx_runner(&r, f->tmp, NULL, NULL, "missing.lua", NULL);
+    assert_int_equal(r.exit_code, 1);
+    last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "runner: cannot open experiment file missing.lua"));
+    free(last);
+    hx_result_free(&r);
+}
+
+/* The line of `out` that mentions `needle`, or fail. */
+static char *line_with(const char *out, const char *needle) {
+    const char *p = strstr(out, needle);
+    if (!p) fail_msg("no line with '%s' in:\n%s", needle, out);
+    const char *s = p;
+    while (s > out && s[-1] != '\n') s--;
+    const char *e = strchr(p, '\n');
+    return strndup(s, e ? (size_t)(e - s) : strlen(s));
+}
+
+static void test_plugins_lists_found_and_refused(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, NULL, "plugins", NULL);
+    assert_int_equal(r.exit_code, 0);
+    /* found: name, version, ABI and file */
+    char *l = line_with(r.out, "counter.so");
+    assert_non_null(strstr(l, "counter"));
+    assert_non_null(strstr(l, "yes")); /* cacheable */
+    free(l);
+    l = line_with(r.out, "needy");
+    assert_non_null(strstr(l, "probe.so")); /* two stages in one file */
+    free(l);
+    /* refused, each with its reason */
+    l = line_with(r.out, "abi_wrong.so:");
+    assert_non_null(strstr(l, "built for lumen ABI 2, this runner speaks 1"));
+    free(l);
+    l = line_with(r.out, "sig_wrong.so:");
+    assert_non_null(strstr(l, "compatibility signature \"lumen-abi:1:ptr4:long4:be\" does not match"));
+    free(l);
+    l = line_with(r.out, "no_entry.so:");
+    assert_non_null(strstr(l, "missing entry symbol lumen_plugin_stages"));
+    assert_non_null(strstr(l, "undefined symbol")); /* dlerror text */
+    free(l);
+    l = line_with(r.out, "dup_counter.so:");
+    assert_non_null(strstr(l, "stage 'counter' is already provided by"));
+    assert_non_null(strstr(l, "counter.so"));
+    free(l);
+    l = line_with(r.out, "bad_params.so:");
+    assert_non_null(strstr(l, "invalid parameter table: enum parameter 'mode' needs choices"));
+    free(l);
+    /* the duplicate is not listed as a second counter */
+    assert_int_equal(hx_count(r.out, "test: duplicate stage name"), 0);
+    assert_non_null(strstr(r.out, f->plugins)); /* the search path is shown */
+    hx_result_free(&r);
+}
+
+static void test_plugins_with_none(void **state) {
+    fixture *f = *state;
+    char *empty = hx_join(f->tmp, "empty");
+    char *readme = hx_join(empty, "readme.txt");
+    hx_write(readme, "no plugins here\n");
+    free(readme);
+    hx_result r;
+    hx_runner(&r, f->tmp, empty, NULL, "plugins", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(hx_count(r.out, "counter"), 0);
+    hx_result_free(&r);
+    free(empty);
+}
+
+static void test_describe(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, NULL, "describe", "counter", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "counter 1 -- test: cacheable, records each execution"));
+    assert_non_null(strstr(r.out, "outputs: count"));
+    assert_non_null(strstr(r.out, "cacheable: yes"));
+    char *l = line_with(r.out, "  record ");
+    assert_non_null(strstr(l, "path"));
+    assert_non_null(strstr(l, "(required)"));
+    assert_non_null(strstr(l, "file that gets one line per execution"));
+    free(l);
+    l = line_with(r.out, "  x ");
+    assert_non_null(strstr(l, "num"));
+    assert_non_null(strstr(l, "[0, 10]"));
+    free(l);
+    l = line_with(r.out, "  mode ");
+    assert_non_null(strstr(l, "fast|slow"));
+    free(l);
+    hx_result_free(&r);
+
+    hx_runner(&r, f->tmp, f->plugins, NULL, "describe", "probe", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "inputs: count (optional)"));
+    l = line_with(r.out, "  pos_weight ");
+    assert_non_null(strstr(l, "auto"));
+    free(l);
+    hx_result_free(&r);
+}
+
+static void test_describe_errors(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, NULL, "describe", "countr", NULL);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "unknown stage 'countr' (did you mean 'counter'?)"));
+    free(last);
+    hx_result_free(&r);
+
+    hx_runner(&r, f->tmp, f->plugins, NULL, "describe", "abi-wrong", NULL);
+    assert_int_equal(r.exit_code, 1);
+    last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "abi_wrong.so was refused: built for lumen ABI 2, this runner speaks 1"));
+    free(last);
+    hx_result_free(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_help, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plugins_lists_found_and_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plugins_with_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_describe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_describe_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("runner_cli", tests, NULL, NULL);
+}

@@ -1,0 +1,266 @@
+/* Unit tests for stages/common/csvparse.c: the ';' CSV and ELPV label files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "csvparse.h"
+
+typedef struct parsed {
+    lm_label_table t;
+    lm_problems p;
+    lm_err e;
+    int rc;
+} parsed;
+
+static parsed *parse(const char *text, int format) {
+    parsed *r = calloc(1, sizeof *r);
+    lm_labels_opts o = {.format = format, .threshold = 0.5};
+    r->rc = lm_labels_parse("t.csv", text, strlen(text), &o, &r->t, &r->p, &r->e);
+    return r;
+}
+
+static void done(parsed *r) {
+    lm_labels_free(&r->t);
+    lm_problems_free(&r->p);
+    free(r);
+}
+
+/* Is there a kept problem containing all of a and b? */
+static int has_problem(const parsed *r, const char *a, const char *b) {
+    for (size_t i = 0; i < r->p.kept; i++)
+        if (strstr(r->p.msg[i], a) && (!b || strstr(r->p.msg[i], b))) return 1;
+    return 0;
+}
+
+static void test_basic_csv(void **s) {
+    (void)s;
+    parsed *r = parse("filename;crack;inactive\nimages/a.png;1;0\nimages/b.png;0;1\n", 0);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->t.format, LM_LABELS_CSV);
+    assert_int_equal(r->t.nlabels, 2);
+    assert_string_equal(r->t.label_names[0], "crack");
+    assert_string_equal(r->t.label_names[1], "inactive");
+    assert_int_equal(r->t.nrows, 2);
+    assert_string_equal(r->t.rows[0].name, "images/a.png");
+    assert_int_equal(r->t.rows[0].line, 2);
+    assert_int_equal(r->t.rows[1].line, 3);
+    assert_null(r->t.rows[0].meta);
+    assert_true(r->t.values[0] == 1.0f && r->t.values[1] == 0.0f);
+    assert_true(r->t.values[2] == 0.0f && r->t.values[3] == 1.0f);
+    assert_int_equal(r->p.count, 0);
+    done(r);
+}
+
+static void test_quotes_bom_crlf(void **s) {
+    (void)s;
+    const char *text = "\xEF\xBB\xBF"
+                       "filename;\"crack\";inactive\r\n"
+                       "\"dir;x/a \"\"q\"\".png\";1;\"0\"\r\n"
+                       "  b.png ; 0 ;1\r\n"
+                       "\"multi\nline.png\";0;0\r\n"
+                       "\r\n";
+    parsed *r = parse(text, 0);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->p.count, 0);
+    assert_int_equal(r->t.nrows, 3);
+    assert_string_equal(r->t.label_names[0], "crack");
+    assert_string_equal(r->t.rows[0].name, "dir;x/a \"q\".png");
+    assert_true(r->t.values[0] == 1.0f && r->t.values[1] == 0.0f);
+    assert_string_equal(r->t.rows[1].name, "b.png"); /* unquoted fields trimmed */
+    assert_true(r->t.values[3] == 1.0f);
+    assert_string_equal(r->t.rows[2].name, "multi\nline.png");
+    assert_int_equal(r->t.rows[2].line, 4);
+    done(r);
+}
+
+static void test_short_long_rows_and_bad_labels(void **s) {
+    (void)s;
+    const char *text = "filename;crack;inactive\n"
+                       "a.png;1\n"         /* line 2: short */
+                       "b.png;1;0;1\n"     /* line 3: long */
+                       "c.png;2;0\n"       /* line 4: bad label */
+                       "d.png;yes;0\n"     /* line 5: bad label */
+                       ";1;0\n"            /* line 6: empty filename */
+                       "e.png;0;1\n"       /* line 7: fine */
+                       "e.png;1;1\n"       /* line 8: duplicate */
+                       "/abs/f.png;0;0\n"  /* line 9: absolute */
+                       "g/../../h.png;0;0\n" /* line 10: escapes */
+                       "\"x.png\"junk;0;0\n"; /* line 11: text after quote */
+    parsed *r = parse(text, 0);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->t.nrows, 1);
+    assert_string_equal(r->t.rows[0].name, "e.png");
+    assert_int_equal(r->t.bad_rows, 9);
+    assert_int_equal(r->p.count, 9);
+    assert_true(has_problem(r, "t.csv:2:", "expected 3 fields"));
+    assert_true(has_problem(r, "t.csv:2:", "got 2"));
+    assert_true(has_problem(r, "t.csv:3:", "got 4"));
+    assert_true(has_problem(r, "t.csv:4:", "'2'"));
+    assert_true(has_problem(r, "t.csv:5:", "must be 0 or 1"));
+    assert_true(has_problem(r, "t.csv:6:", "empty filename"));
+    assert_true(has_problem(r, "t.csv:8:", "duplicate"));
+    assert_true(has_problem(r, "t.csv:8:", "line 7"));
+    assert_true(has_problem(r, "t.csv:9:", "absolute"));
+    assert_true(has_problem(r, "t.csv:10:", "escapes"));
+    assert_true(has_problem(r, "t.csv:11:", "closing quote"));
+    done(r);
+}
+
+static void test_unterminated_quote(void **s) {
+    (void)s;
+    parsed *r = parse("filename;crack\na.png;1\n\"b.png;1\nc.png;0\n", LM_LABELS_CSV);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->t.nrows, 1);
+    assert_true(has_problem(r, "t.csv:3:", "unterminated"));
+    done(r);
+}
+
+static void test_empty_and_header_only(void **s) {
+    (void)s;
+    parsed *r = parse("", 0);
+    assert_int_equal(r->rc, LUMEN_EDATA);
+    assert_non_null(strstr(r->e.msg, "t.csv"));
+    assert_non_null(strstr(r->e.msg, "empty"));
+    done(r);
+    r = parse("\xEF\xBB\xBF\r\n\n", LM_LABELS_CSV);
+    assert_int_equal(r->rc, LUMEN_EDATA);
+    assert_non_null(strstr(r->e.msg, "empty"));
+    done(r);
+    r = parse("filename;crack;inactive\r\n\r\n", 0);
+    assert_int_equal(r->rc, LUMEN_EDATA);
+    assert_non_null(strstr(r->e.msg, "t.csv"));
+    assert_non_null(strstr(r->e.msg, "no data rows"));
+    done(r);
+}
+
+static void test_bad_header(void **s) {
+    (void)s;
+    parsed *r = parse("name;crack\na.png;1\n", 0);
+    assert_int_equal(r->rc, LUMEN_EDATA);
+    assert_non_null(strstr(r->e.msg, "t.csv:1:"));
+    assert_non_null(strstr(r->e.msg, "filename"));
+    done(r);
+    r = parse("filename\na.png\n", LM_LABELS_CSV);
+    assert_int_equal(r->rc, LUMEN_EDATA);
+    assert_non_null(strstr(r->e.msg, "label column"));
+    done(r);
+    r = parse("filename;crack;crack\na.png;1;1\n", 0);
+    assert_int_equal(r->rc, LUMEN_EDATA);
+    assert_non_null(strstr(r->e.msg, "duplicate label 'crack'"));
+    done(r);
+}
+
+static void test_elpv(void **s) {
+    (void)s;
+    const char *text = "images/cell0001.png  1.0                 mono\n"
+                       "images/cell0002.png  0.3333333333333333  poly\r\n"
+                       "images/cell0003.png\t0.6666666666666666\tmono\n"
+                       "\n"
+                       "images/cell0004.png  0.5  poly\n";
+    parsed *r = parse(text, 0);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->t.format, LM_LABELS_ELPV);
+    assert_int_equal(r->t.nlabels, 1);
+    assert_string_equal(r->t.label_names[0], "defective");
+    assert_int_equal(r->t.nrows, 4);
+    assert_true(r->t.values[0] == 1.0f);
+    assert_true(r->t.values[1] == 0.0f);
+    assert_true(r->t.values[2] == 1.0f);
+    assert_true(r->t.values[3] == 1.0f); /* 0.5 >= 0.5 */
+    assert_string_equal(r->t.rows[1].meta, "type=poly;prob=0.3333333333333333");
+    assert_string_equal(r->t.rows[0].meta, "type=mono;prob=1.0");
+    assert_int_equal(r->t.rows[3].line, 5);
+    done(r);
+
+    /* threshold moves the decision */
+    lm_labels_opts o = {.format = LM_LABELS_ELPV, .threshold = 0.3};
+    lm_label_table t;
+    lm_problems p = {0};
+    lm_err e = {0};
+    assert_int_equal(lm_labels_parse("t.csv", text, strlen(text), &o, &t, &p, &e), 0);
+    assert_true(t.values[1] == 1.0f);
+    lm_labels_free(&t);
+    lm_problems_free(&p);
+}
+
+static void test_elpv_bad_rows(void **s) {
+    (void)s;
+    const char *text = "a.png 1.0 mono\n"
+                       "b.png 1.5 mono\n"      /* 2: out of range */
+                       "c.png abc mono\n"      /* 3: not a number */
+                       "d.png 0.0\n"           /* 4: 2 fields */
+                       "../e.png 0.0 mono\n"   /* 5: escapes */
+                       "f.png 0 poly extra\n"; /* 6: 4 fields */
+    parsed *r = parse(text, LM_LABELS_ELPV);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->t.nrows, 1);
+    assert_int_equal(r->p.count, 5);
+    assert_true(has_problem(r, "t.csv:2:", "[0,1]"));
+    assert_true(has_problem(r, "t.csv:3:", "'abc'"));
+    assert_true(has_problem(r, "t.csv:4:", "got 2"));
+    assert_true(has_problem(r, "t.csv:5:", "escapes"));
+    assert_true(has_problem(r, "t.csv:6:", "got 4"));
+    done(r);
+}
+
+static void test_detect_fails_on_garbage(void **s) {
+    (void)s;
+    parsed *r = parse("hello world\n", 0);
+    assert_int_equal(r->rc, LUMEN_EDATA);
+    assert_non_null(strstr(r->e.msg, "t.csv:1:"));
+    assert_non_null(strstr(r->e.msg, "format"));
+    done(r);
+}
+
+static void test_path_rules(void **s) {
+    (void)s;
+    assert_null(lm_labels_path_problem("images/a.png"));
+    assert_null(lm_labels_path_problem("a..b/c.png"));
+    assert_null(lm_labels_path_problem("./a.png"));
+    assert_non_null(lm_labels_path_problem(""));
+    assert_non_null(lm_labels_path_problem("/etc/passwd"));
+    assert_non_null(lm_labels_path_problem(".."));
+    assert_non_null(lm_labels_path_problem("a/../../b.png"));
+    assert_non_null(lm_labels_path_problem("a/.."));
+}
+
+static void test_problem_report_keeps_count(void **s) {
+    (void)s;
+    lm_problems p = {0};
+    for (int i = 0; i < 25; i++) lm_problems_add(&p, "f.csv:%d: problem number %d", i + 2, i);
+    assert_int_equal(p.count, 25);
+    assert_int_equal(p.kept, LM_PROBLEMS_KEEP);
+    char buf[200];
+    lm_problems_report(&p, "bad input", buf, sizeof buf);
+    assert_non_null(strstr(buf, "25 problems"));
+    assert_non_null(strstr(buf, "f.csv:2:"));
+    assert_non_null(strstr(buf, "more"));
+    char big[4096];
+    lm_problems_report(&p, "bad input", big, sizeof big);
+    assert_non_null(strstr(big, "f.csv:11:"));
+    assert_null(strstr(big, "f.csv:12:"));
+    assert_non_null(strstr(big, "and 15 more"));
+    lm_problems_free(&p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_basic_csv),
+        cmocka_unit_test(test_quotes_bom_crlf),
+        cmocka_unit_test(test_short_long_rows_and_bad_labels),
+        cmocka_unit_test(test_unterminated_quote),
+        cmocka_unit_test(test_empty_and_header_only),
+        cmocka_unit_test(test_bad_header),
+        cmocka_unit_test(test_elpv),
+        cmocka_unit_test(test_elpv_bad_rows),
+        cmocka_unit_test(test_detect_fails_on_garbage),
+        cmocka_unit_test(test_path_rules),
+        cmocka_unit_test(test_problem_report_keeps_count),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

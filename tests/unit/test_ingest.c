@@ -1,0 +1,494 @@
+/* Tests of the ingest stage core (ingest_run, ingest_key) and its plugin
+ * wrapper (through the fake host), on slices of the shared ELPV data and on
+ * generated PNGs for bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "dataset.h"
+#include "fakehost.h"
+#include "ingest/ingest.h"
+#include "ingest_fx.h"
+
+static char *data; /* ELPV folder or NULL */
+
+static int setup(void **s) {
+    (void)s;
+    data = fx_data_dir();
+    return 0;
+}
+static int teardown(void **s) {
+    (void)s;
+    free(data);
+    return 0;
+}
+
+#define NEED_DATA()                                                                        \
+    do {                                                                                   \
+        if (!data) {                                                                       \
+            print_message("LUMEN_DATA / ../shared/data/elpv not found: skipped\n");       \
+            skip();                                                                        \
+        }                                                                                  \
+    } while (0)
+
+typedef struct logbuf {
+    int n[4];
+    char text[16384];
+} logbuf;
+
+static void log_cb(void *user, int level, const char *msg) {
+    logbuf *b = user;
+    if (level >= 0 && level < 4) b->n[level]++;
+    size_t l = strlen(b->text);
+    snprintf(b->text + l, sizeof b->text - l, "%d|%s\n", level, msg);
+}
+
+/* A slice of one of the data files: the first n lines (data rows; the
+ * header counts as one line for data.csv). */
+static char *slice(const char *dir, const char *file, int lines) {
+    char *src = lm_path_join(data, file);
+    char *text = fx_head_lines(src, lines);
+    char *p = fx_write_text(dir, file, text);
+    free(text);
+    free(src);
+    return p;
+}
+
+static void test_elpv_slice_end_to_end(void **s) {
+    (void)s;
+    NEED_DATA();
+    char *dir = fx_tmpdir("ingest");
+    char *csv = slice(dir, "labels.csv", 60);
+    char *out = lm_path_join(dir, "dataset");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv;
+    o.root = data;
+    o.out = out;
+    o.val = 0.25;
+    o.seed = 5;
+    o.threads = 2;
+    logbuf lb = {0};
+    o.user = &lb;
+    o.log = log_cb;
+    ingest_result r;
+    lm_err e = {0};
+    int rc = ingest_run(&o, &r, &e);
+    if (rc) fail_msg("%s", e.msg);
+    assert_int_equal(r.images, 60);
+    assert_int_equal(r.skipped, 0);
+    assert_int_equal(r.train + r.val, 60);
+    assert_non_null(strstr(lb.text, "60 images"));
+
+    /* independent expectations from the slice text */
+    char *text = fx_head_lines(csv, 60);
+    char names[60][64], types[60][8];
+    double prob[60];
+    int npos = 0, off = 0, used;
+    for (int i = 0; i < 60; i++) {
+        assert_int_equal(sscanf(text + off, "%63s %lf %7s%n", names[i], &prob[i], types[i], &used), 3);
+        off += used;
+        npos += prob[i] >= 0.5;
+    }
+    free(text);
+
+    lm_dataset *ds;
+    rc = lm_dataset_open(out, &ds, &e);
+    if (rc) fail_msg("%s", e.msg);
+    const lm_dataset_info *in = lm_dataset_get_info(ds);
+    assert_int_equal(in->count, 60);
+    assert_int_equal(in->height, 300);
+    assert_int_equal(in->width, 300);
+    assert_int_equal(in->channels, 1);
+    assert_int_equal(in->nlabels, 1);
+    assert_string_equal(in->labels[0], "defective");
+    /* stratified: each class's val share is round(0.25 * class size) */
+    int val_pos = 0, val_neg = 0;
+    for (size_t i = 0; i < 60; i++) {
+        lm_record rec;
+        assert_int_equal(lm_dataset_get(ds, i, &rec), 0);
+        assert_string_equal(rec.name, names[i]);
+        assert_true(rec.labels[0] == (prob[i] >= 0.5 ? 1.0f : 0.0f));
+        assert_non_null(strstr(rec.meta, types[i]));
+        assert_true(strncmp(rec.meta, "type=", 5) == 0 && strstr(rec.meta, ";prob="));
+        if (rec.split) *(rec.labels[0] > 0.5f ? &val_pos : &val_neg) += 1;
+    }
+    assert_int_equal(val_pos, lround(0.25 * npos));
+    assert_int_equal(val_neg, lround(0.25 * (60 - npos)));
+    const cJSON *sc = lm_dataset_schema(ds);
+    assert_string_equal(cJSON_GetObjectItem(sc, "source")->valuestring, csv);
+    assert_string_equal(cJSON_GetObjectItem(sc, "csv_format")->valuestring, "elpv");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(sc, "split"), "seed")->valueint, 5);
+
+    /* pixel spot-check against libpng */
+    const size_t spots[] = {0, 17, 59};
+    for (size_t k = 0; k < 3; k++) {
+        lm_record rec;
+        lm_dataset_get(ds, spots[k], &rec);
+        char *img = lm_path_join(data, rec.name);
+        uint32_t w, h;
+        int depth, ct;
+        uint8_t *px = fx_libpng_read(img, &w, &h, &depth, &ct);
+        assert_non_null(px);
+        assert_true(w == 300 && h == 300 && depth == 8 && ct == 0);
+        assert_memory_equal(rec.pixels, px, 300 * 300);
+        free(px);
+        free(img);
+    }
+    lm_dataset_close(ds);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
+/* data.csv slice at 100x100 x3: every channel is the 3x3 block mean. */
+static void test_data_csv_resized_rgb(void **s) {
+    (void)s;
+    NEED_DATA();
+    char *dir = fx_tmpdir("ingest");
+    char *csv = slice(dir, "data.csv", 31);
+    char *out = lm_path_join(dir, "dataset");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.root = data, o.out = out, o.size = 100, o.channels = 3, o.seed = 1;
+    ingest_result r;
+    lm_err e = {0};
+    int rc = ingest_run(&o, &r, &e);
+    if (rc) fail_msg("%s", e.msg);
+    assert_int_equal(r.images, 30);
+    lm_dataset *ds;
+    assert_int_equal(lm_dataset_open(out, &ds, &e), 0);
+    const lm_dataset_info *in = lm_dataset_get_info(ds);
+    assert_int_equal(in->nlabels, 2);
+    assert_string_equal(in->labels[0], "crack");
+    assert_string_equal(in->labels[1], "inactive");
+    lm_record rec;
+    lm_dataset_get(ds, 0, &rec);
+    assert_string_equal(rec.name, "images/cell0001.png"); /* 1;0 in data.csv */
+    assert_true(rec.labels[0] == 1.0f && rec.labels[1] == 0.0f);
+    for (size_t k = 0; k < 30; k += 7) {
+        lm_dataset_get(ds, k, &rec);
+        assert_int_equal(rec.c, 3);
+        char *img = lm_path_join(data, rec.name);
+        uint32_t w, h;
+        int depth, ct;
+        uint8_t *px = fx_libpng_read(img, &w, &h, &depth, &ct);
+        assert_non_null(px);
+        int bad = 0;
+        for (int y = 0; y < 100; y++)
+            for (int x = 0; x < 100; x++) {
+                double sum = 0;
+                for (int dy = 0; dy < 3; dy++)
+                    for (int dx = 0; dx < 3; dx++) sum += px[(3 * y + dy) * 300 + 3 * x + dx];
+                int want = (int)floor(sum / 9.0 + 0.5);
+                for (int c = 0; c < 3; c++) bad += rec.pixels[c * 10000 + y * 100 + x] != want;
+            }
+        assert_int_equal(bad, 0);
+        free(px);
+        free(img);
+    }
+    lm_dataset_close(ds);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
+static void test_thread_count_does_not_change_output(void **s) {
+    (void)s;
+    NEED_DATA();
+    char *dir = fx_tmpdir("ingest");
+    char *csv = slice(dir, "labels.csv", 40);
+    char *o1 = lm_path_join(dir, "t1"), *o3 = lm_path_join(dir, "t3");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.root = data, o.size = 64, o.seed = 9;
+    lm_err e = {0};
+    o.out = o1, o.threads = 1;
+    assert_int_equal(ingest_run(&o, NULL, &e), 0);
+    o.out = o3, o.threads = 3;
+    assert_int_equal(ingest_run(&o, NULL, &e), 0);
+    lm_dataset *a, *b;
+    assert_int_equal(lm_dataset_open(o1, &a, &e), 0);
+    assert_int_equal(lm_dataset_open(o3, &b, &e), 0);
+    assert_int_equal(lm_dataset_count(a), 40);
+    assert_int_equal(lm_dataset_count(b), 40);
+    for (size_t i = 0; i < 40; i++) {
+        lm_record x, y;
+        lm_dataset_get(a, i, &x);
+        lm_dataset_get(b, i, &y);
+        assert_string_equal(x.name, y.name);
+        assert_int_equal(x.split, y.split);
+        assert_true(x.labels[0] == y.labels[0]);
+        assert_memory_equal(x.pixels, y.pixels, 64 * 64);
+    }
+    lm_dataset_close(a);
+    lm_dataset_close(b);
+    free(o1);
+    free(o3);
+    free(csv);
+    fx_rmtree(dir);
+}
+
+/* A root of small generated PNGs: a.png, b.png, d.png (16x16 gray),
+ * big.png (100x100), notpng.png (text). */
+static char *make_root(void) {
+    char *dir = fx_tmpdir("ingest-bad");
+    uint8_t px[100 * 100];
+    for (int i = 0; i < 100 * 100; i++) px[i] = (uint8_t)i;
+    const char *names[] = {"img/a.png", "img/b.png", "img/d.png"};
+    for (int i = 0; i < 3; i++) {
+        char *p = lm_path_join(dir, names[i]);
+        fx_write_png(p, 16, 16, 0, 8, px + i, NULL, 0);
+        free(p);
+    }
+    char *p = lm_path_join(dir, "img/big.png");
+    fx_write_png(p, 100, 100, 0, 8, px, NULL, 0);
+    free(p);
+    free(fx_write_text(dir, "img/notpng.png", "plain text\n"));
+    return dir;
+}
+
+static const char *bad_csv = "filename;crack;inactive\n"
+                             "img/a.png;0;1\n"       /* 2 ok */
+                             "img/missing.png;1;0\n" /* 3 missing image */
+                             "img/b.png;2;0\n"       /* 4 bad label */
+                             "../img/c.png;0;0\n"    /* 5 escapes the root */
+                             "img/d.png;1;1\n";      /* 6 ok */
+
+static void test_bad_input_fails_naming_lines(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "bad.csv", bad_csv);
+    char *out = lm_path_join(dir, "dataset");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.out = out, o.size = 16;
+    lm_err e = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "3 problems"));
+    assert_non_null(strstr(e.msg, "bad.csv:3:"));
+    assert_non_null(strstr(e.msg, "missing"));
+    assert_non_null(strstr(e.msg, "bad.csv:4:"));
+    assert_non_null(strstr(e.msg, "'2'"));
+    assert_non_null(strstr(e.msg, "bad.csv:5:"));
+    assert_non_null(strstr(e.msg, "escapes"));
+    char *dm = lm_path_join(out, "data.mdb");
+    assert_false(lm_exists(dm));
+    free(dm);
+    lm_dataset *ds;
+    assert_int_not_equal(lm_dataset_open(out, &ds, &e), 0);
+
+    /* clean CSV, bad images: found while decoding */
+    char *csv2 = fx_write_text(dir, "bad2.csv",
+                               "filename;crack\nimg/a.png;0\nimg/notpng.png;1\nimg/big.png;0\n"
+                               "img/d.png;1\n");
+    o.csv = csv2;
+    o.limits = LM_IMAGE_LIMITS_DEFAULT;
+    o.limits.max_width = o.limits.max_height = 64;
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EDATA);
+    assert_non_null(strstr(e2.msg, "2 problems"));
+    assert_non_null(strstr(e2.msg, "bad2.csv:3:"));
+    assert_non_null(strstr(e2.msg, "not a PNG"));
+    assert_non_null(strstr(e2.msg, "bad2.csv:4:"));
+    assert_non_null(strstr(e2.msg, "too large"));
+    dm = lm_path_join(out, "data.mdb");
+    assert_false(lm_exists(dm));
+    free(dm);
+    free(csv2);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
+static void test_skip_mode_skips(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "bad.csv", bad_csv);
+    char *out = lm_path_join(dir, "dataset");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.out = out, o.size = 8, o.skip_bad = 1, o.val = 0;
+    logbuf lb = {0};
+    o.user = &lb;
+    o.log = log_cb;
+    ingest_result r;
+    lm_err e = {0};
+    int rc = ingest_run(&o, &r, &e);
+    if (rc) fail_msg("%s", e.msg);
+    assert_int_equal(r.images, 2);
+    assert_int_equal(r.skipped, 3);
+    assert_true(lb.n[LUMEN_LOG_WARN] >= 1);
+    assert_non_null(strstr(lb.text, "bad.csv:3:"));
+    assert_non_null(strstr(lb.text, "bad.csv:5:"));
+    lm_dataset *ds;
+    assert_int_equal(lm_dataset_open(out, &ds, &e), 0);
+    assert_int_equal(lm_dataset_count(ds), 2);
+    assert_int_equal(cJSON_GetObjectItem(lm_dataset_schema(ds), "skipped")->valueint, 3);
+    lm_record rec;
+    lm_dataset_get(ds, 1, &rec);
+    assert_string_equal(rec.name, "img/d.png");
+    assert_true(rec.labels[0] == 1.0f && rec.labels[1] == 1.0f);
+    /* 16 -> 8 area average of px[i] = i + 2 for d.png */
+    assert_int_equal(rec.pixels[0], (int)floor((2 + 3 + 18 + 19) / 4.0 + 0.5));
+    lm_dataset_close(ds);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
+static void test_missing_csv_and_bad_opts(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("ingest-none");
+    char *out = lm_path_join(dir, "dataset");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = "/nonexistent/labels.csv", o.out = out;
+    lm_err e = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "/nonexistent/labels.csv"));
+    o.channels = 2;
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EINVAL);
+    assert_non_null(strstr(e2.msg, "channels"));
+    free(out);
+    fx_rmtree(dir);
+}
+
+static void key_cb(void *user, const void *d, size_t n) {
+    uint64_t *h = user;
+    const uint8_t *p = d;
+    for (size_t i = 0; i < n; i++) *h = (*h ^ p[i]) * 0x100000001b3ull; /* FNV-1a */
+}
+
+static uint64_t key_of(const ingest_opts *o) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    lm_err e = {0};
+    int rc = ingest_key(o, key_cb, &h, &e);
+    if (rc) fail_msg("%s", e.msg);
+    return h;
+}
+
+static void test_key_tracks_inputs(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "k.csv", "filename;crack\nimg/a.png;0\nimg/b.png;1\n");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv;
+    uint64_t k1 = key_of(&o), k2 = key_of(&o);
+    assert_true(k1 == k2);
+    /* an image's mtime changes the key */
+    char *img = lm_path_join(dir, "img/b.png");
+    struct timeval tv[2] = {{1000000000, 0}, {1000000000, 0}};
+    assert_int_equal(utimes(img, tv), 0);
+    uint64_t k3 = key_of(&o);
+    assert_true(k3 != k1);
+    /* an image's size changes the key */
+    uint8_t px[32 * 32] = {0};
+    fx_write_png(img, 32, 32, 0, 8, px, NULL, 0);
+    assert_int_equal(utimes(img, tv), 0);
+    uint64_t k4 = key_of(&o);
+    assert_true(k4 != k3);
+    /* the root changes the key (the default root is the csv's folder) */
+    o.root = dir;
+    assert_true(key_of(&o) == k4);
+    char *other = lm_path_join(dir, "img");
+    o.root = other;
+    assert_true(key_of(&o) != k4);
+    o.root = NULL;
+    free(other);
+    /* the CSV content changes the key */
+    free(fx_write_text(dir, "k.csv", "filename;crack\nimg/a.png;1\nimg/b.png;1\n"));
+    assert_true(key_of(&o) != k4);
+    free(img);
+    free(csv);
+    fx_rmtree(dir);
+}
+
+static void test_plugin_wrapper(void **s) {
+    (void)s;
+    NEED_DATA();
+    char *dir = fx_tmpdir("ingest-plugin");
+    char *csv = slice(dir, "labels.csv", 100);
+    char *out = lm_path_join(dir, "dataset");
+    fh *f = fh_new(&ingest_stage);
+    assert_string_equal(ingest_stage.name, "ingest");
+    assert_true(ingest_stage.flags & LUMEN_STAGE_CACHEABLE);
+    assert_string_equal(ingest_stage.outputs[0], "dataset");
+    fh_set(f, "csv", csv);
+    fh_set(f, "root", data);
+    fh_set_output(f, "dataset", out);
+    fh_set_seed(f, 11);
+    /* check() refuses 2 channels */
+    fh_set(f, "channels", "2");
+    assert_int_equal(fh_check(f), LUMEN_EINVAL);
+    assert_non_null(strstr(fh_fail_msg(f), "channels"));
+    fh_free(f);
+
+    f = fh_new(&ingest_stage);
+    fh_set(f, "csv", csv);
+    fh_set(f, "root", data);
+    fh_set_output(f, "dataset", out);
+    fh_set_seed(f, 11);
+    fh_set_smoke(f, 1);
+    assert_int_equal(fh_check(f), 0);
+    int rc;
+    uint64_t key = fh_key(f, &rc);
+    assert_int_equal(rc, 0);
+    assert_true(key != 0);
+    assert_true(fh_key(f, &rc) == key);
+    /* a smoke run never shares its key with a full run */
+    fh_set_smoke(f, 0);
+    assert_true(fh_key(f, &rc) != key);
+    fh_set_smoke(f, 1);
+    rc = fh_run(f);
+    if (rc) fail_msg("%s", fh_fail_msg(f));
+    assert_null(fh_bad_key(f));
+    int found;
+    assert_int_equal((int)fh_summary(f, "ingest/images", &found), 64); /* smoke limit */
+    assert_true(found);
+    fh_summary(f, "ingest/seconds", &found);
+    assert_true(found);
+    int64_t total;
+    assert_int_equal(fh_progress_last(f, &total), 64);
+    assert_int_equal(total, 64);
+    assert_true(fh_log_count(f, LUMEN_LOG_INFO, "64 images") >= 1);
+    lm_dataset *ds;
+    lm_err e = {0};
+    assert_int_equal(lm_dataset_open(out, &ds, &e), 0);
+    const lm_dataset_info *in = lm_dataset_get_info(ds);
+    assert_int_equal(in->count, 64);
+    assert_int_equal(in->height, 32); /* smoke size */
+    /* split.seed auto = the experiment seed */
+    const cJSON *sp = cJSON_GetObjectItem(lm_dataset_schema(ds), "split");
+    assert_int_equal(cJSON_GetObjectItem(sp, "seed")->valueint, 11);
+    lm_dataset_close(ds);
+    fh_free(f);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_elpv_slice_end_to_end),
+        cmocka_unit_test(test_data_csv_resized_rgb),
+        cmocka_unit_test(test_thread_count_does_not_change_output),
+        cmocka_unit_test(test_bad_input_fails_naming_lines),
+        cmocka_unit_test(test_skip_mode_skips),
+        cmocka_unit_test(test_missing_csv_and_bad_opts),
+        cmocka_unit_test(test_key_tracks_inputs),
+        cmocka_unit_test(test_plugin_wrapper),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

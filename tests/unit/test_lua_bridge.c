@@ -1,0 +1,194 @@
+/*
+ * Unit tests for runner/lua_bridge.c, lua/lumen.lua and runner/experiment.c:
+ * what an experiment file turns into (stage entries with file:line, ids,
+ * constructors, lumen.data), and the messages for what cannot be
+ * converted.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiment.h"
+#include "harness.h"
+#include "jsonutil.h"
+#include "lua_bridge.h"
+
+typedef struct fixture {
+    char *tmp;
+    rn_strv dirs;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    f->tmp = hx_tmpdir();
+    char *src = hx_src_dir();
+    rn_strv_take(&f->dirs, hx_join(src, "lua"));
+    free(src);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    hx_rmtree(f->tmp);
+    free(f->tmp);
+    rn_strv_free(&f->dirs);
+    free(f);
+    return 0;
+}
+
+/* Writes `text` to exp.lua and loads it; returns the rc, fills *x / e. */
+static int load(fixture *f, const char *text, rn_experiment **x, lm_err *e) {
+    char *path = hx_join(f->tmp, "exp.lua");
+    hx_write(path, text);
+    int rc = rn_experiment_load(path, &f->dirs, x, NULL, e);
+    free(path);
+    return rc;
+}
+
+static void test_stage_entries(void **state) {
+    fixture *f = *state;
+    rn_experiment *x;
+    lm_err e = {0};
+    int rc = load(f,
+                  "local lumen = require \"lumen\"\n"
+                  "return lumen.experiment {\n"
+                  "  name = \"demo\", seed = 7, threads = 2, description = \"d\",\n"
+                  "  stages = {\n"
+                  "    lumen.normalize_stats {},\n"
+                  "    lumen.stage(\"my-stage\", { id = \"mine\", opt = lumen.adamw { lr = 1e-3 } }),\n"
+                  "    lumen.train { model = lumen.resnet { blocks = {1,1} }, n = 3 },\n"
+                  "  },\n"
+                  "}\n",
+                  &x, &e);
+    if (rc) fail_msg("%s", e.msg);
+    assert_string_equal(x->name, "demo");
+    assert_int_equal(x->seed, 7);
+    assert_int_equal(x->threads, 2);
+    assert_string_equal(x->description, "d");
+    assert_int_equal(x->line, 2); /* `return lumen.experiment {` is a tail call: found in the text */
+    assert_int_equal(x->n, 3);
+    assert_string_equal(x->stages[0].stage, "normalize-stats");
+    assert_string_equal(x->stages[0].id, "normalize-stats");
+    assert_int_equal(x->stages[0].line, 5);
+    assert_non_null(strstr(x->stages[0].file, "exp.lua"));
+    assert_string_equal(x->stages[1].stage, "my-stage");
+    assert_string_equal(x->stages[1].id, "mine");
+    assert_int_equal(x->stages[1].line, 6);
+    char *p = rn_json_canonical(x->stages[1].params);
+    assert_string_equal(p, "{\"opt\":{\"kind\":\"adamw\",\"lr\":0.001}}");
+    free(p);
+    p = rn_json_canonical(x->stages[2].params);
+    assert_string_equal(p, "{\"model\":{\"blocks\":[1,1],\"kind\":\"resnet\"},\"n\":3}");
+    free(p);
+    rn_experiment_free(x);
+}
+
+static void test_data_helper(void **state) {
+    fixture *f = *state;
+    rn_experiment *x;
+    lm_err e = {0};
+    const char *text = "local lumen = require \"lumen\"\n"
+                       "local e = lumen.experiment { name = \"d\", stages = { lumen.s { a = lumen.data \"l.csv\","
+                       " b = lumen.data \"/abs/x\" } } }\n"
+                       "return e\n";
+    setenv("LUMEN_DATA", "/data/elpv/", 1);
+    assert_int_equal(load(f, text, &x, &e), 0);
+    assert_int_equal(x->line, 2); /* not a tail call: Lua knows the line */
+    char *p = rn_json_canonical(x->stages[0].params);
+    assert_string_equal(p, "{\"a\":\"/data/elpv/l.csv\",\"b\":\"/abs/x\"}");
+    free(p);
+    rn_experiment_free(x);
+    unsetenv("LUMEN_DATA");
+    assert_int_equal(load(f, text, &x, &e), 0);
+    p = rn_json_canonical(x->stages[0].params);
+    assert_string_equal(p, "{\"a\":\"data/elpv/l.csv\",\"b\":\"/abs/x\"}");
+    free(p);
+    rn_experiment_free(x);
+}
+
+static void load_bad(fixture *f, const char *stages_and_keys, const char *want) {
+    char *text = hx_fmt("local lumen = require \"lumen\"\nreturn lumen.experiment {\n  name = \"b\",\n%s}\n",
+                        stages_and_keys);
+    rn_experiment *x = NULL;
+    lm_err e = {0};
+    int rc = load(f, text, &x, &e);
+    free(text);
+    assert_int_equal(rc, LUMEN_EINVAL);
+    assert_null(x);
+    char *full = hx_fmt("%s/%s", f->tmp, want);
+    if (strcmp(e.msg, full) != 0) fail_msg("got:  %s\nwant: %s", e.msg, full);
+    free(full);
+}
+
+static void test_conversion_errors(void **state) {
+    fixture *f = *state;
+    load_bad(f, "  stages = { lumen.s { t = { 1, 2, x = 3 } } },\n",
+             "exp.lua:4: stage 's': parameter 't': table mixes list items and named keys");
+    load_bad(f, "  stages = { lumen.s { t = { [1] = 1, [3] = 3 } } },\n",
+             "exp.lua:4: stage 's': parameter 't': list has a hole at position 2 (nil?)");
+    load_bad(f, "  stages = { lumen.s { f = print } },\n",
+             "exp.lua:4: stage 's': parameter 'f': a function cannot be a value here");
+    load_bad(f, "  stages = { lumen.s { n = math.huge } },\n",
+             "exp.lua:4: stage 's': parameter 'n': inf is not a finite number");
+    load_bad(f, "  stages = { lumen.s { deep = { a = { [true] = 1 } } } },\n",
+             "exp.lua:4: stage 's': parameter 'deep.a': key true is neither a name nor a list position");
+}
+
+static void test_experiment_errors(void **state) {
+    fixture *f = *state;
+    load_bad(f, "  stage = {},\n", "exp.lua:2: unknown experiment key 'stage' (did you mean 'stages'?)");
+    load_bad(f, "  stages = {},\n", "exp.lua:2: experiment needs stages = { lumen.<stage> { ... }, ... }");
+    load_bad(f, "  stages = { { size = 3 } },\n",
+             "exp.lua:2: stages[1] is not a stage (build it with lumen.<stage> { ... } or lumen.stage(\"name\", { "
+             "... }))");
+    load_bad(f, "  seed = -1, stages = { lumen.s {} },\n", "exp.lua:2: experiment seed must be a non-negative integer");
+    char *want = hx_fmt("exp.lua:6: stage id 's' is used twice (first at %s/exp.lua:5); give one of them id = "
+                        "\"...\"",
+                        f->tmp);
+    load_bad(f, "  stages = {\n    lumen.s {},\n    lumen.s {},\n  },\n", want);
+    free(want);
+}
+
+static void test_lua_errors(void **state) {
+    fixture *f = *state;
+    char *path = hx_join(f->tmp, "exp.lua");
+    hx_write(path, "local lumen = require \"lumen\"\nreturn lumen.experiment { name = }\n");
+    cJSON *j = NULL;
+    char *tb = NULL;
+    lm_err e = {0};
+    assert_int_equal(rn_lua_eval(path, &f->dirs, &j, &tb, &e), LUMEN_EINVAL);
+    char *want = hx_fmt("%s:2: unexpected symbol near '}'", path);
+    assert_string_equal(e.msg, want);
+    free(want);
+    free(tb);
+    lm_err_clear(&e);
+    hx_write(path, "local lumen = require \"lumen\"\nlumen.s(42)\n");
+    assert_int_equal(rn_lua_eval(path, &f->dirs, &j, &tb, &e), LUMEN_EINVAL);
+    want = hx_fmt("%s:2: lumen.s expects a table of parameters, got number", path);
+    assert_string_equal(e.msg, want);
+    assert_non_null(tb);
+    assert_non_null(strstr(tb, "stack traceback:"));
+    free(want);
+    free(tb);
+    lm_err_clear(&e);
+    assert_int_equal(rn_lua_eval("/nonexistent/exp.lua", &f->dirs, &j, NULL, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "/nonexistent/exp.lua"));
+    free(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stage_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_helper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conversion_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_experiment_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lua_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("lua_bridge", tests, NULL, NULL);
+}
