@@ -28,7 +28,8 @@
  * y is [n, K] float in {0, 1} (or soft targets in [0, 1]), logits [n, K].
  *
  * Threading: an engine is used by one thread at a time; it runs its own
- * OpenMP team of opts.threads.  Engines share nothing (no global state).
+ * OpenMP team of opts.threads (each call sets omp_set_num_threads on the
+ * calling thread).  Engines share nothing (no global state).
  * Errors: int LUMEN_* codes with an lm_err message (LUMEN_EINVAL for bad
  * arguments, LUMEN_ENOMEM, LUMEN_ENOTFOUND for an unknown backend, LUMEN_ERR
  * for a library failure with its status in the message).
@@ -45,7 +46,8 @@
 typedef struct nn_engine nn_engine;
 
 typedef struct nn_engine_opts {
-    int batch;        /* the largest n passed to train_step / predict */
+    int batch;        /* the largest n passed to train_step / predict; smaller
+                         n get their own primitives (no padding), cached */
     int channels;     /* must equal model.in_channels */
     int height, width;
     int threads;      /* OpenMP threads; 0 = the core count */
