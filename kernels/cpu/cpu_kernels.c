@@ -295,3 +295,75 @@ void nn_cpu_maxpool_backward(float *din, const float *dout, const uint8_t *ws, i
                 }
         }
 }
+
+/* ---- backward-weights, nChw8c ---- */
+/* One task: output-channel blocks oa and ob (ob may equal oa: its results are
+ * then dropped), input-channel block ib.  acc: [k*k][2 halves][2 ocb][4 ic]. */
+static void bwdw_blk8_task(v8f *acc, const float *x, const float *dy, int N, int nbi, int nbo,
+                           int H, int W, int OH, int OW, int k, int s, int pad, int oa, int ob,
+                           int ib) {
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++) {
+            const float *da = dy + (((size_t)n * nbo + oa) * OH + oh) * (size_t)OW * 8;
+            const float *db = dy + (((size_t)n * nbo + ob) * OH + oh) * (size_t)OW * 8;
+            for (int kh = 0; kh < k; kh++) {
+                int ih = oh * s + kh - pad;
+                if (ih < 0 || ih >= H) continue;
+                const float *xr = x + (((size_t)n * nbi + ib) * H + ih) * (size_t)W * 8;
+                for (int kw = 0; kw < k; kw++) {
+                    /* ow with 0 <= ow*s + kw - pad < W */
+                    int lo = pad - kw > 0 ? (pad - kw + s - 1) / s : 0;
+                    int hi = (W - 1 - kw + pad) / s + 1;
+                    if (hi > OW) hi = OW;
+                    if (lo >= hi) continue;
+                    for (int half = 0; half < 2; half++) {
+                        v8f *a = acc + ((size_t)(kh * k + kw) * 2 + half) * 8;
+                        v8f a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+                        v8f b0 = a[4], b1 = a[5], b2 = a[6], b3 = a[7];
+                        const float *xp = xr + (size_t)(lo * s + kw - pad) * 8 + half * 4;
+                        for (int ow = lo; ow < hi; ow++, xp += (size_t)s * 8) {
+                            v8f ga = load8(da + (size_t)ow * 8), gb = load8(db + (size_t)ow * 8);
+                            a0 = fma8(a0, ga, xp[0]);
+                            b0 = fma8(b0, gb, xp[0]);
+                            a1 = fma8(a1, ga, xp[1]);
+                            b1 = fma8(b1, gb, xp[1]);
+                            a2 = fma8(a2, ga, xp[2]);
+                            b2 = fma8(b2, gb, xp[2]);
+                            a3 = fma8(a3, ga, xp[3]);
+                            b3 = fma8(b3, gb, xp[3]);
+                        }
+                        a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+                        a[4] = b0, a[5] = b1, a[6] = b2, a[7] = b3;
+                    }
+                }
+            }
+        }
+}
+
+void nn_cpu_conv_bwdw_blk8(float *dw, const float *x, const float *dy, int N, int IC, int H,
+                           int W, int OC, int OH, int OW, int k, int stride, int pad) {
+    int nbi = (IC + 7) / 8, nbo = (OC + 7) / 8, pairs = (nbo + 1) / 2, kk = k * k;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < pairs * nbi; t++) {
+        int pr = t / nbi, ib = t % nbi, oa = 2 * pr, ob = oa + 1 < nbo ? oa + 1 : oa;
+        v8f accv[7 * 7 * 16]; /* k <= 7 */
+        memset(accv, 0, sizeof(v8f) * (size_t)kk * 16);
+        bwdw_blk8_task(accv, x, dy, N, nbi, nbo, H, W, OH, OW, k, stride, pad, oa, ob, ib);
+        const float *acc = (const float *)accv;
+        for (int q = 0; q < kk; q++)
+            for (int half = 0; half < 2; half++)
+                for (int j = 0; j < 2; j++) {
+                    int ob_j = j ? ob : oa;
+                    if (j && ob == oa) continue;
+                    for (int i = 0; i < 4; i++) {
+                        int ic = ib * 8 + half * 4 + i;
+                        if (ic >= IC) continue;
+                        const float *v = acc + ((((size_t)q * 2 + half) * 2 + j) * 4 + i) * 8;
+                        for (int l = 0; l < 8; l++) {
+                            int oc = ob_j * 8 + l;
+                            if (oc < OC) dw[((size_t)oc * IC + ic) * kk + q] = v[l];
+                        }
+                    }
+                }
+    }
+}

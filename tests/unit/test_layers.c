@@ -128,6 +128,31 @@ static void conv_case(int N, int IC, int H, int W, int OC, int k, int s, int p) 
             free(pad);
         }
     }
+    /* the cpu backend's nChw8c backward-weights (padding channels when C % 8) */
+    {
+        int nbi = (IC + 7) / 8, nbo = (OC + 7) / 8;
+        float *xb = calloc((size_t)N * nbi * 8 * H * W, sizeof(float));
+        float *dyb = calloc((size_t)N * nbo * 8 * OH * OW, sizeof(float));
+        float *dwf = malloc(sizeof(float) * nw);
+        for (int n = 0; n < N; n++) {
+            for (int ic = 0; ic < IC; ic++)
+                for (int q = 0; q < H * W; q++)
+                    xb[(((size_t)n * nbi + ic / 8) * H * W + q) * 8 + ic % 8] =
+                        (float)c.x[((size_t)n * IC + ic) * H * W + q];
+            for (int oc = 0; oc < OC; oc++)
+                for (int q = 0; q < OH * OW; q++)
+                    dyb[(((size_t)n * nbo + oc / 8) * OH * OW + q) * 8 + oc % 8] =
+                        (float)dout[((size_t)n * OC + oc) * OH * OW + q];
+        }
+        nn_cpu_conv_bwdw_blk8(dwf, xb, dyb, N, IC, H, W, OC, OH, OW, k, s, p);
+        double mx = 0, worst = 0;
+        for (size_t i = 0; i < nw; i++) mx = fmax(mx, fabs(dw[i]));
+        for (size_t i = 0; i < nw; i++) worst = fmax(worst, fabs(dwf[i] - dw[i]));
+        if (worst > 1e-5 * mx) fail_msg("blk8 conv bwdw: error %.3g of %.3g", worst, mx);
+        free(xb);
+        free(dyb);
+        free(dwf);
+    }
     free(c.x);
     free(c.w);
     free(c.b);
@@ -144,6 +169,8 @@ static void test_conv_fd(void **state) {
     conv_case(1, 3, 11, 13, 8, 7, 2, 3);  /* stem-like 7x7/2 pad 3 */
     conv_case(2, 4, 7, 7, 5, 1, 2, 0);    /* 1x1 stride 2 (downsample) */
     conv_case(2, 1, 5, 5, 16, 3, 1, 1);   /* 1 input channel, OC 16 (own bwdw) */
+    conv_case(1, 12, 5, 4, 12, 3, 1, 1);  /* channel blocks incl. a partial one */
+    conv_case(1, 9, 2, 2, 10, 3, 1, 1);   /* 2x2 map: every tap partly outside */
 }
 
 /* ---- batch norm (training) ---- */
