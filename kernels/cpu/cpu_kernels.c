@@ -2,6 +2,7 @@
 #include "cpu_kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef __AVX__
@@ -340,9 +341,89 @@ static void bwdw_blk8_task(v8f *acc, const float *x, const float *dy, int N, int
         }
 }
 
+/* 3x3, stride 1, pad 1 ("same"): one output block ob and one input block ib
+ * per task; a sliding window over the x columns -- each broadcast x value
+ * meets the gradient vectors of its three output columns (kw 0..2): 12
+ * accumulators, 1 gradient load + 4 broadcasts per 12 FMAs.  dyp: scratch of
+ * (W + 4) * 8 floats (a zero-padded gradient row).  acc: [3 kh][2 halves][3
+ * kw][4 ic]. */
+static void bwdw_s1k3_task(v8f *acc, float *dyp, const float *x, const float *dy, int N,
+                           int nbi, int nbo, int H, int W, int ob, int ib) {
+    memset(dyp, 0, sizeof(float) * (size_t)(W + 4) * 8);
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < H; oh++) {
+            /* dyp[j] = dy[oh][j - 2], zero outside */
+            memcpy(dyp + 16, dy + (((size_t)n * nbo + ob) * H + oh) * (size_t)W * 8,
+                   sizeof(float) * (size_t)W * 8);
+            for (int kh = 0; kh < 3; kh++) {
+                int ih = oh + kh - 1;
+                if (ih < 0 || ih >= H) continue;
+                const float *xr = x + (((size_t)n * nbi + ib) * H + ih) * (size_t)W * 8;
+                for (int half = 0; half < 2; half++) {
+                    v8f *a = acc + ((size_t)kh * 2 + half) * 12;
+                    v8f a00 = a[0], a01 = a[1], a02 = a[2], a03 = a[3];
+                    v8f a10 = a[4], a11 = a[5], a12 = a[6], a13 = a[7];
+                    v8f a20 = a[8], a21 = a[9], a22 = a[10], a23 = a[11];
+                    /* column c: kw 0 meets output c + 1 (dyp[c + 3]), kw 1
+                     * output c (dyp[c + 2]), kw 2 output c - 1 (dyp[c + 1]) */
+                    v8f r1 = load8(dyp + 8), r2 = load8(dyp + 16);
+                    const float *xp = xr + half * 4;
+                    for (int c = 0; c < W; c++, xp += 8) {
+                        v8f r3 = load8(dyp + (size_t)(c + 3) * 8);
+                        a00 = fma8(a00, r3, xp[0]);
+                        a10 = fma8(a10, r2, xp[0]);
+                        a20 = fma8(a20, r1, xp[0]);
+                        a01 = fma8(a01, r3, xp[1]);
+                        a11 = fma8(a11, r2, xp[1]);
+                        a21 = fma8(a21, r1, xp[1]);
+                        a02 = fma8(a02, r3, xp[2]);
+                        a12 = fma8(a12, r2, xp[2]);
+                        a22 = fma8(a22, r1, xp[2]);
+                        a03 = fma8(a03, r3, xp[3]);
+                        a13 = fma8(a13, r2, xp[3]);
+                        a23 = fma8(a23, r1, xp[3]);
+                        r1 = r2;
+                        r2 = r3;
+                    }
+                    a[0] = a00, a[1] = a01, a[2] = a02, a[3] = a03;
+                    a[4] = a10, a[5] = a11, a[6] = a12, a[7] = a13;
+                    a[8] = a20, a[9] = a21, a[10] = a22, a[11] = a23;
+                }
+            }
+        }
+}
+
 void nn_cpu_conv_bwdw_blk8(float *dw, const float *x, const float *dy, int N, int IC, int H,
                            int W, int OC, int OH, int OW, int k, int stride, int pad) {
     int nbi = (IC + 7) / 8, nbo = (OC + 7) / 8, pairs = (nbo + 1) / 2, kk = k * k;
+    if (k == 3 && stride == 1 && pad == 1 && OH == H && OW == W) {
+#pragma omp parallel
+        {
+            float *dyp = malloc(sizeof(float) * (size_t)(W + 4) * 8);
+#pragma omp for schedule(dynamic, 1)
+            for (int t = 0; t < nbo * nbi; t++) {
+                int ob = t / nbi, ib = t % nbi;
+                v8f accv[3 * 2 * 12];
+                memset(accv, 0, sizeof accv);
+                if (dyp) bwdw_s1k3_task(accv, dyp, x, dy, N, nbi, nbo, H, W, ob, ib);
+                const float *acc = (const float *)accv;
+                for (int kh = 0; kh < 3; kh++)
+                    for (int half = 0; half < 2; half++)
+                        for (int kw = 0; kw < 3; kw++)
+                            for (int i = 0; i < 4; i++) {
+                                int ic = ib * 8 + half * 4 + i;
+                                if (ic >= IC) continue;
+                                const float *v = acc + (((size_t)(kh * 2 + half) * 3 + kw) * 4 + i) * 8;
+                                for (int l = 0; l < 8; l++) {
+                                    int oc = ob * 8 + l;
+                                    if (oc < OC) dw[((size_t)oc * IC + ic) * 9 + kh * 3 + kw] = v[l];
+                                }
+                            }
+            }
+            free(dyp);
+        }
+        return;
+    }
 #pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < pairs * nbi; t++) {
         int pr = t / nbi, ib = t % nbi, oa = 2 * pr, ob = oa + 1 < nbo ? oa + 1 : oa;
