@@ -367,9 +367,11 @@ static int plan_conv(nn_engine *e, cpu_state *s, plan *pl, int i, lm_err *err) {
             arg(&np->dw_out, DNNL_ARG_TO, mg);
         }
     }
-    if (s->act_block == 8 && nd->in[0] != NN_INPUT && nd->k == 3) {
-        /* 3x3 on nChw8c: our kernel, 1.0-1.4x oneDNN 2.6's jit:avx2 on this
-         * network's shapes (tests/bench notes); oneDNN keeps the 1x1 ones */
+    if (s->act_block == 8 && nd->in[0] != NN_INPUT && nd->k == 3 && nd->stride == 1 &&
+        nd->pad == 1) {
+        /* 3x3/1 on nChw8c: our sliding-window kernel, 1.1-1.5x oneDNN 2.6's
+         * jit:avx2 on this network's shapes; stride 2 and 1x1 stay with
+         * oneDNN (ours measured no faster there) */
         np->blk8_bwdw = 1;
         prim_free(&np->dw_out);
         goto bw_out;
