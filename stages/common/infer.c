@@ -430,3 +430,18 @@ out:
     lm_labels_free(&t);
     return rc;
 }
+
+void lm_infer_eval_cfg(const lm_infer_model *m, int batch, int tta, lm_eval_cfg *cfg) {
+    lm_eval_cfg_default(cfg);
+    cfg->mean = m->mean;
+    cfg->std = m->std;
+    cfg->batch = batch;
+    cfg->tta = tta;
+}
+
+int lm_infer_eval_set(nn_engine *e, const lm_image_set *s, const lm_eval_cfg *cfg,
+                      lm_eval_result *r, lm_err *err) {
+    lm_loader_source src;
+    lm_image_set_source(s, &src);
+    return lm_eval_source(e, &src, cfg, r, err);
+}

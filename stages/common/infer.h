@@ -20,9 +20,9 @@
  *   lm_infer_engine(&m, "auto", 32, threads, &e, &err);
  *   lm_image_set s;
  *   lm_image_set_load(files, n, NULL, NULL, &m, threads, &s, &err);
- *   lm_loader_source src;
- *   lm_image_set_source(&s, &src);
- *   lm_eval_source(e, &src, &cfg, &r, &err);   // r.index[i]: image number
+ *   lm_eval_cfg cfg;
+ *   lm_infer_eval_cfg(&m, 32, tta, &cfg);
+ *   lm_infer_eval_set(e, &s, &cfg, &r, &err);   // r.index[i]: image number
  *
  * Errors follow lm_util.h (0 or LUMEN_E*, messages naming the file and the
  * metadata key or row at fault).  Threading: no shared state; an
@@ -38,6 +38,7 @@
 
 #include "checkpoint.h"
 #include "csvparse.h"
+#include "evaluate.h"
 #include "lm_util.h"
 #include "loader.h"
 #include "nn_engine.h"
@@ -137,6 +138,16 @@ void lm_image_set_source(const lm_image_set *s, lm_loader_source *src);
 int lm_image_set_from_csv(const char *csv, const char *root, int names_only, int64_t limit,
                           const lm_infer_model *m, int threads, lm_image_set *s,
                           lm_problems *probs, lm_err *err);
+
+/* lm_eval_cfg_default plus the model's normalization stats, `batch` and
+ * `tta` (the mean/std pointers point into m). */
+void lm_infer_eval_cfg(const lm_infer_model *m, int batch, int tta, lm_eval_cfg *cfg);
+
+/* Evaluates the usable images of s with engine e (lm_eval_source over
+ * lm_image_set_source).  r->index[i] is the image number in s of result
+ * row i (rows follow s->ok). */
+int lm_infer_eval_set(nn_engine *e, const lm_image_set *s, const lm_eval_cfg *cfg,
+                      lm_eval_result *r, lm_err *err);
 
 /* Collects the rows the image set could not use into probs (one
  * "NAME: why" each, i.e. the decoder's message naming the file). */

@@ -138,7 +138,29 @@ static int put_cv(cJSON *doc, const lm_crossfit *cv, const char *const *labels) 
     return bad || !sizes || !cls;
 }
 
-cJSON *lm_vreport_json(const lm_vreport *r, const char *const *labels) {
+static int put_info(cJSON *doc, const lm_vreport_info *in) {
+    cJSON *ck = child(doc, "checkpoint", 0), *src = child(doc, "source", 0);
+    int bad = !ck || !src;
+    if (in->checkpoint) bad |= put(ck, "name", cJSON_CreateString(in->checkpoint));
+    if (in->checkpoint_file) bad |= put(ck, "file", cJSON_CreateString(in->checkpoint_file));
+    if (in->epoch >= 0) bad |= put(ck, "epoch", cJSON_CreateNumber((double)in->epoch));
+    if (in->csv) {
+        bad |= put(src, "kind", cJSON_CreateString("csv")) |
+               put(src, "csv", cJSON_CreateString(in->csv));
+        if (in->root) bad |= put(src, "root", cJSON_CreateString(in->root));
+    } else {
+        bad |= put(src, "kind", cJSON_CreateString("split")) |
+               put(src, "split", cJSON_CreateString(in->split ? in->split : "val"));
+    }
+    bad |= put(doc, "tta", cJSON_CreateBool(in->tta)) |
+           put(doc, "views", cJSON_CreateNumber(in->views > 0 ? in->views : 1));
+    if (isfinite(in->loss)) bad |= put(doc, "loss", cJSON_CreateNumber(in->loss));
+    if (in->seconds >= 0) bad |= put(doc, "seconds", cJSON_CreateNumber(in->seconds));
+    return bad;
+}
+
+cJSON *lm_vreport_json(const lm_vreport *r, const char *const *labels,
+                       const lm_vreport_info *info) {
     float half[LM_METRICS_MAX_CLASSES];
     for (int j = 0; j < r->k; j++) half[j] = 0.5f;
     cJSON *doc = cJSON_CreateObject();
@@ -155,6 +177,7 @@ cJSON *lm_vreport_json(const lm_vreport *r, const char *const *labels) {
            put(tuned, "f1_mean", num(r->tuned.f1_mean)) |
            put(tuned, "f1_micro", num(r->tuned.f1_micro));
     bad |= put_cv(doc, &r->cv, labels);
+    if (info) bad |= put_info(doc, info);
     if (bad || !names) {
         cJSON_Delete(doc);
         return NULL;

@@ -88,8 +88,28 @@ int lm_vreport_compute(const float *p, const float *y, int64_t n, int k, int mod
                        const float *stored, float fixed, uint64_t seed, lm_vreport *r,
                        lm_err *err);
 
-/* The JSON document above (labels[k]); NULL on OOM.  cJSON_Delete it. */
-cJSON *lm_vreport_json(const lm_vreport *r, const char *const *labels);
+/* Where the numbers come from, for the JSON document (NULL members and
+ * negative numbers are left out). */
+typedef struct lm_vreport_info {
+    const char *checkpoint;      /* "best" / "last" (validate) */
+    const char *checkpoint_file; /* the file evaluated */
+    int64_t epoch;               /* the checkpoint's epoch; < 0: unknown */
+    const char *split;           /* "val" for the dataset's split, else NULL */
+    const char *csv, *root;      /* the label file evaluated instead */
+    int tta;                     /* TTA on */
+    int views;                   /* views averaged (1 without TTA) */
+    double loss;                 /* mean BCE (NAN: left out) */
+    double seconds;              /* evaluation time (< 0: left out) */
+} lm_vreport_info;
+
+/* The JSON document above (labels[k]), plus, when info is non-NULL:
+ *   "checkpoint": {"name", "file", "epoch"},
+ *   "source": {"kind": "split", "split": "val"} or
+ *             {"kind": "csv", "csv": FILE, "root": DIR},
+ *   "tta": bool, "views": V, "loss": x, "seconds": s.
+ * NULL on OOM; cJSON_Delete it. */
+cJSON *lm_vreport_json(const lm_vreport *r, const char *const *labels,
+                       const lm_vreport_info *info);
 
 /* The report as a readable table (malloc'ed, lines ending in '\n'; NULL on
  * OOM): one block at 0.5 and one at the chosen thresholds (label, support,

@@ -115,12 +115,8 @@ static void eval_progress(void *user, int64_t done, int64_t total) {
 static int evaluate(const validate_opts *o, const lm_infer_model *m, nn_engine *e,
                     lm_eval_result *r, lm_err *err) {
     lm_eval_cfg cfg;
-    lm_eval_cfg_default(&cfg);
-    cfg.mean = m->mean;
-    cfg.std = m->std;
-    cfg.batch = o->batch;
+    lm_infer_eval_cfg(m, o->batch, o->tta, &cfg);
     cfg.threads = 2;
-    cfg.tta = o->tta;
     cfg.cancelled = eval_cancelled;
     cfg.progress = eval_progress;
     cfg.user = (void *)o;
@@ -140,9 +136,7 @@ static int evaluate(const validate_opts *o, const lm_infer_model *m, nn_engine *
         }
         if (!rc) {
             logf_(o, LUMEN_LOG_INFO, "validate: %zu images from %s", s.n, o->csv);
-            lm_loader_source src;
-            lm_image_set_source(&s, &src);
-            rc = lm_eval_source(e, &src, &cfg, r, err);
+            rc = lm_infer_eval_set(e, &s, &cfg, r, err);
         }
         lm_problems_free(&probs);
         lm_image_set_free(&s);
@@ -182,20 +176,6 @@ static int put_str(cJSON *o, const char *k, const char *v) {
     return 1;
 }
 
-static int put_bool(cJSON *o, const char *k, int v) {
-    cJSON *x = cJSON_CreateBool(v);
-    if (x && cJSON_AddItemToObject(o, k, x)) return 0;
-    cJSON_Delete(x);
-    return 1;
-}
-
-static cJSON *add_obj(cJSON *parent, const char *k) {
-    cJSON *x = cJSON_CreateObject();
-    if (x && cJSON_AddItemToObject(parent, k, x)) return x;
-    cJSON_Delete(x);
-    return NULL;
-}
-
 /* The main metrics as a JSON object (for the "validated" record). */
 static void collect_main(void *user, const char *key, double value, int main) {
     if (main) put_num(user, key, value);
@@ -210,25 +190,17 @@ static int write_outputs(const validate_opts *o, const lm_infer_model *m,
     char *p_json = lm_path_join(o->report_out, "report.json");
     char *p_text = lm_path_join(o->report_out, "report.txt");
     char *p_ckpt = lm_path_join(o->model_out, ckpt_file);
-    cJSON *doc = lm_vreport_json(rep, labels), *v = cJSON_CreateObject();
+    lm_vreport_info info = {.checkpoint = o->checkpoint, .epoch = m->epoch,
+                            .split = o->csv ? NULL : "val", .csv = o->csv, .root = o->root,
+                            .tta = o->tta, .views = res->views, .loss = res->loss,
+                            .seconds = res->seconds};
+    cJSON *doc = lm_vreport_json(rep, labels, &info), *v = cJSON_CreateObject();
     if (!p_json || !p_text || !p_ckpt || !doc || !v) goto oom;
-
-    cJSON *ck = add_obj(doc, "checkpoint"), *src = add_obj(doc, "source");
-    bad |= !ck || !src || put_str(ck, "name", o->checkpoint) ||
-           put_num(ck, "epoch", m->epoch >= 0 ? (double)m->epoch : NAN);
-    if (!bad && o->csv)
-        bad |= put_str(src, "kind", "csv") || put_str(src, "csv", o->csv) ||
-               (o->root && put_str(src, "root", o->root));
-    else if (!bad)
-        bad |= put_str(src, "kind", "split") || put_str(src, "split", "val");
-    bad |= put_bool(doc, "tta", o->tta) || put_num(doc, "views", res->views) ||
-           put_num(doc, "loss", res->loss) || put_num(doc, "seconds", res->seconds);
-
-    bad |= put_str(v, "checkpoint", o->checkpoint) || put_str(v, "split", o->csv ? "csv" : "val") ||
-           (o->csv && put_str(v, "csv", o->csv)) || put_bool(v, "tta", o->tta) ||
-           put_str(v, "thresholds", lm_vreport_mode_name(rep->mode)) ||
-           put_num(v, "n", (double)rep->n) || put_num(v, "seed", (double)rep->cv.seed);
-    cJSON *vm = add_obj(v, "metrics");
+    bad = put_str(v, "checkpoint", o->checkpoint) || put_str(v, "split", o->csv ? "csv" : "val") ||
+          (o->csv && put_str(v, "csv", o->csv)) || !cJSON_AddBoolToObject(v, "tta", o->tta) ||
+          put_str(v, "thresholds", lm_vreport_mode_name(rep->mode)) ||
+          put_num(v, "n", (double)rep->n) || put_num(v, "seed", (double)rep->cv.seed);
+    cJSON *vm = cJSON_AddObjectToObject(v, "metrics");
     if (bad || !vm) goto oom;
     lm_vreport_metrics(rep, labels, "val/", collect_main, vm);
 
