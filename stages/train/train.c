@@ -366,15 +366,20 @@ static int train_epoch(trainer *t, int64_t epoch, epoch_stats *es) {
             t->pr.skipped++;
             t->pr.nonfinite_run++;
             es->skipped++;
-            h->log(t->ctx, LUMEN_LOG_DEBUG, "epoch %lld step %lld skipped: %s", (long long)epoch + 1,
-                   (long long)step + 1, se.msg);
-            if (t->pr.nonfinite_run >= c->max_nonfinite)
+            const char *why = se.msg;
+            if (strncmp(why, "training diverged: ", 19) == 0) why += 19;
+            h->log(t->ctx, es->skipped == 1 ? LUMEN_LOG_WARN : LUMEN_LOG_DEBUG,
+                   "epoch %lld step %lld skipped (no update): %s%s", (long long)epoch + 1, (long long)step + 1, why,
+                   es->skipped == 1 ? " (further skips this epoch are logged at debug level)" : "");
+            if (t->pr.nonfinite_run >= c->max_nonfinite) {
+                h->summary(t->ctx, "train/skipped_steps", (double)t->pr.skipped);
                 return h->fail(t->ctx, LUMEN_ENUMERIC,
                                "training diverged: %lld consecutive steps with a non-finite loss or gradient "
-                               "(max_nonfinite = %lld; last at epoch %lld step %lld: %s); lower optimizer.lr or set "
-                               "clip_grad_norm",
+                               "(max_nonfinite = %lld; the last at epoch %lld step %lld: %s); lower optimizer.lr or "
+                               "set clip_grad_norm",
                                (long long)t->pr.nonfinite_run, (long long)c->max_nonfinite, (long long)epoch + 1,
-                               (long long)step + 1, se.msg);
+                               (long long)step + 1, why);
+            }
         } else if (rc) {
             return fail_err(t, &se, rc);
         } else {
