@@ -75,6 +75,42 @@ out:
     return rc;
 }
 
+int rn_store_reopen(const char *run_dir, const char *experiment, rn_store **out, lm_err *e) {
+    *out = NULL;
+    rn_store *s = calloc(1, sizeof *s);
+    if (!s) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    s->metrics_fd = -1;
+    s->experiment = lm_strdup(experiment);
+    s->run_dir = lm_strdup(run_dir);
+    const char *slash = strrchr(run_dir, '/');
+    s->run_id = lm_strdup(slash ? slash + 1 : run_dir);
+    char *status = lm_path_join(run_dir, RN_STATUS_FILE), *summary = lm_path_join(run_dir, RN_SUMMARY_FILE);
+    char *logs = lm_path_join(run_dir, "logs");
+    int rc = 0;
+    if (!s->experiment || !s->run_dir || !s->run_id || !status || !summary || !logs)
+        rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc == 0) rc = rn_json_read_file(status, &s->status, e);
+    if (rc == 0 && !cJSON_IsObject(s->status)) rc = lm_fail(e, LUMEN_EDATA, "%s: not a JSON object", status);
+    if (rc == 0) {
+        int src = rn_json_read_file(summary, &s->summary, e);
+        if (src == LUMEN_ENOTFOUND || (src == 0 && !cJSON_IsObject(s->summary))) {
+            lm_err_clear(e);
+            cJSON_Delete(s->summary);
+            s->summary = cJSON_CreateObject();
+            if (!s->summary) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        } else {
+            rc = src;
+        }
+    }
+    if (rc == 0) rc = lm_mkdirs(logs, e);
+    free(status);
+    free(summary);
+    free(logs);
+    if (rc) rn_store_free(s);
+    else *out = s;
+    return rc;
+}
+
 const char *rn_store_run_id(const rn_store *s) { return s->run_id; }
 const char *rn_store_run_dir(const rn_store *s) { return s->run_dir; }
 
@@ -111,9 +147,67 @@ static void set_item(cJSON *o, const char *key, cJSON *v) {
     else cJSON_AddItemToObject(o, key, v);
 }
 
+/* The previous attempt of a resumed run goes into "attempts"; the status
+ * becomes "running" again under this process. */
+static int resume_status(rn_store *s, const rn_run_info *run, lm_err *e) {
+    cJSON *st = s->status;
+    static const char *const keep[] = {"started", "ended", "reason", "pid", "argv", "runner", NULL};
+    cJSON *prev = cJSON_CreateObject();
+    cJSON *attempts = cJSON_GetObjectItemCaseSensitive(st, "attempts");
+    if (!prev) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    cJSON_AddStringToObject(prev, "status", run->prev_status ? run->prev_status : "interrupted");
+    for (int i = 0; keep[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, keep[i]);
+        if (v) cJSON_AddItemToObject(prev, keep[i], cJSON_Duplicate(v, 1));
+    }
+    if (!cJSON_IsArray(attempts)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "attempts");
+        attempts = cJSON_AddArrayToObject(st, "attempts");
+    }
+    if (!attempts || !cJSON_AddItemToArray(attempts, prev)) {
+        cJSON_Delete(prev);
+        return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    }
+    const cJSON *t0 = cJSON_GetObjectItemCaseSensitive(st, "started_unix");
+    s->started = cJSON_IsNumber(t0) ? t0->valuedouble : run->started;
+    char iso[40];
+    set_item(st, "status", cJSON_CreateString("running"));
+    set_item(st, "reason", cJSON_CreateNull());
+    set_item(st, "ended", cJSON_CreateNull());
+    set_item(st, "duration_s", cJSON_CreateNull());
+    set_item(st, "resumed", cJSON_CreateString(rn_time_iso(run->started, iso, sizeof iso)));
+    set_item(st, "pid", cJSON_CreateNumber((double)getpid()));
+    cJSON *argv = cJSON_CreateArray();
+    for (int i = 0; argv && i < run->argc; i++) cJSON_AddItemToArray(argv, cJSON_CreateString(run->argv[i]));
+    set_item(st, "argv", argv);
+    set_item(st, "runner", cJSON_CreateString("lumen runner " RN_VERSION));
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(st, "stages"))) {
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "stages");
+        cJSON_AddObjectToObject(st, "stages");
+    }
+    return 0;
+}
+
+static int open_metrics(rn_store *s, lm_err *e) {
+    char *path = lm_path_join(s->run_dir, RN_METRICS_FILE);
+    if (!path) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    int rc = 0;
+    s->metrics_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (s->metrics_fd < 0) rc = lm_fail_errno(e, LUMEN_EIO, "cannot open %s", path);
+    free(path);
+    return rc;
+}
+
 static int st_run_started(void *self, const rn_run_info *run, const cJSON *params, lm_err *e) {
     rn_store *s = self;
     char iso[40];
+    if (run->resumed && s->status) {
+        int rc = resume_status(s, run, e);
+        if (rc == 0) rc = write_json(s, RN_PARAMS_FILE, params, e);
+        if (rc == 0) rc = write_json(s, RN_STATUS_FILE, s->status, e);
+        if (rc == 0) rc = write_json(s, RN_SUMMARY_FILE, s->summary, e);
+        return rc ? rc : open_metrics(s, e);
+    }
     cJSON *st = cJSON_CreateObject();
     if (!st) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     cJSON_Delete(s->status);
@@ -136,13 +230,7 @@ static int st_run_started(void *self, const rn_run_info *run, const cJSON *param
     int rc = write_json(s, RN_PARAMS_FILE, params, e);
     if (rc == 0) rc = write_json(s, RN_STATUS_FILE, st, e);
     if (rc == 0) rc = write_json(s, RN_SUMMARY_FILE, s->summary, e);
-    if (rc == 0) {
-        char *path = lm_path_join(s->run_dir, RN_METRICS_FILE);
-        if (!path) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-        s->metrics_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (s->metrics_fd < 0) rc = lm_fail_errno(e, LUMEN_EIO, "cannot open %s", path);
-        free(path);
-    }
+    if (rc == 0) rc = open_metrics(s, e);
     return rc;
 }
 
@@ -200,6 +288,7 @@ static int st_stage_status(void *self, const char *stage_id, const char *status,
     }
     set_item(o, "status", cJSON_CreateString(status));
     if (strcmp(status, "running") == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "detail"); /* an earlier attempt's */
         set_item(o, "started", cJSON_CreateString(rn_time_iso(now, iso, sizeof iso)));
         set_item(o, "started_unix", cJSON_CreateNumber(now));
     } else {

@@ -9,14 +9,14 @@
 
 #include <xxhash.h>
 
-#define FH_MAX 64
+#define FH_MAX 128
 
 struct lumen_ctx {
     const lumen_stage *st;
     char *val[FH_MAX]; /* per declared param */
     size_t nparams;
     char *in_name[8], *in_dir[8], *out_name[8], *out_dir[8];
-    int smoke, threads;
+    int smoke, threads, resuming;
     uint64_t seed;
     char fail[2048];
     int fail_code;
@@ -101,12 +101,14 @@ void fh_set_output(fh *f, const char *a, const char *d) { set_art(f->out_name, f
 void fh_set_smoke(fh *f, int on) { f->smoke = on; }
 void fh_set_seed(fh *f, uint64_t s) { f->seed = s; }
 void fh_set_threads(fh *f, int n) { f->threads = n; }
+void fh_set_resuming(fh *f, int on) { f->resuming = on; }
 
 /* ---- host functions ---- */
 static int h_smoke(lumen_ctx *c) { return c->smoke; }
 static int h_threads(lumen_ctx *c) { return c->threads; }
 static uint64_t h_seed(lumen_ctx *c) { return c->seed; }
 static const char *h_stage_id(lumen_ctx *c) { return c->st->name; }
+static int h_resuming(lumen_ctx *c) { return c->resuming; }
 static const char *val_of(lumen_ctx *c, const char *k) {
     int i = pidx(c, k);
     return i < 0 ? NULL : c->val[i];
@@ -224,7 +226,7 @@ static const lumen_host fake_host = {
     .get_json = h_get_json, .input = h_input, .output = h_output, .run_dir = h_run_dir,
     .log = h_log, .vlog = h_vlog, .metric = h_metric, .summary = h_summary,
     .summary_str = h_summary_str, .progress = h_progress, .cancelled = h_cancelled,
-    .fail = h_fail, .key_add = h_key_add,
+    .fail = h_fail, .key_add = h_key_add, .resuming = h_resuming,
 };
 
 const lumen_host *fh_host(void) { return &fake_host; }

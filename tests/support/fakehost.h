@@ -28,6 +28,8 @@ void fh_set_output(fh *f, const char *artifact, const char *dir);
 void fh_set_smoke(fh *f, int on);
 void fh_set_seed(fh *f, uint64_t seed);
 void fh_set_threads(fh *f, int n);
+/* What host->resuming() answers (default 0). */
+void fh_set_resuming(fh *f, int on);
 
 /* Calls the stage's check/key/run; 0 when the callback is NULL. */
 int fh_check(fh *f);
