@@ -4,7 +4,7 @@
  * [--threads N] [--backend B]`: the validate stage's metrics of a checkpoint
  * on a labelled CSV, as ONE JSON document on stdout (valreport.h: per class,
  * macro mean, micro, the thresholds used, n, in-sample tuned and 2-fold
- * cross-fitted F1; plus "checkpoint", "source", "tta", "views", "loss").
+ * cross-fitted F1; plus "checkpoint", "source", "tta", "views", "loss_unweighted").
  *
  * The images are decoded like ingest (infer.h); the CSV's labels must be the
  * checkpoint's.  Any bad row or unusable image is an error listing them

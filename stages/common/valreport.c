@@ -154,7 +154,7 @@ static int put_info(cJSON *doc, const lm_vreport_info *in) {
     }
     bad |= put(doc, "tta", cJSON_CreateBool(in->tta)) |
            put(doc, "views", cJSON_CreateNumber(in->views > 0 ? in->views : 1));
-    if (isfinite(in->loss)) bad |= put(doc, "loss", cJSON_CreateNumber(in->loss));
+    if (isfinite(in->loss)) bad |= put(doc, "loss_unweighted", cJSON_CreateNumber(in->loss));
     if (in->seconds >= 0) bad |= put(doc, "seconds", cJSON_CreateNumber(in->seconds));
     return bad;
 }

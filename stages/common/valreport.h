@@ -98,7 +98,7 @@ typedef struct lm_vreport_info {
     const char *csv, *root;      /* the label file evaluated instead */
     int tta;                     /* TTA on */
     int views;                   /* views averaged (1 without TTA) */
-    double loss;                 /* mean BCE (NAN: left out) */
+    double loss;                 /* mean BCE, no pos_weight (NAN: left out) */
     double seconds;              /* evaluation time (< 0: left out) */
 } lm_vreport_info;
 
@@ -106,7 +106,8 @@ typedef struct lm_vreport_info {
  *   "checkpoint": {"name", "file", "epoch"},
  *   "source": {"kind": "split", "split": "val"} or
  *             {"kind": "csv", "csv": FILE, "root": DIR},
- *   "tta": bool, "views": V, "loss": x, "seconds": s.
+ *   "tta": bool, "views": V, "loss_unweighted": x (mean BCE without
+ *   pos_weight), "seconds": s.
  * NULL on OOM; cJSON_Delete it. */
 cJSON *lm_vreport_json(const lm_vreport *r, const char *const *labels,
                        const lm_vreport_info *info);

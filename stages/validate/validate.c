@@ -291,7 +291,8 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     if (o->metric) {
         metric_ctx mc = {o, m.epoch > 0 ? m.epoch : 0};
         lm_vreport_metrics(&res->report, (const char *const *)m.labels, "val/", emit_metric, &mc);
-        if (isfinite(res->loss)) o->metric(o->user, "val/loss", res->loss, mc.step, 1);
+        /* not "val/loss": train logs that one with its pos_weight */
+        if (isfinite(res->loss)) o->metric(o->user, "val/loss_unweighted", res->loss, mc.step, 0);
     }
 out:
     lm_eval_result_free(&r);

@@ -14,7 +14,7 @@
  *                              "checkpoint": {"name","epoch"},
  *                              "source": {"kind":"split","split":"val"} or
  *                                        {"kind":"csv","csv":..,"root":..},
- *                              "tta", "views", "loss", "seconds"
+ *                              "tta", "views", "loss_unweighted", "seconds"
  *   <report_out>/report.txt    the same as a readable table
  *   <model_out>/<checkpoint>.safetensors
  *                              the checkpoint with "thresholds" := the chosen
@@ -25,8 +25,10 @@
  *                              checkpoint, ...) unchanged (hard link, else
  *                              copy), so the output is a complete "model"
  *
- * "loss" is the mean binary cross-entropy without pos_weight or label
- * smoothing (the checkpoint does not record the training loss settings).
+ * "loss_unweighted" (and the metric val/loss_unweighted) is the mean binary
+ * cross-entropy without pos_weight or label smoothing: the checkpoint does
+ * not record the training loss settings, and train's own "val/loss" (with
+ * them) is not overwritten.
  *
  * Errors: 0 or LUMEN_E* with a message naming the file or key at fault:
  * LUMEN_ENOTFOUND (no such checkpoint), LUMEN_EDATA (bad checkpoint,

@@ -356,7 +356,7 @@ static void test_eval_json(void **state) {
     assert_true(cJSON_GetArrayItem(fs, 0)->valuedouble + cJSON_GetArrayItem(fs, 1)->valuedouble == NIMG);
     assert_string_equal(get(get(doc, "source"), "csv")->valuestring, "labels.csv");
     assert_true(cJSON_IsFalse(get(doc, "tta")));
-    assert_true(get(doc, "loss")->valuedouble > 0);
+    assert_true(get(doc, "loss_unweighted")->valuedouble > 0);
     cJSON_Delete(doc);
     hx_result_free(&r);
 

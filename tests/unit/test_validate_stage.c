@@ -220,7 +220,7 @@ static void test_tune_on_val_split(void **state) {
     assert_float_equal(seen_val(s, "val/f1_mean_tuned", NULL), res.report.tuned.f1_mean, 1e-12);
     assert_float_equal(seen_val(s, "val/f1_mean_tuned_cv", NULL), res.report.cv.pooled.f1_mean, 1e-12);
     assert_float_equal(seen_val(s, "val/threshold_crack", NULL), res.report.thresholds[0], 1e-7);
-    assert_true(seen_val(s, "val/loss", NULL) > 0);
+    assert_true(seen_val(s, "val/loss_unweighted", NULL) > 0);
     assert_true(seen_val(s, "val/tp_crack", NULL) + seen_val(s, "val/fp_crack", NULL) +
                     seen_val(s, "val/fn_crack", NULL) + seen_val(s, "val/tn_crack", NULL) ==
                 NREC - NREC / 3);
