@@ -131,13 +131,36 @@ static double h_get_num(lumen_ctx *c, const char *k) {
     return v ? strtod(v, NULL) : 0;
 }
 static const char *h_get_str(lumen_ctx *c, const char *k) { return val_of(c, k); }
+/* A list value as written: "{1,2,3}", "[1,2,3]", "1,2,3" or "{}"; the
+ * numbers go to io/dout (up to cap); returns the list's length. */
+static size_t parse_list(const char *v, int64_t *io, double *dout, size_t cap) {
+    if (!v) return 0;
+    size_t n = 0;
+    const char *p = v;
+    while (*p == '{' || *p == '[' || *p == ' ') p++;
+    for (;;) {
+        char *end;
+        double d = strtod(p, &end);
+        if (end == p) break;
+        if (n < cap) {
+            if (io) io[n] = (int64_t)d;
+            if (dout) dout[n] = d;
+        }
+        n++;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p != ',') break;
+        p++;
+    }
+    return n;
+}
 static size_t h_get_ints(lumen_ctx *c, const char *k, int64_t *o, size_t cap) {
-    (void)c, (void)k, (void)o, (void)cap;
-    return 0;
+    return parse_list(val_of(c, k), o, NULL, o ? cap : 0);
 }
 static size_t h_get_nums(lumen_ctx *c, const char *k, double *o, size_t cap) {
-    (void)c, (void)k, (void)o, (void)cap;
-    return 0;
+    const char *v = val_of(c, k);
+    if (v && !strcmp(v, "auto")) return 0;
+    return parse_list(v, NULL, o, o ? cap : 0);
 }
 static const char *h_get_json(lumen_ctx *c, const char *k) { return val_of(c, k); }
 static const char *find_art(char **names, char **dirs, const char *a) {

@@ -21,7 +21,7 @@ lumen_ctx *fh_ctx(fh *f);
 const lumen_host *fh_host(void);
 
 /* Parameter value as written in an experiment ("0.2", "true", "auto",
- * "csv"); NULL unsets. */
+ * "csv", lists "{2,2,2,2}"); NULL unsets. */
 void fh_set(fh *f, const char *key, const char *value);
 void fh_set_input(fh *f, const char *artifact, const char *dir);
 void fh_set_output(fh *f, const char *artifact, const char *dir);
