@@ -388,6 +388,23 @@ static void test_errors_name_the_cause(void **state) {
     lm_err e2 = {0};
     assert_int_equal(validate_run(&o, &res, &e2), LUMEN_ENOTFOUND);
     assert_non_null(strstr(e2.msg, "best.safetensors"));
+    /* a checkpoint without the metadata inference needs */
+    char *best = lm_path_join(f->model_in, "best.safetensors");
+    lm_infer_model m;
+    lm_err e3 = {0};
+    if (lm_infer_model_load(best, &m, &e3)) fail_msg("%s", e3.msg);
+    char *bare = lm_path_join(empty, "best.safetensors");
+    char *model = nn_resnet_cfg_to_json(&m.model->cfg);
+    lm_ckpt_meta meta = {.model = model, .epoch = -1};
+    assert_int_equal(lm_ckpt_save(bare, m.model, m.params, m.buffers, m.counters, &meta, &e3), 0);
+    lm_infer_model_free(&m);
+    lm_err e4 = {0};
+    assert_int_equal(validate_run(&o, &res, &e4), LUMEN_EDATA);
+    assert_non_null(strstr(e4.msg, bare));
+    assert_non_null(strstr(e4.msg, "metadata \"input\" is missing"));
+    free(model);
+    free(bare);
+    free(best);
     free(empty);
     free(ds2);
 }
