@@ -120,15 +120,14 @@ static int check_name(builder *b, const char *file, int line, const char *name,
                       lm_problems *probs) {
     const char *why = lm_labels_path_problem(name);
     if (why) {
-        if (*name) lm_problems_add(probs, "%s:%d: %s: '%s'", file, line, why, name);
-        else lm_problems_add(probs, "%s:%d: %s", file, line, why);
+        if (*name) lm_problems_add(probs, line, "%s:%d: %s: '%s'", file, line, why, name);
+        else lm_problems_add(probs, line, "%s:%d: %s", file, line, why);
         return 1;
     }
     int prev = dup_check(b, name, b->t->nrows);
     if (prev < 0) return -1;
     if (prev > 0) {
-        lm_problems_add(probs, "%s:%d: duplicate image path '%s' (first at line %d)",
-                        file, line, name, prev);
+        lm_problems_add(probs, line, "%s:%d: duplicate image path '%s' (first at line %d)", file, line, name, prev);
         return 1;
     }
     return 0;
@@ -297,13 +296,12 @@ static int parse_csv(const char *file, cursor *c, lm_label_table *t,
         if (!problem && rec_is_blank(&r)) continue;
         seen++;
         if (problem) {
-            lm_problems_add(probs, "%s:%d: %s", file, start, problem);
+            lm_problems_add(probs, start, "%s:%d: %s", file, start, problem);
             t->bad_rows++;
             continue;
         }
         if (r.n != ncols) {
-            lm_problems_add(probs, "%s:%d: expected %zu fields (filename;%s), got %zu",
-                            file, start, ncols,
+            lm_problems_add(probs, start, "%s:%d: expected %zu fields (filename;%s), got %zu", file, start, ncols,
                             ncols == 2 ? "label" : "labels...", r.n);
             t->bad_rows++;
             continue;
@@ -317,7 +315,7 @@ static int parse_csv(const char *file, cursor *c, lm_label_table *t,
             else bad = v, badcol = i;
         }
         if (bad) {
-            lm_problems_add(probs, "%s:%d: label '%s' must be 0 or 1, got '%s'", file,
+            lm_problems_add(probs, start, "%s:%d: label '%s' must be 0 or 1, got '%s'", file,
                             start, t->label_names[badcol], bad);
             t->bad_rows++;
             continue;
@@ -398,8 +396,7 @@ static int parse_elpv(const char *file, cursor *c, double threshold,
         if (n == 0) continue;
         seen++;
         if (n != 3) {
-            lm_problems_add(probs, "%s:%d: expected 3 fields (path probability type), got %zu",
-                            file, line, n);
+            lm_problems_add(probs, line, "%s:%d: expected 3 fields (path probability type), got %zu", file, line, n);
             t->bad_rows++;
             continue;
         }
@@ -407,8 +404,7 @@ static int parse_elpv(const char *file, cursor *c, double threshold,
         errno = 0;
         double prob = strtod(tok[1], &endp);
         if (*endp || endp == tok[1] || errno || !isfinite(prob) || prob < 0 || prob > 1) {
-            lm_problems_add(probs, "%s:%d: probability must be a number in [0,1], got '%s'",
-                            file, line, tok[1]);
+            lm_problems_add(probs, line, "%s:%d: probability must be a number in [0,1], got '%s'", file, line, tok[1]);
             t->bad_rows++;
             continue;
         }
