@@ -122,15 +122,14 @@ static int check_name(builder *b, const char *file, int line, const char *name,
                       lm_problems *probs) {
     const char *why = lm_labels_path_problem(name);
     if (why) {
-        if (*name) lm_problems_add(probs, "%s:%d: %s: '%s'", file, line, why, name);
-        else lm_problems_add(probs, "%s:%d: %s", file, line, why);
+        if (*name) lm_problems_add(probs, line, "%s:%d: %s: '%s'", file, line, why, name);
+        else lm_problems_add(probs, line, "%s:%d: %s", file, line, why);
         return 1;
     }
     int prev = dup_check(b, name, b->t->nrows);
     if (prev < 0) return -1;
     if (prev > 0) {
-        lm_problems_add(probs, "%s:%d: duplicate image path '%s' (first at line %d)",
-                        file, line, name, prev);
+        lm_problems_add(probs, line, "%s:%d: duplicate image path '%s' (first at line %d)", file, line, name, prev);
         return 1;
     }
     return 0;
@@ -251,7 +250,7 @@ static int rec_is_blank(const record *r) {
 static int row_labels_ok(const char *file, int start, const record *r, size_t ncols,
                          const lm_label_table *t, float *vals, lm_problems *probs) {
     if (r->n != ncols) {
-        lm_problems_add(probs, "%s:%d: expected %zu fields (filename;%s), got %zu", file,
+        lm_problems_add(probs, start, "%s:%d: expected %zu fields (filename;%s), got %zu", file,
                         start, ncols, ncols == 2 ? "label" : "labels...", r->n);
         return 0;
     }
@@ -260,7 +259,7 @@ static int row_labels_ok(const char *file, int start, const record *r, size_t nc
         if (!strcmp(v, "0")) vals[i] = 0.0f;
         else if (!strcmp(v, "1")) vals[i] = 1.0f;
         else {
-            lm_problems_add(probs, "%s:%d: label '%s' must be 0 or 1, got '%s'", file,
+            lm_problems_add(probs, start, "%s:%d: label '%s' must be 0 or 1, got '%s'", file,
                             start, t->label_names[i], v);
             return 0;
         }
@@ -325,7 +324,7 @@ static int parse_csv(const char *file, cursor *c, int names_only, lm_label_table
         if (!problem && rec_is_blank(&r)) continue;
         seen++;
         if (problem) {
-            lm_problems_add(probs, "%s:%d: %s", file, start, problem);
+            lm_problems_add(probs, start, "%s:%d: %s", file, start, problem);
             t->bad_rows++;
             continue;
         }
@@ -409,8 +408,7 @@ static int parse_elpv(const char *file, cursor *c, double threshold,
         if (n == 0) continue;
         seen++;
         if (n != 3) {
-            lm_problems_add(probs, "%s:%d: expected 3 fields (path probability type), got %zu",
-                            file, line, n);
+            lm_problems_add(probs, line, "%s:%d: expected 3 fields (path probability type), got %zu", file, line, n);
             t->bad_rows++;
             continue;
         }
@@ -418,8 +416,7 @@ static int parse_elpv(const char *file, cursor *c, double threshold,
         errno = 0;
         double prob = strtod(tok[1], &endp);
         if (*endp || endp == tok[1] || errno || !isfinite(prob) || prob < 0 || prob > 1) {
-            lm_problems_add(probs, "%s:%d: probability must be a number in [0,1], got '%s'",
-                            file, line, tok[1]);
+            lm_problems_add(probs, line, "%s:%d: probability must be a number in [0,1], got '%s'", file, line, tok[1]);
             t->bad_rows++;
             continue;
         }

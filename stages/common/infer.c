@@ -343,7 +343,7 @@ void lm_image_set_source(const lm_image_set *s, lm_loader_source *src) {
 
 void lm_image_set_problems(const lm_image_set *s, lm_problems *probs) {
     for (size_t i = 0; i < s->n; i++)
-        if (s->errors[i]) lm_problems_add(probs, "%s", s->errors[i]);
+        if (s->errors[i]) lm_problems_add(probs, (long)i + 1, "%s", s->errors[i]);
 }
 
 /* "a, b, c" of names[0..n) into buf. */
