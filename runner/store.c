@@ -43,13 +43,15 @@ int rn_store_create(const char *runs_dir, const char *experiment, rn_store **out
     gmtime_r(&t, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned u = (unsigned)(ts.tv_nsec / 1000) ^ ((unsigned)getpid() * 2654435761u);
-    for (int attempt = 0; attempt < 1000; attempt++, u += 0x9e37) {
+    /* Ids sort by creation time: milliseconds, then a counter when two runs
+     * start within the same millisecond (mkdir is the arbiter). */
+    int ms = (int)((s->started - (double)t) * 1000.0);
+    if (ms > 999) ms = 999;
+    for (int attempt = 0; attempt < 1000; attempt++) {
         free(s->run_id);
         free(s->run_dir);
-        s->run_id = lm_sprintf("%s-%04x", stamp, (u >> 8) & 0xffff);
+        s->run_id = attempt ? lm_sprintf("%s-%03d-%d", stamp, ms, attempt)
+                            : lm_sprintf("%s-%03d", stamp, ms);
         s->run_dir = s->run_id ? lm_path_join(exp_dir, s->run_id) : NULL;
         if (!s->run_dir) {
             rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");

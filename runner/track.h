@@ -32,7 +32,7 @@
 
 typedef struct rn_run_info {
     const char *experiment;  /* experiment name */
-    const char *run_id;      /* e.g. "20261129-193012-4f2a" */
+    const char *run_id;      /* e.g. "20261129-193012-517" */
     const char *run_dir;     /* absolute runs/<experiment>/<run> */
     const char *exp_file;    /* experiment file as given */
     double started;          /* epoch seconds */
