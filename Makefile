@@ -99,8 +99,10 @@ $(BUILD)/plugins/$(1).so: $(call obj,$(wildcard stages/$(1)/*.c)) $(LIB_ENGINE) 
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rules,$(s))))
 
+# a group: libcommon's evaluate/loader call into libengine and back
 $(RUNNER): $(call obj,$(RUNNER_MAIN)) $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON)
-	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $(call obj,$(RUNNER_MAIN)) \
+	    -Wl,--start-group $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
 
 $(BUILD)/examples/%.so: plugins/examples/%.c plugins/lumen/plugin.h
 	@mkdir -p $(@D)

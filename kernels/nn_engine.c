@@ -241,3 +241,6 @@ const nn_layer_time *nn_engine_layer_times(nn_engine *e, int *count) {
     *count = e->graph.n;
     return e->times;
 }
+
+int64_t nn_engine_train_steps(const nn_engine *e) { return e->train_steps; }
+void nn_engine_set_train_steps(nn_engine *e, int64_t steps) { e->train_steps = steps > 0 ? steps : 0; }

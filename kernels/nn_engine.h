@@ -150,4 +150,12 @@ const nn_layer_time *nn_engine_layer_times(nn_engine *e, int *count);
 /* The graph the engine runs (shapes for opts' input size). */
 const nn_graph *nn_engine_graph(const nn_engine *e);
 
+/* Training steps taken so far: train_step calls that reached the backend
+ * (whether their loss was finite or not).  The dropout mask of a step
+ * derives from (opts.seed, this count), so resumable training state saves
+ * it and sets it back (with get/set_state and get/set_optim_state) to
+ * continue bitwise where it stopped.  steps < 0 is clamped to 0. */
+int64_t nn_engine_train_steps(const nn_engine *e);
+void nn_engine_set_train_steps(nn_engine *e, int64_t steps);
+
 #endif /* NN_ENGINE_H */

@@ -18,6 +18,7 @@
 #include "loader.h"
 #include "paths.h"
 #include "plan.h"
+#include "resume.h"
 #include "run.h"
 #include "signals.h"
 
@@ -30,14 +31,18 @@ const char rn_run_usage[] =
     "  --force                recompute cached stages and replace their cache entries\n"
     "  --dry-run              print the plan (parameters, inputs, cache status), run nothing\n"
     "  --smoke                tiny run: stages shrink their work (part of cache keys)\n"
-    "  --threads N            threads per stage (default: the experiment's, else all cores)\n";
+    "  --threads N            threads per stage (default: the experiment's, else all cores)\n"
+    "  --resume RUN           continue an interrupted run (a run id or folder) of this experiment:\n"
+    "                         its finished stages are reused, the interrupted one continues\n"
+    "                         (train: from its last finished epoch); parameters must match\n";
 
-static const char *const OPTIONS[] = {"--set", "--runs", "--force", "--dry-run", "--smoke", "--threads", "--help",
-                                      NULL};
+static const char *const OPTIONS[] = {"--set",   "--runs",   "--force",  "--dry-run", "--smoke",
+                                      "--threads", "--resume", "--help",   NULL};
 
 typedef struct run_args {
     const char *file;
     const char *runs;
+    const char *resume;
     rn_strv sets;
     int force, dry, smoke, threads;
 } run_args;
@@ -54,6 +59,9 @@ static int parse_args(int argc, char **argv, run_args *a, int *done) {
         } else if ((m = rn_cli_value(argc, argv, &i, "--runs", &v))) {
             if (m < 0) return RN_EXIT_USAGE;
             a->runs = v;
+        } else if ((m = rn_cli_value(argc, argv, &i, "--resume", &v))) {
+            if (m < 0) return RN_EXIT_USAGE;
+            a->resume = v;
         } else if ((m = rn_cli_value(argc, argv, &i, "--threads", &v))) {
             if (m < 0) return RN_EXIT_USAGE;
             char *end;
@@ -90,10 +98,11 @@ static int parse_args(int argc, char **argv, run_args *a, int *done) {
     return 0;
 }
 
-static void print_plan(const rn_plan *p) {
+static void print_plan(const rn_plan *p, const rn_resume *res) {
     printf("experiment %s (%s), seed %llu, threads %d%s%s\n", p->name, p->file, (unsigned long long)p->seed,
            p->threads, p->smoke ? ", smoke" : "", p->force ? ", force" : "");
     printf("runs folder: %s\n", rn_display_path(p->cwd, p->runs_dir));
+    if (res) printf("resumes run %s (it had %s)\n", rn_display_path(p->cwd, res->run_dir), res->prev_status);
     for (size_t i = 0; i < p->n; i++) {
         const rn_plan_stage *s = &p->stages[i];
         printf("\n[%zu] %s: stage %s %s from %s (%s:%d)\n", i + 1, s->id, s->desc->name, s->desc->version,
@@ -118,6 +127,10 @@ static void print_plan(const rn_plan *p) {
         else if (s->hit && !p->force) printf("    cache: cached (%s)\n", rn_display_path(p->cwd, dir));
         else if (s->hit) printf("    cache: will run (--force replaces %s)\n", rn_display_path(p->cwd, dir));
         else printf("    cache: will run (key %s)\n", s->key);
+        if (res && !s->cached)
+            printf("    resume: %s\n", res->action[i] == RN_RESUME_REUSE      ? "finished in the run: reused"
+                                    : res->action[i] == RN_RESUME_CONTINUE ? "interrupted: continues (resuming)"
+                                                                          : "runs");
         free(dir);
     }
 }
@@ -140,6 +153,7 @@ int rn_cmd_run(int argc, char **argv) {
     lm_err e = {0};
     rn_experiment *x = NULL;
     rn_plan *plan = NULL;
+    rn_resume *res = NULL;
     char *runs = rn_runs_dir(paths.cwd, a.runs), *traceback = NULL, *run_dir = NULL;
     status = RN_EXIT_FAIL;
     if (!runs) {
@@ -156,8 +170,9 @@ int rn_cmd_run(int argc, char **argv) {
     if (rn_plan_build(reg, x, &po, &plan, &e)) goto out;
     for (size_t i = 0; i < reg->n_refused; i++)
         rn_cli_warn("plugin %s refused: %s", reg->refused[i].path, reg->refused[i].reason);
+    if (a.resume && rn_resume_open(plan, a.resume, stderr, &res, &e)) goto out;
     if (a.dry) {
-        print_plan(plan);
+        print_plan(plan, res);
         fflush(stdout);
         fprintf(stderr, "dry run: nothing was run\n");
         status = RN_EXIT_OK;
@@ -171,7 +186,7 @@ int rn_cmd_run(int argc, char **argv) {
     }
     rec[0] = "runner";
     for (int i = 1; i < argc; i++) rec[i] = argv[i];
-    rn_run_opts ro = {.argc = argc, .argv = rec, .term = stderr, .tty = isatty(STDERR_FILENO)};
+    rn_run_opts ro = {.argc = argc, .argv = rec, .term = stderr, .tty = isatty(STDERR_FILENO), .resume = res};
     double t0 = lm_now();
     int rc = rn_run_execute(plan, &ro, &run_dir, &e);
     free(rec);
@@ -188,6 +203,7 @@ out:
     free(traceback);
     free(run_dir);
     free(runs);
+    rn_resume_free(res);
     rn_plan_free(plan);
     rn_experiment_free(x);
     rn_registry_free(reg);

@@ -19,6 +19,15 @@ int rn_cmd_describe(int argc, char **argv);
 /* runner runs [EXPERIMENT] [--runs DIR]: recorded runs as a table. */
 int rn_cmd_runs(int argc, char **argv);
 
+/* runner predict CHECKPOINT (--csv FILE [--root DIR] | IMAGE ...) [--out FILE]
+ *        [--tta] [--batch N] [--threads N] [--backend B]: predictions for
+ *        PNG images (decoded like ingest) as 'filename;p_<label>...;<label>...'. */
+int rn_cmd_predict(int argc, char **argv);
+/* runner eval CHECKPOINT --csv FILE [--root DIR] [--tta] [--thresholds
+ *        stored|tune|fixed] [--threshold T] [--seed N] ...: the validate
+ *        metrics on a labelled CSV as one JSON document on stdout. */
+int rn_cmd_eval(int argc, char **argv);
+
 /* Usage text of `runner run` (shared by --help outputs). */
 extern const char rn_run_usage[];
 

@@ -15,7 +15,7 @@ struct lumen_ctx {
     const lumen_stage *stage;
     char *stage_id;
     const cJSON *params;
-    int smoke, threads;
+    int smoke, threads, resuming;
     uint64_t seed;
     char *run_dir;
     char **inputs;  /* per declared input; NULL = absent */
@@ -62,6 +62,7 @@ int rn_ctx_new(const rn_ctx_init *in, lumen_ctx **out, lm_err *e) {
     c->smoke = in->smoke;
     c->threads = in->threads;
     c->seed = in->seed;
+    c->resuming = in->resuming;
     c->run_dir = in->run_dir ? lm_strdup(in->run_dir) : NULL;
     c->n_inputs = rn_list_len(in->stage->inputs);
     c->n_outputs = rn_list_len(in->stage->outputs);
@@ -137,6 +138,7 @@ static int h_smoke(lumen_ctx *ctx) { return ctx->smoke; }
 static int h_threads(lumen_ctx *ctx) { return ctx->threads; }
 static uint64_t h_seed(lumen_ctx *ctx) { return ctx->seed; }
 static const char *h_stage_id(lumen_ctx *ctx) { return ctx->stage_id; }
+static int h_resuming(lumen_ctx *ctx) { return ctx->resuming; }
 
 /* ------------------------------------------------------- parameters -- */
 
@@ -412,6 +414,7 @@ static const lumen_host HOST = {
     .cancelled = h_cancelled,
     .fail = h_fail,
     .key_add = h_key_add,
+    .resuming = h_resuming,
 };
 
 const lumen_host *rn_host(void) { return &HOST; }

@@ -40,6 +40,8 @@ typedef struct rn_ctx_init {
     const char *run_dir;
     const char *const *inputs;  /* one per stage->inputs entry; NULL = absent */
     const char *const *outputs; /* one per stage->outputs entry */
+    int resuming;               /* host->resuming(): continuing an interrupted
+                                 * attempt in the same output folders */
 } rn_ctx_init;
 
 /* The host table (static, immutable). */

@@ -29,6 +29,8 @@ static const rn_command COMMANDS[] = {
     {"plugins", rn_cmd_plugins, "", "list stage plugins found, and refused ones with the reason"},
     {"describe", rn_cmd_describe, "STAGE", "show a stage's inputs, outputs and parameter table"},
     {"runs", rn_cmd_runs, "[EXPERIMENT] [--runs DIR]", "list recorded runs: status, duration, metrics"},
+    {"predict", rn_cmd_predict, "CKPT (IMAGE...|--csv FILE)", "predict PNG images with a checkpoint (CSV out)"},
+    {"eval", rn_cmd_eval, "CKPT --csv FILE", "validation metrics of a checkpoint on a labelled CSV (JSON)"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

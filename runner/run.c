@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -13,6 +14,7 @@
 #include "host.h"
 #include "jsonutil.h"
 #include "paths.h"
+#include "resume.h"
 #include "signals.h"
 #include "store.h"
 #include "track.h"
@@ -64,7 +66,10 @@ static int link_entry(run_state *r, const rn_plan_stage *s, lm_err *e) {
     char *link = lm_path_join(rn_store_run_dir(r->store), s->id);
     char *target = lm_sprintf("../../.cache/%s/%s", s->desc->name, s->key);
     int rc = 0;
+    struct stat sb;
     if (!link || !target) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    else if (lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode) && unlink(link) != 0) /* resumed run */
+        rc = lm_fail_errno(e, LUMEN_EIO, "cannot replace the link %s", link);
     else if (symlink(target, link) != 0) rc = lm_fail_errno(e, LUMEN_EIO, "cannot link %s", link);
     free(link);
     free(target);
@@ -126,7 +131,20 @@ static int reuse_entry(run_state *r, size_t i, char *entry, lm_err *e) {
     return rc ? rc : replay_summaries(r, entry, e);
 }
 
-static int run_stage(run_state *r, size_t i, lm_err *e) {
+/* --resume: a stage that is not cacheable and finished in an earlier
+ * attempt keeps its outputs (its summaries are in summary.json already). */
+static int reuse_finished(run_state *r, size_t i, lm_err *e) {
+    rn_plan_stage *s = &r->plan->stages[i];
+    r->base[i] = lm_path_join(rn_store_run_dir(r->store), s->id);
+    if (!r->base[i]) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    say(r, i, "finished in an earlier attempt; reusing %s", rn_display_path(r->plan->cwd, r->base[i]));
+    return rn_track_stage_status(&r->trackers, s->id, "finished", "reused by --resume", e);
+}
+
+/* resuming: host->resuming() for the stage (its output folder is left as
+ * the interrupted attempt left it); otherwise, in a resumed run, leftovers
+ * of an earlier attempt are removed first. */
+static int run_stage(run_state *r, size_t i, int resuming, lm_err *e) {
     rn_plan *p = r->plan;
     rn_plan_stage *s = &p->stages[i];
     const lumen_stage *st = s->desc;
@@ -159,7 +177,8 @@ static int run_stage(run_state *r, size_t i, lm_err *e) {
         rc = make_outputs(st, tmp, outs, e);
     } else {
         char *dir = lm_path_join(rn_store_run_dir(r->store), s->id);
-        rc = dir ? make_outputs(st, dir, outs, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        if (dir && r->o->resume && !resuming && lm_exists(dir)) rc = lm_rmtree(dir, e);
+        if (rc == 0) rc = dir ? make_outputs(st, dir, outs, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
         r->base[i] = dir;
     }
     if (rc) goto out;
@@ -175,14 +194,14 @@ static int run_stage(run_state *r, size_t i, lm_err *e) {
     }
     rn_ctx_init ci = {.stage = st, .stage_id = s->id, .params = s->params, .smoke = p->smoke,
                       .threads = p->threads, .seed = p->seed, .run_dir = rn_store_run_dir(r->store),
-                      .inputs = ins, .outputs = (const char *const *)outs};
+                      .inputs = ins, .outputs = (const char *const *)outs, .resuming = resuming};
     if ((rc = rn_ctx_new(&ci, &ctx, e))) goto out;
     log = rn_store_log_path(r->store, s->id);
     if (!log) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
-    say(r, i, "running %s %s", st->name, st->version);
+    say(r, i, "%s %s %s", resuming ? "resuming" : "running", st->name, st->version);
     if ((rc = rn_track_stage_status(&r->trackers, s->id, "running", NULL, e))) goto out;
     double t0 = lm_now();
     rn_exec_io io = {.stage_id = s->id, .plugin = s->plugin, .log_path = log,
@@ -233,7 +252,9 @@ static const char *signal_word(int sig) { return sig == SIGINT ? "SIGINT" : "SIG
 int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *e) {
     *run_dir = NULL;
     run_state r = {.plan = plan, .o = o};
-    int rc = rn_store_create(plan->runs_dir, plan->name, &r.store, e);
+    const rn_resume *res = o->resume;
+    int rc = res ? rn_store_reopen(res->run_dir, plan->name, &r.store, e)
+                 : rn_store_create(plan->runs_dir, plan->name, &r.store, e);
     if (rc) return rc;
     *run_dir = lm_strdup(rn_store_run_dir(r.store));
     r.base = calloc(plan->n, sizeof *r.base);
@@ -243,10 +264,14 @@ int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
-    fprintf(o->term, "run %s\n", rn_display_path(plan->cwd, *run_dir));
+    if (res)
+        fprintf(o->term, "run %s (resumed; it had %s)\n", rn_display_path(plan->cwd, *run_dir), res->prev_status);
+    else
+        fprintf(o->term, "run %s\n", rn_display_path(plan->cwd, *run_dir));
     rn_run_info info = {.experiment = plan->name, .run_id = rn_store_run_id(r.store),
                         .run_dir = *run_dir, .exp_file = plan->file, .started = lm_wall_time(),
-                        .argc = o->argc, .argv = o->argv};
+                        .argc = o->argc, .argv = o->argv, .resumed = res != NULL,
+                        .prev_status = res ? res->prev_status : NULL};
     rc = rn_track_run_started(&r.trackers, &info, params, e);
     if (rc == 0) rc = write_config(&r, e);
     for (size_t i = 0; i < plan->n && rc == 0; i++) {
@@ -256,7 +281,9 @@ int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *
                          plan->stages[i].id);
             break;
         }
-        rc = run_stage(&r, i, e);
+        int action = res ? res->action[i] : RN_RESUME_RUN;
+        rc = action == RN_RESUME_REUSE ? reuse_finished(&r, i, e)
+                                       : run_stage(&r, i, action == RN_RESUME_CONTINUE, e);
     }
     lm_err late = {0}; /* config.json again, now with the actual cache hits */
     if (write_config(&r, &late) && rc == 0) rc = lm_fail(e, late.code, "%s", late.msg);

@@ -18,16 +18,22 @@
 #include "lm_util.h"
 #include "plan.h"
 
+struct rn_resume; /* resume.h */
+
 typedef struct rn_run_opts {
     int argc;
     char *const *argv; /* recorded in status.json */
     FILE *term;        /* where progress goes (stderr) */
     int tty;           /* term is a terminal */
+    /* --resume: continue this run (resume.h) instead of creating one:
+     * stages it marks "reuse" keep their outputs, the "continue" one runs
+     * with host->resuming() = 1 in its output folder as left. */
+    const struct rn_resume *resume;
 } rn_run_opts;
 
 /* Returns 0 when every stage succeeded, else the failing code with the
  * cause in e.  *run_dir (malloc'ed; may be NULL) is the run folder when one
- * was created, also on failure. */
+ * was created (or resumed), also on failure. */
 int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *e);
 
 #endif /* RN_RUN_H */

@@ -43,13 +43,15 @@ int rn_store_create(const char *runs_dir, const char *experiment, rn_store **out
     gmtime_r(&t, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned u = (unsigned)(ts.tv_nsec / 1000) ^ ((unsigned)getpid() * 2654435761u);
-    for (int attempt = 0; attempt < 1000; attempt++, u += 0x9e37) {
+    /* Ids sort by creation time: milliseconds, then a counter when two runs
+     * start within the same millisecond (mkdir is the arbiter). */
+    int ms = (int)((s->started - (double)t) * 1000.0);
+    if (ms > 999) ms = 999;
+    for (int attempt = 0; attempt < 1000; attempt++) {
         free(s->run_id);
         free(s->run_dir);
-        s->run_id = lm_sprintf("%s-%04x", stamp, (u >> 8) & 0xffff);
+        s->run_id = attempt ? lm_sprintf("%s-%03d-%d", stamp, ms, attempt)
+                            : lm_sprintf("%s-%03d", stamp, ms);
         s->run_dir = s->run_id ? lm_path_join(exp_dir, s->run_id) : NULL;
         if (!s->run_dir) {
             rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
@@ -70,6 +72,42 @@ int rn_store_create(const char *runs_dir, const char *experiment, rn_store **out
     if (rc == 0 && !s->summary) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
 out:
     free(exp_dir);
+    if (rc) rn_store_free(s);
+    else *out = s;
+    return rc;
+}
+
+int rn_store_reopen(const char *run_dir, const char *experiment, rn_store **out, lm_err *e) {
+    *out = NULL;
+    rn_store *s = calloc(1, sizeof *s);
+    if (!s) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    s->metrics_fd = -1;
+    s->experiment = lm_strdup(experiment);
+    s->run_dir = lm_strdup(run_dir);
+    const char *slash = strrchr(run_dir, '/');
+    s->run_id = lm_strdup(slash ? slash + 1 : run_dir);
+    char *status = lm_path_join(run_dir, RN_STATUS_FILE), *summary = lm_path_join(run_dir, RN_SUMMARY_FILE);
+    char *logs = lm_path_join(run_dir, "logs");
+    int rc = 0;
+    if (!s->experiment || !s->run_dir || !s->run_id || !status || !summary || !logs)
+        rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc == 0) rc = rn_json_read_file(status, &s->status, e);
+    if (rc == 0 && !cJSON_IsObject(s->status)) rc = lm_fail(e, LUMEN_EDATA, "%s: not a JSON object", status);
+    if (rc == 0) {
+        int src = rn_json_read_file(summary, &s->summary, e);
+        if (src == LUMEN_ENOTFOUND || (src == 0 && !cJSON_IsObject(s->summary))) {
+            lm_err_clear(e);
+            cJSON_Delete(s->summary);
+            s->summary = cJSON_CreateObject();
+            if (!s->summary) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        } else {
+            rc = src;
+        }
+    }
+    if (rc == 0) rc = lm_mkdirs(logs, e);
+    free(status);
+    free(summary);
+    free(logs);
     if (rc) rn_store_free(s);
     else *out = s;
     return rc;
@@ -111,9 +149,67 @@ static void set_item(cJSON *o, const char *key, cJSON *v) {
     else cJSON_AddItemToObject(o, key, v);
 }
 
+/* The previous attempt of a resumed run goes into "attempts"; the status
+ * becomes "running" again under this process. */
+static int resume_status(rn_store *s, const rn_run_info *run, lm_err *e) {
+    cJSON *st = s->status;
+    static const char *const keep[] = {"started", "ended", "reason", "pid", "argv", "runner", NULL};
+    cJSON *prev = cJSON_CreateObject();
+    cJSON *attempts = cJSON_GetObjectItemCaseSensitive(st, "attempts");
+    if (!prev) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    cJSON_AddStringToObject(prev, "status", run->prev_status ? run->prev_status : "interrupted");
+    for (int i = 0; keep[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, keep[i]);
+        if (v) cJSON_AddItemToObject(prev, keep[i], cJSON_Duplicate(v, 1));
+    }
+    if (!cJSON_IsArray(attempts)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "attempts");
+        attempts = cJSON_AddArrayToObject(st, "attempts");
+    }
+    if (!attempts || !cJSON_AddItemToArray(attempts, prev)) {
+        cJSON_Delete(prev);
+        return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    }
+    const cJSON *t0 = cJSON_GetObjectItemCaseSensitive(st, "started_unix");
+    s->started = cJSON_IsNumber(t0) ? t0->valuedouble : run->started;
+    char iso[40];
+    set_item(st, "status", cJSON_CreateString("running"));
+    set_item(st, "reason", cJSON_CreateNull());
+    set_item(st, "ended", cJSON_CreateNull());
+    set_item(st, "duration_s", cJSON_CreateNull());
+    set_item(st, "resumed", cJSON_CreateString(rn_time_iso(run->started, iso, sizeof iso)));
+    set_item(st, "pid", cJSON_CreateNumber((double)getpid()));
+    cJSON *argv = cJSON_CreateArray();
+    for (int i = 0; argv && i < run->argc; i++) cJSON_AddItemToArray(argv, cJSON_CreateString(run->argv[i]));
+    set_item(st, "argv", argv);
+    set_item(st, "runner", cJSON_CreateString("lumen runner " RN_VERSION));
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(st, "stages"))) {
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "stages");
+        cJSON_AddObjectToObject(st, "stages");
+    }
+    return 0;
+}
+
+static int open_metrics(rn_store *s, lm_err *e) {
+    char *path = lm_path_join(s->run_dir, RN_METRICS_FILE);
+    if (!path) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    int rc = 0;
+    s->metrics_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (s->metrics_fd < 0) rc = lm_fail_errno(e, LUMEN_EIO, "cannot open %s", path);
+    free(path);
+    return rc;
+}
+
 static int st_run_started(void *self, const rn_run_info *run, const cJSON *params, lm_err *e) {
     rn_store *s = self;
     char iso[40];
+    if (run->resumed && s->status) {
+        int rc = resume_status(s, run, e);
+        if (rc == 0) rc = write_json(s, RN_PARAMS_FILE, params, e);
+        if (rc == 0) rc = write_json(s, RN_STATUS_FILE, s->status, e);
+        if (rc == 0) rc = write_json(s, RN_SUMMARY_FILE, s->summary, e);
+        return rc ? rc : open_metrics(s, e);
+    }
     cJSON *st = cJSON_CreateObject();
     if (!st) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     cJSON_Delete(s->status);
@@ -136,13 +232,7 @@ static int st_run_started(void *self, const rn_run_info *run, const cJSON *param
     int rc = write_json(s, RN_PARAMS_FILE, params, e);
     if (rc == 0) rc = write_json(s, RN_STATUS_FILE, st, e);
     if (rc == 0) rc = write_json(s, RN_SUMMARY_FILE, s->summary, e);
-    if (rc == 0) {
-        char *path = lm_path_join(s->run_dir, RN_METRICS_FILE);
-        if (!path) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-        s->metrics_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (s->metrics_fd < 0) rc = lm_fail_errno(e, LUMEN_EIO, "cannot open %s", path);
-        free(path);
-    }
+    if (rc == 0) rc = open_metrics(s, e);
     return rc;
 }
 
@@ -200,6 +290,7 @@ static int st_stage_status(void *self, const char *stage_id, const char *status,
     }
     set_item(o, "status", cJSON_CreateString(status));
     if (strcmp(status, "running") == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "detail"); /* an earlier attempt's */
         set_item(o, "started", cJSON_CreateString(rn_time_iso(now, iso, sizeof iso)));
         set_item(o, "started_unix", cJSON_CreateNumber(now));
     } else {

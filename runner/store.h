@@ -7,8 +7,9 @@
  *     metrics.jsonl   one {"key","value","step","time"} per line, appended
  *     summary.json    {"key": value}, rewritten atomically
  *     status.json     {"status": running|finished|failed, "reason", "started",
- *                     "ended", "duration_s", "pid", "argv", "runner", "stages"},
- *                     rewritten atomically on every change
+ *                     "ended", "duration_s", "pid", "argv", "runner", "stages",
+ *                     and after --resume "attempts": [earlier attempts],
+ *                     "resumed": time}, rewritten atomically on every change
  *     logs/<stage-id>.log
  *     <stage-id>/<artifact>/         outputs of a stage that is not cached
  *     <stage-id> -> ../../.cache/<stage>/<key>   a cached stage's entry
@@ -39,6 +40,14 @@ typedef struct rn_store rn_store;
 /* Creates runs_dir/<experiment>/<new run id>/ (and logs/).  *out owned by
  * the caller (rn_store_free).  Errors: LUMEN_EIO, LUMEN_ENOMEM. */
 int rn_store_create(const char *runs_dir, const char *experiment, rn_store **out, lm_err *e);
+/* Reopens an existing run folder to continue it (--resume): its
+ * status.json and summary.json are loaded; metrics.jsonl is appended to.
+ * When the run_started event then comes with `resumed` set, status.json
+ * keeps the stages' entries and the first start time, moves the previous
+ * attempt's {started, ended, status, reason, pid, argv} into "attempts"
+ * and becomes "running" again with the new pid and argv.  Errors:
+ * LUMEN_ENOTFOUND, LUMEN_EDATA (unreadable JSON), LUMEN_EIO, LUMEN_ENOMEM. */
+int rn_store_reopen(const char *run_dir, const char *experiment, rn_store **out, lm_err *e);
 const char *rn_store_run_id(const rn_store *s);
 const char *rn_store_run_dir(const rn_store *s);
 /* Writes config.json (atomically). */

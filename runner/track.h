@@ -6,6 +6,7 @@
  *
  *   run_started   once: experiment, run id and folder, argv, and the flat
  *                 parameters of every stage ({"ingest.size": 300, ...})
+ *                 (again, with `resumed` set, when --resume continues it)
  *   stage_status  per stage: "running", then "finished" / "failed", or
  *                 "cached" for a reused stage (detail: the cache entry or
  *                 the failure message)
@@ -31,12 +32,16 @@
 
 typedef struct rn_run_info {
     const char *experiment;  /* experiment name */
-    const char *run_id;      /* e.g. "20261129-193012-4f2a" */
+    const char *run_id;      /* e.g. "20261129-193012-517" */
     const char *run_dir;     /* absolute runs/<experiment>/<run> */
     const char *exp_file;    /* experiment file as given */
     double started;          /* epoch seconds */
     int argc;
     char *const *argv;       /* the runner's command line */
+    int resumed;             /* an interrupted run continues (--resume):
+                              * the trackers already know it */
+    const char *prev_status; /* resumed: how the last attempt ended
+                              * ("failed", "killed", ...) */
 } rn_run_info;
 
 typedef struct rn_tracker_ops {

@@ -151,7 +151,8 @@ enum lumen_log_level {
 };
 
 /* Functions the runner offers a stage.  Append-only: version 1 ends at
- * `key_add`; newer members are added after it and announced through `size`.
+ * `key_add`; newer members are added after it and announced through `size`
+ * (so far: `resuming`).
  * All functions are safe to call from the thread that entered run(); the
  * ones marked [any thread] may also be called from threads the stage started. */
 typedef struct lumen_host {
@@ -237,6 +238,21 @@ typedef struct lumen_host {
     /* Folds bytes describing an external input (a file's content, an image
      * folder's sizes and mtimes) into the stage's cache key. */
     void (*key_add)(lumen_ctx *ctx, const void *data, size_t len);
+
+    /* ==== added after version 1's key_add: check LUMEN_HOST_HAS first === */
+
+    /* -- resuming (`runner EXPERIMENT.lua --resume RUN`) ----------------- */
+    /* Non-zero when the runner continues an interrupted run and this stage
+     * is the one that was interrupted: its output folders were left as the
+     * interrupted attempt left them (say, a resumable state file written at
+     * the last epoch end) instead of being empty.  The stage continues from
+     * what it finds there, or starts over (saying so in its log) when
+     * nothing usable is left.  Only stages that are not cacheable are
+     * resumed; a cacheable stage is redone into a fresh cache folder and
+     * gets 0.  Also 0 while planning (check/key).
+     *   int resuming = LUMEN_HOST_HAS(host, resuming) && host->resuming &&
+     *                  host->resuming(ctx); */
+    int (*resuming)(lumen_ctx *ctx);
 } lumen_host;
 
 #define LUMEN_HOST_HAS(host, member)                                           \

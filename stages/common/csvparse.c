@@ -86,13 +86,15 @@ static int add_row(builder *b, char *name, char *meta, int line,
         lm_label_row *r = realloc(t->rows, nc * sizeof *r);
         if (!r) goto oom;
         t->rows = r;
-        float *v = realloc(t->values, nc * t->nlabels * sizeof *v);
-        if (!v) goto oom;
-        t->values = v;
+        if (t->nlabels) {
+            float *v = realloc(t->values, nc * t->nlabels * sizeof *v);
+            if (!v) goto oom;
+            t->values = v;
+        }
         b->cap = nc;
     }
     t->rows[t->nrows] = (lm_label_row){.name = name, .meta = meta, .line = line};
-    memcpy(t->values + t->nrows * t->nlabels, vals, t->nlabels * sizeof *vals);
+    if (t->nlabels) memcpy(t->values + t->nrows * t->nlabels, vals, t->nlabels * sizeof *vals);
     t->nrows++;
     return 0;
 oom:
@@ -120,15 +122,14 @@ static int check_name(builder *b, const char *file, int line, const char *name,
                       lm_problems *probs) {
     const char *why = lm_labels_path_problem(name);
     if (why) {
-        if (*name) lm_problems_add(probs, "%s:%d: %s: '%s'", file, line, why, name);
-        else lm_problems_add(probs, "%s:%d: %s", file, line, why);
+        if (*name) lm_problems_add(probs, line, "%s:%d: %s: '%s'", file, line, why, name);
+        else lm_problems_add(probs, line, "%s:%d: %s", file, line, why);
         return 1;
     }
     int prev = dup_check(b, name, b->t->nrows);
     if (prev < 0) return -1;
     if (prev > 0) {
-        lm_problems_add(probs, "%s:%d: duplicate image path '%s' (first at line %d)",
-                        file, line, name, prev);
+        lm_problems_add(probs, line, "%s:%d: duplicate image path '%s' (first at line %d)", file, line, name, prev);
         return 1;
     }
     return 0;
@@ -244,12 +245,63 @@ static int rec_is_blank(const record *r) {
     return r->n == 1 && !r->quoted && r->buf[r->off[0]] == '\0';
 }
 
-static int parse_csv(const char *file, cursor *c, lm_label_table *t,
+/* Checks a data row's field count and 0/1 labels into vals[t->nlabels];
+ * reports and returns 0 when bad. */
+static int row_labels_ok(const char *file, int start, const record *r, size_t ncols,
+                         const lm_label_table *t, float *vals, lm_problems *probs) {
+    if (r->n != ncols) {
+        lm_problems_add(probs, start, "%s:%d: expected %zu fields (filename;%s), got %zu", file,
+                        start, ncols, ncols == 2 ? "label" : "labels...", r->n);
+        return 0;
+    }
+    for (size_t i = 0; i < t->nlabels; i++) {
+        const char *v = rec_field(r, i + 1);
+        if (!strcmp(v, "0")) vals[i] = 0.0f;
+        else if (!strcmp(v, "1")) vals[i] = 1.0f;
+        else {
+            lm_problems_add(probs, start, "%s:%d: label '%s' must be 0 or 1, got '%s'", file,
+                            start, t->label_names[i], v);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Parses the header record r (first line `start`) into t's label names and
+ * allocates *vals[nlabels].  Returns 0 or LUMEN_EDATA / LUMEN_ENOMEM. */
+static int csv_header(const char *file, int start, const record *r, const char *problem,
+                      lm_label_table *t, float **vals, lm_err *err) {
+    if (problem) return lm_fail(err, LUMEN_EDATA, "%s:%d: header: %s", file, start, problem);
+    if (r->n < 2 || strcasecmp(rec_field(r, 0), "filename") != 0)
+        return lm_fail(err, LUMEN_EDATA,
+                       "%s:%d: header must be 'filename;<label>;...' (at least one "
+                       "label column), got '%s'%s",
+                       file, start, rec_field(r, 0), r->n < 2 ? " with no label column" : "");
+    t->nlabels = r->n - 1;
+    t->label_names = calloc(t->nlabels, sizeof *t->label_names);
+    *vals = calloc(t->nlabels, sizeof **vals);
+    if (!t->label_names || !*vals) return lm_fail(err, LUMEN_ENOMEM, "%s: out of memory", file);
+    for (size_t i = 0; i < t->nlabels; i++) {
+        const char *nm = rec_field(r, i + 1);
+        if (!*nm)
+            return lm_fail(err, LUMEN_EDATA, "%s:%d: header: label column %zu has no name",
+                           file, start, i + 1);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(t->label_names[j], nm))
+                return lm_fail(err, LUMEN_EDATA, "%s:%d: header: duplicate label '%s'", file,
+                               start, nm);
+        if (!(t->label_names[i] = strdup(nm)))
+            return lm_fail(err, LUMEN_ENOMEM, "%s: out of memory", file);
+    }
+    return 0;
+}
+
+static int parse_csv(const char *file, cursor *c, int names_only, lm_label_table *t,
                      lm_problems *probs, lm_err *err) {
     record r = {0};
     builder b = {.t = t};
     float *vals = NULL;
-    int rc = 0, start = 0, got;
+    int rc = 0, start = 0, got, pending = 0;
     const char *problem;
 
     /* header: the first non-blank record */
@@ -261,64 +313,22 @@ static int parse_csv(const char *file, cursor *c, lm_label_table *t,
         rc = lm_fail(err, LUMEN_EDATA, "%s: empty label file", file);
         goto out;
     }
-    if (problem) {
-        rc = lm_fail(err, LUMEN_EDATA, "%s:%d: header: %s", file, start, problem);
+    if (names_only) /* no label columns; the header is optional: a first
+                     * record not starting with "filename" is a data row */
+        pending = problem || strcasecmp(rec_field(&r, 0), "filename") != 0;
+    else if ((rc = csv_header(file, start, &r, problem, t, &vals, err)))
         goto out;
-    }
-    if (r.n < 2 || strcasecmp(rec_field(&r, 0), "filename") != 0) {
-        rc = lm_fail(err, LUMEN_EDATA,
-                     "%s:%d: header must be 'filename;<label>;...' (at least one "
-                     "label column), got '%s'%s",
-                     file, start, rec_field(&r, 0), r.n < 2 ? " with no label column" : "");
-        goto out;
-    }
-    t->nlabels = r.n - 1;
-    t->label_names = calloc(t->nlabels, sizeof *t->label_names);
-    vals = calloc(t->nlabels, sizeof *vals);
-    if (!t->label_names || !vals) goto oom;
-    for (size_t i = 0; i < t->nlabels; i++) {
-        const char *nm = rec_field(&r, i + 1);
-        if (!*nm) {
-            rc = lm_fail(err, LUMEN_EDATA, "%s:%d: header: label column %zu has no name",
-                         file, start, i + 1);
-            goto out;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(t->label_names[j], nm)) {
-                rc = lm_fail(err, LUMEN_EDATA, "%s:%d: header: duplicate label '%s'",
-                             file, start, nm);
-                goto out;
-            }
-        if (!(t->label_names[i] = strdup(nm))) goto oom;
-    }
-
     size_t ncols = r.n, seen = 0;
-    while ((got = read_record(c, &r, &start, &problem)) == 1) {
+    while (pending || (got = read_record(c, &r, &start, &problem)) == 1) {
+        pending = 0;
         if (!problem && rec_is_blank(&r)) continue;
         seen++;
         if (problem) {
-            lm_problems_add(probs, "%s:%d: %s", file, start, problem);
+            lm_problems_add(probs, start, "%s:%d: %s", file, start, problem);
             t->bad_rows++;
             continue;
         }
-        if (r.n != ncols) {
-            lm_problems_add(probs, "%s:%d: expected %zu fields (filename;%s), got %zu",
-                            file, start, ncols,
-                            ncols == 2 ? "label" : "labels...", r.n);
-            t->bad_rows++;
-            continue;
-        }
-        const char *bad = NULL;
-        size_t badcol = 0;
-        for (size_t i = 0; i < t->nlabels && !bad; i++) {
-            const char *v = rec_field(&r, i + 1);
-            if (!strcmp(v, "0")) vals[i] = 0.0f;
-            else if (!strcmp(v, "1")) vals[i] = 1.0f;
-            else bad = v, badcol = i;
-        }
-        if (bad) {
-            lm_problems_add(probs, "%s:%d: label '%s' must be 0 or 1, got '%s'", file,
-                            start, t->label_names[badcol], bad);
+        if (!names_only && !row_labels_ok(file, start, &r, ncols, t, vals, probs)) {
             t->bad_rows++;
             continue;
         }
@@ -398,8 +408,7 @@ static int parse_elpv(const char *file, cursor *c, double threshold,
         if (n == 0) continue;
         seen++;
         if (n != 3) {
-            lm_problems_add(probs, "%s:%d: expected 3 fields (path probability type), got %zu",
-                            file, line, n);
+            lm_problems_add(probs, line, "%s:%d: expected 3 fields (path probability type), got %zu", file, line, n);
             t->bad_rows++;
             continue;
         }
@@ -407,8 +416,7 @@ static int parse_elpv(const char *file, cursor *c, double threshold,
         errno = 0;
         double prob = strtod(tok[1], &endp);
         if (*endp || endp == tok[1] || errno || !isfinite(prob) || prob < 0 || prob > 1) {
-            lm_problems_add(probs, "%s:%d: probability must be a number in [0,1], got '%s'",
-                            file, line, tok[1]);
+            lm_problems_add(probs, line, "%s:%d: probability must be a number in [0,1], got '%s'", file, line, tok[1]);
             t->bad_rows++;
             continue;
         }
@@ -440,7 +448,8 @@ out:
 
 /* ------------------------------------------------------------- detection -- */
 
-static int detect(const char *file, const cursor *c, int *format, lm_err *err) {
+static int detect(const char *file, const cursor *c, int names_only, int *format,
+                  lm_err *err) {
     const char *p = c->p;
     int line = c->line;
     while (p < c->end) {
@@ -464,8 +473,8 @@ static int detect(const char *file, const cursor *c, int *format, lm_err *err) {
                 ok = endp != tok[1] && *endp == '\0';
             }
             free(buf);
-            if (ok) {
-                *format = LM_LABELS_ELPV;
+            if (ok || names_only) { /* names only: a one-column list of paths */
+                *format = ok ? LM_LABELS_ELPV : LM_LABELS_CSV;
                 return 0;
             }
             return lm_fail(err, LUMEN_EDATA,
@@ -490,13 +499,13 @@ int lm_labels_parse(const char *file, const char *text, size_t len,
     if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) c.p += 3;
     int format = o->format;
     if (format == LM_LABELS_AUTO) {
-        int rc = detect(file, &c, &format, err);
+        int rc = detect(file, &c, o->names_only, &format, err);
         if (rc) return rc;
     } else if (format != LM_LABELS_CSV && format != LM_LABELS_ELPV) {
         return lm_fail(err, LUMEN_EINVAL, "%s: unknown label file format %d", file, format);
     }
     out->format = format;
-    int rc = format == LM_LABELS_CSV ? parse_csv(file, &c, out, probs, err)
+    int rc = format == LM_LABELS_CSV ? parse_csv(file, &c, o->names_only, out, probs, err)
                                      : parse_elpv(file, &c, o->threshold, out, probs, err);
     if (rc) lm_labels_free(out);
     return rc;

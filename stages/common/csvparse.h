@@ -62,6 +62,14 @@ typedef struct lm_label_table {
 typedef struct lm_labels_opts {
     int format;       /* enum lm_labels_format */
     double threshold; /* ELPV: defective = probability >= threshold */
+    /* Read only the image paths (`runner predict --csv`): in CSV format the
+     * header line (first field `filename`) is optional, other columns are
+     * ignored (neither counted nor checked), nlabels is 0, label_names and
+     * values are NULL.  With format auto, a first line that is neither CSV
+     * nor ELPV is read as a one-column CSV list of paths.  ELPV files are
+     * read as usual.  Path checks (relative, no `..`, no duplicates) still
+     * apply. */
+    int names_only;
 } lm_labels_opts;
 
 /* Parses `len` bytes of `text` (need not be NUL-terminated); `file` is the

@@ -391,7 +391,7 @@ int lm_png_load_u8(const char *path, int channels, uint32_t width, uint32_t heig
         s.h == height) {
         rc = png_decode_into(&s, path, out, err); /* straight into the caller's buffer */
     } else {
-        lm_image img, small;
+        lm_image img = {0}, small = {0};
         rc = decode_to_image(&s, path, channels, &img, err);
         if (!rc) {
             rc = lm_image_resize(&img, width, height, &small, err);

@@ -8,9 +8,12 @@
 
 void lm_problems_init(lm_problems *p) { memset(p, 0, sizeof *p); }
 
-void lm_problems_add(lm_problems *p, const char *fmt, ...) {
+void lm_problems_add(lm_problems *p, long line, const char *fmt, ...) {
     p->count++;
-    if (p->kept >= LM_PROBLEMS_KEEP) return;
+    /* position among the kept ones: after every kept line <= line */
+    size_t at = p->kept;
+    while (at > 0 && p->line[at - 1] > line) at--;
+    if (at >= LM_PROBLEMS_KEEP) return;
     va_list ap;
     va_start(ap, fmt);
     char *s = NULL;
@@ -20,7 +23,12 @@ void lm_problems_add(lm_problems *p, const char *fmt, ...) {
         p->oom = 1;
         return;
     }
-    p->msg[p->kept++] = s;
+    if (p->kept == LM_PROBLEMS_KEEP) free(p->msg[--p->kept]); /* evict the highest line */
+    memmove(p->msg + at + 1, p->msg + at, (p->kept - at) * sizeof *p->msg);
+    memmove(p->line + at + 1, p->line + at, (p->kept - at) * sizeof *p->line);
+    p->msg[at] = s;
+    p->line[at] = line;
+    p->kept++;
 }
 
 char *lm_problems_report(const lm_problems *p, const char *head, char *buf,

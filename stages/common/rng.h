@@ -29,6 +29,7 @@ enum lm_rng_domain {
     LM_RNG_SHUFFLE = 1, /* epoch permutations */
     LM_RNG_AUGMENT = 2, /* per-sample augmentation parameters */
     LM_RNG_MATERIALIZE = 3, /* offline augmented copies */
+    LM_RNG_CROSSFIT = 4, /* fold assignment of cross-fitted threshold tuning */
 };
 
 typedef struct lm_rng {

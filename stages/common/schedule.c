@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef M_PI
@@ -192,8 +193,14 @@ int lm_sched_epoch_end(const lm_sched_cfg *c, lm_sched_state *st, double metric)
 
 /* ---- JSON helpers: non-finite doubles travel as "inf", "-inf", "nan" ---- */
 
+/* Finite values are written with 17 significant digits (as raw JSON
+ * numbers): cJSON's own printing settles for 15 digits when they come back
+ * within an epsilon, which loses the last bits -- and a resumed run must
+ * continue with exactly the rate and best value it stopped with. */
 static int put_num(cJSON *o, const char *key, double v) {
-    cJSON *item = isfinite(v) ? cJSON_CreateNumber(v)
+    char text[40];
+    if (isfinite(v)) snprintf(text, sizeof text, "%.17g", v);
+    cJSON *item = isfinite(v) ? cJSON_CreateRaw(text)
                               : cJSON_CreateString(isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
     return item && cJSON_AddItemToObject(o, key, item);
 }
@@ -204,6 +211,12 @@ static int get_num(const cJSON *o, const char *what, const char *key, double *ou
     if (cJSON_IsNumber(it)) {
         *out = it->valuedouble;
         return LUMEN_OK;
+    }
+    if (cJSON_IsRaw(it) && it->valuestring) { /* put_num's, not yet printed */
+        char *end;
+        *out = strtod(it->valuestring, &end);
+        if (end != it->valuestring && *end == '\0')
+            return LUMEN_OK;
     }
     if (cJSON_IsString(it)) {
         if (!strcmp(it->valuestring, "inf"))

@@ -185,7 +185,7 @@ static int check_images_exist(const ingest_opts *o, const lm_label_table *tab, c
         if (!path) return lm_fail(err, LUMEN_ENOMEM, "out of memory");
         struct stat st;
         if (stat(path, &st) != 0)
-            lm_problems_add(probs, "%s:%d: %s: missing image (no such file)", o->csv,
+            lm_problems_add(probs, tab->rows[i].line, "%s:%d: %s: missing image (no such file)", o->csv,
                             tab->rows[i].line, path);
         free(path);
     }
@@ -346,7 +346,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
         slot *s = &p.slots[k % p.nslots];
         const lm_label_row *row = &tab.rows[sel[k]];
         if (s->rc == LUMEN_EDATA || s->rc == LUMEN_ENOTFOUND) {
-            lm_problems_add(&probs, "%s:%d: %s", o->csv, row->line, s->err.msg);
+            lm_problems_add(&probs, row->line, "%s:%d: %s", o->csv, row->line, s->err.msg);
         } else if (s->rc) {
             rc = lm_fail(err, s->rc, "%s:%d: %s", o->csv, row->line, s->err.msg);
             goto out;

@@ -9,14 +9,14 @@
 
 #include <xxhash.h>
 
-#define FH_MAX 64
+#define FH_MAX 128
 
 struct lumen_ctx {
     const lumen_stage *st;
     char *val[FH_MAX]; /* per declared param */
     size_t nparams;
     char *in_name[8], *in_dir[8], *out_name[8], *out_dir[8];
-    int smoke, threads;
+    int smoke, threads, resuming;
     uint64_t seed;
     char fail[2048];
     int fail_code;
@@ -101,12 +101,14 @@ void fh_set_output(fh *f, const char *a, const char *d) { set_art(f->out_name, f
 void fh_set_smoke(fh *f, int on) { f->smoke = on; }
 void fh_set_seed(fh *f, uint64_t s) { f->seed = s; }
 void fh_set_threads(fh *f, int n) { f->threads = n; }
+void fh_set_resuming(fh *f, int on) { f->resuming = on; }
 
 /* ---- host functions ---- */
 static int h_smoke(lumen_ctx *c) { return c->smoke; }
 static int h_threads(lumen_ctx *c) { return c->threads; }
 static uint64_t h_seed(lumen_ctx *c) { return c->seed; }
 static const char *h_stage_id(lumen_ctx *c) { return c->st->name; }
+static int h_resuming(lumen_ctx *c) { return c->resuming; }
 static const char *val_of(lumen_ctx *c, const char *k) {
     int i = pidx(c, k);
     return i < 0 ? NULL : c->val[i];
@@ -129,13 +131,36 @@ static double h_get_num(lumen_ctx *c, const char *k) {
     return v ? strtod(v, NULL) : 0;
 }
 static const char *h_get_str(lumen_ctx *c, const char *k) { return val_of(c, k); }
+/* A list value as written: "{1,2,3}", "[1,2,3]", "1,2,3" or "{}"; the
+ * numbers go to io/dout (up to cap); returns the list's length. */
+static size_t parse_list(const char *v, int64_t *io, double *dout, size_t cap) {
+    if (!v) return 0;
+    size_t n = 0;
+    const char *p = v;
+    while (*p == '{' || *p == '[' || *p == ' ') p++;
+    for (;;) {
+        char *end;
+        double d = strtod(p, &end);
+        if (end == p) break;
+        if (n < cap) {
+            if (io) io[n] = (int64_t)d;
+            if (dout) dout[n] = d;
+        }
+        n++;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p != ',') break;
+        p++;
+    }
+    return n;
+}
 static size_t h_get_ints(lumen_ctx *c, const char *k, int64_t *o, size_t cap) {
-    (void)c, (void)k, (void)o, (void)cap;
-    return 0;
+    return parse_list(val_of(c, k), o, NULL, o ? cap : 0);
 }
 static size_t h_get_nums(lumen_ctx *c, const char *k, double *o, size_t cap) {
-    (void)c, (void)k, (void)o, (void)cap;
-    return 0;
+    const char *v = val_of(c, k);
+    if (v && !strcmp(v, "auto")) return 0;
+    return parse_list(v, NULL, o, o ? cap : 0);
 }
 static const char *h_get_json(lumen_ctx *c, const char *k) { return val_of(c, k); }
 static const char *find_art(char **names, char **dirs, const char *a) {
@@ -224,7 +249,7 @@ static const lumen_host fake_host = {
     .get_json = h_get_json, .input = h_input, .output = h_output, .run_dir = h_run_dir,
     .log = h_log, .vlog = h_vlog, .metric = h_metric, .summary = h_summary,
     .summary_str = h_summary_str, .progress = h_progress, .cancelled = h_cancelled,
-    .fail = h_fail, .key_add = h_key_add,
+    .fail = h_fail, .key_add = h_key_add, .resuming = h_resuming,
 };
 
 const lumen_host *fh_host(void) { return &fake_host; }

@@ -21,13 +21,15 @@ lumen_ctx *fh_ctx(fh *f);
 const lumen_host *fh_host(void);
 
 /* Parameter value as written in an experiment ("0.2", "true", "auto",
- * "csv"); NULL unsets. */
+ * "csv", lists "{2,2,2,2}"); NULL unsets. */
 void fh_set(fh *f, const char *key, const char *value);
 void fh_set_input(fh *f, const char *artifact, const char *dir);
 void fh_set_output(fh *f, const char *artifact, const char *dir);
 void fh_set_smoke(fh *f, int on);
 void fh_set_seed(fh *f, uint64_t seed);
 void fh_set_threads(fh *f, int n);
+/* What host->resuming() answers (default 0). */
+void fh_set_resuming(fh *f, int on);
 
 /* Calls the stage's check/key/run; 0 when the callback is NULL. */
 int fh_check(fh *f);

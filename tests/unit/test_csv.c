@@ -232,7 +232,7 @@ static void test_path_rules(void **s) {
 static void test_problem_report_keeps_count(void **s) {
     (void)s;
     lm_problems p = {0};
-    for (int i = 0; i < 25; i++) lm_problems_add(&p, "f.csv:%d: problem number %d", i + 2, i);
+    for (int i = 0; i < 25; i++) lm_problems_add(&p, i + 2, "f.csv:%d: problem number %d", i + 2, i);
     assert_int_equal(p.count, 25);
     assert_int_equal(p.kept, LM_PROBLEMS_KEEP);
     char buf[200];
@@ -245,6 +245,16 @@ static void test_problem_report_keeps_count(void **s) {
     assert_non_null(strstr(big, "f.csv:11:"));
     assert_null(strstr(big, "f.csv:12:"));
     assert_non_null(strstr(big, "and 15 more"));
+    /* found later but on an earlier line: kept, reported in line order */
+    lm_problems_add(&p, 1, "f.csv:1: late find");
+    assert_int_equal(p.count, 26);
+    lm_problems_report(&p, "bad input", big, sizeof big);
+    char *l1 = strstr(big, "f.csv:1: late"), *l2 = strstr(big, "f.csv:2:");
+    assert_non_null(l1);
+    assert_non_null(l2);
+    assert_true(l1 < l2);
+    assert_null(strstr(big, "f.csv:11:")); /* evicted */
+    assert_non_null(strstr(big, "and 16 more"));
     lm_problems_free(&p);
 }
 

@@ -281,6 +281,8 @@ static void test_bad_input_fails_naming_lines(void **s) {
     assert_non_null(strstr(e.msg, "'2'"));
     assert_non_null(strstr(e.msg, "bad.csv:5:"));
     assert_non_null(strstr(e.msg, "escapes"));
+    /* reported in line order although the missing image was found last */
+    assert_true(strstr(e.msg, "bad.csv:3:") < strstr(e.msg, "bad.csv:4:"));
     char *dm = lm_path_join(out, "data.mdb");
     assert_false(lm_exists(dm));
     free(dm);

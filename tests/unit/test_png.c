@@ -161,6 +161,10 @@ static void test_truncated_png(void **s) {
     uint8_t out[64 * 64];
     assert_int_equal(lm_png_load_u8(p, 1, 64, 64, NULL, out, &e2), LUMEN_EDATA);
     assert_non_null(strstr(e2.msg, "truncated or corrupt"));
+    /* and through the resize path (decode into a float image first) */
+    lm_err e3 = {0};
+    assert_int_equal(lm_png_load_u8(p, 1, 32, 32, NULL, out, &e3), LUMEN_EDATA);
+    assert_non_null(strstr(e3.msg, "truncated or corrupt"));
     free(p);
 }
 

@@ -310,6 +310,29 @@ static void test_early_stopping_min_and_disabled(void **state) {
     cJSON_Delete(j);
     assert_int_equal(lm_early_update(&c1, &s2, 1, 1.0), LM_EARLY_STOP);
 
+    /* through JSON text, values come back bitwise (cJSON's own printing
+     * would keep only 15 digits for these) */
+    lm_early_state s3;
+    lm_early_init(&s3);
+    lm_early_update(&c1, &s3, 4, 0.1764705882352941);
+    lm_sched_state ss = {.lr = 0.00031622776601683794 * 0.1, .has_best = 1, .best = 2.0 / 3.0};
+    cJSON *je = lm_early_state_to_json(&s3), *js = lm_sched_state_to_json(&ss);
+    char *te = cJSON_PrintUnformatted(je), *ts = cJSON_PrintUnformatted(js);
+    cJSON_Delete(je);
+    cJSON_Delete(js);
+    je = cJSON_Parse(te);
+    js = cJSON_Parse(ts);
+    lm_early_state s4;
+    lm_sched_state ss2;
+    assert_int_equal(lm_early_state_from_json(je, &s4, &e), 0);
+    assert_int_equal(lm_sched_state_from_json(js, &ss2, &e), 0);
+    assert_true(s4.best == s3.best);
+    assert_true(ss2.lr == ss.lr && ss2.best == ss.best);
+    cJSON_Delete(je);
+    cJSON_Delete(js);
+    free(te);
+    free(ts);
+
     lm_early_cfg bad = {.patience = -1};
     lm_err_clear(&e);
     assert_int_equal(lm_early_cfg_check(&bad, &e), LUMEN_EINVAL);
