@@ -393,6 +393,51 @@ static void bwdw_s1k3_task(v8f *acc, float *dyp, const float *x, const float *dy
         }
 }
 
+/* The same sums for small maps, loops turned inside out: the 12
+ * accumulators of one (kh, ic half) stay in registers over every (n, oh, c);
+ * the task's gradient and input blocks (small) are re-read from cache once
+ * per (kh, half).  No scratch: the edge columns are peeled. */
+static void bwdw_s1k3_small_task(v8f *acc, const float *x, const float *dy, int N, int nbi,
+                                 int nbo, int H, int W, int ob, int ib) {
+    const v8f zero = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int kh = 0; kh < 3; kh++)
+        for (int half = 0; half < 2; half++) {
+            v8f *a = acc + ((size_t)kh * 2 + half) * 12;
+            v8f a00 = a[0], a01 = a[1], a02 = a[2], a03 = a[3];
+            v8f a10 = a[4], a11 = a[5], a12 = a[6], a13 = a[7];
+            v8f a20 = a[8], a21 = a[9], a22 = a[10], a23 = a[11];
+            for (int n = 0; n < N; n++)
+                for (int oh = 0; oh < H; oh++) {
+                    int ih = oh + kh - 1;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *g = dy + (((size_t)n * nbo + ob) * H + oh) * (size_t)W * 8;
+                    const float *xp = x + (((size_t)n * nbi + ib) * H + ih) * (size_t)W * 8 + half * 4;
+                    /* column c: kw 0 meets output c + 1, kw 1 output c, kw 2 output c - 1 */
+                    v8f r1 = zero, r2 = load8(g);
+                    for (int c = 0; c < W; c++, xp += 8) {
+                        v8f r3 = c + 1 < W ? load8(g + (size_t)(c + 1) * 8) : zero;
+                        a00 = fma8(a00, r3, xp[0]);
+                        a10 = fma8(a10, r2, xp[0]);
+                        a20 = fma8(a20, r1, xp[0]);
+                        a01 = fma8(a01, r3, xp[1]);
+                        a11 = fma8(a11, r2, xp[1]);
+                        a21 = fma8(a21, r1, xp[1]);
+                        a02 = fma8(a02, r3, xp[2]);
+                        a12 = fma8(a12, r2, xp[2]);
+                        a22 = fma8(a22, r1, xp[2]);
+                        a03 = fma8(a03, r3, xp[3]);
+                        a13 = fma8(a13, r2, xp[3]);
+                        a23 = fma8(a23, r1, xp[3]);
+                        r1 = r2;
+                        r2 = r3;
+                    }
+                }
+            a[0] = a00, a[1] = a01, a[2] = a02, a[3] = a03;
+            a[4] = a10, a[5] = a11, a[6] = a12, a[7] = a13;
+            a[8] = a20, a[9] = a21, a[10] = a22, a[11] = a23;
+        }
+}
+
 void nn_cpu_conv_bwdw_blk8(float *dw, const float *x, const float *dy, int N, int IC, int H,
                            int W, int OC, int OH, int OW, int k, int stride, int pad) {
     int nbi = (IC + 7) / 8, nbo = (OC + 7) / 8, pairs = (nbo + 1) / 2, kk = k * k;
@@ -405,7 +450,12 @@ void nn_cpu_conv_bwdw_blk8(float *dw, const float *x, const float *dy, int N, in
                 int ob = t / nbi, ib = t % nbi;
                 v8f accv[3 * 2 * 12];
                 memset(accv, 0, sizeof accv);
-                if (dyp) bwdw_s1k3_task(accv, dyp, x, dy, N, nbi, nbo, H, W, ob, ib);
+                /* a task's blocks of x and dy: small enough for L2 -> the
+                 * register-resident variant */
+                if ((size_t)N * H * W * 8 * sizeof(float) * 2 <= (256u << 10))
+                    bwdw_s1k3_small_task(accv, x, dy, N, nbi, nbo, H, W, ob, ib);
+                else if (dyp)
+                    bwdw_s1k3_task(accv, dyp, x, dy, N, nbi, nbo, H, W, ob, ib);
                 const float *acc = (const float *)accv;
                 for (int kh = 0; kh < 3; kh++)
                     for (int half = 0; half < 2; half++)

@@ -173,6 +173,40 @@ static void test_conv_fd(void **state) {
     conv_case(1, 9, 2, 2, 10, 3, 1, 1);   /* 2x2 map: every tap partly outside */
 }
 
+/* The nChw8c backward-weights on a map too big for its register-resident
+ * variant (the row-streaming one runs), against the reference. */
+static void test_blk8_bwdw_large_map(void **state) {
+    (void)state;
+    int N = 2, C = 12, H = 48, W = 50;
+    nn_rng r;
+    nn_rng_seed(&r, 99);
+    size_t n = (size_t)N * C * H * W, nw = (size_t)C * C * 9;
+    double *x = rnd(&r, n, 1), *dy = rnd(&r, n, 1), *w = rnd(&r, nw, 1);
+    double *dw = malloc(sizeof(double) * nw);
+    nn_ref_conv_backward(NULL, dw, NULL, dy, x, w, N, C, H, W, C, 3, 1, 1);
+    float *xb = calloc((size_t)N * 16 * H * W, sizeof(float)), *db = calloc((size_t)N * 16 * H * W, sizeof(float));
+    float *dwf = malloc(sizeof(float) * nw);
+    for (int b = 0; b < N; b++)
+        for (int c = 0; c < C; c++)
+            for (int q = 0; q < H * W; q++) {
+                size_t at = (((size_t)b * 2 + c / 8) * H * W + q) * 8 + c % 8;
+                xb[at] = (float)x[((size_t)b * C + c) * H * W + q];
+                db[at] = (float)dy[((size_t)b * C + c) * H * W + q];
+            }
+    nn_cpu_conv_bwdw_blk8(dwf, xb, db, N, C, H, W, C, H, W, 3, 1, 1);
+    double mx = 0, worst = 0;
+    for (size_t i = 0; i < nw; i++) mx = fmax(mx, fabs(dw[i]));
+    for (size_t i = 0; i < nw; i++) worst = fmax(worst, fabs(dwf[i] - dw[i]));
+    if (worst > 1e-5 * mx) fail_msg("blk8 bwdw, large map: error %.3g of %.3g", worst, mx);
+    free(x);
+    free(dy);
+    free(w);
+    free(dw);
+    free(xb);
+    free(db);
+    free(dwf);
+}
+
 /* ---- batch norm (training) ---- */
 typedef struct bn_ctx {
     int N, C, HW;
@@ -519,6 +553,7 @@ static void test_optimizers_against_pytorch(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_fd),
+        cmocka_unit_test(test_blk8_bwdw_large_map),
         cmocka_unit_test(test_bn_fd_and_running),
         cmocka_unit_test(test_pool_fd_and_ties),
         cmocka_unit_test(test_own_maxpool_matches_reference),
