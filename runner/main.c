@@ -13,6 +13,7 @@
 #include <lumen/plugin.h>
 
 #include "cli.h"
+#include "cmd_bench.h"
 #include "commands.h"
 #include "suggest.h"
 #include "version.h"
@@ -31,6 +32,7 @@ static const rn_command COMMANDS[] = {
     {"runs", rn_cmd_runs, "[EXPERIMENT] [--runs DIR]", "list recorded runs: status, duration, metrics"},
     {"predict", rn_cmd_predict, "CKPT (IMAGE...|--csv FILE)", "predict PNG images with a checkpoint (CSV out)"},
     {"eval", rn_cmd_eval, "CKPT --csv FILE", "validation metrics of a checkpoint on a labelled CSV (JSON)"},
+    {"bench", rn_cmd_bench, "[--size N] [--batch N] ...", "time training steps and inference on synthetic data"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
