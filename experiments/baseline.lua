@@ -55,5 +55,6 @@ return lumen.experiment {
       metric = "val/ap_mean",
       early_stop = { patience = 10 },
     },
+    lumen.validate { thresholds = "tune", tta = true },
   },
 }
