@@ -126,8 +126,14 @@ LUMEN_DATA_TEST ?= $(abspath ../shared/data/elpv)
 
 .PHONY: test tests
 tests: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
+# PyTorch for the benchmarks and the torch interop test: a venv made by
+# `make bench` (pip install torch numpy safetensors).  Tests that need torch
+# are skipped when it is absent.
+VENV ?= .venv
+TORCH_PY := $(VENV)/bin/python
 test: tests
-	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
+	@LUMEN_TORCH_PYTHON=$${LUMEN_TORCH_PYTHON:-$(wildcard $(abspath $(TORCH_PY)))} \
+	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
 # ------------------------------------------------------------------ bench --
