@@ -38,11 +38,16 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
                        "engine.channels: the data has %d channel(s) but model.in_channels is %d",
                        o->channels, model->cfg.in_channels);
     if (o->threads < 0) return lm_fail(err, LUMEN_EINVAL, "engine.threads: must be >= 0");
+    if (o->infer_conv && strcmp(o->infer_conv, "auto") != 0 && strcmp(o->infer_conv, "direct") != 0 &&
+        strcmp(o->infer_conv, "wino2") != 0 && strcmp(o->infer_conv, "wino4") != 0)
+        return lm_fail(err, LUMEN_EINVAL,
+                       "engine.infer_conv: must be auto, direct, wino2 or wino4, got '%s'",
+                       o->infer_conv);
     nn_engine *e = calloc(1, sizeof *e);
     if (!e) return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
     e->ops = ops;
     e->model = model;
-    e->opts = *o; /* opts.layout is read by ops->create only, then dropped */
+    e->opts = *o; /* opts.layout, .infer_conv: read by ops->create only, then dropped */
     e->threads = o->threads > 0 ? o->threads : lm_ncpu();
     int rc = nn_model_graph(model, o->height, o->width, &e->graph, err);
     if (rc) {
@@ -69,10 +74,12 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
         e->times[i].name = e->graph.nodes[i].name;
         e->times[i].op = nn_op_name(e->graph.nodes[i].op);
         e->times[i].impl = "";
+        e->times[i].inf_impl = "";
     }
     omp_set_num_threads(e->threads);
     rc = ops->create(e, err);
-    e->opts.layout = NULL; /* the caller's string may go away */
+    e->opts.layout = NULL; /* the caller's strings may go away */
+    e->opts.infer_conv = NULL;
     if (rc) {
         nn_engine_free(e); /* destroy copes with a half-built backend */
         return rc;

@@ -35,7 +35,8 @@ static int usage(const char *msg, const char *arg) {
     fprintf(stderr,
             "usage: runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]\n"
             "                    [--batch 32] [--steps 10] [--warmup 2] [--threads N]\n"
-            "                    [--backend cpu] [--layout auto|blocked|nhwc] [--no-layers]\n");
+            "                    [--backend cpu] [--layout auto|blocked|nhwc]\n"
+            "                    [--infer-conv auto|direct|wino2|wino4] [--no-layers]\n");
     return 2;
 }
 
@@ -52,7 +53,7 @@ int rn_cmd_bench(int argc, char **argv) {
     nn_resnet_cfg_default(&cfg);
     int size = 300, channels = 1, batch = 32, steps = 10, warmup = 2, threads = 0, layers = 1;
     int channels_set = 0;
-    const char *backend = "cpu", *layout = NULL;
+    const char *backend = "cpu", *layout = NULL, *infer_conv = NULL;
     lm_err err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -72,6 +73,8 @@ int rn_cmd_bench(int argc, char **argv) {
             backend = v;
         } else if (strcmp(a, "--layout") == 0) {
             layout = v;
+        } else if (strcmp(a, "--infer-conv") == 0) {
+            infer_conv = v;
         } else if (strcmp(a, "--size") == 0) { dst = &size; lo = 8; hi = 4096;
         } else if (strcmp(a, "--channels") == 0) { dst = &channels; hi = 16;
         } else if (strcmp(a, "--batch") == 0) { dst = &batch; hi = 4096;
@@ -90,9 +93,9 @@ int rn_cmd_bench(int argc, char **argv) {
     nn_model *model = NULL;
     nn_engine *eng = NULL;
     float *x = NULL, *y = NULL, *logits = NULL;
-    double *tt = NULL, *ti = NULL, *to = NULL, *lf = NULL, *lb = NULL;
+    double *tt = NULL, *ti = NULL, *to = NULL, *lf = NULL, *lb = NULL, *li = NULL;
     int rc = nn_model_create(&cfg, &model, &err);
-    nn_engine_opts o = {batch, channels, size, size, threads, 1, layout};
+    nn_engine_opts o = {batch, channels, size, size, threads, 1, layout, infer_conv};
     if (!rc) rc = nn_engine_create(backend, model, &o, &eng, &err);
     if (rc) {
         fprintf(stderr, "runner bench: %s\n", err.msg);
@@ -110,7 +113,8 @@ int rn_cmd_bench(int argc, char **argv) {
     to = calloc((size_t)steps, sizeof(double));
     lf = calloc((size_t)G * steps, sizeof(double));
     lb = calloc((size_t)G * steps, sizeof(double));
-    if (!x || !y || !logits || !tt || !ti || !to || !lf || !lb) {
+    li = calloc((size_t)G * steps, sizeof(double));
+    if (!x || !y || !logits || !tt || !ti || !to || !lf || !lb || !li) {
         fprintf(stderr, "runner bench: out of memory\n");
         rc = 1;
         goto done;
@@ -169,6 +173,29 @@ int rn_cmd_bench(int argc, char **argv) {
                    lt[i].impl[0] ? lt[i].impl : "own", f, b, gf);
         }
         printf("%-24s %-8s %-16s %10.2f %10.2f\n", "total (medians)", "", "", sf, sb);
+
+        /* inference (predict: folded BN, fused post-ops, Winograd) */
+        nn_engine_set_profiling(eng, 1);
+        for (int s = 0; s < steps; s++) {
+            if ((rc = nn_engine_predict(eng, x, batch, logits, &err))) goto fail;
+            lt = nn_engine_layer_times(eng, &cnt);
+            for (int i = 0; i < cnt; i++) li[(size_t)i * steps + s] = lt[i].inf_ms;
+        }
+        nn_engine_set_profiling(eng, 0);
+        lt = nn_engine_layer_times(eng, &cnt);
+        double si = 0;
+        printf("\n%-24s %-8s %-16s %10s %9s\n", "layer (predict)", "op", "impl", "infer ms",
+               "GFLOP/s");
+        for (int i = 0; i < cnt; i++) {
+            const nn_node *n = &g->nodes[i];
+            double t = median(li + (size_t)i * steps, steps);
+            si += t;
+            if (n->op == NN_OP_BN || n->op == NN_OP_DROPOUT || n->op == NN_OP_ADD) continue;
+            double gf = n->op == NN_OP_CONV && t > 0 ? n->flops * batch / (t * 1e6) : 0;
+            printf("%-24s %-8s %-16s %10.2f %9.1f\n", lt[i].name, lt[i].op,
+                   lt[i].inf_impl[0] ? lt[i].inf_impl : "own", t, gf);
+        }
+        printf("%-24s %-8s %-16s %10.2f\n", "total (medians)", "", "", si);
     }
     double load1 = loadavg();
     double fl = nn_graph_flops(g);
@@ -196,6 +223,7 @@ done:
     free(to);
     free(lf);
     free(lb);
+    free(li);
     nn_engine_free(eng);
     nn_model_free(model);
     return rc;

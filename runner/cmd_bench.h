@@ -3,10 +3,13 @@
  *
  *   runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]
  *                [--batch 32] [--steps 10] [--warmup 2] [--threads N]
- *                [--backend cpu] [--layout auto|blocked|nhwc] [--no-layers]
+ *                [--backend cpu] [--layout auto|blocked|nhwc]
+ *                [--infer-conv auto|direct|wino2|wino4] [--no-layers]
  *
- * Prints per-layer forward/backward milliseconds (like `caffe time`), then
- * one JSON line:
+ * Prints per-layer forward/backward milliseconds of training (like `caffe
+ * time`) and per-layer milliseconds of predict (BN folded and fused; BN, the
+ * residual add and dropout show no rows there: they run inside the convs),
+ * then one JSON line:
  *   {"train_img_s":..,"infer_img_s":..,"train_gflops":..,"infer_gflops":..,
  *    "train_ms_step":..,"optim_ms":..,"infer_ms_batch":..,"gflop_per_train_img":..,...}
  * Timings are medians over --steps (train_step + optim_step with Adam; predict

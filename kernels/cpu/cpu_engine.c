@@ -44,6 +44,7 @@
 #include <oneapi/dnnl/dnnl_debug.h>
 
 #include "cpu_kernels.h"
+#include "cpu_winograd.h"
 #include "nn_engine_impl.h"
 
 #define BN_EPS 1e-5f
@@ -115,6 +116,10 @@ typedef struct cpu_state {
     float *fold_w, **fold_b; /* BN-folded conv weights (canonical layout), biases */
     uint64_t fold_pver, fold_bver; /* params / buffers version folded */
     int have_fold;
+    int *wino_m;           /* predict: conv i runs as Winograd F(m x m, 3x3) (0: oneDNN) */
+    float **wino_u;        /* its transformed folded weights (refresh_fold) */
+    float *wino_scratch;   /* nn_wino_conv's per-thread scratch, grown on demand */
+    size_t wino_scratch_floats;
     plan plans[MAX_PLANS];
     int nplans, next_evict;
 } cpu_state;
@@ -678,6 +683,11 @@ static void cpu_destroy(nn_engine *e) {
     free(s->xpad);
     free(s->dlogits);
     free(s->fold_w);
+    if (s->wino_u)
+        for (int i = 0; i < G; i++) free(s->wino_u[i]);
+    free(s->wino_u);
+    free(s->wino_m);
+    free(s->wino_scratch);
     if (s->stream) dnnl_stream_destroy(s->stream);
     if (s->eng) dnnl_engine_destroy(s->eng);
     free(s);
@@ -730,6 +740,33 @@ static int choose_layout(nn_engine *e, cpu_state *s, lm_err *err) {
     return LUMEN_OK;
 }
 
+/* Which convolutions predict runs as Winograd (nChw8c, 3x3 stride 1 pad 1,
+ * not the stem), and with which tile: auto takes the one with fewer GEMM
+ * multiplications for the layer's map size (partial tiles at the border
+ * count in full). */
+static int choose_wino(nn_engine *e, cpu_state *s, lm_err *err) {
+    const char *want = e->opts.infer_conv;
+    if (s->act_block != 8 || (want && strcmp(want, "direct") == 0)) return LUMEN_OK;
+    for (int i = 0; i < e->graph.n; i++) {
+        const nn_node *n = &e->graph.nodes[i];
+        if (n->op != NN_OP_CONV || n->in[0] == NN_INPUT || n->k != 3 || n->stride != 1 ||
+            n->pad != 1 || n->h != n->ih || n->w != n->iw)
+            continue;
+        int m;
+        if (want && strcmp(want, "wino2") == 0) m = 2;
+        else if (want && strcmp(want, "wino4") == 0) m = 4;
+        else {
+            long c2 = 16L * ((n->h + 1) / 2) * ((n->w + 1) / 2);
+            long c4 = 36L * ((n->h + 3) / 4) * ((n->w + 3) / 4);
+            m = c4 < c2 ? 4 : 2;
+        }
+        s->wino_m[i] = m;
+        if (!(s->wino_u[i] = falloc(sizeof(float) * nn_wino_weights_floats(m, n->ic, n->c))))
+            return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory for Winograd weights");
+    }
+    return LUMEN_OK;
+}
+
 static int cpu_create(nn_engine *e, lm_err *err) {
     cpu_state *s = calloc(1, sizeof *s);
     if (!s) return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
@@ -759,11 +796,13 @@ static int cpu_create(nn_engine *e, lm_err *err) {
     s->deferred = calloc((size_t)G, sizeof(int));
     s->own_pool = calloc((size_t)G, 1);
     s->fold_w = falloc(sizeof(float) * m->nparams);
+    s->wino_m = calloc((size_t)G, sizeof(int));
+    s->wino_u = calloc((size_t)G, sizeof(float *));
     const nn_node *fc = &g->nodes[G - 1];
     s->dlogits = falloc(sizeof(float) * (size_t)B * fc->c);
     if (!s->out || !s->dx || !s->dsum || !s->ws || !s->mean || !s->var || !s->fold_b || !s->img || !s->ws_size ||
         !s->dy || !s->ncons || !s->cons[0] || !s->cons[1] || !s->infbuf || !s->deferred || !s->own_pool ||
-        !s->fold_w || !s->dlogits)
+        !s->fold_w || !s->dlogits || !s->wino_m || !s->wino_u)
         return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
     for (int i = 0; i < G; i++) s->cons[0][i] = s->cons[1][i] = -1;
     for (int j = 0; j < G; j++)
@@ -787,7 +826,8 @@ static int cpu_create(nn_engine *e, lm_err *err) {
         if (n->op == NN_OP_BN) {
             s->mean[i] = falloc(sizeof(float) * n->c);
             s->var[i] = falloc(sizeof(float) * n->c);
-            s->fold_b[n->in[0]] = falloc(sizeof(float) * n->c); /* bias of the folded conv */
+            /* bias of the folded conv, padded with zeros to whole 16-channel groups */
+            s->fold_b[n->in[0]] = falloc(sizeof(float) * (size_t)((n->c + 15) / 16 * 16));
             if (!s->mean[i] || !s->var[i] || !s->fold_b[n->in[0]])
                 return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
         }
@@ -838,9 +878,14 @@ static int cpu_create(nn_engine *e, lm_err *err) {
             s->infbuf[main_conv] = s->infbuf[n->in[0]] = s->infbuf[i];
         }
     }
+    if ((rc = choose_wino(e, s, err))) return rc;
     if (!get_plan(e, B, err)) return err && err->code ? err->code : LUMEN_ERR;
-    for (int i = 0; i < G; i++) /* plan 0 (full batch) is never evicted */
-        if (s->plans[0].nodes[i].fwd.p) e->times[i].impl = s->plans[0].nodes[i].fwd.impl;
+    for (int i = 0; i < G; i++) { /* plan 0 (full batch) is never evicted */
+        const node_plan *np = &s->plans[0].nodes[i];
+        if (np->fwd.p) e->times[i].impl = np->fwd.impl;
+        if (s->wino_m[i]) e->times[i].inf_impl = s->wino_m[i] == 4 ? "wino4" : "wino2";
+        else if (np->inf.p) e->times[i].inf_impl = np->inf.impl;
+    }
     return LUMEN_OK;
 }
 
@@ -1021,6 +1066,7 @@ static int refresh_fold(nn_engine *e, plan *pl, lm_err *err) {
                 for (size_t j = 0; j < per; j++) fw[o * per + j] = (float)(w[o * per + j] * sc);
                 s->fold_b[i][o] = (float)(bt[o] - rm[o] * sc);
             }
+            if (s->wino_m[i]) nn_wino_weights(s->wino_u[i], fw, s->wino_m[i], c->ic, c->c);
         }
         s->fold_pver = e->params_version;
         s->fold_bver = e->buffers_version;
@@ -1034,6 +1080,30 @@ static int refresh_fold(nn_engine *e, plan *pl, lm_err *err) {
         }
         pl->have_inf = 1;
     }
+    return LUMEN_OK;
+}
+
+/* predict's convolution i on a batch of n: Winograd or the oneDNN primitive
+ * (folded BN bias, ReLU, the residual sum when deferred). */
+static int run_inf_conv(nn_engine *e, plan *pl, int i, int n, lm_err *err) {
+    cpu_state *s = e->impl;
+    const nn_node *nd = &e->graph.nodes[i];
+    int m = s->wino_m[i];
+    if (!m) return run(s, &pl->nodes[i].inf, err);
+    int tb = nn_wino_block(m, nd->ic, nd->c, n, nd->h, nd->w, e->threads);
+    size_t need = nn_wino_scratch_floats(m, nd->ic, nd->c, tb) * (size_t)e->threads;
+    if (need > s->wino_scratch_floats) {
+        free(s->wino_scratch);
+        s->wino_scratch_floats = 0;
+        if (!(s->wino_scratch = falloc(sizeof(float) * need)))
+            return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory for Winograd scratch");
+        s->wino_scratch_floats = need;
+    }
+    const nn_node *bn = &e->graph.nodes[s->cons[0][i]];
+    int flags = (bn->relu || s->deferred[i] ? NN_WINO_RELU : 0) |
+                (s->deferred[i] ? NN_WINO_ACCUM : 0);
+    nn_wino_conv(s->infbuf[i], s->infbuf[nd->in[0]], s->wino_u[i], s->fold_b[i], n, nd->ic,
+                 nd->h, nd->w, nd->c, m, tb, flags, s->wino_scratch, e->threads);
     return LUMEN_OK;
 }
 
@@ -1057,13 +1127,16 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
     for (int i = 0; i < g->n; i++) {
         const nn_node *nd = &g->nodes[i];
         node_plan *np = &pl->nodes[i];
+        double t0 = e->profiling ? now_ms() : 0;
+        int timed = i; /* the node the time counts for */
         switch (nd->op) {
         case NN_OP_CONV:
             if (nd->in[0] == NN_INPUT && (rc = run(s, &pl->in_reorder, err))) return rc;
-            if (!s->deferred[i] && (rc = run(s, &np->inf, err))) return rc;
+            if (!s->deferred[i] && (rc = run_inf_conv(e, pl, i, n, err))) return rc;
             break;
         case NN_OP_ADD: /* the block's second conv, accumulating onto the shortcut */
-            if ((rc = run(s, &pl->nodes[g->nodes[nd->in[0]].in[0]].inf, err))) return rc;
+            timed = g->nodes[nd->in[0]].in[0];
+            if ((rc = run_inf_conv(e, pl, timed, n, err))) return rc;
             break;
         case NN_OP_MAXPOOL:
             if (s->own_pool[i])
@@ -1083,6 +1156,10 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
             break;
         default: /* BN folded; dropout is identity in eval */
             break;
+        }
+        if (e->profiling) {
+            e->times[i].inf_ms = 0;
+            e->times[timed].inf_ms = now_ms() - t0;
         }
     }
     return LUMEN_OK;

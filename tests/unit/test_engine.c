@@ -67,7 +67,7 @@ static void close_or_fail(const char *what, float a, float b, double tol) {
 static void compare_backends(const netcase *c) {
     nn_model *m = model_of(c);
     int C = m->cfg.in_channels, K = m->cfg.num_classes;
-    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout};
+    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout, NULL};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
@@ -163,7 +163,7 @@ static void test_overfits_sixteen_images(void **state) {
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 16, 16, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL};
+    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL, NULL};
     nn_engine *e;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), 0);
@@ -195,7 +195,7 @@ static void test_folded_predict_equals_unfolded_and_state_round_trip(void **stat
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL};
+    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL, NULL};
     nn_engine *a, *b;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &a, &e), 0);
@@ -266,7 +266,7 @@ static void test_errors_and_divergence(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 2, 2, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL};
+    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL, NULL};
     nn_engine *e = NULL;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("tpu", m, &o, &e, &err), LUMEN_ENOTFOUND);
@@ -321,7 +321,7 @@ static void test_many_batch_sizes(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 5, 5, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL};
+    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL, NULL};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
