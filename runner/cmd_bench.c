@@ -36,7 +36,8 @@ static int usage(const char *msg, const char *arg) {
             "usage: runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]\n"
             "                    [--batch 32] [--steps 10] [--warmup 2] [--threads N]\n"
             "                    [--backend cpu] [--layout auto|blocked|nhwc]\n"
-            "                    [--infer-conv auto|direct|wino2|wino4] [--no-layers]\n");
+            "                    [--infer-conv auto|direct|wino2|wino4] [--no-layers]\n"
+            "                    [--no-train]\n");
     return 2;
 }
 
@@ -52,6 +53,7 @@ int rn_cmd_bench(int argc, char **argv) {
     nn_resnet_cfg cfg;
     nn_resnet_cfg_default(&cfg);
     int size = 300, channels = 1, batch = 32, steps = 10, warmup = 2, threads = 0, layers = 1;
+    int train = 1;
     int channels_set = 0;
     const char *backend = "cpu", *layout = NULL, *infer_conv = NULL;
     lm_err err = {0};
@@ -60,6 +62,7 @@ int rn_cmd_bench(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int *dst = NULL, lo = 1, hi = 1 << 20;
         if (strcmp(a, "--no-layers") == 0) { layers = 0; continue; }
+        if (strcmp(a, "--no-train") == 0) { train = 0; continue; }
         if (!v) return usage("missing value for", a);
         if (strcmp(a, "--set") == 0) {
             char key[128];
@@ -130,7 +133,7 @@ int rn_cmd_bench(int argc, char **argv) {
     float loss = 0;
     /* training: warmup, then timed steps; one more profiled pass per step
      * would perturb timing, so layers are profiled in separate steps */
-    for (int s = 0; s < warmup + steps; s++) {
+    for (int s = 0; train && s < warmup + steps; s++) {
         double t0 = lm_now();
         if ((rc = nn_engine_train_step(eng, x, y, batch, &lc, &loss, NULL, &err))) goto fail;
         double t1 = lm_now();
@@ -147,7 +150,7 @@ int rn_cmd_bench(int argc, char **argv) {
     }
     if (layers) {
         nn_engine_set_profiling(eng, 1);
-        for (int s = 0; s < steps; s++) {
+        for (int s = 0; train && s < steps; s++) {
             if ((rc = nn_engine_train_step(eng, x, y, batch, &lc, &loss, NULL, &err))) goto fail;
             int cnt;
             const nn_layer_time *lt = nn_engine_layer_times(eng, &cnt);
@@ -160,9 +163,9 @@ int rn_cmd_bench(int argc, char **argv) {
         int cnt;
         const nn_layer_time *lt = nn_engine_layer_times(eng, &cnt);
         double sf = 0, sb = 0;
-        printf("%-24s %-8s %-16s %10s %10s %9s\n", "layer", "op", "impl", "fwd ms", "bwd ms",
+        if (train) printf("%-24s %-8s %-16s %10s %10s %9s\n", "layer", "op", "impl", "fwd ms", "bwd ms",
                "GFLOP/s");
-        for (int i = 0; i < cnt; i++) {
+        for (int i = 0; train && i < cnt; i++) {
             double f = median(lf + (size_t)i * steps, steps);
             double b = median(lb + (size_t)i * steps, steps);
             sf += f;
@@ -172,7 +175,7 @@ int rn_cmd_bench(int argc, char **argv) {
             printf("%-24s %-8s %-16s %10.2f %10.2f %9.1f\n", lt[i].name, lt[i].op,
                    lt[i].impl[0] ? lt[i].impl : "own", f, b, gf);
         }
-        printf("%-24s %-8s %-16s %10.2f %10.2f\n", "total (medians)", "", "", sf, sb);
+        if (train) printf("%-24s %-8s %-16s %10.2f %10.2f\n", "total (medians)", "", "", sf, sb);
 
         /* inference (predict: folded BN, fused post-ops, Winograd) */
         nn_engine_set_profiling(eng, 1);
@@ -199,15 +202,17 @@ int rn_cmd_bench(int argc, char **argv) {
     }
     double load1 = loadavg();
     double fl = nn_graph_flops(g);
-    double mt = median(tt, steps), mi = median(ti, steps), mo = median(to, steps);
+    /* --no-train: the training fields are 0 */
+    double mt = train ? median(tt, steps) : INFINITY, mi = median(ti, steps),
+           mo = train ? median(to, steps) : 0;
     printf("{\"backend\":\"%s\",\"batch\":%d,\"size\":%d,\"channels\":%d,\"threads\":%d,"
            "\"steps\":%d,\"train_img_s\":%.3f,\"infer_img_s\":%.3f,\"train_gflops\":%.2f,"
            "\"infer_gflops\":%.2f,\"train_ms_step\":%.2f,\"optim_ms\":%.2f,\"infer_ms_batch\":%.2f,"
            "\"gflop_per_train_img\":%.3f,\"gflop_per_infer_img\":%.3f,\"loss\":%.5f,"
            "\"load_before\":%.2f,\"load_after\":%.2f}\n",
            nn_engine_backend(eng), batch, size, channels, threads ? threads : lm_ncpu(), steps,
-           batch / mt, batch / mi, 3 * fl * batch / mt / 1e9, fl * batch / mi / 1e9, mt * 1e3,
-           mo * 1e3, mi * 1e3, 3 * fl / 1e9, fl / 1e9, (double)loss, load0, load1);
+           batch / mt, batch / mi, 3 * fl * batch / mt / 1e9, fl * batch / mi / 1e9,
+           train ? mt * 1e3 : 0.0, mo * 1e3, mi * 1e3, 3 * fl / 1e9, fl / 1e9, (double)loss, load0, load1);
     fflush(stdout);
     rc = 0;
     goto done;

@@ -4,7 +4,7 @@
  *   runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]
  *                [--batch 32] [--steps 10] [--warmup 2] [--threads N]
  *                [--backend cpu] [--layout auto|blocked|nhwc]
- *                [--infer-conv auto|direct|wino2|wino4] [--no-layers]
+ *                [--infer-conv auto|direct|wino2|wino4] [--no-layers] [--no-train]
  *
  * Prints per-layer forward/backward milliseconds of training (like `caffe
  * time`) and per-layer milliseconds of predict (BN folded and fused; BN, the
@@ -12,6 +12,7 @@
  * then one JSON line:
  *   {"train_img_s":..,"infer_img_s":..,"train_gflops":..,"infer_gflops":..,
  *    "train_ms_step":..,"optim_ms":..,"infer_ms_batch":..,"gflop_per_train_img":..,...}
+ * --no-train times predict only (the train_* fields are then 0).
  * Timings are medians over --steps (train_step + optim_step with Adam; predict
  * on the same batch).  Exit status 0, or 2 for bad arguments / 1 for engine
  * failures (message on stderr).

@@ -1075,7 +1075,7 @@ static int refresh_fold(nn_engine *e, plan *pl, lm_err *err) {
     }
     if (!pl->have_inf) {
         for (int i = 0; i < g->n; i++) {
-            int rc = run(s, &pl->nodes[i].w_inf, err);
+            int rc = s->wino_m[i] ? 0 : run(s, &pl->nodes[i].w_inf, err); /* Winograd: U */
             if (rc) return rc;
         }
         pl->have_inf = 1;
