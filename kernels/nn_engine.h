@@ -61,6 +61,11 @@ typedef struct nn_engine_opts {
      * convolution everywhere (the yardstick); "wino2" / "wino4": Winograd
      * F(2x2,3x3) / F(4x4,3x3) for every eligible layer.  Read at create. */
     const char *infer_conv;
+    /* cpu backend, train_step: the same choice for the forward and
+     * backward-data passes of 3x3 stride-1 convolutions in training
+     * ("direct" (NULL), "auto", "wino2", "wino4"; backward-weights and the
+     * unfolded eval forward stay direct).  Read at create. */
+    const char *train_conv;
 } nn_engine_opts;
 
 typedef struct nn_loss_cfg {

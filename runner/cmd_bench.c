@@ -36,7 +36,8 @@ static int usage(const char *msg, const char *arg) {
             "usage: runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]\n"
             "                    [--batch 32] [--steps 10] [--warmup 2] [--threads N]\n"
             "                    [--backend cpu] [--layout auto|blocked|nhwc]\n"
-            "                    [--infer-conv auto|direct|wino2|wino4] [--no-layers]\n"
+            "                    [--infer-conv auto|direct|wino2|wino4]\n"
+            "                    [--train-conv direct|auto|wino2|wino4] [--no-layers]\n"
             "                    [--no-train]\n");
     return 2;
 }
@@ -55,7 +56,7 @@ int rn_cmd_bench(int argc, char **argv) {
     int size = 300, channels = 1, batch = 32, steps = 10, warmup = 2, threads = 0, layers = 1;
     int train = 1;
     int channels_set = 0;
-    const char *backend = "cpu", *layout = NULL, *infer_conv = NULL;
+    const char *backend = "cpu", *layout = NULL, *infer_conv = NULL, *train_conv = NULL;
     lm_err err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -78,6 +79,8 @@ int rn_cmd_bench(int argc, char **argv) {
             layout = v;
         } else if (strcmp(a, "--infer-conv") == 0) {
             infer_conv = v;
+        } else if (strcmp(a, "--train-conv") == 0) {
+            train_conv = v;
         } else if (strcmp(a, "--size") == 0) { dst = &size; lo = 8; hi = 4096;
         } else if (strcmp(a, "--channels") == 0) { dst = &channels; hi = 16;
         } else if (strcmp(a, "--batch") == 0) { dst = &batch; hi = 4096;
@@ -98,7 +101,7 @@ int rn_cmd_bench(int argc, char **argv) {
     float *x = NULL, *y = NULL, *logits = NULL;
     double *tt = NULL, *ti = NULL, *to = NULL, *lf = NULL, *lb = NULL, *li = NULL;
     int rc = nn_model_create(&cfg, &model, &err);
-    nn_engine_opts o = {batch, channels, size, size, threads, 1, layout, infer_conv};
+    nn_engine_opts o = {batch, channels, size, size, threads, 1, layout, infer_conv, train_conv};
     if (!rc) rc = nn_engine_create(backend, model, &o, &eng, &err);
     if (rc) {
         fprintf(stderr, "runner bench: %s\n", err.msg);

@@ -4,7 +4,8 @@
  *   runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]
  *                [--batch 32] [--steps 10] [--warmup 2] [--threads N]
  *                [--backend cpu] [--layout auto|blocked|nhwc]
- *                [--infer-conv auto|direct|wino2|wino4] [--no-layers] [--no-train]
+ *                [--infer-conv auto|direct|wino2|wino4]
+ *                [--train-conv direct|auto|wino2|wino4] [--no-layers] [--no-train]
  *
  * Prints per-layer forward/backward milliseconds of training (like `caffe
  * time`) and per-layer milliseconds of predict (BN folded and fused; BN, the

@@ -167,14 +167,21 @@ size_t nn_wino_weights_floats(int m, int IC, int OC) {
     return A * A * (size_t)((OC + 15) / 16) * 16 * (size_t)((IC + 7) / 8) * 8;
 }
 
-void nn_wino_weights(float *U, const float *w, int m, int IC, int OC) {
+void nn_wino_weights(float *U, const float *w, int m, int IC, int OC, int transposed) {
     const int A = m + 2, NJ = (OC + 15) / 16, ICp = (IC + 7) / 8 * 8;
     const double(*G)[3] = m == 4 ? G4 : G2;
     memset(U, 0, sizeof(float) * nn_wino_weights_floats(m, IC, OC));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int oc = 0; oc < OC; oc++)
         for (int ic = 0; ic < IC; ic++) {
-            const float *g = w + ((size_t)oc * IC + ic) * 9;
+            double g[9];
+            if (transposed) { /* forward weight [ic][oc], rotated by 180 degrees */
+                const float *f = w + ((size_t)ic * OC + oc) * 9;
+                for (int k = 0; k < 9; k++) g[k] = f[8 - k];
+            } else {
+                const float *f = w + ((size_t)oc * IC + ic) * 9;
+                for (int k = 0; k < 9; k++) g[k] = f[k];
+            }
             double t[6][3]; /* G g */
             for (int i = 0; i < A; i++)
                 for (int c = 0; c < 3; c++)

@@ -44,8 +44,12 @@
 size_t nn_wino_weights_floats(int m, int IC, int OC);
 /* U (nn_wino_weights_floats floats, overwritten) from w [OC, IC, 3, 3]
  * (OIHW), computed in double.  Layout [alpha^2][ceil(OC/16)][ICp][16],
- * ICp = IC rounded up to 8; padding entries 0. */
-void nn_wino_weights(float *U, const float *w, int m, int IC, int OC);
+ * ICp = IC rounded up to 8; padding entries 0.
+ * transposed != 0: the weights of the backward-data convolution instead,
+ * w'[ic][oc][kh][kw] = w[oc][ic][2-kh][2-kw] (w is then [IC', OC', 3, 3] =
+ * [OC, IC, 3, 3] of the forward layer with OC = IC', IC = OC'): pass the
+ * forward weights and the backward conv's IC (= forward OC) and OC. */
+void nn_wino_weights(float *U, const float *w, int m, int IC, int OC, int transposed);
 
 /* The tile block for a layer: rows of the per-point GEMM (a multiple of 6)
  * chosen so the blocks split evenly over `threads`.  N, H, W: batch and map

@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
             float *U = alloc_f(nn_wino_weights_floats(m, C, C));
             float *sc = alloc_f(nn_wino_scratch_floats(m, C, C, tb) * threads);
             memset(sc, 0, sizeof(float) * nn_wino_scratch_floats(m, C, C, tb) * threads);
-            nn_wino_weights(U, w, m, C, C);
+            nn_wino_weights(U, w, m, C, C, 0);
             double t[64];
             int nr = reps > 64 ? 64 : reps;
             nn_wino_conv(y, x, U, bias, batch, C, H, H, C, m, tb, NN_WINO_RELU, sc, threads);

@@ -67,11 +67,12 @@ static void close_or_fail(const char *what, float a, float b, double tol) {
         fail_msg("%s: fast %.8g vs ref %.8g", what, a, b);
 }
 
-/* Two train steps (the second after an SGD update) on both backends. */
-static void compare_backends(const netcase *c) {
+/* Two train steps (the second after an SGD update) on both backends; the
+ * cpu backend's training convolutions as train_conv says (NULL: direct). */
+static void compare_backends_conv(const netcase *c, const char *train_conv) {
     nn_model *m = model_of(c);
     int C = m->cfg.in_channels, K = m->cfg.num_classes;
-    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout, NULL};
+    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout, NULL, train_conv};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
@@ -134,6 +135,8 @@ static void compare_backends(const netcase *c) {
     nn_model_free(m);
 }
 
+static void compare_backends(const netcase *c) { compare_backends_conv(c, NULL); }
+
 static void test_fast_matches_reference_default_stem(void **state) {
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
@@ -167,7 +170,7 @@ static void test_overfits_sixteen_images(void **state) {
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 16, 16, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL, NULL};
+    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL, NULL, NULL};
     nn_engine *e;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), 0);
@@ -199,7 +202,7 @@ static void test_folded_predict_equals_unfolded_and_state_round_trip(void **stat
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL, NULL};
+    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL, NULL, NULL};
     nn_engine *a, *b;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &a, &e), 0);
@@ -270,7 +273,7 @@ static void test_errors_and_divergence(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 2, 2, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL, NULL};
+    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL, NULL, NULL};
     nn_engine *e = NULL;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("tpu", m, &o, &e, &err), LUMEN_ENOTFOUND);
@@ -336,7 +339,7 @@ static void wino_case(const netcase *c) {
     nn_engine *en[4];
     lm_err e = {0};
     for (int k = 0; k < 4; k++) {
-        nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 31, c->layout, modes[k]};
+        nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 31, c->layout, modes[k], NULL};
         assert_int_equal(nn_engine_create("cpu", m, &o, &en[k], &e), 0);
     }
     size_t xn = (size_t)c->batch * C * c->h * c->w;
@@ -398,12 +401,25 @@ static void test_winograd_predict(void **state) {
     wino_case(&d);
 }
 
+/* training with Winograd forward / backward-data convolutions: the same
+ * tolerances against the reference as the direct ones */
+static void test_winograd_training(void **state) {
+    (void)state;
+    netcase a = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
+    compare_backends_conv(&a, "wino4");
+    compare_backends_conv(&a, "wino2");
+    netcase b = {{{"blocks", "{2,1}"}, {"widths", "{12,20}"}, {"stem_width", "12"},
+                  {"in_channels", "3"}},
+                 3, 2, 19, 15, NULL, 0, 0};
+    compare_backends_conv(&b, "auto");
+}
+
 /* More batch sizes than cached plans (4): eviction keeps every size right. */
 static void test_many_batch_sizes(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 5, 5, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL, NULL};
+    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL, NULL, NULL};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
@@ -436,6 +452,7 @@ int main(void) {
         cmocka_unit_test(test_errors_and_divergence),
         cmocka_unit_test(test_many_batch_sizes),
         cmocka_unit_test(test_winograd_predict),
+        cmocka_unit_test(test_winograd_training),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

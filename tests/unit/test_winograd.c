@@ -109,7 +109,7 @@ static float *wino_run(const wdata *d, int m, int flags, int tb, int threads) {
     /* stale scratch must not matter */
     for (size_t i = 0; i < per * threads; i++) scratch[i] = NAN;
     for (int i = 0; i < c.OC; i++) bias[i] = (float)d->b[i];
-    nn_wino_weights(U, d->wf, m, c.IC, c.OC);
+    nn_wino_weights(U, d->wf, m, c.IC, c.OC, 0);
     /* y: the residual operand, padding channels 0; a sentinel after the end */
     float *y = blk8(d->y0, c.N, c.OC, HW);
     size_t ny = (size_t)c.N * ocb * 8 * HW;
@@ -221,6 +221,65 @@ static void test_winograd_deterministic(void **state) {
     wdata_free(&d);
 }
 
+/* the backward-data convolution (transposed, rotated weights) against the
+ * reference's input gradient */
+static void test_winograd_backward_data(void **state) {
+    (void)state;
+    static const wcase cs[] = {{2, 12, 7, 9, 20}, {1, 8, 5, 5, 8}, {3, 20, 11, 6, 12},
+                               {1, 64, 19, 19, 64}};
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        wcase c = cs[i];
+        nn_rng r;
+        nn_rng_seed(&r, 500 + i);
+        int HW = c.H * c.W, icb = (c.IC + 7) / 8;
+        size_t nx = (size_t)c.N * c.IC * HW, no = (size_t)c.N * c.OC * HW, nw = (size_t)c.OC * c.IC * 9;
+        double *x = calloc(nx, sizeof(double)), *dx = malloc(sizeof(double) * nx);
+        double *w = malloc(sizeof(double) * nw), *dy = malloc(sizeof(double) * no);
+        float *wf = malloc(sizeof(float) * nw);
+        assert_true(x && dx && w && dy && wf);
+        for (size_t k = 0; k < nw; k++) w[k] = wf[k] = (float)(0.2 * nn_rng_normal(&r));
+        for (size_t k = 0; k < no; k++) dy[k] = (float)nn_rng_normal(&r);
+        nn_ref_conv_backward(dx, NULL, NULL, dy, x, w, c.N, c.IC, c.H, c.W, c.OC, 3, 1, 1);
+        double mx = 0;
+        for (size_t k = 0; k < nx; k++) mx = fmax(mx, fabs(dx[k]));
+        float *dyb = blk8(dy, c.N, c.OC, HW);
+        for (int m = 2; m <= 4; m += 2) {
+            int tb = nn_wino_block(m, c.OC, c.IC, c.N, c.H, c.W, 2);
+            float *U = malloc(sizeof(float) * nn_wino_weights_floats(m, c.OC, c.IC));
+            float *sc = malloc(sizeof(float) * nn_wino_scratch_floats(m, c.OC, c.IC, tb) * 2);
+            float *zero = calloc((size_t)icb * 8, sizeof(float));
+            float *dxb = malloc(sizeof(float) * (size_t)c.N * icb * 8 * HW);
+            assert_true(U && sc && zero && dxb);
+            nn_wino_weights(U, wf, m, c.OC, c.IC, 1);
+            nn_wino_conv(dxb, dyb, U, zero, c.N, c.OC, c.H, c.W, c.IC, m, tb, 0, sc, 2);
+            double worst = 0;
+            for (int n = 0; n < c.N; n++)
+                for (int ic = 0; ic < icb * 8; ic++)
+                    for (int q = 0; q < HW; q++) {
+                        float v = dxb[(((size_t)n * icb + ic / 8) * HW + q) * 8 + ic % 8];
+                        if (ic >= c.IC) {
+                            assert_true(v == 0.0f);
+                            continue;
+                        }
+                        worst = fmax(worst, fabs(v - dx[((size_t)n * c.IC + ic) * HW + q]));
+                    }
+            if (!(worst <= (m == 4 ? TOL_F4 : TOL_F2) * mx))
+                fail_msg("backward data F(%d) N%d IC%d %dx%d OC%d: error %.3g of %.3g", m, c.N,
+                         c.IC, c.H, c.W, c.OC, worst, mx);
+            free(U);
+            free(sc);
+            free(zero);
+            free(dxb);
+        }
+        free(x);
+        free(dx);
+        free(w);
+        free(dy);
+        free(wf);
+        free(dyb);
+    }
+}
+
 /* block sizes are multiples of 6 and split evenly over the threads */
 static void test_winograd_block(void **state) {
     (void)state;
@@ -243,6 +302,7 @@ int main(void) {
         cmocka_unit_test(test_winograd_small_shapes),
         cmocka_unit_test(test_winograd_resnet_shapes),
         cmocka_unit_test(test_winograd_deterministic),
+        cmocka_unit_test(test_winograd_backward_data),
         cmocka_unit_test(test_winograd_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
