@@ -280,21 +280,26 @@ static void test_winograd_backward_data(void **state) {
     }
 }
 
-/* block sizes are multiples of 6 and split evenly over the threads */
+/* block sizes: multiples of 6 in 6..96, and the blocks split over the
+ * threads so that the busiest thread gets at most 1.35x its share of rows
+ * (the last block's padding to 6 rows included) once there are >= 48 tiles
+ * per thread */
 static void test_winograd_block(void **state) {
     (void)state;
-    for (int threads = 1; threads <= 4; threads++) {
-        int shapes[][5] = {{4, 64, 64, 75, 32}, {2, 512, 512, 10, 32}, {4, 8, 8, 1, 1},
-                           {2, 256, 256, 19, 7}};
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-            int *v = shapes[s];
-            int tb = nn_wino_block(v[0], v[1], v[2], v[4], v[3], v[3], threads);
-            long T = (long)v[4] * ((v[3] + v[0] - 1) / v[0]) * ((v[3] + v[0] - 1) / v[0]);
-            long nblk = (T + tb - 1) / tb;
-            assert_true(tb >= 6 && tb % 6 == 0);
-            if (nblk >= threads && T >= 6L * threads * 4) assert_true(nblk % threads == 0 || nblk * tb - T < tb);
-        }
-    }
+    static const int sh[][2] = {{64, 75}, {128, 38}, {256, 19}, {512, 10}, {12, 37}, {20, 9}};
+    for (int thr = 1; thr <= 4; thr++)
+        for (int m = 2; m <= 4; m += 2)
+            for (size_t s = 0; s < sizeof sh / sizeof *sh; s++)
+                for (int N = 1; N <= 64; N++) {
+                    int C = sh[s][0], H = sh[s][1];
+                    int tb = nn_wino_block(m, C, C, N, H, H, thr);
+                    assert_true(tb >= 6 && tb <= 96 && tb % 6 == 0);
+                    long T = (long)N * ((H + m - 1) / m) * ((H + m - 1) / m);
+                    long nb = (T + tb - 1) / tb, per = (nb + thr - 1) / thr;
+                    if (T >= 48L * thr && per * tb > 1.35 * T / thr)
+                        fail_msg("m %d C %d H %d N %d threads %d: tb %d gives %ld rows to one "
+                                 "thread of %ld tiles", m, C, H, N, thr, tb, per * tb, T);
+                }
 }
 
 int main(void) {
