@@ -149,6 +149,18 @@ int nn_resnet_cfg_set(nn_resnet_cfg *c, const char *key, const char *value,
     return LUMEN_OK;
 }
 
+/* The shortest decimal that reads back as f: 0.2f is written 0.2, not
+ * 0.20000000298023224, so configs and fingerprints stay readable. */
+static double shortest_double(float f) {
+    char buf[32];
+    for (int prec = 6; prec < 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f) return d;
+    }
+    return (double)f;
+}
+
 char *nn_resnet_cfg_to_json(const nn_resnet_cfg *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
@@ -158,7 +170,7 @@ char *nn_resnet_cfg_to_json(const nn_resnet_cfg *c) {
     cJSON_AddNumberToObject(o, "in_channels", c->in_channels);
     cJSON_AddStringToObject(o, "stem", c->stem == NN_STEM_3X3 ? "3x3" : "7x7");
     cJSON_AddNumberToObject(o, "stem_width", c->stem_width);
-    cJSON_AddNumberToObject(o, "dropout", (double)c->dropout);
+    cJSON_AddNumberToObject(o, "dropout", shortest_double(c->dropout));
     cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

@@ -518,12 +518,14 @@ static int like_name(char *buf, size_t cap, const char *prefix, const char *name
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-int lm_ckpt_add_param_like(lm_st_writer *w, const nn_model *m, const char *prefix,
-                           const char *suffix, const float *arr, lm_err *e) {
+int lm_ckpt_add_like(lm_st_writer *w, const nn_model *m, int kind, const char *prefix,
+                     const char *suffix, const float *arr, lm_err *e) {
+    if (kind != NN_T_PARAM && kind != NN_T_BUFFER)
+        return lm_fail(e, LUMEN_EINVAL, "state tensors: kind %d is not a float kind", kind);
     char name[256];
     for (int i = 0; i < m->ntensors; i++) {
         const nn_tensor *t = &m->tensors[i];
-        if (t->kind != NN_T_PARAM) continue;
+        if ((int)t->kind != kind) continue;
         if (like_name(name, sizeof name, prefix, t->name, suffix))
             return lm_fail(e, LUMEN_EINVAL, "state tensor name too long for '%s'", t->name);
         int rc = lm_st_writer_add(w, name, LM_ST_F32, t->ndim, t->dims, arr + t->offset, e);
@@ -532,12 +534,14 @@ int lm_ckpt_add_param_like(lm_st_writer *w, const nn_model *m, const char *prefi
     return 0;
 }
 
-int lm_ckpt_read_param_like(const lm_st_file *f, const nn_model *m, const char *prefix,
-                            const char *suffix, float *arr, lm_err *e) {
+int lm_ckpt_read_like(const lm_st_file *f, const nn_model *m, int kind, const char *prefix,
+                      const char *suffix, float *arr, lm_err *e) {
+    if (kind != NN_T_PARAM && kind != NN_T_BUFFER)
+        return lm_fail(e, LUMEN_EINVAL, "state tensors: kind %d is not a float kind", kind);
     char name[256];
     for (int i = 0; i < m->ntensors; i++) {
         const nn_tensor *t = &m->tensors[i];
-        if (t->kind != NN_T_PARAM) continue;
+        if ((int)t->kind != kind) continue;
         if (like_name(name, sizeof name, prefix, t->name, suffix))
             return lm_fail(e, LUMEN_EINVAL, "state tensor name too long for '%s'", t->name);
         const lm_st_tensor *ft = lm_st_find(f, name);
@@ -556,4 +560,14 @@ int lm_ckpt_read_param_like(const lm_st_file *f, const nn_model *m, const char *
         if (rc) return rc;
     }
     return 0;
+}
+
+int lm_ckpt_add_param_like(lm_st_writer *w, const nn_model *m, const char *prefix,
+                           const char *suffix, const float *arr, lm_err *e) {
+    return lm_ckpt_add_like(w, m, NN_T_PARAM, prefix, suffix, arr, e);
+}
+
+int lm_ckpt_read_param_like(const lm_st_file *f, const nn_model *m, const char *prefix,
+                            const char *suffix, float *arr, lm_err *e) {
+    return lm_ckpt_read_like(f, m, NN_T_PARAM, prefix, suffix, arr, e);
 }

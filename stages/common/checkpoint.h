@@ -171,6 +171,18 @@ int lm_ckpt_state_write(lm_st_writer *w, const char *state_json,
 int lm_ckpt_state_open(const char *path, lm_st_file **out,
                        const char **state_json, lm_err *e);
 
+/* Adds one F32 tensor per model tensor of `kind` (NN_T_PARAM: arr has
+ * m->nparams floats; NN_T_BUFFER: m->nbuffers), named prefix + tensor name
+ * + suffix with its shape, viewing arr at the tensor's offset (borrowed
+ * until the write).  e.g. prefix "ema.", suffix "" for averaged weights. */
+int lm_ckpt_add_like(lm_st_writer *w, const nn_model *m, int kind,
+                     const char *prefix, const char *suffix,
+                     const float *arr, lm_err *e);
+/* Reads them back (as lm_ckpt_read_param_like, for either kind). */
+int lm_ckpt_read_like(const lm_st_file *f, const nn_model *m, int kind,
+                      const char *prefix, const char *suffix, float *arr,
+                      lm_err *e);
+
 /* Adds one F32 tensor per model parameter (kind NN_T_PARAM), named
  * prefix + param name + suffix with the param's shape, viewing
  * arr[offset .. offset + numel) (arr has m->nparams floats; borrowed until

@@ -77,6 +77,9 @@ const lumen_param train_params[] = {
     /* regularity */
     {"clip_grad_norm", LUMEN_NUM, "0", 0, 1e6, NULL, 0,
      "clip the global gradient L2 norm to this (0 = off)"},
+    {"ema", LUMEN_NUM, "0", 0, 0.99999, NULL, 0,
+     "keep an exponential moving average of the weights and BN statistics with this decay per step "
+     "(warmed up as min(ema, (1 + n) / (10 + n))); validation and best/last checkpoints use it (0 = off)"},
     {"max_nonfinite", LUMEN_INT, "20", 1, 1000000, NULL, 0,
      "consecutive steps with a non-finite loss or gradient (skipped) before training is aborted"},
     /* model selection */
@@ -302,6 +305,7 @@ int train_cfg_read(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
         (rc = read_schedule(ctx, h, c)) || (rc = read_loss(ctx, h, c)))
         return rc;
     c->clip_grad_norm = h->get_num(ctx, "clip_grad_norm");
+    c->ema = h->get_num(ctx, "ema");
     c->max_nonfinite = h->get_int(ctx, "max_nonfinite");
     c->init = h->is_set(ctx, "init") ? h->get_str(ctx, "init") : NULL;
     c->reset_head = h->get_bool(ctx, "reset_head");

@@ -116,11 +116,13 @@ static cJSON *fingerprint_json(const train_fingerprint *fp) {
     cJSON_AddNumberToObject(o, "batches_per_epoch", (double)fp->batches_per_epoch);
     cJSON_AddNumberToObject(o, "epochs", (double)fp->epochs);
     cJSON_AddStringToObject(o, "optimizer", fp->optimizer);
+    cJSON_AddNumberToObject(o, "ema", fp->ema);
     return o;
 }
 
 int train_state_save(const char *path, const nn_model *m, nn_engine *e, const train_progress *p,
-                     const train_fingerprint *fp, const float *pos_weight, lm_err *err) {
+                     const train_fingerprint *fp, const float *pos_weight, const train_ema *ema,
+                     lm_err *err) {
     arrays a;
     int rc = arrays_new(m, 1, &a, err);
     if (rc) return rc;
@@ -145,6 +147,7 @@ int train_state_save(const char *path, const nn_model *m, nn_engine *e, const tr
     cJSON_AddNumberToObject(s, "images", (double)p->images);
     cJSON_AddNumberToObject(s, "train_seconds", p->train_seconds);
     cJSON_AddBoolToObject(s, "stopped", p->stopped);
+    cJSON_AddNumberToObject(s, "ema_updates", (double)p->ema_updates);
     cJSON_AddItemToObject(s, "schedule", lm_sched_state_to_json(&p->sched));
     cJSON_AddItemToObject(s, "early_stop", lm_early_state_to_json(&p->early));
     cJSON_AddItemToObject(s, "fingerprint", fingerprint_json(fp));
@@ -165,6 +168,9 @@ int train_state_save(const char *path, const nn_model *m, nn_engine *e, const tr
         const char *suffix = moment_suffix(fp->optimizer, which);
         if (suffix) rc = lm_ckpt_add_param_like(w, m, "optim.", suffix, which == 0 ? a.m1 : a.m2, err);
     }
+    if (rc == 0 && ema)
+        if ((rc = lm_ckpt_add_like(w, m, NN_T_PARAM, "ema.", "", ema->params, err)) == 0)
+            rc = lm_ckpt_add_like(w, m, NN_T_BUFFER, "ema.", "", ema->buffers, err);
     if (rc == 0) rc = lm_ckpt_state_write(w, text, path, err);
 out:
     lm_st_writer_free(w);
@@ -209,7 +215,7 @@ static int check_fingerprint(const cJSON *have, const train_fingerprint *fp, con
 }
 
 int train_state_load(const char *path, const nn_model *m, nn_engine *e, train_progress *p,
-                     const train_fingerprint *fp, lm_err *err) {
+                     const train_fingerprint *fp, train_ema *ema, lm_err *err) {
     lm_st_file *f = NULL;
     const char *json = NULL;
     cJSON *s = NULL;
@@ -241,7 +247,8 @@ int train_state_load(const char *path, const nn_model *m, nn_engine *e, train_pr
         (rc = get_i64(s, "train_steps", path, &train_steps, err)) ||
         (rc = get_i64(s, "skipped_steps", path, &q.skipped, err)) ||
         (rc = get_i64(s, "nonfinite_run", path, &q.nonfinite_run, err)) ||
-        (rc = get_i64(s, "images", path, &q.images, err)))
+        (rc = get_i64(s, "images", path, &q.images, err)) ||
+        (ema && (rc = get_i64(s, "ema_updates", path, &q.ema_updates, err))))
         goto out;
     const cJSON *secs = cJSON_GetObjectItemCaseSensitive(s, "train_seconds");
     const cJSON *hist = cJSON_GetObjectItemCaseSensitive(s, "history");
@@ -271,6 +278,9 @@ int train_state_load(const char *path, const nn_model *m, nn_engine *e, train_pr
         const char *suffix = moment_suffix(fp->optimizer, which);
         if (suffix) rc = lm_ckpt_read_param_like(f, m, "optim.", suffix, which == 0 ? a.m1 : a.m2, err);
     }
+    if (rc == 0 && ema)
+        if ((rc = lm_ckpt_read_like(f, m, NN_T_PARAM, "ema.", "", ema->params, err)) == 0)
+            rc = lm_ckpt_read_like(f, m, NN_T_BUFFER, "ema.", "", ema->buffers, err);
     if (rc) goto out;
     if ((rc = nn_engine_set_state(e, a.params, a.buffers, a.counters, err)) ||
         (rc = nn_engine_set_optim_state(e, a.m1, a.m2, optim_step, err)))

@@ -59,6 +59,7 @@ typedef struct train_cfg {
     int n_pos_weight;      /* 1 (applies to every class) or K */
     float label_smoothing;
     double clip_grad_norm; /* 0 = off */
+    double ema;            /* weight-average decay per step; 0 = off */
     const char *init;      /* host-owned path; NULL = train from scratch */
     int reset_head;
     int64_t max_nonfinite;
@@ -100,6 +101,7 @@ typedef struct train_progress {
     int64_t images;        /* training images seen */
     double train_seconds;  /* wall time of the epochs so far */
     int stopped;           /* early stopping ended training */
+    int64_t ema_updates;   /* updates folded into the weight average */
     lm_sched_state sched;
     lm_early_state early;
     cJSON *history;        /* array of per-epoch metric objects (owned) */
@@ -111,23 +113,32 @@ typedef struct train_fingerprint {
     uint64_t seed;
     int64_t batch, batches_per_epoch, epochs;
     const char *optimizer;  /* "sgd" / "adam" / "adamw" */
+    double ema;             /* weight-average decay, 0 = off */
 } train_fingerprint;
+
+/* The weight average (train_cfg.ema > 0): params and BN buffers, canonical
+ * layout (m->nparams / m->nbuffers floats), owned by the trainer. */
+typedef struct train_ema {
+    float *params, *buffers;
+} train_ema;
 
 /* Writes state.safetensors atomically: model params/buffers/counters under
  * their torch names, optimizer moments as optim.<param>.momentum_buffer
- * (SGD) or .exp_avg / .exp_avg_sq (Adam, AdamW), and the "state" JSON
- * (progress, fingerprint, pos_weight, the data order's recipe).  Returns 0
- * or LUMEN_E* with a message. */
+ * (SGD) or .exp_avg / .exp_avg_sq (Adam, AdamW), the weight average as
+ * ema.<tensor> when ema is non-NULL, and the "state" JSON (progress,
+ * fingerprint, pos_weight, the data order's recipe).  Returns 0 or LUMEN_E*
+ * with a message. */
 int train_state_save(const char *path, const nn_model *m, nn_engine *e, const train_progress *p,
-                     const train_fingerprint *fp, const float *pos_weight, lm_err *err);
+                     const train_fingerprint *fp, const float *pos_weight, const train_ema *ema,
+                     lm_err *err);
 
 /* Reads a state file written by train_state_save into the engine (params,
- * buffers, counters, optimizer moments and step, train steps) and *p
- * (p->history owned by the caller afterwards).  LUMEN_EDATA when the file
- * does not match fp (naming what differs) or is malformed, plus the
- * errors of the checkpoint reader. */
+ * buffers, counters, optimizer moments and step, train steps), *ema (when
+ * non-NULL) and *p (p->history owned by the caller afterwards).
+ * LUMEN_EDATA when the file does not match fp (naming what differs) or is
+ * malformed, plus the errors of the checkpoint reader. */
 int train_state_load(const char *path, const nn_model *m, nn_engine *e, train_progress *p,
-                     const train_fingerprint *fp, lm_err *err);
+                     const train_fingerprint *fp, train_ema *ema, lm_err *err);
 
 /* Metadata every checkpoint of this run carries. */
 typedef struct train_ckpt_info {

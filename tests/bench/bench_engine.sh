@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${LUMEN_BUILD:-$(cd "$here/../.." && pwd)/build}
 "$BUILD/bench/fma_peak"
 "$BUILD/bench/engine_bench" --steps 5 --warmup 1 || exit 1
-PY=${PYTHON:-$( [ -x /root/torchvenv/bin/python ] && echo /root/torchvenv/bin/python || echo python3 )}
+PY=${PYTHON:-$( [ -x "$here/../../.venv/bin/python" ] && echo "$here/../../.venv/bin/python" || echo python3 )}
 if "$PY" -c 'import torch' 2>/dev/null; then
     "$here/engine_vs_torch.sh" --steps 5
 else

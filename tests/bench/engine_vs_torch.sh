@@ -4,14 +4,14 @@
 # For each input channel count (1 and 3): runs `engine_bench` (runner bench)
 # then tests/bench/torch_resnet_bench.py with the same settings, and prints
 # both JSON lines and the ratios (engine / torch) for training and inference.
-# Needs: make benches; python with torch (PYTHON, default /root/torchvenv/bin/python
+# Needs: make benches; python with torch (PYTHON, default .venv/bin/python (make torch-venv)
 # when present, else python3).  Prints the load average: timings taken while
 # other jobs run are noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BUILD=${LUMEN_BUILD:-$root/build}
-PY=${PYTHON:-$( [ -x /root/torchvenv/bin/python ] && echo /root/torchvenv/bin/python || echo python3 )}
+PY=${PYTHON:-$( [ -x "$here/../../.venv/bin/python" ] && echo "$here/../../.venv/bin/python" || echo python3 )}
 size=300 batch=32 steps=5 threads=2
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -19,25 +19,15 @@
 static const char *const ALL_PLUGINS[] = {"counter", "probe", "crash", "sleeper", "abi_wrong", "sig_wrong",
                                           "no_entry", "dup_counter", "bad_params", NULL};
 
-typedef struct fixture {
-    char *tmp;
-    char *plugins;
-} fixture;
+typedef hx_fixture fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    f->tmp = hx_tmpdir();
-    f->plugins = hx_plugin_dir(f->tmp, ALL_PLUGINS);
-    *state = f;
+    *state = hx_fixture_new(ALL_PLUGINS);
     return 0;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    hx_rmtree(f->tmp);
-    free(f->tmp);
-    free(f->plugins);
-    free(f);
+    hx_fixture_free(*state);
     return 0;
 }
 

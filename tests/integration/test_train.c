@@ -611,6 +611,59 @@ static void test_nonfinite_steps_are_skipped_then_abort(void **state) {
     free(run);
 }
 
+/* ema: best/last hold the weight average kept in the state as ema.*, which
+ * differs from the raw weights the state also keeps; a run killed after
+ * epoch 1 and resumed ends with the same averaged weights bitwise. */
+static void test_ema_checkpoints_and_resume(void **state) {
+    (void)state;
+    if (!have_data()) skip();
+    write_exp("ema.lua", "ema", "epochs = 2, ema = 0.9");
+    char *ref = run_ok(NULL, "ema.lua", NULL, NULL);
+    char *last = file_in(ref, "train/model/last.safetensors");
+    char *st = file_in(ref, "train/model/state.safetensors");
+    lm_st_file *fl, *fs;
+    lm_err e = {0};
+    if (lm_st_open(last, &fl, &e) || lm_st_open(st, &fs, &e)) fail_msg("%s", e.msg);
+    int checked = 0, raw_differs = 0;
+    for (size_t i = 0; i < lm_st_count(fl); i++) {
+        const lm_st_tensor *t = lm_st_at(fl, i);
+        if (strstr(t->name, "num_batches_tracked")) continue;
+        char *name = hx_fmt("ema.%s", t->name);
+        const lm_st_tensor *a = lm_st_find(fs, name), *raw = lm_st_find(fs, t->name);
+        if (!a || !raw) fail_msg("state lacks %s or %s", name, t->name);
+        assert_int_equal(a->nbytes, t->nbytes);
+        if (memcmp(a->data, t->data, t->nbytes) != 0) fail_msg("last.safetensors %s is not the average", t->name);
+        raw_differs |= memcmp(raw->data, t->data, t->nbytes) != 0;
+        checked++;
+        free(name);
+    }
+    assert_true(checked > 10);
+    assert_true(raw_differs); /* the average is not the last weights */
+    lm_st_close(fl);
+    lm_st_close(fs);
+
+    hx_result r;
+    const char *env[] = {"LUMEN_TRAIN_KILL_AFTER_EPOCH=1", NULL};
+    runner(&r, env, "ema.lua", NULL, NULL, NULL, NULL);
+    assert_int_equal(r.exit_code, 1);
+    hx_result_free(&r);
+    char *killed = newest_run("ema");
+    assert_string_not_equal(killed, ref);
+    runner(&r, NULL, "ema.lua", "--resume", strrchr(killed, '/') + 1, NULL, NULL);
+    if (r.exit_code != 0) fail_msg("resume failed:\n%s", r.err);
+    hx_result_free(&r);
+    char *klast = file_in(killed, "train/model/last.safetensors");
+    char *kstate = file_in(killed, "train/model/state.safetensors");
+    assert_same_tensors(last, klast);
+    assert_same_tensors(st, kstate);
+    free(klast);
+    free(kstate);
+    free(killed);
+    free(st);
+    free(last);
+    free(ref);
+}
+
 static void test_smoke_keeps_the_7x7_stem(void **state) {
     (void)state;
     if (!have_data()) skip();
@@ -644,6 +697,7 @@ int main(void) {
         cmocka_unit_test(test_init_from_another_run_and_head_mismatch),
         cmocka_unit_test(test_resume_is_bitwise_the_uninterrupted_run),
         cmocka_unit_test(test_nonfinite_steps_are_skipped_then_abort),
+        cmocka_unit_test(test_ema_checkpoints_and_resume),
         cmocka_unit_test(test_smoke_keeps_the_7x7_stem),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -310,3 +310,19 @@ void hx_write_experiment(const char *dir, const char *file, const char *name, co
     free(text);
     free(path);
 }
+
+hx_fixture *hx_fixture_new(const char *const *plugin_names) {
+    hx_fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->tmp = hx_tmpdir();
+    f->plugins = hx_plugin_dir(f->tmp, plugin_names);
+    return f;
+}
+
+void hx_fixture_free(hx_fixture *f) {
+    if (!f) return;
+    hx_rmtree(f->tmp);
+    free(f->tmp);
+    free(f->plugins);
+    free(f);
+}

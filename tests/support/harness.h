@@ -63,6 +63,16 @@ char *hx_src_dir(void);
  * ($LUMEN_BUILD/tests/plugins/<name>.so) and returns its path. */
 char *hx_plugin_dir(const char *parent, const char *const *names);
 
+/* A temp folder plus a plugin folder linking the named test plugins: the
+ * usual per-test fixture of the runner tests. */
+typedef struct hx_fixture {
+    char *tmp;     /* hx_tmpdir() */
+    char *plugins; /* hx_plugin_dir(tmp, names) */
+} hx_fixture;
+hx_fixture *hx_fixture_new(const char *const *plugin_names);
+/* Removes the temp folder and frees f. */
+void hx_fixture_free(hx_fixture *f);
+
 /* Runs $LUMEN_BUILD/runner with the NULL-terminated arguments in cwd, with
  * LUMEN_PLUGIN_PATH=plugin_path (unset when NULL), LUMEN_RUNS unset and
  * the extra env entries (may be NULL); timeout 120 s. */

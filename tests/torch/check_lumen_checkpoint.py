@@ -2,7 +2,7 @@
 """Loads a lumen checkpoint into the PyTorch twin and prints logits, so a test
 or a benchmark can compare PyTorch's answer with `runner predict`.
 
-    /root/torchvenv/bin/python tests/torch/check_lumen_checkpoint.py \\
+    .venv/bin/python tests/torch/check_lumen_checkpoint.py \\
         runs/exp/run/best.safetensors img1.png img2.png ...
 
 One JSON line per input on stdout:

@@ -3,7 +3,7 @@
 one under "state_dict" / "model") to safetensors, for lumen's
 `init = "file.safetensors"` (pretrained vs scratch).
 
-    /root/torchvenv/bin/python tests/torch/convert_torch_checkpoint.py \\
+    .venv/bin/python tests/torch/convert_torch_checkpoint.py \\
         resnet18-f37072fd.pth resnet18.safetensors [--half]
 
 A torchvision resnet18 state_dict has exactly the names of a lumen model with

@@ -3,8 +3,8 @@
 
 Run by hand from the repository root (takes a few seconds on a CPU):
 
-    /root/torchvenv/bin/python tests/torch/make_golden.py          # writes
-    /root/torchvenv/bin/python tests/torch/make_golden.py --check  # f32 vs f64 report
+    .venv/bin/python tests/torch/make_golden.py          # writes
+    .venv/bin/python tests/torch/make_golden.py --check  # f32 vs f64 report
 
 It builds the twin (tests/torch/lumen_resnet.py) of a small lumen ResNet
     blocks {1,1,1,1}, widths {8,16,32,64}, stem "7x7", stem_width 8,

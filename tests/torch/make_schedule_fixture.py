@@ -3,7 +3,7 @@
 schedulers produce, which tests/unit/test_schedule.c must reproduce (1e-9).
 
 Run with a Python that has torch:
-    /root/torchvenv/bin/python tests/torch/make_schedule_fixture.py
+    .venv/bin/python tests/torch/make_schedule_fixture.py
 
 Conventions matched by stages/common/schedule.c:
   - epoch schedules (constant, step, multistep): scheduler.step() once per

@@ -12,7 +12,7 @@ tests/fixtures/twin_rgb_f16.safetensors  for tests/unit/test_checkpoint.c: the
 
 Run by hand from the repository root when the fixture must change:
 
-    /root/torchvenv/bin/python tests/torch/make_st_fixture.py
+    .venv/bin/python tests/torch/make_st_fixture.py
 
 The values are fixed literals (no RNG): the C test repeats them.
 """

@@ -1,0 +1,140 @@
+/*
+ * test_torch_interop.c -- a lumen checkpoint loaded into PyTorch gives the
+ * same answers as lumen.
+ *
+ * Trains a tiny ResNet for one epoch through the runner (16 ELPV cells at
+ * their native 300x300, so no resampling can differ), predicts four cells
+ * with `runner predict`, then runs tests/torch/check_lumen_checkpoint.py
+ * (the PyTorch twin, strict state_dict load) on the same checkpoint and
+ * images and compares the probabilities.
+ *
+ * Needs a Python with torch, numpy and safetensors: $LUMEN_TORCH_PYTHON
+ * (`make test` sets it to build/venv/bin/python when `make bench` created
+ * that venv).  Without one the test is skipped (CI installs no torch); the
+ * committed golden fixture (test_golden.c) checks the numerics either way.
+ *
+ * Tolerance: 2e-5 absolute on probabilities.  lumen predicts with batch norm
+ * folded into the convolutions (float32), torch runs the unfolded network in
+ * float32; the golden test bounds that difference at 1e-4 on logits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "harness.h"
+
+static const char *const CELLS[] = {"images/cell0001.png", "images/cell0004.png", "images/cell0011.png",
+                                    "images/cell0030.png", NULL};
+
+static void test_torch_twin_matches_runner_predict(void **state) {
+    (void)state;
+    const char *py = getenv("LUMEN_TORCH_PYTHON");
+    const char *data = getenv("LUMEN_DATA");
+    if (!py || !*py || !data || !*data) skip();
+    {
+        const char *argv[] = {py, "-c", "import torch, numpy, safetensors", NULL};
+        hx_result r;
+        hx_run(argv, NULL, NULL, 60, &r);
+        int ok = r.exit_code == 0;
+        hx_result_free(&r);
+        if (!ok) skip();
+    }
+    char *csv = hx_fmt("%s/data.csv", data);
+    if (!hx_exists(csv)) {
+        free(csv);
+        skip();
+    }
+    char *tmp = hx_tmpdir();
+    char *stages = hx_fmt(
+        "lumen.ingest { csv = \"%s\", size = 300, limit = 16, split = { val = 0.25 } },\n"
+        "lumen.normalize_stats {},\n"
+        "lumen.train { model = lumen.resnet { widths = {8,16,32,64}, stem_width = 8 },"
+        " epochs = 1, batch = 4 },\n",
+        csv);
+    hx_write_experiment(tmp, "tiny.lua", "tiny", stages);
+    hx_result r;
+    hx_runner(&r, tmp, NULL, NULL, "tiny.lua", NULL);
+    if (r.exit_code != 0) fail_msg("training failed:\n%s", r.err);
+    char *rel = hx_last_line(r.out);
+    hx_result_free(&r);
+    char *ckpt = hx_fmt("%s/%s/train/model/best.safetensors", tmp, rel);
+    assert_true(hx_exists(ckpt));
+
+    /* lumen's answer */
+    char *runner = hx_join(hx_build_dir(), "runner");
+    const char *pargv[8] = {runner, "predict", ckpt};
+    char *paths[4];
+    for (int i = 0; CELLS[i]; i++) pargv[3 + i] = paths[i] = hx_fmt("%s/%s", data, CELLS[i]);
+    pargv[7] = NULL;
+    hx_result pr;
+    hx_run(pargv, tmp, NULL, 120, &pr);
+    if (pr.exit_code != 0) fail_msg("predict failed:\n%s", pr.err);
+
+    /* torch's answer */
+    char *src = hx_src_dir();
+    char *script = hx_fmt("%s/tests/torch/check_lumen_checkpoint.py", src);
+    const char *targv[8] = {py, script, ckpt, paths[0], paths[1], paths[2], paths[3], NULL};
+    hx_result tr;
+    hx_run(targv, tmp, NULL, 300, &tr);
+    if (tr.exit_code != 0) fail_msg("check_lumen_checkpoint.py failed:\n%s", tr.err);
+
+    /* predict: header "filename;p_crack;p_inactive;crack;inactive", then rows
+     * in argument order; torch: one JSON line per input, same order */
+    char *save_p = NULL, *save_t = NULL;
+    char *line = strtok_r(pr.out, "\n", &save_p); /* header */
+    assert_non_null(line);
+    assert_non_null(strstr(line, "p_crack"));
+    char *tline = strtok_r(tr.out, "\n", &save_t);
+    int rows = 0;
+    double worst = 0;
+    while ((line = strtok_r(NULL, "\n", &save_p)) != NULL) {
+        assert_non_null(tline);
+        cJSON *j = cJSON_Parse(tline);
+        assert_non_null(j);
+        const cJSON *probs = cJSON_GetObjectItem(j, "probs");
+        assert_int_equal(cJSON_GetArraySize(probs), 2);
+        char *f = strchr(line, ';');
+        assert_non_null(f);
+        for (int k = 0; k < 2; k++) {
+            double lumen = strtod(f + 1, &f);
+            double torch = cJSON_GetArrayItem(probs, k)->valuedouble;
+            double d = fabs(lumen - torch);
+            if (d > worst) worst = d;
+            if (d > 2e-5) fail_msg("row %d label %d: lumen %.9f torch %.9f", rows, k, lumen, torch);
+        }
+        cJSON_Delete(j);
+        rows++;
+        tline = strtok_r(NULL, "\n", &save_t);
+    }
+    assert_int_equal(rows, 4);
+    printf("torch twin vs runner predict: worst |dp| = %.2g over %d images\n", worst, rows);
+
+    hx_result_free(&pr);
+    hx_result_free(&tr);
+    for (int i = 0; i < 4; i++) free(paths[i]);
+    free(script);
+    free(src);
+    free(runner);
+    free(ckpt);
+    free(rel);
+    free(stages);
+    free(csv);
+    hx_rmtree(tmp);
+    free(tmp);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_torch_twin_matches_runner_predict),
+    };
+    return cmocka_run_group_tests_name("torch_interop", tests, NULL, NULL);
+}
