@@ -664,6 +664,89 @@ static void test_ema_checkpoints_and_resume(void **state) {
     free(ref);
 }
 
+/* Rewrites the JSON header of safetensors file `path`, replacing every
+ * `from` by `to` (the tensor data are kept; the header is padded with
+ * spaces to a multiple of 8 bytes).  Returns the number of replacements. */
+static int rewrite_st_header(const char *path, const char *from, const char *to) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)n);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | buf[i];
+    char *h = strndup((const char *)buf + 8, (size_t)hl);
+    size_t cap = strlen(h) * 2 + 64, fl = strlen(from), tl = strlen(to);
+    char *out = calloc(cap, 1);
+    size_t o = 0;
+    int count = 0;
+    for (const char *p = h; *p;) {
+        if (strncmp(p, from, fl) == 0 && o + tl < cap) {
+            memcpy(out + o, to, tl);
+            o += tl;
+            p += fl;
+            count++;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    while (o % 8) out[o++] = ' ';
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)o >> (8 * i));
+    assert_int_equal(fwrite(len, 1, 8, f), 8);
+    assert_int_equal(fwrite(out, 1, o, f), o);
+    size_t rest = (size_t)n - 8 - (size_t)hl;
+    assert_int_equal(fwrite(buf + 8 + hl, 1, rest, f), rest);
+    assert_int_equal(fclose(f), 0);
+    free(out);
+    free(h);
+    free(buf);
+    return count;
+}
+
+/* A resumed run must be the same training: another batch size is refused
+ * by the runner naming the difference; a state written when dropout was still printed as
+ * 0.20000000298023224 (before the shortest-decimal change) still resumes. */
+static void test_resume_checks_the_fingerprint(void **state) {
+    (void)state;
+    if (!have_data()) skip();
+    hx_write_experiment(FX->tmp, "fp.lua", "fp",
+                        INGEST "    lumen.train { model = lumen.resnet { widths = {8,16,32,64}, stem = \"3x3\","
+                               " stem_width = 8, dropout = 0.2 }, batch = 8, epochs = 2 },\n");
+    hx_result r;
+    const char *env[] = {"LUMEN_TRAIN_KILL_AFTER_EPOCH=1", NULL};
+    runner(&r, env, "fp.lua", NULL, NULL, NULL, NULL);
+    assert_int_equal(r.exit_code, 1);
+    hx_result_free(&r);
+    char *killed = newest_run("fp");
+    const char *id = strrchr(killed, '/') + 1;
+
+    runner(&r, NULL, "fp.lua", "--resume", id, "--set", "train.batch=4");
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    if (!strstr(last, "train.batch is 8 in the run's config.json but 4 now"))
+        fail_msg("unexpected refusal: %s", last);
+    free(last);
+    hx_result_free(&r);
+
+    char *st = file_in(killed, "train/model/state.safetensors");
+    assert_true(rewrite_st_header(st, "\\\"dropout\\\":0.2,", "\\\"dropout\\\":0.20000000298023224,") >= 1);
+    runner(&r, NULL, "fp.lua", "--resume", id, NULL, NULL);
+    if (r.exit_code != 0) fail_msg("resume with the old dropout text failed:\n%s", r.err);
+    assert_non_null(strstr(r.err, "resuming from state.safetensors: 1 of 2 epoch(s) done"));
+    hx_result_free(&r);
+    char *s = status_of(killed);
+    assert_string_equal(s, "finished");
+    free(s);
+    free(st);
+    free(killed);
+}
+
 static void test_smoke_keeps_the_7x7_stem(void **state) {
     (void)state;
     if (!have_data()) skip();
@@ -698,6 +781,7 @@ int main(void) {
         cmocka_unit_test(test_resume_is_bitwise_the_uninterrupted_run),
         cmocka_unit_test(test_nonfinite_steps_are_skipped_then_abort),
         cmocka_unit_test(test_ema_checkpoints_and_resume),
+        cmocka_unit_test(test_resume_checks_the_fingerprint),
         cmocka_unit_test(test_smoke_keeps_the_7x7_stem),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
