@@ -359,9 +359,14 @@ static int ema_update(trainer *t, lm_err *e) {
     const nn_model *m = t->model;
     int rc = nn_engine_get_state(t->eng, t->raw_params, t->raw_buffers, NULL, e);
     if (rc) return rc;
+    if (t->pr.ema_updates == 0) { /* a copy: 0 * (uninitialized memory) may be NaN */
+        memcpy(t->ema.params, t->raw_params, sizeof(float) * m->nparams);
+        memcpy(t->ema.buffers, t->raw_buffers, sizeof(float) * m->nbuffers);
+        t->pr.ema_updates++;
+        return 0;
+    }
     double n = (double)t->pr.ema_updates;
     float d = (float)fmin(t->cfg.ema, (1.0 + n) / (10.0 + n));
-    if (t->pr.ema_updates == 0) d = 0.0f;
     for (size_t i = 0; i < m->nparams; i++) t->ema.params[i] = d * t->ema.params[i] + (1.0f - d) * t->raw_params[i];
     for (size_t i = 0; i < m->nbuffers; i++)
         t->ema.buffers[i] = d * t->ema.buffers[i] + (1.0f - d) * t->raw_buffers[i];

@@ -784,5 +784,6 @@ int main(void) {
         cmocka_unit_test(test_resume_checks_the_fingerprint),
         cmocka_unit_test(test_smoke_keeps_the_7x7_stem),
     };
+    if (getenv("LUMEN_TEST_FILTER")) cmocka_set_test_filter(getenv("LUMEN_TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
