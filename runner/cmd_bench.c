@@ -30,15 +30,17 @@ static double loadavg(void) {
     return l;
 }
 
+#define BENCH_USAGE                                                                        \
+    "usage: runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]\n"           \
+    "                    [--batch 32] [--steps 10] [--warmup 2] [--threads N]\n"             \
+    "                    [--backend cpu] [--layout auto|blocked|nhwc]\n"                     \
+    "                    [--infer-conv auto|direct|wino2|wino4]\n"                           \
+    "                    [--train-conv direct|auto|wino2|wino4] [--no-layers]\n"             \
+    "                    [--no-train]\n"
+
 static int usage(const char *msg, const char *arg) {
     fprintf(stderr, "runner bench: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-    fprintf(stderr,
-            "usage: runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]\n"
-            "                    [--batch 32] [--steps 10] [--warmup 2] [--threads N]\n"
-            "                    [--backend cpu] [--layout auto|blocked|nhwc]\n"
-            "                    [--infer-conv auto|direct|wino2|wino4]\n"
-            "                    [--train-conv direct|auto|wino2|wino4] [--no-layers]\n"
-            "                    [--no-train]\n");
+    fprintf(stderr, BENCH_USAGE);
     return 2;
 }
 
@@ -62,6 +64,10 @@ int rn_cmd_bench(int argc, char **argv) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int *dst = NULL, lo = 1, hi = 1 << 20;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs("runner bench: times training steps and inference of a model on synthetic data\n" BENCH_USAGE, stdout);
+            return 0;
+        }
         if (strcmp(a, "--no-layers") == 0) { layers = 0; continue; }
         if (strcmp(a, "--no-train") == 0) { train = 0; continue; }
         if (!v) return usage("missing value for", a);

@@ -120,6 +120,11 @@ static void test_bench_bad_arguments(void **state) {
     assert_non_null(strstr(errs, "engine.infer_conv"));
     free(out);
     free(errs);
+    char *a5[] = {"bench", "--help"}; /* help is not an error */
+    assert_int_equal(run_bench(a5, 2, &out, &errs), 0);
+    assert_non_null(strstr(out, "usage: runner bench"));
+    free(out);
+    free(errs);
 }
 
 int main(void) {
