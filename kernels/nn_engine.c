@@ -38,11 +38,18 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
                        "engine.channels: the data has %d channel(s) but model.in_channels is %d",
                        o->channels, model->cfg.in_channels);
     if (o->threads < 0) return lm_fail(err, LUMEN_EINVAL, "engine.threads: must be >= 0");
+    const char *convs[2] = {o->infer_conv, o->train_conv};
+    for (int k = 0; k < 2; k++)
+        if (convs[k] && strcmp(convs[k], "auto") != 0 && strcmp(convs[k], "direct") != 0 &&
+            strcmp(convs[k], "wino2") != 0 && strcmp(convs[k], "wino4") != 0)
+            return lm_fail(err, LUMEN_EINVAL,
+                           "engine.%s: must be auto, direct, wino2 or wino4, got '%s'",
+                           k ? "train_conv" : "infer_conv", convs[k]);
     nn_engine *e = calloc(1, sizeof *e);
     if (!e) return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
     e->ops = ops;
     e->model = model;
-    e->opts = *o; /* opts.layout is read by ops->create only, then dropped */
+    e->opts = *o; /* opts.layout, .*_conv: read by ops->create only, then dropped */
     e->threads = o->threads > 0 ? o->threads : lm_ncpu();
     int rc = nn_model_graph(model, o->height, o->width, &e->graph, err);
     if (rc) {
@@ -69,10 +76,13 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
         e->times[i].name = e->graph.nodes[i].name;
         e->times[i].op = nn_op_name(e->graph.nodes[i].op);
         e->times[i].impl = "";
+        e->times[i].inf_impl = "";
     }
     omp_set_num_threads(e->threads);
     rc = ops->create(e, err);
-    e->opts.layout = NULL; /* the caller's string may go away */
+    e->opts.layout = NULL; /* the caller's strings may go away */
+    e->opts.infer_conv = NULL;
+    e->opts.train_conv = NULL;
     if (rc) {
         nn_engine_free(e); /* destroy copes with a half-built backend */
         return rc;

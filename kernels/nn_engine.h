@@ -55,6 +55,17 @@ typedef struct nn_engine_opts {
     /* cpu backend: activation layout "auto" (NULL), "blocked" or "nhwc"
      * (for measuring; auto = what oneDNN prefers on this machine). */
     const char *layout;
+    /* cpu backend, predict only: how 3x3 stride-1 convolutions run --
+     * "auto" (NULL): Winograd where the layout allows it (nChw8c), the
+     * transform size chosen per layer; "direct": oneDNN's direct
+     * convolution everywhere (the yardstick); "wino2" / "wino4": Winograd
+     * F(2x2,3x3) / F(4x4,3x3) for every eligible layer.  Read at create. */
+    const char *infer_conv;
+    /* cpu backend, train_step: the same choice for the forward and
+     * backward-data passes of 3x3 stride-1 convolutions in training
+     * ("direct" (NULL), "auto", "wino2", "wino4"; backward-weights and the
+     * unfolded eval forward stay direct).  Read at create. */
+    const char *train_conv;
 } nn_engine_opts;
 
 typedef struct nn_loss_cfg {
@@ -89,6 +100,12 @@ typedef struct nn_layer_time {
     const char *impl;   /* backend implementation of the forward (cpu:
                            oneDNN's name, e.g. "jit:avx2"), "" for own code */
     double fwd_ms, bwd_ms;
+    /* predict (recorded while profiling is on): milliseconds of the node's
+     * folded inference (a block's second conv, which runs at its add, counts
+     * for the conv; BN, dropout and the add itself are 0) and its
+     * implementation ("wino4", "jit:avx2", "" for own code) */
+    const char *inf_impl;
+    double inf_ms;
 } nn_layer_time;
 
 /* Creates an engine for `model` (which must outlive it).  Params start from
@@ -141,7 +158,8 @@ int nn_engine_forward_eval(nn_engine *e, const float *x, int n, float *logits,
                            lm_err *err);
 
 /* Per-layer timing: while enabled, train_step records forward and backward
- * milliseconds per graph node (at a small synchronization cost).
+ * milliseconds per graph node, predict the inference milliseconds (at a
+ * small synchronization cost).
  * nn_engine_layer_times hands out the engine's array (valid until the next
  * call on e): *count entries in graph order. */
 void nn_engine_set_profiling(nn_engine *e, int on);

@@ -44,6 +44,7 @@
 #include <oneapi/dnnl/dnnl_debug.h>
 
 #include "cpu_kernels.h"
+#include "cpu_winograd.h"
 #include "nn_engine_impl.h"
 
 #define BN_EPS 1e-5f
@@ -115,6 +116,15 @@ typedef struct cpu_state {
     float *fold_w, **fold_b; /* BN-folded conv weights (canonical layout), biases */
     uint64_t fold_pver, fold_bver; /* params / buffers version folded */
     int have_fold;
+    int *wino_m;           /* predict: conv i runs as Winograd F(m x m, 3x3) (0: oneDNN) */
+    float **wino_u;        /* its transformed folded weights (refresh_fold) */
+    int *wtr_m;            /* train_step: conv i's forward and backward data as Winograd */
+    float **wtr_uf, **wtr_ub; /* their transformed weights (forward, backward data) */
+    uint64_t wtr_ver;      /* params_version they were transformed at */
+    int have_wtr;
+    float *zero_bias;      /* zeros, for the unbiased training convolutions */
+    float *wino_scratch;   /* nn_wino_conv's per-thread scratch, grown on demand */
+    size_t wino_scratch_floats;
     plan plans[MAX_PLANS];
     int nplans, next_evict;
 } cpu_state;
@@ -678,6 +688,19 @@ static void cpu_destroy(nn_engine *e) {
     free(s->xpad);
     free(s->dlogits);
     free(s->fold_w);
+    if (s->wino_u)
+        for (int i = 0; i < G; i++) free(s->wino_u[i]);
+    free(s->wino_u);
+    free(s->wino_m);
+    if (s->wtr_uf)
+        for (int i = 0; i < G; i++) free(s->wtr_uf[i]);
+    if (s->wtr_ub)
+        for (int i = 0; i < G; i++) free(s->wtr_ub[i]);
+    free(s->wtr_uf);
+    free(s->wtr_ub);
+    free(s->wtr_m);
+    free(s->zero_bias);
+    free(s->wino_scratch);
     if (s->stream) dnnl_stream_destroy(s->stream);
     if (s->eng) dnnl_engine_destroy(s->eng);
     free(s);
@@ -730,6 +753,47 @@ static int choose_layout(nn_engine *e, cpu_state *s, lm_err *err) {
     return LUMEN_OK;
 }
 
+/* The Winograd tile for node n under the choice `want` (NULL/"auto",
+ * "wino2", "wino4"; "direct": 0), or 0 when the convolution is not eligible
+ * (nChw8c, 3x3 stride 1 pad 1, not the stem).  auto takes the tile with
+ * fewer GEMM multiplications for the layer's map size (partial tiles at the
+ * border count in full). */
+static int wino_tile(const cpu_state *s, const nn_node *n, const char *want) {
+    if (s->act_block != 8 || (want && strcmp(want, "direct") == 0)) return 0;
+    if (n->op != NN_OP_CONV || n->in[0] == NN_INPUT || n->k != 3 || n->stride != 1 ||
+        n->pad != 1 || n->h != n->ih || n->w != n->iw)
+        return 0;
+    if (want && strcmp(want, "wino2") == 0) return 2;
+    if (want && strcmp(want, "wino4") == 0) return 4;
+    long c2 = 16L * ((n->h + 1) / 2) * ((n->w + 1) / 2);
+    long c4 = 36L * ((n->h + 3) / 4) * ((n->w + 3) / 4);
+    return c4 < c2 ? 4 : 2;
+}
+
+/* Which convolutions predict (opts.infer_conv) and train_step
+ * (opts.train_conv, default direct) run as Winograd; their weight buffers. */
+static int choose_wino(nn_engine *e, cpu_state *s, lm_err *err) {
+    const char *tc = e->opts.train_conv ? e->opts.train_conv : "direct";
+    int cmax = 0;
+    for (int i = 0; i < e->graph.n; i++) {
+        const nn_node *n = &e->graph.nodes[i];
+        int m = wino_tile(s, n, e->opts.infer_conv), mt = wino_tile(s, n, tc);
+        s->wino_m[i] = m;
+        s->wtr_m[i] = mt;
+        if (m && !(s->wino_u[i] = falloc(sizeof(float) * nn_wino_weights_floats(m, n->ic, n->c))))
+            return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory for Winograd weights");
+        if (!mt) continue;
+        if (!(s->wtr_uf[i] = falloc(sizeof(float) * nn_wino_weights_floats(mt, n->ic, n->c))) ||
+            !(s->wtr_ub[i] = falloc(sizeof(float) * nn_wino_weights_floats(mt, n->c, n->ic))))
+            return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory for Winograd weights");
+        cmax = n->c > cmax ? n->c : cmax;
+        cmax = n->ic > cmax ? n->ic : cmax;
+    }
+    if (cmax && !(s->zero_bias = falloc(sizeof(float) * (size_t)((cmax + 15) / 16 * 16))))
+        return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
+    return LUMEN_OK;
+}
+
 static int cpu_create(nn_engine *e, lm_err *err) {
     cpu_state *s = calloc(1, sizeof *s);
     if (!s) return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
@@ -759,11 +823,17 @@ static int cpu_create(nn_engine *e, lm_err *err) {
     s->deferred = calloc((size_t)G, sizeof(int));
     s->own_pool = calloc((size_t)G, 1);
     s->fold_w = falloc(sizeof(float) * m->nparams);
+    s->wino_m = calloc((size_t)G, sizeof(int));
+    s->wino_u = calloc((size_t)G, sizeof(float *));
+    s->wtr_m = calloc((size_t)G, sizeof(int));
+    s->wtr_uf = calloc((size_t)G, sizeof(float *));
+    s->wtr_ub = calloc((size_t)G, sizeof(float *));
     const nn_node *fc = &g->nodes[G - 1];
     s->dlogits = falloc(sizeof(float) * (size_t)B * fc->c);
     if (!s->out || !s->dx || !s->dsum || !s->ws || !s->mean || !s->var || !s->fold_b || !s->img || !s->ws_size ||
         !s->dy || !s->ncons || !s->cons[0] || !s->cons[1] || !s->infbuf || !s->deferred || !s->own_pool ||
-        !s->fold_w || !s->dlogits)
+        !s->fold_w || !s->dlogits || !s->wino_m || !s->wino_u || !s->wtr_m || !s->wtr_uf ||
+        !s->wtr_ub)
         return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
     for (int i = 0; i < G; i++) s->cons[0][i] = s->cons[1][i] = -1;
     for (int j = 0; j < G; j++)
@@ -787,7 +857,8 @@ static int cpu_create(nn_engine *e, lm_err *err) {
         if (n->op == NN_OP_BN) {
             s->mean[i] = falloc(sizeof(float) * n->c);
             s->var[i] = falloc(sizeof(float) * n->c);
-            s->fold_b[n->in[0]] = falloc(sizeof(float) * n->c); /* bias of the folded conv */
+            /* bias of the folded conv, padded with zeros to whole 16-channel groups */
+            s->fold_b[n->in[0]] = falloc(sizeof(float) * (size_t)((n->c + 15) / 16 * 16));
             if (!s->mean[i] || !s->var[i] || !s->fold_b[n->in[0]])
                 return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
         }
@@ -838,13 +909,35 @@ static int cpu_create(nn_engine *e, lm_err *err) {
             s->infbuf[main_conv] = s->infbuf[n->in[0]] = s->infbuf[i];
         }
     }
+    if ((rc = choose_wino(e, s, err))) return rc;
     if (!get_plan(e, B, err)) return err && err->code ? err->code : LUMEN_ERR;
-    for (int i = 0; i < G; i++) /* plan 0 (full batch) is never evicted */
-        if (s->plans[0].nodes[i].fwd.p) e->times[i].impl = s->plans[0].nodes[i].fwd.impl;
+    for (int i = 0; i < G; i++) { /* plan 0 (full batch) is never evicted */
+        const node_plan *np = &s->plans[0].nodes[i];
+        if (np->fwd.p) e->times[i].impl = np->fwd.impl;
+        if (s->wino_m[i]) e->times[i].inf_impl = s->wino_m[i] == 4 ? "wino4" : "wino2";
+        else if (np->inf.p) e->times[i].inf_impl = np->inf.impl;
+    }
     return LUMEN_OK;
 }
 
 /* ------------------------------------------------------------ steps -- */
+/* nn_wino_conv with the engine's threads and its scratch (grown on demand). */
+static int wino(nn_engine *e, float *y, const float *x, const float *U, const float *bias, int n,
+                int IC, int H, int W, int OC, int m, int flags, lm_err *err) {
+    cpu_state *s = e->impl;
+    int tb = nn_wino_block(m, IC, OC, n, H, W, e->threads);
+    size_t need = nn_wino_scratch_floats(m, IC, OC, tb) * (size_t)e->threads;
+    if (need > s->wino_scratch_floats) {
+        free(s->wino_scratch);
+        s->wino_scratch_floats = 0;
+        if (!(s->wino_scratch = falloc(sizeof(float) * need)))
+            return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory for Winograd scratch");
+        s->wino_scratch_floats = need;
+    }
+    nn_wino_conv(y, x, U, bias, n, IC, H, W, OC, m, tb, flags, s->wino_scratch, e->threads);
+    return LUMEN_OK;
+}
+
 static int refresh_weights(nn_engine *e, plan *pl, lm_err *err) {
     cpu_state *s = e->impl;
     if (pl->have_w && pl->wversion == e->params_version) return LUMEN_OK;
@@ -856,6 +949,22 @@ static int refresh_weights(nn_engine *e, plan *pl, lm_err *err) {
     pl->wversion = e->params_version;
     pl->have_w = 1;
     return LUMEN_OK;
+}
+
+/* train_step's Winograd weights (forward, backward data), once per
+ * parameter change. */
+static void refresh_wtr(nn_engine *e) {
+    cpu_state *s = e->impl;
+    if (s->have_wtr && s->wtr_ver == e->params_version) return;
+    for (int i = 0; i < e->graph.n; i++) {
+        const nn_node *n = &e->graph.nodes[i];
+        if (!s->wtr_m[i]) continue;
+        const float *w = e->params + e->model->tensors[n->weight].offset;
+        nn_wino_weights(s->wtr_uf[i], w, s->wtr_m[i], n->ic, n->c, 0);
+        nn_wino_weights(s->wtr_ub[i], w, s->wtr_m[i], n->c, n->ic, 1);
+    }
+    s->wtr_ver = e->params_version;
+    s->have_wtr = 1;
 }
 
 static double now_ms(void) { return lm_now() * 1e3; }
@@ -873,7 +982,10 @@ static int forward(nn_engine *e, plan *pl, int train, const float *dropmask, lm_
         switch (n->op) {
         case NN_OP_CONV:
             if (n->in[0] == NN_INPUT) rc = run(s, &pl->in_reorder, err);
-            if (!rc) rc = run(s, &np->fwd, err);
+            if (!rc && train && s->wtr_m[i])
+                rc = wino(e, s->out[i], s->out[n->in[0]], s->wtr_uf[i], s->zero_bias, N, n->ic,
+                          n->h, n->w, n->c, s->wtr_m[i], 0, err);
+            else if (!rc) rc = run(s, &np->fwd, err);
             break;
         case NN_OP_BN:
             rc = run(s, train ? &np->fwd : &np->fwd_eval, err);
@@ -945,7 +1057,10 @@ static int backward(nn_engine *e, plan *pl, const float *dropmask, lm_err *err) 
                 rc = run(s, &np->bwdw, err);
             }
             if (!rc) rc = run(s, &np->dw_out, err);
-            if (!rc) rc = run(s, &np->bwd, err);
+            if (!rc && s->wtr_m[i]) /* input gradient: the transposed conv of dy */
+                rc = wino(e, s->dx[i], s->dy[i], s->wtr_ub[i], s->zero_bias, N, n->c, n->h, n->w,
+                          n->ic, s->wtr_m[i], 0, err);
+            else if (!rc) rc = run(s, &np->bwd, err);
             break;
         case NN_OP_MAXPOOL:
             if (s->own_pool[i])
@@ -986,6 +1101,7 @@ static int cpu_train_step(nn_engine *e, const float *x, const float *y, int n,
     if (!pl) return err && err->code ? err->code : LUMEN_ERR;
     int rc = refresh_weights(e, pl, err);
     if (rc) return rc;
+    refresh_wtr(e);
     DN(dnnl_memory_set_data_handle(pl->x_user, (void *)x));
     if (pl->x_direct) DN(dnnl_memory_set_data_handle(pl->x_direct, (void *)x));
     s->x_cur = x;
@@ -1021,6 +1137,7 @@ static int refresh_fold(nn_engine *e, plan *pl, lm_err *err) {
                 for (size_t j = 0; j < per; j++) fw[o * per + j] = (float)(w[o * per + j] * sc);
                 s->fold_b[i][o] = (float)(bt[o] - rm[o] * sc);
             }
+            if (s->wino_m[i]) nn_wino_weights(s->wino_u[i], fw, s->wino_m[i], c->ic, c->c, 0);
         }
         s->fold_pver = e->params_version;
         s->fold_bver = e->buffers_version;
@@ -1029,12 +1146,25 @@ static int refresh_fold(nn_engine *e, plan *pl, lm_err *err) {
     }
     if (!pl->have_inf) {
         for (int i = 0; i < g->n; i++) {
-            int rc = run(s, &pl->nodes[i].w_inf, err);
+            int rc = s->wino_m[i] ? 0 : run(s, &pl->nodes[i].w_inf, err); /* Winograd: U */
             if (rc) return rc;
         }
         pl->have_inf = 1;
     }
     return LUMEN_OK;
+}
+
+/* predict's convolution i on a batch of n: Winograd or the oneDNN primitive
+ * (folded BN bias, ReLU, the residual sum when deferred). */
+static int run_inf_conv(nn_engine *e, plan *pl, int i, int n, lm_err *err) {
+    cpu_state *s = e->impl;
+    const nn_node *nd = &e->graph.nodes[i];
+    if (!s->wino_m[i]) return run(s, &pl->nodes[i].inf, err);
+    const nn_node *bn = &e->graph.nodes[s->cons[0][i]];
+    int flags = (bn->relu || s->deferred[i] ? NN_WINO_RELU : 0) |
+                (s->deferred[i] ? NN_WINO_ACCUM : 0);
+    return wino(e, s->infbuf[i], s->infbuf[nd->in[0]], s->wino_u[i], s->fold_b[i], n, nd->ic,
+                nd->h, nd->w, nd->c, s->wino_m[i], flags, err);
 }
 
 static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, int fold,
@@ -1057,13 +1187,16 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
     for (int i = 0; i < g->n; i++) {
         const nn_node *nd = &g->nodes[i];
         node_plan *np = &pl->nodes[i];
+        double t0 = e->profiling ? now_ms() : 0;
+        int timed = i; /* the node the time counts for */
         switch (nd->op) {
         case NN_OP_CONV:
             if (nd->in[0] == NN_INPUT && (rc = run(s, &pl->in_reorder, err))) return rc;
-            if (!s->deferred[i] && (rc = run(s, &np->inf, err))) return rc;
+            if (!s->deferred[i] && (rc = run_inf_conv(e, pl, i, n, err))) return rc;
             break;
         case NN_OP_ADD: /* the block's second conv, accumulating onto the shortcut */
-            if ((rc = run(s, &pl->nodes[g->nodes[nd->in[0]].in[0]].inf, err))) return rc;
+            timed = g->nodes[nd->in[0]].in[0];
+            if ((rc = run_inf_conv(e, pl, timed, n, err))) return rc;
             break;
         case NN_OP_MAXPOOL:
             if (s->own_pool[i])
@@ -1083,6 +1216,10 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
             break;
         default: /* BN folded; dropout is identity in eval */
             break;
+        }
+        if (e->profiling) {
+            e->times[i].inf_ms = 0;
+            e->times[timed].inf_ms = now_ms() - t0;
         }
     }
     return LUMEN_OK;

@@ -7,7 +7,11 @@
  *   logits, loss      |fast - ref| <= 1e-4 * (1 + |ref|)
  *   gradients         per tensor: max |fast - ref| <= 2e-3 * max |ref| + 1e-6
  *   running stats     |fast - ref| <= 1e-4 * (1 + |ref|)
- *   folded predict vs unfolded eval: <= 1e-4 * (1 + |unfolded|) */
+ *   folded predict vs unfolded eval: <= 1e-4 * (1 + |unfolded|)
+ *   predict with Winograd 3x3 convs (F(2x2), F(4x4)) vs unfolded eval and vs
+ *   predict with oneDNN's direct convs: the same 1e-4 * (1 + |ref|), and
+ *   max |diff| <= 1e-4 * max |logit| (the logits here are O(0.1-1): the
+ *   first bound alone would hide a relative error of 1e-3) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,11 +67,12 @@ static void close_or_fail(const char *what, float a, float b, double tol) {
         fail_msg("%s: fast %.8g vs ref %.8g", what, a, b);
 }
 
-/* Two train steps (the second after an SGD update) on both backends. */
-static void compare_backends(const netcase *c) {
+/* Two train steps (the second after an SGD update) on both backends; the
+ * cpu backend's training convolutions as train_conv says (NULL: direct). */
+static void compare_backends_conv(const netcase *c, const char *train_conv) {
     nn_model *m = model_of(c);
     int C = m->cfg.in_channels, K = m->cfg.num_classes;
-    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout};
+    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout, NULL, train_conv};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
@@ -130,6 +135,8 @@ static void compare_backends(const netcase *c) {
     nn_model_free(m);
 }
 
+static void compare_backends(const netcase *c) { compare_backends_conv(c, NULL); }
+
 static void test_fast_matches_reference_default_stem(void **state) {
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
@@ -163,7 +170,7 @@ static void test_overfits_sixteen_images(void **state) {
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 16, 16, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL};
+    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL, NULL, NULL};
     nn_engine *e;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), 0);
@@ -195,7 +202,7 @@ static void test_folded_predict_equals_unfolded_and_state_round_trip(void **stat
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL};
+    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL, NULL, NULL};
     nn_engine *a, *b;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &a, &e), 0);
@@ -266,7 +273,7 @@ static void test_errors_and_divergence(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 2, 2, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL};
+    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL, NULL, NULL};
     nn_engine *e = NULL;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("tpu", m, &o, &e, &err), LUMEN_ENOTFOUND);
@@ -283,6 +290,11 @@ static void test_errors_and_divergence(void **state) {
     assert_non_null(strstr(err.msg, "engine.layout"));
     lm_err_clear(&err);
     o.layout = NULL;
+    o.infer_conv = "winograd";
+    assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), LUMEN_EINVAL);
+    assert_non_null(strstr(err.msg, "engine.infer_conv"));
+    lm_err_clear(&err);
+    o.infer_conv = NULL;
     assert_int_equal(nn_engine_create("auto", m, &o, &e, &err), 0);
     float *x = randn(8, 2 * 16 * 16), *y = labels(9, 2, 2), lg[4];
     assert_int_equal(nn_engine_train_step(e, x, y, 3, NULL, NULL, NULL, &err), LUMEN_EINVAL);
@@ -316,12 +328,98 @@ static void test_errors_and_divergence(void **state) {
     nn_model_free(m);
 }
 
+/* predict with every infer_conv choice against the unfolded eval forward and
+ * against predict with direct convolutions: layer widths that are not
+ * multiples of 8 (padding channels), odd map sizes, identity and
+ * downsample shortcuts, batch 1 and partial batches, 3 input channels. */
+static void wino_case(const netcase *c) {
+    nn_model *m = model_of(c);
+    int C = m->cfg.in_channels, K = m->cfg.num_classes;
+    const char *modes[] = {"direct", "wino2", "wino4", "auto"};
+    nn_engine *en[4];
+    lm_err e = {0};
+    for (int k = 0; k < 4; k++) {
+        nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 31, c->layout, modes[k], NULL};
+        assert_int_equal(nn_engine_create("cpu", m, &o, &en[k], &e), 0);
+    }
+    size_t xn = (size_t)c->batch * C * c->h * c->w;
+    float *x = randn(41, xn), *y = labels(42, c->batch, K);
+    nn_optim_cfg adam = {.kind = NN_OPT_ADAM, .lr = 2e-2f, .beta1 = 0.9f, .beta2 = 0.999f,
+                         .eps = 1e-8f};
+    for (int s = 0; s < 3; s++) { /* params, running stats and logits off init */
+        assert_int_equal(nn_engine_train_step(en[0], x, y, c->batch, NULL, NULL, NULL, &e), 0);
+        assert_int_equal(nn_engine_optim_step(en[0], &adam, 1.0f, &e), 0);
+    }
+    float *p = malloc(sizeof(float) * m->nparams), *b = malloc(sizeof(float) * m->nbuffers);
+    assert_int_equal(nn_engine_get_state(en[0], p, b, NULL, &e), 0);
+    for (int k = 1; k < 4; k++) assert_int_equal(nn_engine_set_state(en[k], p, b, NULL, &e), 0);
+    free(x);
+    x = randn(43, xn);
+    size_t nl = (size_t)c->batch * K;
+    float *un = malloc(sizeof(float) * nl), *dir = malloc(sizeof(float) * nl),
+          *pr = malloc(sizeof(float) * nl);
+    for (int n = c->batch; n >= 1; n -= c->batch > 2 ? c->batch - 1 : 1) { /* full, then 1 */
+        assert_int_equal(nn_engine_forward_eval(en[0], x, n, un, &e), 0);
+        assert_int_equal(nn_engine_predict(en[0], x, n, dir, &e), 0);
+        double mx = 0;
+        for (int i = 0; i < n * K; i++) mx = fmax(mx, fabs(un[i]));
+        for (int k = 0; k < 4; k++) {
+            assert_int_equal(nn_engine_predict(en[k], x, n, pr, &e), 0);
+            char what[64];
+            for (int i = 0; i < n * K; i++) {
+                snprintf(what, sizeof what, "%s vs unfolded, n %d", modes[k], n);
+                close_or_fail(what, pr[i], un[i], 1e-4);
+                snprintf(what, sizeof what, "%s vs direct, n %d", modes[k], n);
+                close_or_fail(what, pr[i], dir[i], 1e-4);
+                if (!(fabs((double)pr[i] - un[i]) <= 1e-4 * mx))
+                    fail_msg("%s, n %d: logit %d: %.8g vs unfolded %.8g (max |logit| %.3g)",
+                             modes[k], n, i, pr[i], un[i], mx);
+            }
+        }
+    }
+    free(p);
+    free(b);
+    free(x);
+    free(y);
+    free(un);
+    free(dir);
+    free(pr);
+    for (int k = 0; k < 4; k++) nn_engine_free(en[k]);
+    nn_model_free(m);
+}
+
+static void test_winograd_predict(void **state) {
+    (void)state;
+    netcase a = {{{"widths", "{16,32,64,64}"}}, 3, 3, 64, 64, NULL, 0, 0};
+    wino_case(&a);
+    netcase b = {{{"blocks", "{2,1}"}, {"widths", "{12,20}"}, {"stem_width", "12"},
+                  {"in_channels", "3"}},
+                 2, 2, 37, 29, NULL, 0, 0};
+    wino_case(&b);
+    netcase d = {{{"blocks", "{1,1}"}, {"widths", "{8,24}"}, {"stem", "3x3"}}, 1, 1, 9, 11,
+                 "blocked", 0, 0};
+    wino_case(&d);
+}
+
+/* training with Winograd forward / backward-data convolutions: the same
+ * tolerances against the reference as the direct ones */
+static void test_winograd_training(void **state) {
+    (void)state;
+    netcase a = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
+    compare_backends_conv(&a, "wino4");
+    compare_backends_conv(&a, "wino2");
+    netcase b = {{{"blocks", "{2,1}"}, {"widths", "{12,20}"}, {"stem_width", "12"},
+                  {"in_channels", "3"}},
+                 3, 2, 19, 15, NULL, 0, 0};
+    compare_backends_conv(&b, "auto");
+}
+
 /* More batch sizes than cached plans (4): eviction keeps every size right. */
 static void test_many_batch_sizes(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 5, 5, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL};
+    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL, NULL, NULL};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
@@ -353,6 +451,8 @@ int main(void) {
         cmocka_unit_test(test_folded_predict_equals_unfolded_and_state_round_trip),
         cmocka_unit_test(test_errors_and_divergence),
         cmocka_unit_test(test_many_batch_sizes),
+        cmocka_unit_test(test_winograd_predict),
+        cmocka_unit_test(test_winograd_training),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

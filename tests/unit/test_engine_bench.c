@@ -53,6 +53,11 @@ static void test_bench_prints_layers_and_json(void **state) {
     assert_int_equal(run_bench(argv, (int)(sizeof argv / sizeof *argv), &out, &errs), 0);
     assert_non_null(strstr(out, "layer1.0.conv1"));
     assert_non_null(strstr(out, "total (medians)"));
+    /* the predict table: the block's convs (Winograd by default) */
+    const char *inf = strstr(out, "layer (predict)");
+    assert_non_null(inf);
+    assert_non_null(strstr(inf, "layer1.0.conv2"));
+    assert_non_null(strstr(inf, "wino"));
     const char *last = strrchr(out, '{');
     assert_non_null(last);
     cJSON *j = cJSON_Parse(last);
@@ -64,6 +69,29 @@ static void test_bench_prints_layers_and_json(void **state) {
         if (!cJSON_IsNumber(v) || !(v->valuedouble > 0)) fail_msg("JSON key %s missing or not > 0", keys[i]);
     }
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "channels")->valueint, 3);
+    cJSON_Delete(j);
+    free(out);
+    free(errs);
+}
+
+/* --no-train: predict only (its table and a positive infer_img_s; train_*
+ * fields 0); --infer-conv direct: no Winograd layer in the table */
+static void test_bench_predict_only(void **state) {
+    (void)state;
+    char *argv[] = {"bench", "--set", "model.blocks={1,1}", "--set", "model.widths={8,16}",
+                    "--size", "24", "--batch", "2", "--steps", "1", "--warmup", "0",
+                    "--threads", "1", "--no-train", "--infer-conv", "direct"};
+    char *out, *errs;
+    assert_int_equal(run_bench(argv, (int)(sizeof argv / sizeof *argv), &out, &errs), 0);
+    assert_non_null(strstr(out, "layer (predict)"));
+    assert_null(strstr(out, "bwd ms"));
+    assert_null(strstr(out, "wino"));
+    const char *last = strrchr(out, '{');
+    assert_non_null(last);
+    cJSON *j = cJSON_Parse(last);
+    assert_non_null(j);
+    assert_true(cJSON_GetObjectItemCaseSensitive(j, "infer_img_s")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItemCaseSensitive(j, "train_img_s")->valuedouble == 0);
     cJSON_Delete(j);
     free(out);
     free(errs);
@@ -87,11 +115,22 @@ static void test_bench_bad_arguments(void **state) {
     assert_non_null(strstr(errs, "--batch"));
     free(out);
     free(errs);
+    char *a4[] = {"bench", "--infer-conv", "fft", "--size", "16"};
+    assert_int_equal(run_bench(a4, 5, &out, &errs), 2);
+    assert_non_null(strstr(errs, "engine.infer_conv"));
+    free(out);
+    free(errs);
+    char *a5[] = {"bench", "--help"}; /* help is not an error */
+    assert_int_equal(run_bench(a5, 2, &out, &errs), 0);
+    assert_non_null(strstr(out, "usage: runner bench"));
+    free(out);
+    free(errs);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bench_prints_layers_and_json),
+        cmocka_unit_test(test_bench_predict_only),
         cmocka_unit_test(test_bench_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
