@@ -101,6 +101,9 @@ const lumen_param train_params[] = {
     /* execution */
     {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|ref", 0,
      "engine backend: auto (cuda when built, else cpu), cpu (oneDNN), ref (slow double-precision reference)"},
+    {"conv", LUMEN_ENUM, "direct", 0, 0, "direct|winograd", 0,
+     "cpu backend, training: 3x3 stride-1 convolutions forward and backward-data as oneDNN direct "
+     "convolutions, or as Winograd F(4x4,3x3)/F(2x2,3x3) (faster; float rounding differs slightly)"},
     {"loader_threads", LUMEN_INT, "auto", 1, 64, NULL, LUMEN_PF_AUTO,
      "background threads decoding and augmenting batches; auto = 1 (the engine uses the cores)"},
     {"eval_tta", LUMEN_BOOL, "false", 0, 0, NULL, 0,
@@ -316,6 +319,7 @@ int train_cfg_read(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
     if (!c->backend) c->backend = "auto";
     c->loader_threads = h->is_auto(ctx, "loader_threads") ? 1 : (int)h->get_int(ctx, "loader_threads");
     c->eval_tta = h->get_bool(ctx, "eval_tta");
+    c->winograd = strcmp(h->get_str(ctx, "conv"), "winograd") == 0;
     return 0;
 }
 

@@ -216,7 +216,8 @@ static int build_model(trainer *t) {
     int rc = nn_model_create(&c->model, &t->model, &e);
     if (rc) return fail_err(t, &e, rc);
     nn_engine_opts o = {.batch = c->batch, .channels = C, .height = (int)t->info->height,
-                        .width = (int)t->info->width, .threads = t->threads, .seed = c->seed, .layout = NULL};
+                        .width = (int)t->info->width, .threads = t->threads, .seed = c->seed, .layout = NULL,
+                        .train_conv = c->winograd ? "auto" : NULL};
     if ((rc = nn_engine_create(c->backend, t->model, &o, &t->eng, &e))) {
         if (rc == LUMEN_EINVAL && strstr(e.msg, "input"))
             return h->fail(t->ctx, rc, "model: %s (the images are %ux%u)", e.msg, t->info->height, t->info->width);
@@ -247,11 +248,15 @@ static int build_model(trainer *t) {
     t->extra[3] = h->stage_id(t->ctx);
     t->extra[4] = NULL;
     const nn_graph *g = nn_engine_graph(t->eng);
+    int wino = c->winograd && strcmp(nn_engine_backend(t->eng), "cpu") == 0;
     h->log(t->ctx, LUMEN_LOG_INFO,
-           "model: %s, %zu parameters, %.3g GFLOP/image forward; engine %s, %d thread(s); input "
+           "model: %s, %zu parameters, %.3g GFLOP/image forward; engine %s%s, %d thread(s); input "
            "%dx%dx%d",
-           t->model_json, t->model->nparams, nn_graph_flops(g) / 1e9, nn_engine_backend(t->eng), t->threads, g->in_c,
-           g->in_h, g->in_w);
+           t->model_json, t->model->nparams, nn_graph_flops(g) / 1e9, nn_engine_backend(t->eng),
+           wino ? " (3x3 training convs: winograd)" : "", t->threads, g->in_c, g->in_h, g->in_w);
+    if (c->winograd && !wino)
+        h->log(t->ctx, LUMEN_LOG_WARN, "conv = \"winograd\" applies to the cpu backend only; the %s backend ignores it",
+               nn_engine_backend(t->eng));
     return 0;
 }
 

@@ -66,6 +66,7 @@ typedef struct train_cfg {
     const char *backend;   /* "auto", "cpu", "ref" */
     int drop_last;
     int eval_tta;
+    int winograd;          /* conv = "winograd": engine train_conv auto */
     int loader_threads;    /* >= 1 */
     uint64_t seed;
     int smoke;
