@@ -108,9 +108,12 @@ static int ingest_stage_key(lumen_ctx *ctx, const lumen_host *h) {
     opts_from_params(ctx, h, &o);
     bridge b = {ctx, h};
     lm_err e = {0};
-    /* --smoke changes limit and size: fold the effective values so a smoke
-     * run never shares a cache entry with a full one */
-    int64_t eff[2] = {o.limit, o.size};
+    /* Fold the effective values the parameters do not show: --smoke changes
+     * limit and size (a smoke run never shares an entry with a full one),
+     * and split.seed = "auto" is the experiment seed, which picks the split
+     * and the limit subset.  The thread count is left out: the output is
+     * the same for every thread count (ingest.h). */
+    int64_t eff[3] = {o.limit, o.size, (int64_t)o.seed};
     h->key_add(ctx, eff, sizeof eff);
     int rc = ingest_key(&o, key_add_cb, &b, &e);
     return rc ? h->fail(ctx, rc, "%s", e.msg) : LUMEN_OK;

@@ -481,6 +481,36 @@ static void test_plugin_wrapper(void **s) {
     fx_rmtree(dir);
 }
 
+/* The plugin's key() folds the effective split seed: with split.seed =
+ * "auto" it follows the experiment seed, with a fixed split.seed it does not. */
+static void test_plugin_key_follows_effective_seed(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("ingest-seedkey");
+    char *csv = fx_write_text(dir, "k.csv", "filename;crack\nimg/a.png;0\nimg/b.png;1\n");
+    fh *f = fh_new(&ingest_stage);
+    fh_set(f, "csv", csv);
+    int rc;
+    fh_set_seed(f, 1);
+    uint64_t k1 = fh_key(f, &rc);
+    assert_int_equal(rc, 0);
+    fh_set_seed(f, 2);
+    uint64_t k2 = fh_key(f, &rc);
+    assert_true(k2 != k1);
+    fh_set_seed(f, 1);
+    assert_true(fh_key(f, &rc) == k1);
+    fh_set(f, "split.seed", "5");
+    uint64_t k5 = fh_key(f, &rc);
+    fh_set_seed(f, 2);
+    assert_true(fh_key(f, &rc) == k5);
+    /* the output does not depend on the thread count (see
+     * test_thread_count_does_not_change_output), so neither does the key */
+    fh_set_threads(f, 3);
+    assert_true(fh_key(f, &rc) == k5);
+    fh_free(f);
+    free(csv);
+    fx_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elpv_slice_end_to_end),
@@ -491,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_missing_csv_and_bad_opts),
         cmocka_unit_test(test_key_tracks_inputs),
         cmocka_unit_test(test_plugin_wrapper),
+        cmocka_unit_test(test_plugin_key_follows_effective_seed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
