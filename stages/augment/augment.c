@@ -4,7 +4,8 @@
  * that the trainer's loader applies online, per sample, per epoch.
  *
  * The stage itself touches no images; it is cacheable and its output depends
- * only on its parameters.  Offline materialisation lives in the separate
+ * only on its parameters (the loader draws from the seed, not this stage, so
+ * it needs no key()).  Offline materialisation lives in the separate
  * stage "augment-materialize" (materialize.c): the ABI declares outputs
  * statically, and an "augment" stage that declared a "dataset" output would
  * shadow the ingested dataset for every later stage even when nothing was

@@ -11,7 +11,8 @@
  * with an online one.  Augmented tones are stored back as u8
  * (round(255 * t)); variants are named "<source>#aug<v>" and their meta gains
  * ";aug=<v>".  The schema gets an "augment" object: the policy, the variant
- * count and the source dataset folder.
+ * count and the source dataset folder.  The seed is the experiment's, so the
+ * stage's key() folds it into the cache key; the work is single-threaded.
  *
  * Dataset shapes are fixed, so rotate90 needs square images.
  */
@@ -194,6 +195,14 @@ static int materialize_check(lumen_ctx *ctx, const lumen_host *host) {
     return augment_policy_from_params(ctx, host, &p);
 }
 
+/* The variants are drawn from the experiment seed, which the parameters do
+ * not show: fold it into the key so another seed makes another entry. */
+static int materialize_key(lumen_ctx *ctx, const lumen_host *host) {
+    uint64_t seed = host->seed(ctx);
+    host->key_add(ctx, &seed, sizeof seed);
+    return LUMEN_OK;
+}
+
 static int materialize_run(lumen_ctx *ctx, const lumen_host *host) {
     augment_materialize_opts o = {0};
     int rc = augment_policy_from_params(ctx, host, &o.policy);
@@ -229,7 +238,7 @@ const lumen_stage augment_materialize_stage = {
     .inputs = INPUTS,
     .outputs = OUTPUTS,
     .flags = LUMEN_STAGE_CACHEABLE,
-    .key = NULL,
+    .key = materialize_key,
     .check = materialize_check,
     .run = materialize_run,
 };

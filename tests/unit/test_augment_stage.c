@@ -214,6 +214,24 @@ static void test_materialize_missing_input_names_folder(void **state) {
     free(root);
 }
 
+/* augment-materialize draws from the experiment seed, so its key follows it;
+ * "augment" writes a policy that does not depend on the seed. */
+static void test_materialize_key_follows_seed(void **state) {
+    (void)state;
+    fh *f = fh_new(find_stage("augment-materialize"));
+    fh_set(f, "flip", "true");
+    int rc;
+    fh_set_seed(f, 1);
+    uint64_t k1 = fh_key(f, &rc);
+    assert_int_equal(rc, 0);
+    fh_set_seed(f, 2);
+    assert_true(fh_key(f, &rc) != k1);
+    fh_set_seed(f, 1);
+    assert_true(fh_key(f, &rc) == k1);
+    fh_free(f);
+    assert_null(find_stage("augment")->key);
+}
+
 static int teardown(void **state) {
     (void)state;
     if (plugin)
@@ -227,6 +245,7 @@ int main(void) {
         cmocka_unit_test(test_augment_writes_policy_the_loader_reads),
         cmocka_unit_test(test_materialize_writes_variants),
         cmocka_unit_test(test_materialize_missing_input_names_folder),
+        cmocka_unit_test(test_materialize_key_follows_seed),
     };
     return cmocka_run_group_tests_name("augment_stage", tests, NULL, teardown);
 }
