@@ -3,7 +3,8 @@
  * --force, keys that follow parameters, key(), repair), --dry-run, --smoke,
  * inputs from a cached producer, the run folder's files, a crashing stage,
  * a runner killed with SIGKILL mid-stage, SIGINT, getter misuse, fail(),
- * and `runner runs`.
+ * `runner runs`, and the experiment seed in the keys of the real ingest and
+ * augment-materialize stages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +23,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "dataset.h"
 #include "harness.h"
+#include "ingest_fx.h"
 #include "proc.h"
 
 static const char *const PLUGINS[] = {"counter", "probe", "crash", "sleeper", NULL};
@@ -507,6 +510,116 @@ static void test_refused_plugins_only_warn(void **state) {
     free(bad);
 }
 
+/* exp.lua with the given experiment seed (hx_write_experiment fixes 42). */
+static void write_seeded(fixture *f, unsigned seed, const char *stage_lines) {
+    char *path = hx_join(f->tmp, "exp.lua");
+    char *text = hx_fmt("local lumen = require \"lumen\"\n"
+                        "return lumen.experiment {\n"
+                        "  name = \"seeded\", seed = %u,\n"
+                        "  stages = {\n"
+                        "%s"
+                        "  },\n"
+                        "}\n",
+                        seed, stage_lines);
+    hx_write(path, text);
+    free(text);
+    free(path);
+}
+
+/* data/labels.csv over n 8x8 gray PNGs in data/img, labels alternating. */
+static void write_png_set(fixture *f, int n) {
+    char *data = hx_join(f->tmp, "data");
+    char *csv = hx_fmt("filename;crack\n");
+    for (int i = 0; i < n; i++) {
+        uint8_t px[64];
+        for (int j = 0; j < 64; j++) px[j] = (uint8_t)(i * 17 + j * 3);
+        char *png = hx_fmt("%s/img/c%d.png", data, i);
+        fx_write_png(png, 8, 8, 0, 8, px, NULL, 0);
+        free(png);
+        char *more = hx_fmt("%simg/c%d.png;%d\n", csv, i, i % 2);
+        free(csv);
+        csv = more;
+    }
+    free(fx_write_text(data, "labels.csv", csv));
+    free(csv);
+    free(data);
+}
+
+/* The split seed recorded in the schema of the dataset a run's stage used
+ * (run/<stage-id>/dataset, a link into the cache for a cached stage). */
+static long long split_seed_of(const char *run, const char *stage_id) {
+    char *dir = hx_fmt("%s/%s/dataset", run, stage_id);
+    lm_dataset *ds = NULL;
+    lm_err e = {0};
+    if (lm_dataset_open(dir, &ds, &e)) fail_msg("%s", e.msg);
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(ds), "split");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(sp, "seed");
+    assert_true(cJSON_IsNumber(seed));
+    long long v = (long long)seed->valuedouble;
+    lm_dataset_close(ds);
+    free(dir);
+    return v;
+}
+
+static void test_seed_in_keys_of_seeded_stages(void **state) {
+    fixture *f = *state;
+    write_png_set(f, 12);
+    static const char STAGES[] =
+        "    lumen.ingest { csv = \"data/labels.csv\", size = 8, split = { val = 0.5 } },\n"
+        "    lumen.augment_materialize { flip = true, brightness = 0.2 },\n";
+    char *err;
+    write_seeded(f, 1, STAGES);
+    char *run1 = run_ok(f, &err, NULL, NULL);
+    assert_non_null(strstr(err, "ingest: running"));
+    assert_non_null(strstr(err, "augment-materialize: running"));
+    free(err);
+    assert_int_equal(split_seed_of(run1, "ingest"), 1);
+
+    /* split.seed = "auto" follows the experiment seed: another seed is
+     * another entry, for ingest and for the stage fed by it */
+    write_seeded(f, 2, STAGES);
+    char *run2 = run_ok(f, &err, NULL, NULL);
+    assert_non_null(strstr(err, "ingest: running"));
+    assert_non_null(strstr(err, "augment-materialize: running"));
+    free(err);
+    assert_int_equal(split_seed_of(run2, "ingest"), 2);
+    int complete, scratch;
+    count_entries(f, "ingest", &complete, &scratch);
+    assert_int_equal(complete, 2);
+    count_entries(f, "augment-materialize", &complete, &scratch);
+    assert_int_equal(complete, 2);
+
+    /* the same seed again hits both entries it made the first time */
+    write_seeded(f, 1, STAGES);
+    char *run3 = run_ok(f, &err, NULL, NULL);
+    assert_non_null(strstr(err, "ingest: cached (runs/.cache/ingest/"));
+    assert_non_null(strstr(err, "augment-materialize: cached (runs/.cache/augment-materialize/"));
+    free(err);
+    assert_int_equal(split_seed_of(run3, "ingest"), 1);
+    free(run1);
+    free(run2);
+    free(run3);
+
+    /* an explicit split.seed makes ingest independent of the experiment
+     * seed; augment-materialize still draws from the experiment seed */
+    static const char FIXED[] =
+        "    lumen.ingest { csv = \"data/labels.csv\", size = 8, split = { val = 0.5, seed = 5 } },\n"
+        "    lumen.augment_materialize { flip = true, brightness = 0.2 },\n";
+    write_seeded(f, 1, FIXED);
+    free(run_ok(f, NULL, NULL, NULL));
+    write_seeded(f, 2, FIXED);
+    run1 = run_ok(f, &err, NULL, NULL);
+    assert_non_null(strstr(err, "ingest: cached (runs/.cache/ingest/"));
+    assert_non_null(strstr(err, "augment-materialize: running"));
+    free(err);
+    assert_int_equal(split_seed_of(run1, "ingest"), 5);
+    count_entries(f, "ingest", &complete, &scratch);
+    assert_int_equal(complete, 3);
+    count_entries(f, "augment-materialize", &complete, &scratch);
+    assert_int_equal(complete, 4);
+    free(run1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cache_hit_then_force, setup, teardown),
@@ -522,6 +635,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_damaged_entry_is_redone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_lists_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_plugins_only_warn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_in_keys_of_seeded_stages, setup, teardown),
     };
     return cmocka_run_group_tests_name("runner_exec", tests, NULL, NULL);
 }
