@@ -10,9 +10,11 @@
  *   passes to host->key_add.  Length prefixes keep fields from running into
  *   each other ("ab"+"c" differs from "a"+"bc").
  *
- * The experiment seed and thread count are NOT part of the key: a
- * cacheable stage's outputs must not depend on them (or it adds them with
- * key_add).
+ * The experiment seed and thread count are not fields of their own: most
+ * cacheable stages do not depend on them, and a key over them would split
+ * the cache for nothing.  A stage whose outputs do depend on them (ingest
+ * with split.seed = "auto", augment-materialize) adds the effective value
+ * in key(); plugin.h (LUMEN_STAGE_CACHEABLE) states that duty.
  */
 #ifndef RN_CACHEKEY_H
 #define RN_CACHEKEY_H

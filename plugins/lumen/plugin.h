@@ -235,8 +235,9 @@ typedef struct lumen_host {
         __attribute__((format(printf, 3, 4)));
 
     /* -- cache keys (only inside lumen_stage.key) ----------------------- */
-    /* Folds bytes describing an external input (a file's content, an image
-     * folder's sizes and mtimes) into the stage's cache key. */
+    /* Folds bytes the outputs depend on into the stage's cache key: an
+     * external input (a file's content, an image folder's sizes and
+     * mtimes), the effective seed, ... (see LUMEN_STAGE_CACHEABLE). */
     void (*key_add)(lumen_ctx *ctx, const void *data, size_t len);
 
     /* ==== added after version 1's key_add: check LUMEN_HOST_HAS first === */
@@ -262,10 +263,23 @@ typedef struct lumen_host {
 /* The stage descriptor                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* lumen_stage.flags */
-#define LUMEN_STAGE_CACHEABLE 0x1u /* outputs depend only on the parameters,
-                                    * the inputs and key(): the runner reuses
-                                    * them across runs */
+/* lumen_stage.flags
+ *
+ * LUMEN_STAGE_CACHEABLE: the runner stores the outputs under a cache key and
+ * reuses them in any later run with the same key, without calling run().
+ * The runner's part of the key covers the stage name and version, the
+ * resolved parameters (as written: "auto" stays "auto"), the smoke flag
+ * and each input's producer key.  Everything else the outputs depend on
+ * must be added by key() with host->key_add, or a run silently reuses
+ * outputs made for another one:
+ *   - files and folders outside the pipeline (their content, or sizes and
+ *     mtimes);
+ *   - host->seed() whenever it changes the outputs, including through a
+ *     parameter whose "auto" stands for it (add the effective value);
+ *   - host->threads() whenever the outputs differ between thread counts
+ *     (better: make them the same, and say so).
+ * A stage that cannot describe its dependencies this way is not cacheable. */
+#define LUMEN_STAGE_CACHEABLE 0x1u
 
 typedef struct lumen_stage {
     uint32_t abi_version;  /* LUMEN_ABI_VERSION */
@@ -280,12 +294,21 @@ typedef struct lumen_stage {
     const char *const *inputs;
     const char *const *outputs;
     unsigned flags; /* LUMEN_STAGE_* */
-    /* Optional: fold external inputs into the cache key with host->key_add.
-     * Called while planning (also for --dry-run); must be cheap-ish and
-     * must not write anything. */
+    /* Optional, cacheable stages only: adds to the cache key, with
+     * host->key_add, what the outputs depend on beyond the parameters, the
+     * smoke flag and the inputs (see LUMEN_STAGE_CACHEABLE: external files,
+     * the effective seed, the thread count when it matters).  The
+     * parameters, smoke(), seed() and threads() read as in run(); input()
+     * and output() return NULL (no folder exists yet).
+     * key() and check() run in the runner process itself while it plans,
+     * before any stage runs and also for --dry-run -- not in the stage's
+     * child process: a crash there takes the runner down.  Keep them cheap,
+     * single-threaded (no OpenMP: stages are forked from the runner later)
+     * and free of side effects (write nothing). */
     int (*key)(lumen_ctx *ctx, const lumen_host *host);
-    /* Optional: checks across parameters, called while planning; report
-     * problems with host->fail(ctx, LUMEN_EINVAL, "key: why"). */
+    /* Optional: checks across parameters, called while planning (in the
+     * runner process, see key()); report problems with
+     * host->fail(ctx, LUMEN_EINVAL, "key: why"). */
     int (*check)(lumen_ctx *ctx, const lumen_host *host);
     /* Does the work.  Returns LUMEN_OK or host->fail(...). */
     int (*run)(lumen_ctx *ctx, const lumen_host *host);

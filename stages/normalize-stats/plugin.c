@@ -52,6 +52,9 @@ const lumen_stage nstats_stage = {
     .inputs = nstats_inputs,
     .outputs = nstats_outputs,
     .flags = LUMEN_STAGE_CACHEABLE,
+    /* no key(): the statistics use no seed and are exact integer sums, the
+     * same for every thread count (nstats.h), so the parameters and the
+     * dataset's key cover them */
     .key = NULL,
     .check = NULL,
     .run = nstats_stage_run,
