@@ -107,6 +107,21 @@ function M.data(name)
   return base .. "/" .. name
 end
 
+-- lumen.labels(): the crack/inactive labels (data.csv below $LUMEN_DATA)
+-- when they are there, else ELPV's own labels.csv (the public download:
+-- one label, `defective`), saying so on stderr.
+function M.labels()
+  local csv = M.data("data.csv")
+  local f = io.open(csv, "r")
+  if f then
+    f:close()
+    return csv
+  end
+  local alt = M.data("labels.csv")
+  io.stderr:write(("lumen: %s not found; using %s (ELPV's 'defective' label only)\n"):format(csv, alt))
+  return alt
+end
+
 function M.experiment(t)
   if type(t) ~= "table" then
     error(("lumen.experiment expects a table, got %s"):format(type(t)), 2)
@@ -116,6 +131,71 @@ function M.experiment(t)
   r.__experiment = true
   r.__file = file
   r.__line = line
+  return r
+end
+
+-- Sweeps ------------------------------------------------------------------
+-- lumen.sweep { strategy, seeds, metric, goal, space, stages, ... } is the
+-- sweep entry: the stages inside it run once per trial (runner/sweep.h).
+function M.sweep(t)
+  if type(t) ~= "table" then
+    error(("lumen.sweep expects a table, got %s"):format(type(t)), 2)
+  end
+  local entry = make_stage("sweep", "lumen.sweep", t, 2)
+  entry.__sweep = true
+  return entry
+end
+
+-- Samplers for a sweep's space (random and tpe; grid needs lists).
+local function sampler(kind, lo, hi, level)
+  if type(lo) ~= "number" or type(hi) ~= "number" or not (lo < hi) then
+    error(("lumen.%s(lo, hi) needs two numbers with lo < hi"):format(kind), level + 1)
+  end
+  if kind == "loguniform" and lo <= 0 then
+    error("lumen.loguniform(lo, hi) needs 0 < lo", level + 1)
+  end
+  if kind == "int" and (math.type(lo) ~= "integer" or math.type(hi) ~= "integer") then
+    error("lumen.int(lo, hi) needs two integers", level + 1)
+  end
+  return { __sampler = kind, lo = lo, hi = hi }
+end
+function M.uniform(lo, hi) return sampler("uniform", lo, hi, 2) end
+function M.loguniform(lo, hi) return sampler("loguniform", lo, hi, 2) end
+function M.int(lo, hi) return sampler("int", lo, hi, 2) end
+-- lumen.choice { a, b, c }: the same as the plain list { a, b, c }.
+function M.choice(list)
+  if type(list) ~= "table" or #list == 0 then
+    error("lumen.choice expects a non-empty list of values", 2)
+  end
+  return { __sampler = "choice", values = list }
+end
+-- lumen.variants { {"none", {...}}, {"flips", {...}} }: named alternatives,
+-- each the whole parameter table of the stage named by the space key (or,
+-- under any other key, a table of "stage.key" = value settings).  The first
+-- is the control of the paired comparisons.  A plain table { none = {...},
+-- flips = {...} } works too (then in name order).
+function M.variants(list)
+  if type(list) ~= "table" or #list == 0 then
+    error("lumen.variants expects a list of { name, table } pairs", 2)
+  end
+  local names, values = {}, {}
+  for i, v in ipairs(list) do
+    if type(v) ~= "table" or type(v[1]) ~= "string" or type(v[2]) ~= "table" then
+      error(("lumen.variants: entry %d must be { \"name\", { ... } }"):format(i), 2)
+    end
+    names[i], values[i] = v[1], v[2]
+  end
+  return { __sampler = "variants", names = names, values = values }
+end
+-- Pruners: stop hopeless trials while they train.
+function M.asha(t)
+  local r = copy(t or {})
+  r.kind = "asha"
+  return r
+end
+function M.median(t)
+  local r = copy(t or {})
+  r.kind = "median"
   return r
 end
 

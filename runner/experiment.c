@@ -43,6 +43,12 @@ void rn_experiment_free(rn_experiment *x) {
         cJSON_Delete(x->stages[i].params);
     }
     free(x->stages);
+    if (x->sweep) {
+        free(x->sweep->id);
+        free(x->sweep->file);
+        cJSON_Delete(x->sweep->spec);
+        free(x->sweep);
+    }
     free(x->file);
     free(x->name);
     free(x->description);
@@ -96,6 +102,109 @@ static int read_stage(rn_experiment *x, const cJSON *s, size_t i, lm_err *e) {
                            st->file, line, st->id, x->stages[k].file, x->stages[k].line);
     }
     return 0;
+}
+
+/* The sweep entry: its spec, then its stages appended to x->stages. */
+static int read_sweep(rn_experiment *x, const cJSON *s, lm_err *e) {
+    const char *file = str_field(s, "__file");
+    int line = int_field(s, "__line", 0);
+    const char *id = str_field(s, "id");
+    rn_exp_sweep *w = calloc(1, sizeof *w);
+    if (!w) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    x->sweep = w;
+    w->file = lm_strdup(file ? file : x->file);
+    w->id = lm_strdup(id ? id : "sweep");
+    w->line = line;
+    w->first = x->n;
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(s, "params");
+    w->spec = cJSON_IsObject(params) ? cJSON_Duplicate(params, 1) : cJSON_CreateObject();
+    if (!w->file || !w->id || !w->spec) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (!rn_valid_stage_id(w->id))
+        return lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep id '%s' must be letters, digits, '_' or '-'", w->file, line,
+                       w->id);
+    cJSON *sub = cJSON_DetachItemFromObjectCaseSensitive(w->spec, "stages");
+    int rc = 0;
+    if (!cJSON_IsArray(sub) || !sub->child) {
+        rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep needs stages = { lumen.<stage> { ... }, ... } to run per trial",
+                     w->file, line);
+    }
+    size_t k = 0;
+    for (const cJSON *c = sub ? sub->child : NULL; c && rc == 0; c = c->next, k++) {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "__sweep")))
+            rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: a sweep inside a sweep is not supported", w->file, line);
+        else if (cJSON_IsObject(c) && str_field(c, "__stage")) rc = read_stage(x, c, k, e);
+        else
+            rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep stages[%zu] is not a stage (build it with lumen.<stage> { ... })",
+                         w->file, line, k + 1);
+    }
+    for (size_t j = 0; rc == 0 && j < x->n; j++)
+        if (strcmp(x->stages[j].id, w->id) == 0)
+            rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: the sweep's id '%s' is also a stage's id (%s:%d)", w->file, line,
+                         w->id, x->stages[j].file, x->stages[j].line);
+    cJSON_Delete(sub);
+    return rc;
+}
+
+rn_experiment *rn_experiment_head(const rn_experiment *x, size_t n) {
+    rn_experiment *c = rn_experiment_copy(x);
+    if (!c) return NULL;
+    while (c->n > n) {
+        rn_exp_stage *s = &c->stages[--c->n];
+        free(s->stage);
+        free(s->id);
+        free(s->file);
+        cJSON_Delete(s->params);
+    }
+    if (c->sweep) {
+        free(c->sweep->id);
+        free(c->sweep->file);
+        cJSON_Delete(c->sweep->spec);
+        free(c->sweep);
+        c->sweep = NULL;
+    }
+    return c;
+}
+
+rn_experiment *rn_experiment_copy(const rn_experiment *x) {
+    rn_experiment *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    int ok = 1;
+    c->file = lm_strdup(x->file);
+    c->line = x->line;
+    c->name = lm_strdup(x->name);
+    c->description = lm_strdup(x->description);
+    c->seed = x->seed;
+    c->threads = x->threads;
+    c->stages = calloc(x->n + 1, sizeof *c->stages);
+    ok = c->file && c->name && c->description && c->stages;
+    for (size_t i = 0; ok && i < x->n; i++) {
+        rn_exp_stage *d = &c->stages[i];
+        const rn_exp_stage *s = &x->stages[i];
+        d->stage = lm_strdup(s->stage);
+        d->id = lm_strdup(s->id);
+        d->file = lm_strdup(s->file);
+        d->line = s->line;
+        d->params = cJSON_Duplicate(s->params, 1);
+        c->n++;
+        ok = d->stage && d->id && d->file && d->params;
+    }
+    if (ok && x->sweep) {
+        c->sweep = calloc(1, sizeof *c->sweep);
+        ok = c->sweep != NULL;
+        if (ok) {
+            c->sweep->id = lm_strdup(x->sweep->id);
+            c->sweep->file = lm_strdup(x->sweep->file);
+            c->sweep->line = x->sweep->line;
+            c->sweep->first = x->sweep->first;
+            c->sweep->spec = cJSON_Duplicate(x->sweep->spec, 1);
+            ok = c->sweep->id && c->sweep->file && c->sweep->spec;
+        }
+    }
+    if (!ok) {
+        rn_experiment_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 int rn_experiment_from_json(const cJSON *j, const char *file, rn_experiment **out, lm_err *e) {
@@ -165,13 +274,31 @@ int rn_experiment_from_json(const cJSON *j, const char *file, rn_experiment **ou
                      x->line);
         goto out;
     }
-    x->stages = calloc((size_t)cJSON_GetArraySize(v), sizeof *x->stages);
+    size_t cap = 0;
+    for (const cJSON *s = v->child; s; s = s->next) {
+        const cJSON *sub = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "params"), "stages");
+        cap += 1 + (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "__sweep")) && cJSON_IsArray(sub)
+                        ? (size_t)cJSON_GetArraySize(sub)
+                        : 0);
+    }
+    x->stages = calloc(cap, sizeof *x->stages);
     if (!x->stages) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
     size_t i = 0;
-    for (const cJSON *s = v->child; s && rc == 0; s = s->next, i++) rc = read_stage(x, s, i, e);
+    for (const cJSON *s = v->child; s && rc == 0; s = s->next, i++) {
+        if (x->sweep) {
+            rc = lm_fail(e, LUMEN_EINVAL,
+                         "%s:%d: stages[%zu] comes after the sweep (%s:%d); stages that should run per trial "
+                         "go inside the sweep's stages",
+                         x->file, x->line, i + 1, x->sweep->file, x->sweep->line);
+        } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "__sweep"))) {
+            rc = read_sweep(x, s, e);
+        } else {
+            rc = read_stage(x, s, i, e);
+        }
+    }
 out:
     if (rc) rn_experiment_free(x);
     else *out = x;

@@ -27,6 +27,18 @@ typedef struct rn_exp_stage {
     cJSON *params;  /* nested parameter table (object), owned */
 } rn_exp_stage;
 
+/* A sweep (lumen.sweep { ... }): the stages it holds run once per trial
+ * (sweep.h).  Its stage entries are appended to the experiment's stages, so
+ * stages[first..n) are the sweep's and stages[0..first) run once, before
+ * it.  The sweep must be the experiment's last entry. */
+typedef struct rn_exp_sweep {
+    char *id;      /* "sweep", or its id = "..." */
+    char *file;    /* where lumen.sweep { } was called */
+    int line;
+    cJSON *spec;   /* its parameters without `stages` (owned) */
+    size_t first;  /* index of its first stage */
+} rn_exp_sweep;
+
 typedef struct rn_experiment {
     char *file;        /* the experiment file as given on the command line */
     int line;          /* line of lumen.experiment { ... } */
@@ -36,6 +48,7 @@ typedef struct rn_experiment {
     int threads;       /* 0 when not given */
     rn_exp_stage *stages;
     size_t n;
+    rn_exp_sweep *sweep; /* NULL when the experiment has no sweep */
 } rn_experiment;
 
 /* Evaluates `file` with the Lua bridge (lua_dirs: module folders) and builds
@@ -49,6 +62,11 @@ int rn_experiment_load(const char *file, const rn_strv *lua_dirs, rn_experiment 
 int rn_experiment_from_json(const cJSON *j, const char *file, rn_experiment **out, lm_err *e);
 
 void rn_experiment_free(rn_experiment *x);
+
+/* A deep copy (NULL on OOM). */
+rn_experiment *rn_experiment_copy(const rn_experiment *x);
+/* A copy of the first n stages only, without the sweep (NULL on OOM). */
+rn_experiment *rn_experiment_head(const rn_experiment *x, size_t n);
 
 /* Is s a valid stage id ([A-Za-z0-9_-]+, not "logs")? */
 int rn_valid_stage_id(const char *s);
