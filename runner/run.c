@@ -61,10 +61,26 @@ static void say(run_state *r, size_t i, const char *fmt, ...) {
     fflush(r->o->term);
 }
 
+/* The run folder's way up to the runs folder: "../../" for
+ * runs/<exp>/<run>, deeper for a sweep trial (runs/<exp>/<run>/trials/<n>);
+ * NULL when the run folder is elsewhere (links are then absolute). */
+static char *up_to_runs(const char *runs_dir, const char *run_dir) {
+    size_t n = strlen(runs_dir);
+    if (strncmp(run_dir, runs_dir, n) != 0 || run_dir[n] != '/') return NULL;
+    size_t depth = 0;
+    for (const char *c = run_dir + n; *c; c++) depth += *c == '/';
+    char *up = calloc(3 * depth + 1, 1);
+    for (size_t i = 0; up && i < depth; i++) memcpy(up + 3 * i, "../", 3);
+    return up;
+}
+
 /* runs/<exp>/<run>/<stage-id> -> ../../.cache/<stage>/<key> */
 static int link_entry(run_state *r, const rn_plan_stage *s, lm_err *e) {
     char *link = lm_path_join(rn_store_run_dir(r->store), s->id);
-    char *target = lm_sprintf("../../.cache/%s/%s", s->desc->name, s->key);
+    char *up = up_to_runs(r->plan->runs_dir, rn_store_run_dir(r->store));
+    char *target = up ? lm_sprintf("%s.cache/%s/%s", up, s->desc->name, s->key)
+                      : lm_sprintf("%s/.cache/%s/%s", r->plan->runs_dir, s->desc->name, s->key);
+    free(up);
     int rc = 0;
     struct stat sb;
     if (!link || !target) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
@@ -139,6 +155,30 @@ static int reuse_finished(run_state *r, size_t i, lm_err *e) {
     if (!r->base[i]) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     say(r, i, "finished in an earlier attempt; reusing %s", rn_display_path(r->plan->cwd, r->base[i]));
     return rn_track_stage_status(&r->trackers, s->id, "finished", "reused by --resume", e);
+}
+
+/* A sweep trial: the stage ran once in the sweep's run; its outputs are
+ * used from there (the cache entry a cached stage links to, or its folder). */
+static int reuse_upstream(run_state *r, size_t i, lm_err *e) {
+    rn_plan_stage *s = &r->plan->stages[i];
+    char *path = lm_path_join(r->o->upstream_dir, s->id);
+    if (!path) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    r->base[i] = realpath(path, NULL);
+    if (!r->base[i]) {
+        int rc = lm_fail_errno(e, LUMEN_ENOTFOUND, "stage '%s': the sweep's output %s is missing", s->id, path);
+        free(path);
+        return rc;
+    }
+    free(path);
+    char *link = lm_path_join(rn_store_run_dir(r->store), s->id);
+    struct stat sb;
+    int rc = 0;
+    if (!link) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    else if (lstat(link, &sb) != 0 && symlink(r->base[i], link) != 0)
+        rc = lm_fail_errno(e, LUMEN_EIO, "cannot link %s", link);
+    free(link);
+    if (rc) return rc;
+    return rn_track_stage_status(&r->trackers, s->id, "cached", r->base[i], e);
 }
 
 /* resuming: host->resuming() for the stage (its output folder is left as
@@ -253,8 +293,9 @@ int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *
     *run_dir = NULL;
     run_state r = {.plan = plan, .o = o};
     const rn_resume *res = o->resume;
-    int rc = res ? rn_store_reopen(res->run_dir, plan->name, &r.store, e)
-                 : rn_store_create(plan->runs_dir, plan->name, &r.store, e);
+    int rc = res        ? rn_store_reopen(res->run_dir, plan->name, &r.store, e)
+             : o->run_at ? rn_store_create_at(o->run_at, o->run_at_id, plan->name, &r.store, e)
+                         : rn_store_create(plan->runs_dir, plan->name, &r.store, e);
     if (rc) return rc;
     *run_dir = lm_strdup(rn_store_run_dir(r.store));
     r.base = calloc(plan->n, sizeof *r.base);
@@ -282,8 +323,16 @@ int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *
             break;
         }
         int action = res ? res->action[i] : RN_RESUME_RUN;
-        rc = action == RN_RESUME_REUSE ? reuse_finished(&r, i, e)
-                                       : run_stage(&r, i, action == RN_RESUME_CONTINUE, e);
+        rc = i < o->n_upstream           ? reuse_upstream(&r, i, e)
+             : action == RN_RESUME_REUSE ? reuse_finished(&r, i, e)
+                                         : run_stage(&r, i, action == RN_RESUME_CONTINUE, e);
+    }
+    if (rc == 0 && o->tail) {
+        rn_run_env env = {.run_dir = *run_dir, .trackers = &r.trackers, .base = r.base};
+        rc = rn_track_stage_status(&r.trackers, o->tail_id, "running", NULL, e);
+        if (rc == 0) rc = o->tail(o->tail_arg, &env, e);
+        lm_err ignored = {0};
+        rn_track_stage_status(&r.trackers, o->tail_id, rc ? "failed" : "finished", rc ? e->msg : NULL, &ignored);
     }
     lm_err late = {0}; /* config.json again, now with the actual cache hits */
     if (write_config(&r, &late) && rc == 0) rc = lm_fail(e, late.code, "%s", late.msg);

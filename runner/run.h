@@ -20,6 +20,13 @@
 
 struct rn_resume; /* resume.h */
 
+/* What the part of a run after its stages (a sweep) gets. */
+typedef struct rn_run_env {
+    const char *run_dir;       /* the run's folder */
+    struct rn_trackers *trackers;
+    char *const *base;         /* per plan stage: the folder holding its artifact folders */
+} rn_run_env;
+
 typedef struct rn_run_opts {
     int argc;
     char *const *argv; /* recorded in status.json */
@@ -29,6 +36,18 @@ typedef struct rn_run_opts {
      * stages it marks "reuse" keep their outputs, the "continue" one runs
      * with host->resuming() = 1 in its output folder as left. */
     const struct rn_resume *resume;
+    /* A sweep trial: the run is created in run_at (id run_at_id) instead of
+     * under runs/<experiment>/, and stages[0..n_upstream) are not run: they
+     * ran once in the sweep's run folder upstream_dir, whose outputs
+     * (upstream_dir/<stage-id>) feed the trial's stages. */
+    const char *run_at, *run_at_id;
+    const char *upstream_dir;
+    size_t n_upstream;
+    /* Called after the stages succeeded, as part of the run (the sweep,
+     * recorded as stage tail_id); its failure fails the run. */
+    int (*tail)(void *arg, const rn_run_env *env, lm_err *e);
+    void *tail_arg;
+    const char *tail_id;
 } rn_run_opts;
 
 /* Returns 0 when every stage succeeded, else the failing code with the

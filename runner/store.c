@@ -77,6 +77,26 @@ out:
     return rc;
 }
 
+int rn_store_create_at(const char *run_dir, const char *run_id, const char *experiment, rn_store **out,
+                       lm_err *e) {
+    *out = NULL;
+    rn_store *s = calloc(1, sizeof *s);
+    if (!s) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    s->metrics_fd = -1;
+    s->experiment = lm_strdup(experiment);
+    s->run_dir = lm_strdup(run_dir);
+    s->run_id = lm_strdup(run_id);
+    s->started = lm_wall_time();
+    s->summary = cJSON_CreateObject();
+    char *logs = lm_path_join(run_dir, "logs");
+    int rc = s->experiment && s->run_dir && s->run_id && s->summary && logs ? lm_mkdirs(logs, e)
+                                                                           : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    free(logs);
+    if (rc) rn_store_free(s);
+    else *out = s;
+    return rc;
+}
+
 int rn_store_reopen(const char *run_dir, const char *experiment, rn_store **out, lm_err *e) {
     *out = NULL;
     rn_store *s = calloc(1, sizeof *s);

@@ -40,6 +40,11 @@ typedef struct rn_store rn_store;
 /* Creates runs_dir/<experiment>/<new run id>/ (and logs/).  *out owned by
  * the caller (rn_store_free).  Errors: LUMEN_EIO, LUMEN_ENOMEM. */
 int rn_store_create(const char *runs_dir, const char *experiment, rn_store **out, lm_err *e);
+/* Creates the run in a given folder (a sweep trial: <sweep run>/trials/<n>,
+ * which may exist and hold trial.json, but no status.json yet), with the
+ * given run id.  Errors: LUMEN_EIO, LUMEN_ENOMEM. */
+int rn_store_create_at(const char *run_dir, const char *run_id, const char *experiment, rn_store **out,
+                       lm_err *e);
 /* Reopens an existing run folder to continue it (--resume): its
  * status.json and summary.json are loaded; metrics.jsonl is appended to.
  * When the run_started event then comes with `resumed` set, status.json
