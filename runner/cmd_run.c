@@ -21,6 +21,7 @@
 #include "resume.h"
 #include "run.h"
 #include "signals.h"
+#include "sweep.h"
 
 const char rn_run_usage[] =
     "run options:\n"
@@ -34,15 +35,18 @@ const char rn_run_usage[] =
     "  --threads N            threads per stage (default: the experiment's, else all cores)\n"
     "  --resume RUN           continue an interrupted run (a run id or folder) of this experiment:\n"
     "                         its finished stages are reused, the interrupted one continues\n"
-    "                         (train: from its last finished epoch); parameters must match\n";
+    "                         (train: from its last finished epoch); parameters must match;\n"
+    "                         a sweep keeps its ended trials and continues the others\n"
+    "  --trial DIR            (used by sweeps) run the sweep trial described by DIR/trial.json\n";
 
 static const char *const OPTIONS[] = {"--set",   "--runs",   "--force",  "--dry-run", "--smoke",
-                                      "--threads", "--resume", "--help",   NULL};
+                                      "--threads", "--resume", "--trial",  "--help", NULL};
 
 typedef struct run_args {
     const char *file;
     const char *runs;
     const char *resume;
+    const char *trial;
     rn_strv sets;
     int force, dry, smoke, threads;
 } run_args;
@@ -62,6 +66,9 @@ static int parse_args(int argc, char **argv, run_args *a, int *done) {
         } else if ((m = rn_cli_value(argc, argv, &i, "--resume", &v))) {
             if (m < 0) return RN_EXIT_USAGE;
             a->resume = v;
+        } else if ((m = rn_cli_value(argc, argv, &i, "--trial", &v))) {
+            if (m < 0) return RN_EXIT_USAGE;
+            a->trial = v;
         } else if ((m = rn_cli_value(argc, argv, &i, "--threads", &v))) {
             if (m < 0) return RN_EXIT_USAGE;
             char *end;
@@ -135,6 +142,47 @@ static void print_plan(const rn_plan *p, const rn_resume *res) {
     }
 }
 
+static void print_sweep(const rn_sweep_spec *sp, const rn_plan *trial, const rn_experiment *x) {
+    (void)trial;
+    printf("\n%s: sweep (%s:%d) over the stages after [%zu]: %s, %zu configuration(s) x %zu seed(s) = %zu "
+           "trial(s), metric %s (%s)\n",
+           sp->id, sp->file, sp->line, x->sweep->first,
+           sp->strategy == RN_SWEEP_GRID ? "grid" : sp->strategy == RN_SWEEP_RANDOM ? "random" : "tpe",
+           sp->n_configs, sp->n_seeds, sp->n_configs * sp->n_seeds, sp->metric, sp->maximize ? "max" : "min");
+    printf("    space:\n");
+    for (size_t i = 0; i < sp->nd; i++) {
+        const rn_sweep_dim *d = &sp->dims[i];
+        printf("      %s: ", d->key);
+        if (d->dim.kind == RN_DIM_CHOICE)
+            for (size_t k = 0; k < d->dim.n_choices; k++) printf("%s%s", k ? " | " : "", d->names[k]);
+        else
+            printf("%s [%g, %g]", d->dim.kind == RN_DIM_INT ? "int" : d->dim.kind == RN_DIM_UNIFORM ? "uniform"
+                                                                                                    : "loguniform",
+                   d->dim.lo, d->dim.hi);
+        printf("\n");
+    }
+    printf("    seeds:");
+    for (size_t s = 0; s < sp->n_seeds; s++) printf(" %llu", (unsigned long long)sp->seeds[s]);
+    printf("\n    stages per trial:");
+    for (size_t i = x->sweep->first; i < x->n; i++) printf(" %s", x->stages[i].id);
+    printf(" (the plan above shows the first configuration's)\n");
+}
+
+/* `--trial DIR`: one trial of a sweep, described by DIR/trial.json. */
+static int prepare_trial(const char *dir_arg, const char *cwd, rn_experiment *x, rn_strv *sets, cJSON **desc,
+                         char **dir, lm_err *e) {
+    *dir = dir_arg[0] == '/' ? lm_strdup(dir_arg) : lm_path_join(cwd, dir_arg);
+    char *path = *dir ? lm_path_join(*dir, "trial.json") : NULL;
+    int rc = path ? rn_json_read_file(path, desc, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc == 0 && !x->sweep) rc = lm_fail(e, LUMEN_EINVAL, "--trial: %s has no sweep", x->file);
+    if (rc == 0 && (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(*desc, "sweep_run")) ||
+                    !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(*desc, "first"))))
+        rc = lm_fail(e, LUMEN_EDATA, "%s: expected \"sweep_run\" and \"first\"", path);
+    if (rc == 0) rc = rn_sweep_trial_apply(*desc, x, sets, e);
+    free(path);
+    return rc;
+}
+
 int rn_cmd_run(int argc, char **argv) {
     run_args a = {0};
     int done;
@@ -154,6 +202,12 @@ int rn_cmd_run(int argc, char **argv) {
     rn_experiment *x = NULL;
     rn_plan *plan = NULL;
     rn_resume *res = NULL;
+    rn_sweep_spec *spec = NULL;
+    rn_experiment *upstream = NULL;
+    rn_plan *trial_plan = NULL;
+    rn_strv up_sets = {0}, trial_sets = {0};
+    cJSON *trial_desc = NULL;
+    char *trial_dir = NULL;
     char *runs = rn_runs_dir(paths.cwd, a.runs), *traceback = NULL, *run_dir = NULL;
     status = RN_EXIT_FAIL;
     if (!runs) {
@@ -167,12 +221,69 @@ int rn_cmd_run(int argc, char **argv) {
     }
     rn_plan_opts po = {.cwd = paths.cwd, .runs_dir = runs, .sets = &a.sets, .smoke = a.smoke,
                        .force = a.force, .threads = a.threads};
-    if (rn_plan_build(reg, x, &po, &plan, &e)) goto out;
+    if (a.trial) {
+        if (prepare_trial(a.trial, paths.cwd, x, &trial_sets, &trial_desc, &trial_dir, &e)) goto out;
+        po.sets = &trial_sets;
+        if (rn_plan_build(reg, x, &po, &plan, &e)) goto out;
+        char *st = lm_path_join(trial_dir, "status.json");
+        cJSON *sj = NULL;
+        lm_err ig = {0};
+        if (st && rn_json_read_file(st, &sj, &ig) == 0) {
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(sj, "status");
+            if (cJSON_IsString(s) && strcmp(s->valuestring, "finished") == 0) {
+                fprintf(stderr, "trial %s finished before; nothing to do\n", trial_dir);
+                printf("%s\n", rn_display_path(paths.cwd, trial_dir));
+                status = RN_EXIT_OK;
+            } else if (!a.resume) {
+                a.resume = trial_dir; /* an interrupted trial continues */
+            }
+        }
+        cJSON_Delete(sj);
+        free(st);
+        if (status == RN_EXIT_OK) goto out;
+    } else if (x->sweep) {
+        if (rn_sweep_spec_parse(x, &a.sets, a.smoke, &spec, &e)) goto out;
+        for (size_t i = 0; i < a.sets.n; i++) {
+            const char *s = a.sets.v[i];
+            for (size_t k = 0; k < x->sweep->first; k++) {
+                size_t l = strlen(x->stages[k].id);
+                if (strncmp(s, x->stages[k].id, l) == 0 && s[l] == '.' && rn_strv_push(&up_sets, s)) {
+                    lm_fail(&e, LUMEN_ENOMEM, "out of memory");
+                    goto out;
+                }
+            }
+        }
+        for (size_t i = 0; i < a.sets.n; i++) {
+            const char *s = a.sets.v[i], *dot = strchr(s, '.');
+            int known = rn_sweep_is_own_set(x, s);
+            for (size_t k = 0; dot && !known && k < x->n; k++)
+                known = strlen(x->stages[k].id) == (size_t)(dot - s) && strncmp(s, x->stages[k].id, (size_t)(dot - s)) == 0;
+            if (!known) {
+                lm_fail(&e, LUMEN_EINVAL, "--set %s: no stage or sweep with that id in this experiment", s);
+                goto out;
+            }
+        }
+        if (!(upstream = rn_experiment_head(x, x->sweep->first))) {
+            lm_fail(&e, LUMEN_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (rn_sweep_validate(spec, reg, x, &po, &trial_plan, &e)) goto out;
+        po.sets = &up_sets;
+        if (upstream->n == 0) {
+            lm_fail(&e, LUMEN_EINVAL, "%s:%d: a sweep needs at least one stage before it (the data it trains on)",
+                    x->sweep->file, x->sweep->line);
+            goto out;
+        }
+        if (rn_plan_build(reg, upstream, &po, &plan, &e)) goto out;
+    } else if (rn_plan_build(reg, x, &po, &plan, &e)) {
+        goto out;
+    }
     for (size_t i = 0; i < reg->n_refused; i++)
         rn_cli_warn("plugin %s refused: %s", reg->refused[i].path, reg->refused[i].reason);
     if (a.resume && rn_resume_open(plan, a.resume, stderr, &res, &e)) goto out;
     if (a.dry) {
-        print_plan(plan, res);
+        print_plan(trial_plan ? trial_plan : plan, res);
+        if (spec) print_sweep(spec, trial_plan, x);
         fflush(stdout);
         fprintf(stderr, "dry run: nothing was run\n");
         status = RN_EXIT_OK;
@@ -187,9 +298,27 @@ int rn_cmd_run(int argc, char **argv) {
     rec[0] = "runner";
     for (int i = 1; i < argc; i++) rec[i] = argv[i];
     rn_run_opts ro = {.argc = argc, .argv = rec, .term = stderr, .tty = isatty(STDERR_FILENO), .resume = res};
+    rn_sweep_run sw = {.spec = spec, .x = x, .plan = plan, .trial_plan = trial_plan, .user_sets = &a.sets,
+                       .exp_file = a.file, .resumed = res != NULL, .term = stderr};
+    char *trial_id = NULL;
+    if (spec) {
+        ro.tail = rn_sweep_tail;
+        ro.tail_arg = &sw;
+        ro.tail_id = spec->id;
+    }
+    if (trial_desc) {
+        const cJSON *sr = cJSON_GetObjectItemCaseSensitive(trial_desc, "sweep_run");
+        const char *slash = strrchr(sr->valuestring, '/');
+        trial_id = lm_sprintf("%s/trials/%s", slash ? slash + 1 : sr->valuestring, strrchr(trial_dir, '/') + 1);
+        ro.run_at = trial_dir;
+        ro.run_at_id = trial_id ? trial_id : "trial";
+        ro.upstream_dir = sr->valuestring;
+        ro.n_upstream = (size_t)cJSON_GetObjectItemCaseSensitive(trial_desc, "first")->valuedouble;
+    }
     double t0 = lm_now();
     int rc = rn_run_execute(plan, &ro, &run_dir, &e);
     free(rec);
+    free(trial_id);
     if (rc == 0) {
         fprintf(stderr, "finished in %.1f s\n", lm_now() - t0);
         fflush(stderr);
@@ -205,6 +334,13 @@ out:
     free(runs);
     rn_resume_free(res);
     rn_plan_free(plan);
+    rn_plan_free(trial_plan);
+    rn_sweep_spec_free(spec);
+    rn_experiment_free(upstream);
+    rn_strv_free(&up_sets);
+    rn_strv_free(&trial_sets);
+    cJSON_Delete(trial_desc);
+    free(trial_dir);
     rn_experiment_free(x);
     rn_registry_free(reg);
     rn_paths_free(&paths);

@@ -2,7 +2,9 @@
  * cmd_runs.c -- `runner runs [EXPERIMENT] [--runs DIR]`: every recorded run
  * (oldest first per experiment) with status ("killed" for a run whose
  * process died without ending it), duration, up to three summary metrics
- * (keys starting with "val/" first) and the failure reason.
+ * (keys starting with "val/" first) and the failure reason.  With
+ * EXPERIMENT, the newest sweep run's results table follows, sorted by its
+ * metric.
  */
 #include <dirent.h>
 #include <math.h>
@@ -16,6 +18,7 @@
 #include "paths.h"
 #include "store.h"
 #include "strv.h"
+#include "sweep.h"
 
 #define N_METRICS 3
 #define COLS 6
@@ -129,7 +132,8 @@ int rn_cmd_runs(int argc, char **argv) {
             runs_opt = v;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: runner runs [EXPERIMENT] [--runs DIR]\n\nLists recorded runs with status, duration, "
-                   "main summary metrics and failure reason.\n");
+                   "main summary metrics and failure reason; with EXPERIMENT, also the results table of its "
+                   "newest sweep run.\n");
             return RN_EXIT_OK;
         } else if (argv[i][0] == '-' || exp) {
             rn_cli_error("runs: unexpected argument '%s' (usage: runner runs [EXPERIMENT] [--runs DIR])",
@@ -191,6 +195,19 @@ int rn_cmd_runs(int argc, char **argv) {
         for (size_t c = 0; c < COLS; c++) rn_strv_push(&cells, rows[i].cells.v[c]);
     if (cells.n <= COLS) printf("no runs in %s\n", rn_display_path(paths.cwd, runs));
     else rn_cli_table((const char *const *)cells.v, cells.n / COLS, COLS);
+    for (size_t i = nrows; exp && i-- > 0;) {
+        char *rd = lm_sprintf("%s/%s/%s", runs, exp, rows[i].cells.v[1]);
+        char *rj = rd ? lm_path_join(rd, "results.json") : NULL;
+        int has = rj && lm_exists(rj);
+        if (has) {
+            printf("\nsweep %s (%s):\n", rows[i].cells.v[1], rows[i].cells.v[2]);
+            fflush(stdout);
+            rn_sweep_print_results(rd, stdout, &e);
+        }
+        free(rj);
+        free(rd);
+        if (has) break;
+    }
 out:
     for (size_t i = 0; i < nrows; i++) rn_strv_free(&rows[i].cells);
     free(rows);
