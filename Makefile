@@ -110,7 +110,7 @@ $(BUILD)/examples/%.so: plugins/examples/%.c plugins/lumen/plugin.h
 
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c plugins/lumen/plugin.h
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra -O2 -shared -fPIC $(SANFLAGS) -Iplugins -o $@ $<
+	$(CC) -std=c11 -Wall -Wextra -O2 -shared -fPIC $(SANFLAGS) -Iplugins -o $@ $< -lm
 
 TEST_CPPFLAGS := -Itests/support -Irunner -Istages
 define test_rule
