@@ -48,7 +48,8 @@ static char *params_text(const cJSON *params) {
     char *s = calloc(cap, 1);
     for (const cJSON *p = params ? params->child : NULL; s && p; p = p->next) {
         char nb[64];
-        const char *v = cJSON_IsString(p) ? p->valuestring : rn_num_str(p->valuedouble, nb, sizeof nb);
+        snprintf(nb, sizeof nb, "%.4g", p->valuedouble);
+        const char *v = cJSON_IsString(p) ? p->valuestring : nb;
         size_t need = strlen(p->string) + strlen(v) + 3;
         if (off + need >= cap) {
             cap = 2 * (off + need);

@@ -397,10 +397,11 @@ static int end_trial(sweep *w, trial *t, lm_err *e) {
     else cJSON_AddNullToObject(ev, "reason");
     int rc = journal(w, ev, e);
     char lab[512], num[64];
+    snprintf(num, sizeof num, "%.4f", t->value);
     say(w, "trial %zu/%zu %s: %s, seed %llu: %s%s%s (%.0f s)", t->n + 1, w->nt, t->status,
         config_label(w, t->c, lab, sizeof lab), (unsigned long long)sp->seeds[t->s],
         isfinite(t->value) ? sp->metric : "", isfinite(t->value) ? " = " : "",
-        isfinite(t->value) ? rn_num_str(t->value, num, sizeof num) : (t->reason ? t->reason : ""), t->duration);
+        isfinite(t->value) ? num : (t->reason ? t->reason : ""), t->duration);
     return rc;
 }
 

@@ -161,7 +161,8 @@ typedef struct lumen_host {
 
     /* -- the run ------------------------------------------------------- */
     /* Non-zero when the runner was started with --smoke: work on a tiny
-     * slice (about 64 images at 32x32, one epoch, at most two trials). */
+     * slice (about 64 images at 32x32, one epoch; a sweep runs its first two
+     * configurations x two seeds). */
     int (*smoke)(lumen_ctx *ctx);
     /* Worker threads the stage may use (default: the number of cores). */
     int (*threads)(lumen_ctx *ctx);

@@ -400,6 +400,84 @@ static void test_sigkill_then_resume_runs_each_trial_once(void **state) {
     free(runner);
 }
 
+/* The journal's event types in order, as "s0 s1 e0 ..." (start/end + n). */
+static char *journal_order(const char *run) {
+    char *path = hx_join(run, "journal.jsonl");
+    char *text = hx_read(path);
+    free(path);
+    char *out = calloc(4096, 1);
+    size_t off = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *ev = cJSON_Parse(line);
+        const char *t = at(ev, "t")->valuestring;
+        if (strcmp(t, "config") != 0)
+            off += (size_t)snprintf(out + off, 4096 - off, "%c%d ", t[0], (int)cJSON_GetNumberValue(at(ev, "n")));
+        cJSON_Delete(ev);
+    }
+    free(text);
+    return out;
+}
+
+static void test_parallel_splits_threads(void **state) {
+    fixture *f = *state;
+    write_sweep(f, "      parallel = 2,\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },", "epochs = 2, sleep = 0.5");
+    char *run = run_ok(f, NULL, "--threads", "2", NULL);
+    char *order = journal_order(run);
+    assert_string_equal(order, "s0 s1 e0 e1 ");
+    for (int n = 0; n < 2; n++) {
+        char *td = hx_fmt("%s/trials/%d", run, n);
+        cJSON *cfg = read_json(td, "config.json");
+        assert_int_equal((int)cJSON_GetNumberValue(at(cfg, "threads")), 1);
+        cJSON_Delete(cfg);
+        free(td);
+    }
+    free(order);
+    free(run);
+}
+
+static void test_sigint_stops_trials_and_resume_continues(void **state) {
+    fixture *f = *state;
+    write_sweep(f, "      space = { [\"curve.a\"] = { 0.5, 0.9 } },", "epochs = 4, sleep = 0.4");
+    char *runner = hx_join(hx_build_dir(), "runner");
+    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
+    const char *argv[] = {runner, "exp.lua", NULL};
+    const char *env[] = {pp, "LUMEN_RUNS", NULL};
+    char *errf = hx_join(f->tmp, "int.err");
+    pid_t pid = hx_spawn(argv, f->tmp, env, NULL, errf);
+    char *tm = hx_fmt("%s/runs/sw", f->tmp);
+    char *rec = hx_join(f->tmp, "rec.txt");
+    file_count one = {rec, "run ", 1};
+    assert_true(hx_wait_for(file_has_count, &one, 60));
+    char *run = only_run(f);
+    char *metrics = hx_fmt("%s/trials/0/metrics.jsonl", run);
+    file_count epoch = {metrics, "val/score", 1};
+    assert_true(hx_wait_for(file_has_count, &epoch, 60));
+    kill(pid, SIGINT);
+    int status;
+    assert_true(hx_wait(pid, 60, &status));
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    char *err = hx_read(errf);
+    assert_non_null(strstr(err, "sweep interrupted (SIGINT)"));
+    free(err);
+    assert_int_equal(journal_count(run, "end", -1), 0);
+    char *done = run_ok(f, NULL, "--resume", run, NULL);
+    assert_int_equal(journal_count(run, "end", 0), 1);
+    assert_int_equal(journal_count(run, "end", 1), 1);
+    char *text = hx_read(rec);
+    assert_int_equal(hx_count(text, "from=0"), 2); /* trial 0 continued, not restarted */
+    assert_int_equal(hx_count(text, "run "), 3);
+    free(text);
+    free(done);
+    free(metrics);
+    free(run);
+    free(rec);
+    free(tm);
+    free(errf);
+    free(pp);
+    free(runner);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_smoke_sweep_table_matches_trials, setup, teardown),
@@ -409,6 +487,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_random_draws_are_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_space_typos_fail_before_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_then_resume_runs_each_trial_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_splits_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_stops_trials_and_resume_continues, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
