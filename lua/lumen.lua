@@ -187,6 +187,16 @@ function M.variants(list)
   end
   return { __sampler = "variants", names = names, values = values }
 end
+-- lumen.upstream("pretrain", "model/best.safetensors"): inside a sweep's
+-- space, a file that a stage before the sweep wrote (it runs once, in the
+-- sweep's run folder); each trial gets the real path.
+function M.upstream(stage_id, rel)
+  if type(stage_id) ~= "string" or type(rel) ~= "string" then
+    error("lumen.upstream(stage_id, relative_path) expects two strings", 2)
+  end
+  return "${sweep_run}/" .. stage_id .. "/" .. rel
+end
+
 -- Pruners: stop hopeless trials while they train.
 function M.asha(t)
   local r = copy(t or {})

@@ -465,21 +465,64 @@ oom:
     return NULL;
 }
 
+#define UPSTREAM_MARK "${sweep_run}"
+
+/* s with every UPSTREAM_MARK replaced by dir (malloc'ed). */
+static char *subst(const char *s, const char *dir) {
+    size_t n = 0, lm = strlen(UPSTREAM_MARK), ld = strlen(dir);
+    for (const char *p = strstr(s, UPSTREAM_MARK); p; p = strstr(p + lm, UPSTREAM_MARK)) n++;
+    char *out = malloc(strlen(s) + n * ld + 1), *o = out;
+    if (!out) return NULL;
+    for (const char *p = s;;) {
+        const char *q = strstr(p, UPSTREAM_MARK);
+        size_t k = q ? (size_t)(q - p) : strlen(p);
+        memcpy(o, p, k);
+        o += k;
+        if (!q) break;
+        memcpy(o, dir, ld);
+        o += ld;
+        p = q + lm;
+    }
+    *o = 0;
+    return out;
+}
+
+/* lumen.upstream(...) strings in a replaced stage table. */
+static int subst_tree(cJSON *v, const char *dir) {
+    for (cJSON *c = v ? v->child : NULL; c; c = c->next) {
+        if (cJSON_IsString(c) && strstr(c->valuestring, UPSTREAM_MARK)) {
+            char *r = subst(c->valuestring, dir);
+            if (!r) return LUMEN_ENOMEM;
+            cJSON_SetValuestring(c, r);
+            free(r);
+        } else if (subst_tree(c, dir)) {
+            return LUMEN_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int rn_sweep_trial_apply(const cJSON *desc, rn_experiment *x, rn_strv *sets, lm_err *e) {
     const cJSON *seed = item(desc, "seed"), *ss = item(desc, "sets"), *tables = item(desc, "tables");
+    const cJSON *sr = item(desc, "sweep_run");
+    const char *dir = cJSON_IsString(sr) ? sr->valuestring : NULL; /* NULL while planning the sweep */
     if (!cJSON_IsNumber(seed) || !cJSON_IsArray(ss) || !cJSON_IsObject(tables))
         return lm_fail(e, LUMEN_EDATA, "trial.json: expected \"seed\", \"sets\" and \"tables\"");
     x->seed = (uint64_t)seed->valuedouble;
     for (const cJSON *s = ss->child; s; s = s->next) {
         if (!cJSON_IsString(s)) return lm_fail(e, LUMEN_EDATA, "trial.json: \"sets\" must hold strings");
-        if (rn_strv_push(sets, s->valuestring)) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        char *v = dir ? subst(s->valuestring, dir) : lm_strdup(s->valuestring);
+        if (!v || rn_strv_take(sets, v)) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     }
     for (const cJSON *t = tables->child; t; t = t->next) {
         size_t i = 0;
         while (i < x->n && strcmp(x->stages[i].id, t->string) != 0) i++;
         if (i == x->n) return lm_fail(e, LUMEN_EDATA, "trial.json: no stage '%s' in the experiment", t->string);
         cJSON *p = cJSON_Duplicate(t, 1);
-        if (!p) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        if (!p || (dir && subst_tree(p, dir))) {
+            cJSON_Delete(p);
+            return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        }
         cJSON_Delete(x->stages[i].params);
         x->stages[i].params = p;
     }

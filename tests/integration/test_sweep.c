@@ -400,6 +400,33 @@ static void test_sigkill_then_resume_runs_each_trial_once(void **state) {
     free(runner);
 }
 
+static void test_upstream_paths_reach_trials(void **state) {
+    fixture *f = *state;
+    char *path = hx_join(f->tmp, "exp.lua");
+    hx_write(path, "local lumen = require \"lumen\"\n"
+                   "return lumen.experiment {\n"
+                   "  name = \"sw\", seed = 42,\n"
+                   "  stages = {\n"
+                   "    lumen.curve { id = \"pre\", epochs = 1 },\n"
+                   "    lumen.sweep {\n"
+                   "      metric = \"val/score\",\n"
+                   "      space = { arm = lumen.variants { { \"plain\", {} },\n"
+                   "        { \"linked\", { [\"curve.record\"] = lumen.upstream(\"pre\", \"model/from_trial.txt\") } } } },\n"
+                   "      stages = { lumen.curve { epochs = 1 } },\n"
+                   "    },\n"
+                   "  },\n"
+                   "}\n");
+    char *run = run_ok(f, NULL, NULL, NULL, NULL);
+    char *rec = hx_join(run, "pre/model/from_trial.txt");
+    char *text = hx_read(rec);
+    assert_non_null(text);
+    assert_int_equal(hx_count(text, "run "), 1); /* only the "linked" trial wrote there */
+    free(text);
+    free(rec);
+    free(run);
+    free(path);
+}
+
 /* The journal's event types in order, as "s0 s1 e0 ..." (start/end + n). */
 static char *journal_order(const char *run) {
     char *path = hx_join(run, "journal.jsonl");
@@ -488,6 +515,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_space_typos_fail_before_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_then_resume_runs_each_trial_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel_splits_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_paths_reach_trials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_stops_trials_and_resume_continues, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
