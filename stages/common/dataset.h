@@ -18,7 +18,8 @@
  *               "label_counts":{"train":[..],"val":[..]},   (values >= 0.5)
  *               ... plus the writer's extra keys (ingest adds "source",
  *               "root", "csv_format", "split":{"val","seed","stratify"},
- *               "skipped", "threshold" ...)}
+ *               "skipped", "threshold", with `exclude` set "exclude"
+ *               and "excluded" ...)}
  *   records  key = index as 4-byte big-endian 0..N-1 (dense, in order) ->
  *            value = one record, little-endian:
  *

@@ -192,6 +192,79 @@ static int check_images_exist(const ingest_opts *o, const lm_label_table *tab, c
     return 0;
 }
 
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Drops from *tab the rows whose path the exclude file lists (see
+ * ingest_opts.exclude), keeping file order, and logs the count.  Sets
+ * *excluded.  Returns 0; LUMEN_ENOTFOUND / LUMEN_EIO (exclude file
+ * unreadable), LUMEN_EDATA (it does not parse, or has bad rows: "file:line"
+ * for each), LUMEN_ENOMEM; every message names the exclude file. */
+static int apply_exclude(const ingest_opts *o, lm_label_table *tab, size_t *excluded,
+                         lm_err *err) {
+    *excluded = 0;
+    lm_problems xp;
+    lm_problems_init(&xp);
+    lm_label_table ex;
+    lm_labels_opts lo = {.format = LM_LABELS_AUTO, .threshold = o->threshold, .names_only = 1};
+    lm_err e = {0};
+    const char **names = NULL;
+    int rc = lm_labels_load(o->exclude, &lo, &ex, &xp, &e);
+    if (rc) {
+        lm_problems_free(&xp);
+        return lm_fail(err, rc, "exclude: %s", e.msg);
+    }
+    if (xp.count) {
+        char head[512], msg[LM_ERR_MSG];
+        snprintf(head, sizeof head, "exclude: bad rows in %s (always fatal: a skipped row "
+                                    "would not be excluded)", o->exclude);
+        lm_problems_report(&xp, head, msg, sizeof msg);
+        rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
+        goto out;
+    }
+    if (ex.nrows && !(names = malloc(ex.nrows * sizeof *names))) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ex.nrows; i++) names[i] = ex.rows[i].name;
+    if (ex.nrows) qsort(names, ex.nrows, sizeof *names, cmp_name);
+
+    /* both files hold each path at most once (duplicates are bad rows), so
+     * every hit is one row dropped and one exclude name used */
+    size_t nl = tab->nlabels, kept = 0, total = tab->nrows;
+    for (size_t i = 0; i < total; i++) {
+        lm_label_row *row = &tab->rows[i];
+        if (ex.nrows && bsearch(&row->name, names, ex.nrows, sizeof *names, cmp_name)) {
+            free(row->name);
+            free(row->meta);
+            continue;
+        }
+        if (kept != i) {
+            tab->rows[kept] = *row;
+            memmove(tab->values + kept * nl, tab->values + i * nl, nl * sizeof *tab->values);
+        }
+        kept++;
+    }
+    tab->nrows = kept;
+    *excluded = total - kept;
+    size_t unmatched = ex.nrows - *excluded;
+    char more[256] = "";
+    if (unmatched)
+        snprintf(more, sizeof more, "; %zu of its %zu paths name no row of %s%s", unmatched,
+                 ex.nrows, o->csv,
+                 *excluded ? "" : " (paths are compared as written, e.g. \"images/a.png\" "
+                                  "is not \"./images/a.png\")");
+    say(o, *excluded || !ex.nrows ? LUMEN_LOG_INFO : LUMEN_LOG_WARN,
+        "exclude: %zu of %zu rows skipped (listed in %s)%s", *excluded, total, o->exclude, more);
+
+out:
+    free(names);
+    lm_labels_free(&ex);
+    lm_problems_free(&xp);
+    return rc;
+}
+
 /* A JSON number when exactly representable, else a decimal string. */
 static cJSON *seed_json(uint64_t seed) {
     if (seed <= (1ull << 53)) return cJSON_CreateNumber((double)seed);
@@ -201,7 +274,7 @@ static cJSON *seed_json(uint64_t seed) {
 }
 
 static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, const char *root,
-                           size_t skipped, size_t rows) {
+                           size_t skipped, size_t rows, size_t excluded) {
     cJSON *x = cJSON_CreateObject(), *sp = NULL;
     if (!x) return NULL;
     int ok = cJSON_AddStringToObject(x, "source", o->csv) &&
@@ -219,6 +292,9 @@ static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, cons
         ok = s && cJSON_AddItemToObject(sp, "seed", s);
         if (!ok) cJSON_Delete(s);
     }
+    if (ok && o->exclude && *o->exclude)
+        ok = cJSON_AddStringToObject(x, "exclude", o->exclude) &&
+             cJSON_AddNumberToObject(x, "excluded", (double)excluded);
     if (ok && tab->format == LM_LABELS_ELPV)
         ok = cJSON_AddNumberToObject(x, "threshold", o->threshold) != NULL;
     if (!ok) {
@@ -261,11 +337,19 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     if ((rc = resolve_root(o, &root, err))) goto out;
     r.rows = tab.nrows;
     r.nlabels = tab.nlabels;
+    /* before the bad-input check: an excluded row's image is not needed */
+    if (o->exclude && *o->exclude && (rc = apply_exclude(o, &tab, &r.excluded, err))) goto out;
 
     if (probs.count && !o->skip_bad) {
         /* the label file is bad already: report missing images too, but
          * decode nothing */
         if (!(rc = check_images_exist(o, &tab, root, &probs, err))) rc = fail_report(o, &probs, err);
+        goto out;
+    }
+    if (tab.nrows == 0 && r.excluded) {
+        rc = lm_fail(err, LUMEN_EDATA,
+                     "%s: every usable row (%zu) is listed in the exclude file %s; nothing left "
+                     "to ingest", o->csv, r.excluded, o->exclude);
         goto out;
     }
     if (tab.nrows == 0) {
@@ -380,7 +464,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
                      r.skipped);
         goto out;
     }
-    extra = schema_extra(o, &tab, root, r.skipped, tab.nrows + tab.bad_rows);
+    extra = schema_extra(o, &tab, root, r.skipped, r.rows + tab.bad_rows, r.excluded);
     if (!extra) {
         rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
         goto out;
@@ -452,6 +536,21 @@ int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, s
         return rc;
     }
     add(user, root, strlen(root) + 1);
+    if (o->exclude && *o->exclude) {
+        char *xt;
+        size_t xlen;
+        lm_err e = {0};
+        if ((rc = lm_read_file(o->exclude, &xt, &xlen, &e))) {
+            free(root);
+            free(text);
+            return lm_fail(err, rc, "exclude: %s", e.msg);
+        }
+        uint64_t n = xlen;
+        add(user, "exclude", 8);
+        add(user, &n, sizeof n);
+        add(user, xt, xlen);
+        free(xt);
+    }
     lm_problems probs;
     lm_problems_init(&probs);
     lm_label_table tab;

@@ -4,9 +4,9 @@
  * benchmarks call it directly.  plugin.c maps the stage parameters onto
  * ingest_opts.
  *
- * Pipeline: parse the label file (csvparse.h); apply `limit` (a seeded
- * subset, kept in file order); assign the split (split.h) over the usable
- * rows; decode + resize the images on `threads` worker threads into a ring
+ * Pipeline: parse the label file (csvparse.h); drop the rows listed in the
+ * `exclude` file, if any; apply `limit` (a seeded subset of the remaining
+ * rows, kept in file order); assign the split (split.h) over them; decode + resize the images on `threads` worker threads into a ring
  * of per-index slots while the calling thread commits records to LMDB in
  * index order.  The output is identical for every thread count.
  *
@@ -34,6 +34,18 @@ typedef struct ingest_opts {
     const char *csv;    /* label file (required) */
     const char *root;   /* image root; NULL = the label file's folder */
     const char *out;    /* dataset folder to write (created) */
+    /* Optional (NULL or "": none): a label file whose image paths are left
+     * out of `csv`.  It is read with the same reader in names-only mode
+     * (csvparse.h: only the first column counts, its labels are not
+     * checked), its format auto-detected on its own (`format` applies to
+     * `csv` only), so an ELPV labels.csv can exclude a data.csv.  A row of
+     * `csv` is dropped when its path, as written after the reader's
+     * unquoting and trimming, is byte-for-byte equal to a path of the
+     * exclude file: no normalisation ("./a.png" is not "a.png").  A missing
+     * or unreadable exclude file, or one with any bad row, fails (whatever
+     * skip_bad says: a dropped exclude row would let its image in);
+     * excluding every usable row fails too. */
+    const char *exclude;
     int format;         /* enum lm_labels_format */
     double threshold;   /* ELPV: defective = probability >= threshold */
     int size;           /* images become size x size */
@@ -60,8 +72,9 @@ typedef struct ingest_opts {
 void ingest_opts_default(ingest_opts *o);
 
 typedef struct ingest_result {
-    size_t rows;      /* usable rows in the label file (before limit) */
-    size_t selected;  /* rows chosen for ingest (after limit) */
+    size_t rows;      /* usable rows in the label file (before exclude, limit) */
+    size_t excluded;  /* usable rows dropped because `exclude` lists them */
+    size_t selected;  /* rows chosen for ingest (after exclude and limit) */
     size_t images;    /* records written */
     size_t skipped;   /* problems skipped (bad rows + bad images) */
     size_t train, val;
@@ -72,16 +85,20 @@ typedef struct ingest_result {
 /* Runs the ingest on `threads` worker threads plus the calling thread (the
  * LMDB writer); all threads are joined before it returns.  Returns 0 (the dataset in o->out is complete, schema
  * written and synced), LUMEN_EDATA (bad input, see above; message names
- * file:line and the total), LUMEN_EINVAL (bad options), LUMEN_ENOTFOUND
- * (no label file), LUMEN_EIO, LUMEN_ENOMEM, LUMEN_ECANCELED.  On any
+ * file:line and the total; also a bad exclude file or every row excluded),
+ * LUMEN_EINVAL (bad options), LUMEN_ENOTFOUND (no label or exclude file;
+ * the message names it), LUMEN_EIO, LUMEN_ENOMEM, LUMEN_ECANCELED.  On any
  * failure no data.mdb is left in o->out.  res may be NULL. */
 int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err);
 
 /* Folds the external inputs into a cache key: the label file's bytes, the
- * resolved root, and for every usable row its relative path, file size and
- * mtime (stat only, nothing decoded).  `add` receives the bytes.  Returns
- * 0, LUMEN_ENOTFOUND / LUMEN_EIO (label file unreadable) or LUMEN_ENOMEM;
- * a label file that does not parse is folded by content only. */
+ * resolved root, the exclude file's bytes (when o->exclude is set; nothing
+ * is added when it is not, so such keys are unchanged), and for every
+ * usable row of the label file (excluded or not) its relative path, file
+ * size and mtime (stat only, nothing decoded).  `add` receives the bytes.
+ * Returns 0, LUMEN_ENOTFOUND / LUMEN_EIO (label or exclude file
+ * unreadable; the message names it) or LUMEN_ENOMEM; a label file that
+ * does not parse is folded by content only. */
 int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, size_t len),
                void *user, lm_err *err);
 

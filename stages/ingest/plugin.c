@@ -20,6 +20,10 @@ static const lumen_param ingest_params[] = {
      "folder the image paths are relative to (default: the label file's folder)"},
     {"format", LUMEN_ENUM, "auto", 0, 0, "auto|csv|elpv", 0,
      "label file format; auto tells them apart by the first line"},
+    {"exclude", LUMEN_PATH, NULL, 0, 0, NULL, 0,
+     "label file (CSV or ELPV, auto-detected; labels ignored) whose image paths (first "
+     "column) are left out of csv; compared byte for byte with csv's paths as written "
+     "(no normalisation: './a.png' != 'a.png')"},
     {"threshold", LUMEN_NUM, "0.5", 0, 1, NULL, 0,
      "ELPV: label 'defective' = defect probability >= threshold"},
     {"size", LUMEN_INT, "300", 8, 4096, NULL, 0,
@@ -77,6 +81,7 @@ static void opts_from_params(lumen_ctx *ctx, const lumen_host *h, ingest_opts *o
     ingest_opts_default(o);
     o->csv = h->get_str(ctx, "csv");
     o->root = h->is_set(ctx, "root") ? h->get_str(ctx, "root") : NULL;
+    o->exclude = h->is_set(ctx, "exclude") ? h->get_str(ctx, "exclude") : NULL;
     o->format = format_of(h->get_str(ctx, "format"));
     o->threshold = h->get_num(ctx, "threshold");
     o->size = (int)h->get_int(ctx, "size");
@@ -148,6 +153,7 @@ static int ingest_stage_run(lumen_ctx *ctx, const lumen_host *h) {
     h->summary(ctx, "ingest/train", (double)r.train);
     h->summary(ctx, "ingest/val", (double)r.val);
     h->summary(ctx, "ingest/skipped", (double)r.skipped);
+    h->summary(ctx, "ingest/excluded", (double)r.excluded);
     h->summary(ctx, "ingest/seconds", r.seconds);
     h->summary(ctx, "ingest/images_per_s", r.seconds > 0 ? (double)r.images / r.seconds : 0);
     return LUMEN_OK;

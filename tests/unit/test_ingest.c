@@ -511,6 +511,263 @@ static void test_plugin_key_follows_effective_seed(void **s) {
     fx_rmtree(dir);
 }
 
+/* ------------------------------------------------------------- exclude -- */
+
+/* Names of the records of the dataset in `out`, in index order, joined by
+ * ','; fails the test when it does not open. */
+static char *record_names(const char *out, size_t *count) {
+    lm_dataset *ds;
+    lm_err e = {0};
+    if (lm_dataset_open(out, &ds, &e)) fail_msg("%s", e.msg);
+    *count = lm_dataset_count(ds);
+    char *names = calloc(1, 4096);
+    assert_non_null(names);
+    for (size_t i = 0; i < *count; i++) {
+        lm_record rec;
+        assert_int_equal(lm_dataset_get(ds, i, &rec), 0);
+        size_t l = strlen(names);
+        snprintf(names + l, 4096 - l, "%s%s", i ? "," : "", rec.name);
+    }
+    lm_dataset_close(ds);
+    return names;
+}
+
+static void test_exclude_drops_listed_rows(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "x.csv",
+                              "filename;crack;inactive\n"
+                              "img/a.png;0;1\n"
+                              "img/missing.png;1;0\n" /* excluded: its image is not needed */
+                              "img/b.png;1;0\n"
+                              "img/d.png;1;1\n");
+    /* ELPV format while csv is CSV: detected on its own, whatever `format`
+     * says; a path of no row, and "./img/d.png" which is not "img/d.png" */
+    char *ex = fx_write_text(dir, "ex.txt",
+                             "img/b.png   1.0  mono\n"
+                             "img/zzz.png 0.0  poly\n"
+                             "./img/d.png 0.0  mono\n"
+                             "img/missing.png 0.333 mono\n");
+    char *out = lm_path_join(dir, "dataset");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.exclude = ex, o.out = out, o.size = 8, o.val = 0, o.format = LM_LABELS_CSV;
+    logbuf lb = {0};
+    o.user = &lb;
+    o.log = log_cb;
+    ingest_result r;
+    lm_err e = {0};
+    int rc = ingest_run(&o, &r, &e);
+    if (rc) fail_msg("%s", e.msg);
+    assert_int_equal(r.rows, 4);
+    assert_int_equal(r.excluded, 2);
+    assert_int_equal(r.selected, 2);
+    assert_int_equal(r.images, 2);
+    assert_int_equal(r.skipped, 0);
+    assert_non_null(strstr(lb.text, "exclude: 2 of 4 rows skipped (listed in "));
+    assert_non_null(strstr(lb.text, "ex.txt)"));
+    assert_non_null(strstr(lb.text, "2 of its 4 paths name no row"));
+    size_t n;
+    char *names = record_names(out, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(names, "img/a.png,img/d.png");
+    free(names);
+    lm_dataset *ds;
+    assert_int_equal(lm_dataset_open(out, &ds, &e), 0);
+    const cJSON *sc = lm_dataset_schema(ds);
+    assert_string_equal(cJSON_GetObjectItem(sc, "exclude")->valuestring, ex);
+    assert_int_equal(cJSON_GetObjectItem(sc, "excluded")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(sc, "rows")->valueint, 4);
+    lm_record rec;
+    lm_dataset_get(ds, 1, &rec); /* labels stay with their row */
+    assert_true(rec.labels[0] == 1.0f && rec.labels[1] == 1.0f);
+    lm_dataset_close(ds);
+
+    /* a CSV exclude list: only the first column counts, labels unchecked */
+    char *ex2 = fx_write_text(dir, "ex2.csv", "filename;whatever\nimg/a.png;x\nimg/missing.png;\n");
+    o.exclude = ex2, o.format = LM_LABELS_AUTO;
+    o.log = NULL;
+    rc = ingest_run(&o, &r, &e);
+    if (rc) fail_msg("%s", e.msg);
+    assert_int_equal(r.excluded, 2);
+    names = record_names(out, &n);
+    assert_string_equal(names, "img/b.png,img/d.png");
+    free(names);
+    /* ... with the missing image not excluded: the usual failure */
+    free(fx_write_text(dir, "ex2.csv", "filename\nimg/b.png\n"));
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(&o, &r, &e2), LUMEN_EDATA);
+    assert_non_null(strstr(e2.msg, "x.csv:3:"));
+    free(ex2);
+    free(ex);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
+static void test_exclude_bad_file_and_everything_excluded(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "x.csv", "filename;crack\nimg/a.png;0\nimg/b.png;1\n");
+    char *out = lm_path_join(dir, "dataset");
+    char *dm = lm_path_join(out, "data.mdb");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.out = out, o.size = 8, o.val = 0;
+
+    /* missing: names the file */
+    char *missing = lm_path_join(dir, "no-such-exclude.csv");
+    o.exclude = missing;
+    lm_err e = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "exclude"));
+    assert_non_null(strstr(e.msg, missing));
+    assert_false(lm_exists(dm));
+
+    /* bad rows: file:line, even with on_error = "skip" */
+    char *bad = fx_write_text(dir, "bad-ex.csv", "filename;crack\nimg/a.png;0\n../b.png;1\n"
+                                                 "img/a.png;1\n");
+    o.exclude = bad, o.skip_bad = 1;
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EDATA);
+    assert_non_null(strstr(e2.msg, "2 problems"));
+    assert_non_null(strstr(e2.msg, "bad-ex.csv:3:"));
+    assert_non_null(strstr(e2.msg, "bad-ex.csv:4:"));
+    assert_false(lm_exists(dm));
+
+    /* not a label file at all */
+    char *junk = fx_write_text(dir, "junk.csv", "\n\n");
+    o.exclude = junk;
+    lm_err e3 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e3), LUMEN_EDATA);
+    assert_non_null(strstr(e3.msg, "junk.csv"));
+
+    /* every row excluded */
+    char *all = fx_write_text(dir, "all.csv", "img/b.png 1 mono\nimg/a.png 0 mono\n");
+    o.exclude = all, o.skip_bad = 0;
+    lm_err e4 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e4), LUMEN_EDATA);
+    assert_non_null(strstr(e4.msg, "every usable row (2)"));
+    assert_non_null(strstr(e4.msg, "all.csv"));
+    assert_false(lm_exists(dm));
+    free(all);
+    free(junk);
+    free(bad);
+    free(missing);
+    free(dm);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
+static void test_exclude_joins_key(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "k.csv", "filename;crack\nimg/a.png;0\nimg/b.png;1\n");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv;
+    uint64_t k0 = key_of(&o);
+    o.exclude = ""; /* empty = unset: the key is the one without exclude */
+    assert_true(key_of(&o) == k0);
+    char *ex = fx_write_text(dir, "ex.csv", "filename\nimg/a.png\n");
+    o.exclude = ex;
+    uint64_t k1 = key_of(&o);
+    assert_true(k1 != k0);
+    assert_true(key_of(&o) == k1);
+    /* the exclude file's content changes the key */
+    free(fx_write_text(dir, "ex.csv", "filename\nimg/b.png\n"));
+    uint64_t k2 = key_of(&o);
+    assert_true(k2 != k1);
+    /* missing: an error naming it */
+    char *missing = lm_path_join(dir, "gone.csv");
+    o.exclude = missing;
+    uint64_t h = 0;
+    lm_err e = {0};
+    assert_int_equal(ingest_key(&o, key_cb, &h, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, missing));
+
+    /* through the plugin's key() */
+    fh *f = fh_new(&ingest_stage);
+    fh_set(f, "csv", csv);
+    int rc;
+    uint64_t p0 = fh_key(f, &rc);
+    assert_int_equal(rc, 0);
+    fh_set(f, "exclude", ex);
+    uint64_t p1 = fh_key(f, &rc);
+    assert_int_equal(rc, 0);
+    assert_true(p1 != p0);
+    free(fx_write_text(dir, "ex.csv", "filename\nimg/a.png\n"));
+    uint64_t p2 = fh_key(f, &rc);
+    assert_int_equal(rc, 0);
+    assert_true(p2 != p1);
+    fh_set(f, "exclude", missing);
+    fh_key(f, &rc);
+    assert_int_equal(rc, LUMEN_ENOTFOUND);
+    assert_non_null(strstr(fh_fail_msg(f), missing));
+    assert_null(fh_bad_key(f));
+    fh_free(f);
+    free(missing);
+    free(ex);
+    free(csv);
+    fx_rmtree(dir);
+}
+
+/* The purpose: pretraining on labels.csv without the cells of data.csv. */
+static void test_exclude_elpv_labels_minus_data(void **s) {
+    (void)s;
+    NEED_DATA();
+    char *dir = fx_tmpdir("ingest-exclude");
+    char *out = lm_path_join(dir, "dataset");
+    char *labels = lm_path_join(data, "labels.csv"), *dcsv = lm_path_join(data, "data.csv");
+    fh *f = fh_new(&ingest_stage);
+    fh_set(f, "csv", labels);
+    fh_set(f, "exclude", dcsv);
+    fh_set(f, "size", "32");
+    fh_set_output(f, "dataset", out);
+    fh_set_seed(f, 3);
+    int rc = fh_run(f);
+    if (rc) fail_msg("%s", fh_fail_msg(f));
+    assert_null(fh_bad_key(f));
+    int found;
+    assert_int_equal((int)fh_summary(f, "ingest/excluded", &found), 1700);
+    assert_true(found);
+    assert_int_equal((int)fh_summary(f, "ingest/images", &found), 624);
+    assert_int_equal((int)fh_summary(f, "ingest/skipped", &found), 0);
+    assert_int_equal(fh_log_count(f, LUMEN_LOG_INFO, "exclude: 1700 of 2324 rows skipped"), 1);
+
+    /* independently: no record is in data.csv, each is in labels.csv, in
+     * labels.csv's order */
+    char *dtext, *ltext;
+    size_t dlen, llen;
+    lm_err e = {0};
+    assert_int_equal(lm_read_file(dcsv, &dtext, &dlen, &e), 0);
+    assert_int_equal(lm_read_file(labels, &ltext, &llen, &e), 0);
+    lm_dataset *ds;
+    assert_int_equal(lm_dataset_open(out, &ds, &e), 0);
+    assert_int_equal(lm_dataset_count(ds), 624);
+    const char *prev = ltext;
+    for (size_t i = 0; i < 624; i++) {
+        lm_record rec;
+        assert_int_equal(lm_dataset_get(ds, i, &rec), 0);
+        char key[128];
+        snprintf(key, sizeof key, "\n%s;", rec.name);
+        if (strstr(dtext, key)) fail_msg("%s is in data.csv", rec.name);
+        snprintf(key, sizeof key, "%s ", rec.name);
+        const char *at = strstr(prev, key);
+        if (!at) fail_msg("%s: not in labels.csv after the previous record", rec.name);
+        prev = at + 1;
+    }
+    lm_dataset_close(ds);
+    free(dtext);
+    free(ltext);
+    fh_free(f);
+    free(labels);
+    free(dcsv);
+    free(out);
+    fx_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elpv_slice_end_to_end),
@@ -522,6 +779,10 @@ int main(void) {
         cmocka_unit_test(test_key_tracks_inputs),
         cmocka_unit_test(test_plugin_wrapper),
         cmocka_unit_test(test_plugin_key_follows_effective_seed),
+        cmocka_unit_test(test_exclude_drops_listed_rows),
+        cmocka_unit_test(test_exclude_bad_file_and_everything_excluded),
+        cmocka_unit_test(test_exclude_joins_key),
+        cmocka_unit_test(test_exclude_elpv_labels_minus_data),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
