@@ -1,0 +1,107 @@
+/*
+ * test_experiments.c -- every experiment shipped in experiments/ plans
+ * (--dry-run) and runs to the end under --smoke on the ELPV data, and a
+ * sweep experiment leaves its results table.  The --smoke runs are skipped
+ * when $LUMEN_DATA has no images (the dry runs need only the Lua files).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* The .lua files in experiments/ (NULL-terminated). */
+static char **experiments(size_t *n) {
+    char *src = hx_src_dir();
+    char *dir = hx_join(src, "experiments");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char **v = calloc(64, sizeof *v);
+    *n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && *n < 63) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && strcmp(de->d_name + l - 4, ".lua") == 0) v[(*n)++] = hx_join(dir, de->d_name);
+    }
+    closedir(d);
+    free(dir);
+    free(src);
+    return v;
+}
+
+static int has_images(void) {
+    const char *d = getenv("LUMEN_DATA");
+    char *p = d ? hx_join(d, "labels.csv") : NULL;
+    int ok = p && hx_exists(p);
+    free(p);
+    return ok;
+}
+
+static void test_every_experiment_plans(void **state) {
+    (void)state;
+    if (!has_images()) {
+        print_message("LUMEN_DATA has no ELPV data (ingest keys read the images): skipped\n");
+        skip();
+    }
+    size_t n;
+    char **v = experiments(&n);
+    assert_true(n >= 5);
+    char *tmp = hx_tmpdir();
+    for (size_t i = 0; i < n; i++) {
+        hx_result r;
+        hx_runner(&r, tmp, NULL, NULL, v[i], "--dry-run", NULL);
+        if (r.exit_code != 0) fail_msg("%s --dry-run exited %d:\n%s", v[i], r.exit_code, r.err);
+        assert_non_null(strstr(r.err, "dry run: nothing was run"));
+        hx_result_free(&r);
+    }
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+    hx_rmtree(tmp);
+    free(tmp);
+}
+
+static void test_every_experiment_smoke(void **state) {
+    (void)state;
+    if (!has_images()) {
+        print_message("LUMEN_DATA has no ELPV data: skipped\n");
+        skip();
+    }
+    size_t n;
+    char **v = experiments(&n);
+    char *tmp = hx_tmpdir();
+    for (size_t i = 0; i < n; i++) {
+        hx_result r;
+        hx_runner(&r, tmp, NULL, NULL, v[i], "--smoke", NULL);
+        if (r.exit_code != 0) fail_msg("%s --smoke exited %d:\n%s", v[i], r.exit_code, r.err);
+        char *rel = hx_last_line(r.out);
+        char *run = hx_join(tmp, rel);
+        if (strstr(v[i], "sweep") || strstr(v[i], "pretrain")) {
+            char *res = hx_join(run, "results.csv");
+            if (!hx_exists(res)) fail_msg("%s: no results.csv in %s", v[i], run);
+            assert_non_null(strstr(r.err, "rank config"));
+            free(res);
+        }
+        free(run);
+        free(rel);
+        hx_result_free(&r);
+    }
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+    hx_rmtree(tmp);
+    free(tmp);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_experiment_plans),
+        cmocka_unit_test(test_every_experiment_smoke),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
