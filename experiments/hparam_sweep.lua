@@ -20,18 +20,14 @@
 --   runner experiments/hparam_sweep.lua --set sweep.trials=50
 --   runner experiments/hparam_sweep.lua --smoke     # 2 configurations, < 1 min
 local lumen = require "lumen"
+local small = require "small_recipe"
 
 return lumen.experiment {
   name = "hparam_sweep",
   seed = 42,
   description = "TPE over lr, batch, optimizer, schedule with ASHA pruning",
   stages = {
-    lumen.ingest {
-      csv = lumen.labels(),
-      size = 160,
-      channels = 1,
-      split = { val = 0.2, stratify = true, seed = 42 },
-    },
+    lumen.ingest(small.ingest { csv = lumen.labels() }),
     lumen.normalize_stats {},
     lumen.sweep {
       strategy = "tpe",
@@ -48,20 +44,9 @@ return lumen.experiment {
       timeout = 3600,
       stages = {
         lumen.augment { flip = true, rotate90 = true },
-        lumen.train {
-          model = lumen.resnet {
-            blocks = { 1, 1, 1, 1 },
-            widths = { 32, 64, 128, 256 },
-            stem = "7x7", stem_width = 32,
-            dropout = 0.1,
-          },
-          epochs = 12,
-          batch = 32,
-          optimizer = lumen.adamw { lr = 2e-3, weight_decay = 0.05 },
+        lumen.train(small.train {
           schedule = lumen.cosine { min_lr = 1e-5, step_size = 4, gamma = 0.3 },  -- step: x0.3 every 4 epochs
-          loss = lumen.bce { pos_weight = "auto" },
-          metric = "val/ap_mean",
-        },
+        }),
         lumen.validate { thresholds = "tune" },
       },
     },

@@ -25,11 +25,7 @@
 -- `defective` label and the pretraining sees the same cells: the comparison
 -- then only measures "twice the training", and the file says so on stderr.
 local lumen = require "lumen"
-
-local model = lumen.resnet {
-  blocks = { 1, 1, 1, 1 }, widths = { 32, 64, 128, 256 },
-  stem = "7x7", stem_width = 32, dropout = 0.1,
-}
+local small = require "small_recipe"
 
 local target = lumen.labels()
 local has_data_csv = target:match("data%.csv$") ~= nil
@@ -58,29 +54,16 @@ return lumen.experiment {
   seed = 42,
   description = "pretrain on ELPV defective (cells outside data.csv), fine-tune on crack/inactive, vs scratch",
   stages = {
-    lumen.ingest {
+    lumen.ingest(small.ingest {
       id = "pre_ingest",
       csv = lumen.data "labels.csv",
       exclude = has_data_csv and target or nil,
-      size = 160, channels = 1,
       split = { val = 0.15, stratify = true, seed = 42 },
-    },
+    }),
     lumen.normalize_stats { id = "pre_stats" },
     lumen.augment { id = "pre_augment", flip = true, rotate90 = true },
-    lumen.train {
-      id = "pretrain",
-      model = model,
-      epochs = 15, batch = 32,
-      optimizer = lumen.adamw { lr = 2e-3, weight_decay = 0.05 },
-      schedule = lumen.cosine { warmup = 1, min_lr = 1e-5 },
-      loss = lumen.bce { pos_weight = "auto" },
-      metric = "val/ap_mean",
-    },
-    lumen.ingest {
-      csv = target,
-      size = 160, channels = 1,
-      split = { val = 0.2, stratify = true, seed = 42 },
-    },
+    lumen.train(small.train { id = "pretrain", epochs = 15 }),
+    lumen.ingest(small.ingest { csv = target }),
     lumen.normalize_stats {},
     lumen.sweep {
       strategy = "grid",
@@ -90,15 +73,7 @@ return lumen.experiment {
       timeout = 3600,
       stages = {
         lumen.augment { flip = true, rotate90 = true },
-        lumen.train {
-          model = model,
-          epochs = 12, batch = 32,
-          optimizer = lumen.adamw { lr = 2e-3, weight_decay = 0.05 },
-          schedule = lumen.cosine { warmup = 1, min_lr = 1e-5 },
-          loss = lumen.bce { pos_weight = "auto" },
-          ema = 0.99,
-          metric = "val/ap_mean",
-        },
+        lumen.train(small.train { ema = 0.99 }),
         lumen.validate { thresholds = "tune" },
       },
     },

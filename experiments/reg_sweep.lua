@@ -18,18 +18,14 @@
 -- and narrow the grid with --set where a factor does not matter.
 --   runner experiments/reg_sweep.lua --smoke          # 2 configurations x 2 seeds, < 1 min
 local lumen = require "lumen"
+local small = require "small_recipe"
 
 return lumen.experiment {
   name = "reg_sweep",
   seed = 42,
   description = "dropout x weight decay x label smoothing x ema, 2 seeds",
   stages = {
-    lumen.ingest {
-      csv = lumen.labels(),
-      size = 160,
-      channels = 1,
-      split = { val = 0.2, stratify = true, seed = 42 },
-    },
+    lumen.ingest(small.ingest { csv = lumen.labels() }),
     lumen.normalize_stats {},
     lumen.sweep {
       strategy = "grid",
@@ -44,19 +40,10 @@ return lumen.experiment {
       timeout = 3600,
       stages = {
         lumen.augment { flip = true, rotate90 = true },
-        lumen.train {
-          model = lumen.resnet {
-            blocks = { 1, 1, 1, 1 },
-            widths = { 32, 64, 128, 256 },
-            stem = "7x7", stem_width = 32,
-          },
-          epochs = 12,
-          batch = 32,
-          optimizer = lumen.adamw { lr = 2e-3 },
-          schedule = lumen.cosine { warmup = 1, min_lr = 1e-5 },
-          loss = lumen.bce { pos_weight = "auto" },
-          metric = "val/ap_mean",
-        },
+        lumen.train(small.train {
+          model = small.model { dropout = 0 },
+          optimizer = lumen.adamw { lr = 2e-3 },   -- weight_decay from the space
+        }),
         lumen.validate { thresholds = "tune" },
       },
     },
