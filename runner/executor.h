@@ -26,6 +26,8 @@ typedef struct rn_job {
     int ours;      /* local: our child (waitpid works); 0 when adopted */
     int wstatus;   /* local, ours: the wait status once ended */
     int have_wstatus;
+    const char *tag; /* adopt: a string the job's command line contains (the
+                      * trial folder), so a reused pid is not mistaken for it */
 } rn_job;
 
 typedef struct rn_executor_ops {

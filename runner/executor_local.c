@@ -66,12 +66,30 @@ static void local_cancel(void *self, rn_job *job, int sig) {
     if (job->pid > 0 && kill(-(pid_t)job->pid, sig) != 0) kill((pid_t)job->pid, sig);
 }
 
+/* Does process pid's command line contain tag?  (After a reboot the pid of
+ * a recorded trial may belong to an unrelated process.) */
+static int cmdline_has(long pid, const char *tag) {
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == 0) buf[i] = ' ';
+    buf[n] = 0;
+    size_t l = strlen(tag);
+    for (const char *p = strstr(buf, tag); p; p = strstr(p + 1, tag))
+        if (p[l] == ' ' || p[l] == 0) return 1; /* a whole argument: trials/1 is not trials/10 */
+    return 0;
+}
+
 static int local_adopt(void *self, rn_job *job) {
     (void)self;
     job->pid = strtol(job->id, NULL, 10);
     job->ours = 0;
     job->have_wstatus = 0;
-    return job->pid > 0 && rn_pid_alive(job->pid);
+    return job->pid > 0 && rn_pid_alive(job->pid) && (!job->tag || cmdline_has(job->pid, job->tag));
 }
 
 static const rn_executor_ops LOCAL_OPS = {

@@ -598,7 +598,12 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
             done++;
             read_curve(&w, t);
         } else if (t->state == T_RUNNING) {
-            if (w.ex.ops->adopt(w.ex.self, &t->job)) {
+            char *dir = trial_dir(&w, n);
+            t->job.tag = dir;
+            int alive = dir && w.ex.ops->adopt(w.ex.self, &t->job);
+            t->job.tag = NULL;
+            free(dir);
+            if (alive) {
                 t->t0 = lm_now();
                 adopted++;
                 read_curve(&w, t);
