@@ -6,15 +6,26 @@
 -- without augmentation, beyond seed-to-seed noise?
 --
 -- What it runs: ingest + normalize-stats once, then a grid of 5 augmentation
--- variants x 3 seeds = 15 trials of a small ResNet (one BasicBlock per
--- stage, widths 32-256) at 160x160 for 12 epochs, each validated with
--- thresholds tuned 2-fold cross-fitted (val/f1_mean_tuned_cv).  The table
--- compares every variant with "none" (the control), paired by seed, with a
--- 95% t interval: an interval that contains 0 means "no evidence".
+-- variants x 3 seeds = 15 trials of the small recipe (lua/small_recipe.lua:
+-- one BasicBlock per stage, widths 32-256, 160x160, 12 epochs), each
+-- validated with thresholds tuned 2-fold cross-fitted
+-- (val/f1_mean_tuned_cv).  The table compares every variant with "none"
+-- (the control), paired by seed, with a 95% t interval: an interval that
+-- contains 0 means "no evidence".
 --
--- Sized for `make run` on the 2-core machine: ~4 s per epoch on a 2-core
--- Xeon with AVX-512 (measured: the whole study in the README), about 2.5x
--- that on a 2-core Zen 3 (AVX2), so ~15 min here and ~35 min there.
+-- Measured (2026-12-06, ../shared/data/elpv, 1359 train / 341 val cells,
+-- 2-core Xeon with AVX-512; 1215 s with other builds sharing the 2 cores,
+-- ~55 s per trial when quiet, so ~15 min; expect ~2.5x on a 2-core Zen 3):
+--   dihedral      0.795 +- 0.004 (sd)   +0.018 +- 0.054 vs none
+--   none          0.776 +- 0.020        (control)
+--   +geometry     0.762 +- 0.008        -0.015 +- 0.064
+--   flips         0.757 +- 0.016        -0.020 +- 0.071
+--   +photometric  0.749 +- 0.036        -0.027 +- 0.039
+-- Conclusion: at this size and length no variant differs from "none"
+-- beyond its interval; the 8 symmetries rank first and are the steadiest
+-- over seeds, the photometric jitter ranks last (12 epochs may be too short
+-- for the harder inputs).  Three seeds cannot separate effects of ~0.02.
+--
 -- The full-size study is one --set away:
 --   runner experiments/aug_sweep.lua --set ingest.size=300 --set train.epochs=40 \
 --          --set 'train.model.blocks={2,2,2,2}'
@@ -22,6 +33,7 @@
 --   runner experiments/aug_sweep.lua --set sweep.seeds={1,2,3,4,5}   # tighter intervals
 -- On the public ELPV download (no data.csv) it studies the `defective` label.
 local lumen = require "lumen"
+local small = require "small_recipe"
 
 local geometry = { flip = true, rotate90 = true, rotate = 3, translate = 0.03 }
 local photometric = { flip = true, rotate90 = true, rotate = 3, translate = 0.03,
@@ -32,12 +44,7 @@ return lumen.experiment {
   seed = 42,
   description = "augmentation study: none / flips / 8 symmetries / +rotate+shift / +photometric, 3 seeds",
   stages = {
-    lumen.ingest {
-      csv = lumen.labels(),
-      size = 160,
-      channels = 1,
-      split = { val = 0.2, stratify = true, seed = 42 },
-    },
+    lumen.ingest(small.ingest { csv = lumen.labels() }),
     lumen.normalize_stats {},
     lumen.sweep {
       strategy = "grid",
@@ -55,21 +62,7 @@ return lumen.experiment {
       timeout = 3600,
       stages = {
         lumen.augment {},
-        lumen.train {
-          model = lumen.resnet {
-            blocks = { 1, 1, 1, 1 },
-            widths = { 32, 64, 128, 256 },
-            stem = "7x7", stem_width = 32,
-            dropout = 0.1,
-          },
-          epochs = 12,
-          batch = 32,
-          optimizer = lumen.adamw { lr = 2e-3, weight_decay = 0.05 },
-          schedule = lumen.cosine { warmup = 1, min_lr = 1e-5 },
-          loss = lumen.bce { pos_weight = "auto" },
-          ema = 0.99,
-          metric = "val/ap_mean",
-        },
+        lumen.train(small.train { ema = 0.99 }),
         lumen.validate { thresholds = "tune" },
       },
     },
