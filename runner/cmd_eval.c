@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "infer_cli.h"
+#include "jsonutil.h"
 #include "valreport.h"
 
 static const char USAGE[] =
@@ -126,7 +127,7 @@ int rn_cmd_eval(int argc, char **argv) {
                             .csv = a.csv, .root = a.root, .tta = a.tta, .views = r->views,
                             .loss = r->mean_loss, .seconds = r->seconds};
     if (!(doc = lm_vreport_json(&rep, (const char *const *)s.model.labels, &info)) ||
-        !(text = cJSON_Print(doc))) {
+        !(text = rn_json_print(doc, 1))) {
         rn_cli_error("eval: out of memory");
         goto out;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jsonutil.h"
 #include "lm_util.h"
 
 void rn_evw_init(rn_evw *w, int fd) {
@@ -17,7 +18,7 @@ void rn_evw_init(rn_evw *w, int fd) {
 void rn_evw_destroy(rn_evw *w) { pthread_mutex_destroy(&w->lock); }
 
 int rn_evw_send(rn_evw *w, cJSON *ev) {
-    char *text = ev ? cJSON_PrintUnformatted(ev) : NULL;
+    char *text = ev ? rn_json_print(ev, 0) : NULL;
     cJSON_Delete(ev);
     if (!text) return -1;
     size_t n = strlen(text);

@@ -14,6 +14,8 @@
  *
  * Writer: lines are written whole under a mutex, so threads of a stage may
  * report concurrently and lines longer than PIPE_BUF never interleave.
+ * Lines are valid UTF-8 (rn_json_print): a message echoing raw bytes of a
+ * file gets the text \xNN for each invalid byte.
  * Reader: rn_linebuf reassembles lines from arbitrary chunks.
  */
 #ifndef RN_EVENTS_H

@@ -50,8 +50,61 @@ char *rn_json_canonical(const cJSON *v) {
     return text;
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned cp, min;
+    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0; /* also stops at the NUL */
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+char *rn_json_utf8_fix(char *text) {
+    if (!text) return NULL;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t bad = 0, len = 0;
+    for (size_t k; s[len]; len += k ? k : 1)
+        if (!(k = utf8_seq(s + len))) bad++;
+    if (!bad) return text;
+    char *out = malloc(len + 4 * bad + 1);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0, k; i < len; i += k ? k : 1) {
+        if ((k = utf8_seq(s + i))) {
+            memcpy(out + o, s + i, k);
+            o += k;
+        } else {
+            out[o++] = '\\';
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[s[i] >> 4];
+            out[o++] = hex[s[i] & 15];
+        }
+    }
+    out[o] = '\0';
+    free(text);
+    return out;
+}
+
+char *rn_json_print(const cJSON *v, int pretty) {
+    return rn_json_utf8_fix(pretty ? cJSON_Print(v) : cJSON_PrintUnformatted(v));
+}
+
 int rn_json_write_atomic(const char *path, const cJSON *v, lm_err *e) {
-    char *text = cJSON_Print(v);
+    char *text = rn_json_print(v, 1);
     if (!text) return lm_fail(e, LUMEN_ENOMEM, "out of memory writing %s", path);
     size_t n = strlen(text);
     char *buf = realloc(text, n + 2);

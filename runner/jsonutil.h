@@ -20,8 +20,29 @@ cJSON *rn_json_sorted(const cJSON *v);
  * NULL on OOM. */
 char *rn_json_canonical(const cJSON *v);
 
+/* Everything the runner writes as JSON (run store files, metrics lines,
+ * cache markers, sweep journals and results, stage events, `runner eval`)
+ * goes through rn_json_print, so it is valid UTF-8 whatever bytes a stage
+ * message, file name or label held (Python's json.load refuses invalid
+ * UTF-8). */
+
+/* Makes NUL-terminated JSON text valid UTF-8: each byte of an invalid
+ * sequence (a stray continuation byte, a truncated or overlong sequence, a
+ * surrogate, a code point above U+10FFFF) becomes the five characters
+ * \\xNN (NN its hex value), i.e. a JSON string then holds the text \xNN.
+ * Sound because such bytes can appear only inside JSON strings (cJSON
+ * escapes control characters, the syntax is ASCII).  Returns text itself
+ * when it is valid, otherwise a malloc'ed copy (text is freed); NULL when
+ * out of memory (text freed) or when text is NULL. */
+char *rn_json_utf8_fix(char *text);
+
+/* cJSON_Print (pretty) or cJSON_PrintUnformatted, then rn_json_utf8_fix.
+ * Caller frees; NULL on OOM. */
+char *rn_json_print(const cJSON *v, int pretty);
+
 /* Writes v, pretty-printed and newline-terminated, atomically to path
- * (lm_write_file_atomic).  0 or LUMEN_EIO/LUMEN_ENOMEM. */
+ * (lm_write_file_atomic; valid UTF-8, see rn_json_print).  0 or
+ * LUMEN_EIO/LUMEN_ENOMEM. */
 int rn_json_write_atomic(const char *path, const cJSON *v, lm_err *e);
 
 /* Reads and parses a JSON file.  *out is owned by the caller.  Errors:

@@ -266,7 +266,7 @@ static int st_metric(void *self, const char *stage_id, const char *key, double v
     cJSON_AddNumberToObject(o, "value", value);
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "time", time);
-    char *line = cJSON_PrintUnformatted(o);
+    char *line = rn_json_print(o, 0);
     cJSON_Delete(o);
     char *nl = line ? lm_sprintf("%s\n", line) : NULL;
     free(line);

@@ -76,7 +76,7 @@ static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObject
 
 static int journal(sweep *w, cJSON *ev, lm_err *e) {
     cJSON_AddNumberToObject(ev, "time", lm_wall_time());
-    char *line = cJSON_PrintUnformatted(ev);
+    char *line = rn_json_print(ev, 0);
     char *nl = line ? lm_sprintf("%s\n", line) : NULL;
     free(line);
     cJSON_Delete(ev);

@@ -2,12 +2,16 @@
 #include "checkpoint.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+
+#include <xxhash.h>
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -76,30 +80,171 @@ int lm_ckpt_add_model(lm_st_writer *w, const nn_model *m, const float *params,
 }
 
 /* Parses `json` for metadata key `key` and checks its type; *out (may be
- * NULL) receives the tree to inspect (caller deletes). */
-static int check_json(const char *path, const char *key, const char *json, int want_array,
-                      cJSON **out, lm_err *e) {
+ * NULL) receives the tree to inspect (caller deletes).  `code`: LUMEN_EINVAL
+ * on save (the caller's mistake), LUMEN_EDATA on load (the file's). */
+static int check_json(const char *path, int code, const char *key, const char *json,
+                      int want_array, cJSON **out, lm_err *e) {
     cJSON *j = cJSON_Parse(json);
     if (!j || (want_array ? !cJSON_IsArray(j) : !cJSON_IsObject(j))) {
         cJSON_Delete(j);
-        return lm_fail(e, LUMEN_EINVAL, "%s: metadata \"%s\" must be a JSON %s, got '%.80s'",
-                       path, key, want_array ? "array" : "object", json);
+        return lm_fail(e, code, "%s: metadata \"%s\" must be a JSON %s, got '%.80s'", path, key,
+                       want_array ? "array" : "object", json);
     }
     if (out) *out = j;
     else cJSON_Delete(j);
     return 0;
 }
 
-static int json_int_field(const cJSON *o, const char *k, long *v) {
+/* An integer field of o within [lo, hi] into *v; 0 when absent, not an
+ * integer or out of range. */
+static int json_int_in(const cJSON *o, const char *k, long lo, long hi, long *v) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble)) return 0;
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) ||
+        !(x->valuedouble >= (double)lo && x->valuedouble <= (double)hi))
+        return 0;
     *v = (long)x->valuedouble;
     return 1;
 }
 
-static const char *const reserved_keys[] = {"format", "version", "model", "labels",
-                                            "stats", "thresholds", "metrics", "input",
-                                            "epoch", "created", NULL};
+static const char *const reserved_keys[] = {"format",  "version", "model", "labels",
+                                            "stats",   "thresholds", "metrics", "input",
+                                            "epoch",   "created", LM_CKPT_DIGEST_KEY, NULL};
+
+int lm_ckpt_meta_reserved(const char *key) {
+    for (const char *const *r = reserved_keys; *r; r++)
+        if (strcmp(*r, key) == 0) return 1;
+    return 0;
+}
+
+/* "labels": num_classes distinct names, each 1..LM_CKPT_MAX_LABEL bytes
+ * without control characters. */
+static int check_labels(const char *path, int code, const nn_resnet_cfg *cfg, const char *text,
+                        lm_err *e) {
+    cJSON *j = NULL;
+    int rc = check_json(path, code, "labels", text, 1, &j, e);
+    if (rc) return rc;
+    int n = cJSON_GetArraySize(j), i = 0;
+    if (n != cfg->num_classes)
+        rc = lm_fail(e, code, "%s: metadata \"labels\" must list %d label names (num_classes), "
+                     "got %d: %.120s", path, cfg->num_classes, n, text);
+    for (const cJSON *x = j->child; x && !rc; x = x->next, i++) {
+        const char *s = cJSON_IsString(x) ? x->valuestring : NULL;
+        size_t len = s ? strlen(s) : 0;
+        int ctrl = 0;
+        for (size_t k = 0; k < len; k++) ctrl |= (unsigned char)s[k] < 0x20 || s[k] == 0x7f;
+        if (!s || len == 0 || len > LM_CKPT_MAX_LABEL || ctrl) {
+            rc = lm_fail(e, code, "%s: metadata \"labels\": entry %d is not a label name "
+                         "(1..%d bytes, no control characters): %.120s",
+                         path, i, LM_CKPT_MAX_LABEL, text);
+            break;
+        }
+        for (const cJSON *y = j->child; y != x && !rc; y = y->next)
+            if (strcmp(y->valuestring, s) == 0)
+                rc = lm_fail(e, code, "%s: metadata \"labels\": '%s' appears twice", path, s);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* "thresholds": num_classes finite numbers in [0, 1]. */
+static int check_thresholds(const char *path, int code, const nn_resnet_cfg *cfg,
+                            const char *text, lm_err *e) {
+    cJSON *j = NULL;
+    int rc = check_json(path, code, "thresholds", text, 1, &j, e);
+    if (rc) return rc;
+    int n = cJSON_GetArraySize(j), i = 0;
+    if (n != cfg->num_classes)
+        rc = lm_fail(e, code, "%s: metadata \"thresholds\" must hold %d numbers (num_classes), "
+                     "got %d: %.120s", path, cfg->num_classes, n, text);
+    for (const cJSON *x = j->child; x && !rc; x = x->next, i++) {
+        if (!cJSON_IsNumber(x))
+            rc = lm_fail(e, code, "%s: metadata \"thresholds\": entry %d is not a number: %.120s",
+                         path, i, text);
+        else if (!(x->valuedouble >= 0.0 && x->valuedouble <= 1.0))
+            rc = lm_fail(e, code, "%s: metadata \"thresholds\": entry %d is %g, outside [0, 1]",
+                         path, i, x->valuedouble);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* "stats": {"channels": in_channels, "mean": [..], "std": [..]} in tone
+ * units (normstats.h): mean in [0, 1], std in (0, 1]. */
+static int check_stats(const char *path, int code, const nn_resnet_cfg *cfg, const char *text,
+                       lm_err *e) {
+    cJSON *j = NULL;
+    int rc = check_json(path, code, "stats", text, 0, &j, e);
+    if (rc) return rc;
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(j, "std");
+    long c = 0;
+    if (!json_int_in(j, "channels", 1, 16, &c) || c != cfg->in_channels || !cJSON_IsArray(mean) ||
+        !cJSON_IsArray(sd) || cJSON_GetArraySize(mean) != c || cJSON_GetArraySize(sd) != c)
+        rc = lm_fail(e, code, "%s: metadata \"stats\" needs \"channels\": %d (in_channels) and "
+                     "\"mean\" and \"std\" arrays of as many numbers, got %.120s",
+                     path, cfg->in_channels, text);
+    for (int i = 0; i < c && !rc; i++) {
+        const cJSON *a = cJSON_GetArrayItem(mean, i), *b = cJSON_GetArrayItem(sd, i);
+        if (!cJSON_IsNumber(a) || !(a->valuedouble >= 0.0 && a->valuedouble <= 1.0))
+            rc = lm_fail(e, code, "%s: metadata \"stats\": mean[%d] must be a number in [0, 1] "
+                         "(tone units), got %.120s", path, i, text);
+        else if (!cJSON_IsNumber(b) || !(b->valuedouble > 0.0 && b->valuedouble <= 1.0))
+            rc = lm_fail(e, code, "%s: metadata \"stats\": std[%d] must be a number in (0, 1] "
+                         "(tone units), got %.120s", path, i, text);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* "input": {"height": H, "width": W, "channels": in_channels}. */
+static int check_input(const char *path, int code, const nn_resnet_cfg *cfg, const char *text,
+                       lm_err *e) {
+    cJSON *j = NULL;
+    int rc = check_json(path, code, "input", text, 0, &j, e);
+    if (rc) return rc;
+    long h, w, c;
+    int ok = json_int_in(j, "height", 1, LM_CKPT_MAX_SIDE, &h) &&
+             json_int_in(j, "width", 1, LM_CKPT_MAX_SIDE, &w) &&
+             json_int_in(j, "channels", 1, 16, &c) && c == cfg->in_channels;
+    cJSON_Delete(j);
+    if (!ok)
+        return lm_fail(e, code, "%s: metadata \"input\" must be {\"height\":H,\"width\":W,"
+                       "\"channels\":%d} with H and W in 1..%d, got %.120s",
+                       path, cfg->in_channels, LM_CKPT_MAX_SIDE, text);
+    return 0;
+}
+
+/* "created": "YYYY-MM-DDTHH:MM:SSZ". */
+static int check_created(const char *path, int code, const char *text, lm_err *e) {
+    static const char pat[] = "dddd-dd-ddTdd:dd:ddZ";
+    int ok = strlen(text) == sizeof pat - 1;
+    for (size_t i = 0; ok && pat[i]; i++)
+        ok = pat[i] == 'd' ? text[i] >= '0' && text[i] <= '9' : text[i] == pat[i];
+    if (!ok)
+        return lm_fail(e, code, "%s: metadata \"created\" must be a UTC time like "
+                       "\"2026-01-31T12:00:00Z\", got '%.40s'", path, text);
+    return 0;
+}
+
+/* Every value check shared by save (code LUMEN_EINVAL) and open
+ * (LUMEN_EDATA) except the model config itself; validated may be NULL. */
+static int check_values(const char *path, int code, const nn_resnet_cfg *cfg,
+                        const lm_ckpt_meta *mt, const char *validated, lm_err *e) {
+    int rc = 0;
+    if (mt->labels && (rc = check_labels(path, code, cfg, mt->labels, e))) return rc;
+    if (mt->thresholds && (rc = check_thresholds(path, code, cfg, mt->thresholds, e))) return rc;
+    if (mt->stats && (rc = check_stats(path, code, cfg, mt->stats, e))) return rc;
+    if (mt->input && (rc = check_input(path, code, cfg, mt->input, e))) return rc;
+    if (mt->metrics && (rc = check_json(path, code, "metrics", mt->metrics, 0, NULL, e)))
+        return rc;
+    if (mt->epoch > LM_CKPT_MAX_EPOCH)
+        return lm_fail(e, code, "%s: metadata \"epoch\" is %lld, more than %d", path,
+                       (long long)mt->epoch, LM_CKPT_MAX_EPOCH);
+    if (mt->created && (rc = check_created(path, code, mt->created, e))) return rc;
+    if (validated && (rc = check_json(path, code, "validated", validated, 0, NULL, e)))
+        return rc;
+    return 0;
+}
 
 static int validate_meta(const char *path, const nn_model *m, const lm_ckpt_meta *mt,
                          lm_err *e) {
@@ -108,74 +253,81 @@ static int validate_meta(const char *path, const nn_model *m, const lm_ckpt_meta
     long v;
     if (!mt || !mt->model)
         return lm_fail(e, LUMEN_EINVAL, "%s: checkpoint metadata \"model\" is required", path);
-    int rc = check_json(path, "model", mt->model, 0, &j, e);
+    int rc = check_json(path, LUMEN_EINVAL, "model", mt->model, 0, &j, e);
     if (rc) return rc;
     static const char *const ints[] = {"in_channels", "num_classes", "stem_width"};
     const int want[] = {cfg->in_channels, cfg->num_classes, cfg->stem_width};
     for (int i = 0; i < 3; i++)
-        if (json_int_field(j, ints[i], &v) && v != want[i]) {
+        if (json_int_in(j, ints[i], -1000000000L, 1000000000L, &v) && v != want[i]) {
             cJSON_Delete(j);
             return lm_fail(e, LUMEN_EINVAL,
                            "%s: metadata \"model\" says %s %ld but the model has %d", path,
                            ints[i], v, want[i]);
         }
     cJSON_Delete(j);
-    if (mt->labels) {
-        if ((rc = check_json(path, "labels", mt->labels, 1, &j, e))) return rc;
-        int n = cJSON_GetArraySize(j), ok = 1;
-        for (const cJSON *x = j->child; x; x = x->next) ok &= cJSON_IsString(x);
-        cJSON_Delete(j);
-        if (!ok || n != cfg->num_classes)
-            return lm_fail(e, LUMEN_EINVAL,
-                           "%s: metadata \"labels\" must list %d label names, got %s", path,
-                           cfg->num_classes, mt->labels);
-    }
-    if (mt->thresholds) {
-        if ((rc = check_json(path, "thresholds", mt->thresholds, 1, &j, e))) return rc;
-        int n = cJSON_GetArraySize(j), ok = 1;
-        for (const cJSON *x = j->child; x; x = x->next) ok &= cJSON_IsNumber(x);
-        cJSON_Delete(j);
-        if (!ok || n != cfg->num_classes)
-            return lm_fail(e, LUMEN_EINVAL,
-                           "%s: metadata \"thresholds\" must hold %d numbers, got %s", path,
-                           cfg->num_classes, mt->thresholds);
-    }
-    if (mt->stats) {
-        if ((rc = check_json(path, "stats", mt->stats, 0, &j, e))) return rc;
-        const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
-        const cJSON *sd = cJSON_GetObjectItemCaseSensitive(j, "std");
-        int ok = cJSON_IsArray(mean) && cJSON_IsArray(sd) &&
-                 cJSON_GetArraySize(mean) == cJSON_GetArraySize(sd);
-        if (ok && json_int_field(j, "channels", &v)) ok = v == cJSON_GetArraySize(mean);
-        cJSON_Delete(j);
-        if (!ok)
-            return lm_fail(e, LUMEN_EINVAL,
-                           "%s: metadata \"stats\" needs \"mean\" and \"std\" arrays of "
-                           "\"channels\" numbers, got %.120s",
-                           path, mt->stats);
-    }
-    if (mt->input) {
-        if ((rc = check_json(path, "input", mt->input, 0, &j, e))) return rc;
-        long h = 0, w = 0, c = 0;
-        int ok = json_int_field(j, "height", &h) && json_int_field(j, "width", &w) &&
-                 json_int_field(j, "channels", &c) && h > 0 && w > 0 &&
-                 c == cfg->in_channels;
-        cJSON_Delete(j);
-        if (!ok)
-            return lm_fail(e, LUMEN_EINVAL,
-                           "%s: metadata \"input\" must be {\"height\":H,\"width\":W,"
-                           "\"channels\":%d}, got %.120s",
-                           path, cfg->in_channels, mt->input);
-    }
-    if (mt->metrics && (rc = check_json(path, "metrics", mt->metrics, 0, NULL, e))) return rc;
+    const char *validated = NULL;
     for (const char *const *x = mt->extra; x && *x; x += 2) {
         if (!x[1])
             return lm_fail(e, LUMEN_EINVAL, "%s: metadata \"%s\" has no value", path, x[0]);
-        for (const char *const *r = reserved_keys; *r; r++)
-            if (strcmp(*r, x[0]) == 0)
-                return lm_fail(e, LUMEN_EINVAL,
-                               "%s: extra metadata key \"%s\" is reserved", path, x[0]);
+        if (lm_ckpt_meta_reserved(x[0]))
+            return lm_fail(e, LUMEN_EINVAL, "%s: extra metadata key \"%s\" is reserved", path,
+                           x[0]);
+        if (strcmp(x[0], "validated") == 0) validated = x[1];
     }
+    return check_values(path, LUMEN_EINVAL, cfg, mt, validated, e);
+}
+
+/* ------------------------------------------------------ data checksum -- */
+
+static void digest_update(void *st, const void *data, size_t n) {
+    XXH3_128bits_update(st, data, n);
+}
+
+static void digest_hex(XXH128_hash_t h, char out[33]) {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[c.digest[i] >> 4];
+        out[2 * i + 1] = hex[c.digest[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+/* Sets LM_CKPT_DIGEST_KEY in w's metadata: the XXH3-128 of the data section
+ * w is about to write (call after the last tensor is added). */
+static int put_digest(lm_st_writer *w, const char *path, lm_err *e) {
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) return lm_fail(e, LUMEN_ENOMEM, "%s: out of memory", path);
+    XXH3_128bits_reset(st);
+    int rc = lm_st_writer_each_data(w, digest_update, st, e);
+    if (rc == 0) {
+        char hex[33];
+        digest_hex(XXH3_128bits_digest(st), hex);
+        rc = lm_st_writer_meta(w, LM_CKPT_DIGEST_KEY, hex, e);
+    }
+    XXH3_freeState(st);
+    return rc;
+}
+
+int lm_ckpt_verify_data(const lm_st_file *f, lm_err *e) {
+    const char *path = lm_st_path(f), *want = lm_st_meta_get(f, LM_CKPT_DIGEST_KEY);
+    if (!want) return 0;
+    int ok = strlen(want) == 32;
+    for (size_t i = 0; ok && i < 32; i++) ok = isxdigit((unsigned char)want[i]) != 0;
+    if (!ok)
+        return lm_fail(e, LUMEN_EDATA,
+                       "%s: metadata \"" LM_CKPT_DIGEST_KEY "\" must be 32 hex digits, got "
+                       "'%.40s'", path, want);
+    size_t len;
+    const void *data = lm_st_data_section(f, &len);
+    char got[33];
+    digest_hex(XXH3_128bits(data, len), got);
+    if (strcasecmp(got, want) != 0)
+        return lm_fail(e, LUMEN_EDATA,
+                       "%s: data section checksum mismatch: the file is damaged (metadata \""
+                       LM_CKPT_DIGEST_KEY "\" is %s, the %zu data bytes hash to %s)",
+                       path, want, len, got);
     return 0;
 }
 
@@ -213,6 +365,7 @@ int lm_ckpt_save(const char *path, const nn_model *m, const float *params,
     for (const char *const *x = meta->extra; x && *x && rc == 0; x += 2)
         rc = lm_st_writer_meta(w, x[0], x[1], e);
     if (rc == 0) rc = lm_ckpt_add_model(w, m, params, buffers, counters, e);
+    if (rc == 0) rc = put_digest(w, path, e);
     if (rc == 0) rc = lm_st_writer_write(w, path, e);
     lm_st_writer_free(w);
     return rc;
@@ -414,7 +567,8 @@ int lm_ckpt_load_file(const char *path, const nn_model *m, float *params, float 
     lm_st_file *f;
     int rc = lm_st_open(path, &f, e);
     if (rc) return rc;
-    rc = lm_ckpt_load(f, m, params, buffers, counters, opts, rep, e);
+    rc = lm_ckpt_verify_data(f, e);
+    if (rc == 0) rc = lm_ckpt_load(f, m, params, buffers, counters, opts, rep, e);
     lm_st_close(f);
     return rc;
 }
@@ -434,14 +588,60 @@ static int check_format(const lm_st_file *f, const char *want, const char *what,
     return 0;
 }
 
+/* The shape tensor `name` must have under the config, when the file has
+ * it (a missing tensor is lm_ckpt_load's business). */
+static int check_dims(const lm_st_file *f, const char *name, int ndim, const int64_t *want,
+                      lm_err *e) {
+    const lm_st_tensor *t = lm_st_find(f, name);
+    if (!t) return 0;
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == want[d];
+    if (same) return 0;
+    char fs[160], ms[160];
+    fmt_dims(fs, sizeof fs, t->ndim, t->shape);
+    fmt_dims(ms, sizeof ms, ndim, want);
+    return lm_fail(e, LUMEN_EDATA,
+                   "%s: metadata \"model\" does not match tensor '%s': the config implies "
+                   "shape %s, the file has %s",
+                   lm_st_path(f), name, ms, fs);
+}
+
+/* Every metadata entry of an open lumen checkpoint against the ranges lumen
+ * writes (see lm_ckpt_open). */
+static int check_file_meta(const lm_st_file *f, lm_err *e) {
+    const char *path = lm_st_path(f);
+    lm_ckpt_meta mt;
+    int rc = lm_ckpt_read_meta(f, &mt, e);
+    if (rc) return rc;
+    if (!mt.model)
+        return lm_fail(e, LUMEN_EDATA, "%s: checkpoint metadata has no \"model\" entry", path);
+    nn_resnet_cfg cfg;
+    lm_err e2 = {0};
+    if (nn_resnet_cfg_from_json(mt.model, &cfg, &e2))
+        return lm_fail(e, LUMEN_EDATA, "%s: metadata \"model\": %s", path, e2.msg);
+    if (cfg.dropout > LM_CKPT_MAX_DROPOUT)
+        return lm_fail(e, LUMEN_EDATA,
+                       "%s: metadata \"model\": model.dropout is %g, more than %g (the train "
+                       "stage's range)",
+                       path, (double)cfg.dropout, LM_CKPT_MAX_DROPOUT);
+    int k = cfg.stem == NN_STEM_7X7 ? 7 : 3;
+    const int64_t conv1[4] = {cfg.stem_width, cfg.in_channels, k, k};
+    const int64_t fcw[2] = {cfg.num_classes, cfg.widths[cfg.nstages - 1]};
+    const int64_t fcb[1] = {cfg.num_classes};
+    if ((rc = check_dims(f, "conv1.weight", 4, conv1, e)) ||
+        (rc = check_dims(f, "fc.weight", 2, fcw, e)) || (rc = check_dims(f, "fc.bias", 1, fcb, e)))
+        return rc;
+    return check_values(path, LUMEN_EDATA, &cfg, &mt, lm_st_meta_get(f, "validated"), e);
+}
+
 int lm_ckpt_open(const char *path, lm_st_file **out, lm_err *e) {
     *out = NULL;
     lm_st_file *f;
     int rc = lm_st_open(path, &f, e);
     if (rc) return rc;
     rc = check_format(f, LM_CKPT_FORMAT, "lumen checkpoint", e);
-    if (rc == 0 && !lm_st_meta_get(f, "model"))
-        rc = lm_fail(e, LUMEN_EDATA, "%s: checkpoint metadata has no \"model\" entry", path);
+    if (rc == 0) rc = check_file_meta(f, e);
+    if (rc == 0) rc = lm_ckpt_verify_data(f, e);
     if (rc) {
         lm_st_close(f);
         return rc;
@@ -465,9 +665,10 @@ int lm_ckpt_read_meta(const lm_st_file *f, lm_ckpt_meta *mt, lm_err *e) {
         char *end;
         errno = 0;
         long long v = strtoll(ep, &end, 10);
-        if (end == ep || *end || errno || v < 0)
-            return lm_fail(e, LUMEN_EDATA, "%s: metadata \"epoch\" is not an integer: '%s'",
-                           lm_st_path(f), ep);
+        if (end == ep || *end || errno || v < 0 || v > LM_CKPT_MAX_EPOCH)
+            return lm_fail(e, LUMEN_EDATA,
+                           "%s: metadata \"epoch\" is not an integer in 0..%d: '%.40s'",
+                           lm_st_path(f), LM_CKPT_MAX_EPOCH, ep);
         mt->epoch = v;
     }
     return 0;
@@ -478,11 +679,11 @@ int lm_ckpt_read_meta(const lm_st_file *f, lm_ckpt_meta *mt, lm_err *e) {
 int lm_ckpt_state_write(lm_st_writer *w, const char *state_json, const char *path,
                         lm_err *e) {
     if (!state_json) return lm_fail(e, LUMEN_EINVAL, "%s: state JSON is missing", path);
-    int rc = check_json(path, "state", state_json, 0, NULL, e);
+    int rc = check_json(path, LUMEN_EINVAL, "state", state_json, 0, NULL, e);
     if (rc) return rc;
     if ((rc = lm_st_writer_meta(w, "format", LM_CKPT_STATE_FORMAT, e)) ||
         (rc = lm_st_writer_meta(w, "version", LM_CKPT_VERSION, e)) ||
-        (rc = lm_st_writer_meta(w, "state", state_json, e)))
+        (rc = lm_st_writer_meta(w, "state", state_json, e)) || (rc = put_digest(w, path, e)))
         return rc;
     return lm_st_writer_write(w, path, e);
 }
@@ -503,6 +704,7 @@ int lm_ckpt_state_open(const char *path, lm_st_file **out, const char **state_js
                          s ? "not a JSON object" : "absent");
         cJSON_Delete(j);
     }
+    if (rc == 0) rc = lm_ckpt_verify_data(f, e);
     if (rc) {
         lm_st_close(f);
         return rc;

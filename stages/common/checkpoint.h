@@ -14,15 +14,44 @@
  *   input       {"height":H,"width":W,"channels":C}
  *   epoch       integer                     metrics   JSON object
  *   created     UTC time, "2026-01-31T12:00:00Z"
+ *   lumen.data_xxh3_128
+ *               XXH3-128 of the data section (the bytes after the header),
+ *               32 lowercase hex digits (canonical, big-endian: what
+ *               Python's xxhash.xxh3_128_hexdigest gives)
  *
  * so `safetensors.torch.load_file` + tests/torch/lumen_resnet.py load it in
- * PyTorch (strict), and a torchvision state_dict converted to safetensors can
+ * PyTorch (strict; metadata is a string -> string map, the checksum is one
+ * more entry), and a torchvision state_dict converted to safetensors can
  * initialize a lumen model (lm_ckpt_load with reset_head, RGB -> gray).
  *
- * Only nn_model's data (nn_model / nn_tensor) is used, no engine function,
- * so libcommon still links on its own.  Arrays follow nn_model.h: params
- * (nparams floats), buffers (nbuffers floats), counters (ncounters int64),
- * each tensor at its offset.
+ * Trust on load.  safetensors checks the layout, not the values: a flipped
+ * byte can turn a threshold of 0.458 into 9.458 or a weight into another
+ * weight.  So lm_ckpt_open range-checks every metadata entry (the same
+ * checks lm_ckpt_save applies before writing):
+ *   model       nn_resnet_cfg_from_json's ranges (those the train stage
+ *               declares), dropout <= LM_CKPT_MAX_DROPOUT, and conv1.weight,
+ *               fc.weight and fc.bias shaped as the config implies
+ *   labels      num_classes distinct names, 1..LM_CKPT_MAX_LABEL bytes, no
+ *               control characters
+ *   thresholds  num_classes numbers in [0, 1]
+ *   stats       channels = in_channels; mean in [0, 1], std in (0, 1]
+ *               (tone units, normstats.h)
+ *   input       height and width in 1..LM_CKPT_MAX_SIDE, channels =
+ *               in_channels
+ *   epoch       0..LM_CKPT_MAX_EPOCH      metrics, validated  JSON objects
+ *   created     "YYYY-MM-DDTHH:MM:SSZ"
+ * and every file lumen writes (checkpoints and state files) carries
+ * lumen.data_xxh3_128, verified by lm_ckpt_open, lm_ckpt_state_open and
+ * lm_ckpt_load_file (lm_ckpt_verify_data): a mismatch is LUMEN_EDATA
+ * "<file>: data section checksum mismatch: the file is damaged".  A file
+ * without the entry (lumen checkpoints written before it existed, converted
+ * torchvision weights) loads as before, unverified.  The checksum covers the
+ * tensor bytes only; the metadata is covered by the range checks above.
+ *
+ * Only nn_model's data (nn_model / nn_tensor) and its config parser
+ * (nn_resnet_cfg_from_json) are used, no engine function.  Arrays follow
+ * nn_model.h: params (nparams floats), buffers (nbuffers floats), counters
+ * (ncounters int64), each tensor at its offset.
  *
  * Errors: 0 or LUMEN_E* with a message naming the file and the tensor or
  * metadata key (lm_util.h).  Threading: no shared state; distinct calls may
@@ -41,6 +70,14 @@
 #define LM_CKPT_FORMAT "lumen-checkpoint"
 #define LM_CKPT_STATE_FORMAT "lumen-state"
 #define LM_CKPT_VERSION "1"
+/* Metadata key of the data section's XXH3-128 (see above). */
+#define LM_CKPT_DIGEST_KEY "lumen.data_xxh3_128"
+
+/* Metadata ranges checked on save and load (see above). */
+#define LM_CKPT_MAX_LABEL 256      /* bytes of a label name */
+#define LM_CKPT_MAX_SIDE 4096      /* input height / width (ingest's size) */
+#define LM_CKPT_MAX_EPOCH 100000   /* the train stage's most epochs */
+#define LM_CKPT_MAX_DROPOUT 0.99   /* the train stage's model.dropout */
 
 /* Checkpoint metadata.  On save, NULL strings are left out (model is
  * required) and each JSON value is checked to parse and have the right
@@ -70,9 +107,11 @@ int lm_ckpt_add_model(lm_st_writer *w, const nn_model *m, const float *params,
                       lm_err *e);
 
 /* Saves the model and `meta` to `path` atomically (a crash or failure leaves
- * the previous file intact).  LUMEN_EINVAL for a missing model or a
- * metadata value of the wrong JSON type or length (naming the key),
- * LUMEN_EIO, LUMEN_ENOMEM. */
+ * the previous file intact), with the data section's checksum
+ * (LM_CKPT_DIGEST_KEY).  LUMEN_EINVAL for a missing model, a metadata value
+ * of the wrong JSON type or length or out of the ranges above, or a
+ * reserved extra key (lm_ckpt_meta_reserved), naming the key; LUMEN_EIO,
+ * LUMEN_ENOMEM. */
 int lm_ckpt_save(const char *path, const nn_model *m, const float *params,
                  const float *buffers, const int64_t *counters,
                  const lm_ckpt_meta *meta, lm_err *e);
@@ -130,8 +169,9 @@ int lm_ckpt_load(const lm_st_file *f, const nn_model *m, float *params,
                  const lm_ckpt_load_opts *opts, lm_ckpt_report *rep,
                  lm_err *e);
 
-/* lm_st_open + lm_ckpt_load + lm_st_close: `path` may be any safetensors
- * file with torch names (a lumen checkpoint or a converted torchvision
+/* lm_st_open + lm_ckpt_verify_data + lm_ckpt_load + lm_st_close: `path` may
+ * be any safetensors file with torch names (a lumen checkpoint, checked
+ * against its data checksum when it has one, or a converted torchvision
  * state_dict). */
 int lm_ckpt_load_file(const char *path, const nn_model *m, float *params,
                       float *buffers, int64_t *counters,
@@ -140,14 +180,29 @@ int lm_ckpt_load_file(const char *path, const nn_model *m, float *params,
 
 /* Opens a lumen checkpoint and checks its metadata: format
  * "lumen-checkpoint" (LUMEN_EABI otherwise: "not a lumen checkpoint"), version
- * "1" (LUMEN_EABI for others), a "model" entry (LUMEN_EDATA when absent).
- * Build the model with nn_resnet_cfg_from_json(lm_st_meta_get(f, "model")).
+ * "1" (LUMEN_EABI for others), a "model" entry (LUMEN_EDATA when absent),
+ * every entry in its range (LUMEN_EDATA naming the file and the entry, e.g.
+ * '<file>: metadata "thresholds": entry 0 is 9.458, outside [0, 1]') and
+ * the data checksum when present (lm_ckpt_verify_data).  Build the model
+ * with nn_resnet_cfg_from_json(lm_st_meta_get(f, "model")).
  * *out: lm_st_close it. */
 int lm_ckpt_open(const char *path, lm_st_file **out, lm_err *e);
 
+/* Checks f's data section against its LM_CKPT_DIGEST_KEY metadata: 0 when
+ * they agree or the file has no such entry (older lumen files, converted
+ * weights); LUMEN_EDATA naming the file when the entry is not 32 hex digits
+ * or differs ("data section checksum mismatch: the file is damaged"). */
+int lm_ckpt_verify_data(const lm_st_file *f, lm_err *e);
+
+/* Non-zero for the metadata keys lm_ckpt_meta and lm_ckpt_save set
+ * themselves (format, version, model, ..., created, LM_CKPT_DIGEST_KEY):
+ * not allowed as extra keys.  For copying a file's other keys. */
+int lm_ckpt_meta_reserved(const char *key);
+
 /* Fills *meta from f's metadata (pointers into f, valid until lm_st_close;
- * absent entries NULL, epoch -1).  LUMEN_EDATA naming the file for a
- * malformed epoch. */
+ * absent entries NULL, epoch -1).  LUMEN_EDATA naming the file for an epoch
+ * that is not an integer in 0..LM_CKPT_MAX_EPOCH.  The other values are
+ * checked by lm_ckpt_open, not here. */
 int lm_ckpt_read_meta(const lm_st_file *f, lm_ckpt_meta *meta, lm_err *e);
 
 /* ------------------------------------------------ resumable state -- */
@@ -161,13 +216,15 @@ int lm_ckpt_read_meta(const lm_st_file *f, lm_ckpt_meta *meta, lm_err *e);
  * (I64), RNG words (U64), ...
  */
 
-/* Adds format/version/state metadata to w and writes it atomically to path.
- * state_json must be a JSON object (LUMEN_EINVAL otherwise). */
+/* Adds format/version/state metadata and the data checksum
+ * (LM_CKPT_DIGEST_KEY; add every tensor first) to w and writes it atomically
+ * to path.  state_json must be a JSON object (LUMEN_EINVAL otherwise). */
 int lm_ckpt_state_write(lm_st_writer *w, const char *state_json,
                         const char *path, lm_err *e);
 
-/* Opens a state file: checks format and version (LUMEN_EABI) and that
- * "state" is a JSON object (LUMEN_EDATA); *state_json points into *out. */
+/* Opens a state file: checks format and version (LUMEN_EABI), that
+ * "state" is a JSON object (LUMEN_EDATA) and the data checksum when present
+ * (lm_ckpt_verify_data); *state_json points into *out. */
 int lm_ckpt_state_open(const char *path, lm_st_file **out,
                        const char **state_json, lm_err *e);
 

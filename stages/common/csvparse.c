@@ -489,12 +489,50 @@ static int detect(const char *file, const cursor *c, int names_only, int *format
     return lm_fail(err, LUMEN_EDATA, "%s: empty label file", file);
 }
 
+/* Text that is not UTF-8/ASCII: a UTF-16 or UTF-32 byte order mark, or
+ * NUL bytes (UTF-16/32 without a mark has them in a regular pattern; any
+ * other NUL means binary data).  Returns 0 or LUMEN_EDATA. */
+static int check_text(const char *file, const unsigned char *s, size_t len, lm_err *err) {
+    const char *enc = NULL;
+    if (len >= 4 && ((s[0] == 0xFF && s[1] == 0xFE && !s[2] && !s[3]) ||
+                     (!s[0] && !s[1] && s[2] == 0xFE && s[3] == 0xFF)))
+        enc = "UTF-32";
+    else if (len >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF)))
+        enc = "UTF-16";
+    const unsigned char *nul = enc ? NULL : memchr(s, 0, len);
+    if (nul) {
+        /* no mark: ASCII text in UTF-16 has a NUL in every second byte, in
+         * UTF-32 in three of every four; look at the first 64 bytes */
+        size_t n = len < 64 ? len : 64, z[4] = {0, 0, 0, 0};
+        for (size_t i = 0; i < n; i++) z[i % 4] += !s[i];
+        size_t q = n / 4; /* full groups of four */
+        if (q >= 2 && ((z[1] >= q && z[2] >= q && z[3] >= q && !z[0]) ||
+                       (z[0] >= q && z[1] >= q && z[2] >= q && !z[3])))
+            enc = "UTF-32";
+        else if (q >= 2 && ((z[1] + z[3] >= 2 * q && !z[0] && !z[2]) ||
+                            (z[0] + z[2] >= 2 * q && !z[1] && !z[3])))
+            enc = "UTF-16";
+    }
+    if (enc)
+        return lm_fail(err, LUMEN_EDATA, "%s: looks like %s text; save it as UTF-8", file, enc);
+    if (nul) {
+        int line = 1;
+        for (const unsigned char *p = s; p < nul; p++) line += *p == '\n';
+        return lm_fail(err, LUMEN_EDATA, "%s: not a text file (NUL byte at line %d)", file, line);
+    }
+    return 0;
+}
+
 int lm_labels_parse(const char *file, const char *text, size_t len,
                     const lm_labels_opts *o, lm_label_table *out,
                     lm_problems *probs, lm_err *err) {
     memset(out, 0, sizeof *out);
     if (!o || !probs || (!text && len))
         return lm_fail(err, LUMEN_EINVAL, "%s: lm_labels_parse: bad arguments", file);
+    if (len) {
+        int rc = check_text(file, (const unsigned char *)text, len, err);
+        if (rc) return rc;
+    }
     cursor c = {.p = text ? text : "", .end = (text ? text : "") + len, .line = 1};
     if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) c.p += 3;
     int format = o->format;

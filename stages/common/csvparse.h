@@ -18,10 +18,16 @@
  * Every image path must be relative and stay inside the image root: an
  * absolute path or a `..` component is a bad row.
  *
- * Errors.  Whole-file problems (unreadable, empty, header only, bad header,
- * format not recognised) make lm_labels_parse() fail with LUMEN_EDATA (or
- * LUMEN_ENOTFOUND / LUMEN_EIO from lm_labels_load) and a message naming the
- * file.  Row problems (wrong field count, a label other than 0/1, empty or
+ * Text.  Label files are UTF-8 (or ASCII).  A UTF-16 or UTF-32 file (by its
+ * byte order mark, or without one by the pattern of NUL bytes in its first
+ * bytes) fails with "<file>: looks like UTF-16 text; save it as UTF-8", any
+ * other NUL byte with "<file>: not a text file (NUL byte at line N)".
+ * Other invalid UTF-8 (a Latin-1 file name) is passed through as bytes.
+ *
+ * Errors.  Whole-file problems (unreadable, not text, empty, header only,
+ * bad header, format not recognised) make lm_labels_parse() fail with
+ * LUMEN_EDATA (or LUMEN_ENOTFOUND / LUMEN_EIO from lm_labels_load) and a
+ * message naming the file.  Row problems (wrong field count, a label other than 0/1, empty or
  * escaping path, duplicate path, bad probability, unterminated quote) do not
  * fail the parse: each is added to the caller's lm_problems as
  * "file:line: what" and the row is left out of the table (counted in

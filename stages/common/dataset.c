@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -73,9 +74,30 @@ static size_t record_size(const lm_dataset_spec *s, size_t name_len, size_t meta
            (size_t)s->height * s->width * s->channels;
 }
 
-static int env_fail(lm_err *err, const char *dir, const char *what, int rc) {
+int lm_dataset_write_fail(lm_err *err, const char *dir, const char *what, int rc,
+                          long long avail) {
+    if (rc == ENOSPC)
+        return lm_fail(err, LUMEN_EIO, "no space left on device while writing %s (%s)", dir,
+                       what);
+    if (rc == EDQUOT)
+        return lm_fail(err, LUMEN_EIO, "disk quota exceeded while writing %s (%s)", dir, what);
+    if (rc == EIO && avail >= 0 && avail < LM_DATASET_LOW_SPACE)
+        return lm_fail(err, LUMEN_EIO,
+                       "no space left on device while writing %s (%s: %s with %lld bytes "
+                       "left on its file system)",
+                       dir, what, mdb_strerror(rc), avail);
     return lm_fail(err, rc == ENOMEM ? LUMEN_ENOMEM : LUMEN_EIO, "dataset %s: %s: %s", dir,
                    what, mdb_strerror(rc));
+}
+
+/* An LMDB or errno code from the writer as a message (lm_dataset_write_fail,
+ * with the space left where it may tell a full disk). */
+static int env_fail(lm_err *err, const char *dir, const char *what, int rc) {
+    long long avail = -1;
+    struct statvfs sv;
+    if (rc == EIO && statvfs(dir, &sv) == 0)
+        avail = (long long)sv.f_bavail * (long long)sv.f_frsize;
+    return lm_dataset_write_fail(err, dir, what, rc, avail);
 }
 
 int lm_dataset_create(const char *dir, const lm_dataset_spec *spec,

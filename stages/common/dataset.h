@@ -143,7 +143,9 @@ typedef struct lm_dataset_spec {
  * in it are removed) and opens it for writing.  The map grows as needed:
  * when a batch does not fit, its transaction is aborted, the map size
  * doubled and the batch redone, so writing never fails with MDB_MAP_FULL.
- * Returns 0, LUMEN_EINVAL (bad spec), LUMEN_EIO, LUMEN_ENOMEM. */
+ * Returns 0, LUMEN_EINVAL (bad spec), LUMEN_EIO, LUMEN_ENOMEM.  LMDB errors
+ * of the writer read as lm_dataset_write_fail says (a full disk: "no space
+ * left on device while writing <dir>"). */
 int lm_dataset_create(const char *dir, const lm_dataset_spec *spec,
                       lm_dataset_writer **w, lm_err *err);
 
@@ -165,6 +167,23 @@ size_t lm_dataset_map_size(const lm_dataset_writer *w, int *grown);
  * Always frees w: on failure the folder is cleaned as by lm_dataset_abort.
  * Returns 0, LUMEN_EIO, LUMEN_ENOMEM, LUMEN_EDATA (no records). */
 int lm_dataset_finish(lm_dataset_writer *w, const cJSON *extra, lm_err *err);
+
+/* Bytes available below which an EIO from LMDB is taken for a full disk
+ * (LMDB reports a short write, what a nearly full disk gives, as EIO). */
+#define LM_DATASET_LOW_SPACE ((long long)1 << 20)
+
+/* How the writer reports LMDB or errno code rc from `what` ("cannot write
+ * records", "cannot sync", ...) on dataset folder dir; exposed for tests.
+ * ENOSPC: "no space left on device while writing <dir> (<what>)"; EDQUOT:
+ * "disk quota exceeded while writing <dir> (<what>)"; EIO while `avail`
+ * (bytes available on dir's file system, -1 when unknown) is below
+ * LM_DATASET_LOW_SPACE: "no space left on device while writing <dir>
+ * (<what>: Input/output error with N bytes left ...)"; anything else
+ * "dataset <dir>: <what>: <mdb_strerror>".  MDB_MAP_FULL never gets here
+ * (the map grows).  Sets *err and returns LUMEN_ENOMEM for ENOMEM, else
+ * LUMEN_EIO. */
+int lm_dataset_write_fail(lm_err *err, const char *dir, const char *what, int rc,
+                          long long avail);
 
 /* Abandons the dataset: closes and deletes data.mdb (and lock.mdb), so no
  * partial dataset is left behind.  NULL-safe; frees w. */

@@ -185,17 +185,6 @@ int lm_infer_engine(const lm_infer_model *m, const char *backend, int batch, int
     return rc;
 }
 
-/* Metadata keys lm_ckpt_meta carries itself (everything else is copied as
- * an extra key). */
-static int ckpt_key(const char *k) {
-    static const char *const keys[] = {"format", "version", "model",  "labels",  "stats",
-                                       "thresholds", "metrics", "input", "epoch", "created",
-                                       NULL};
-    for (const char *const *x = keys; *x; x++)
-        if (!strcmp(*x, k)) return 1;
-    return 0;
-}
-
 int lm_infer_model_save(const lm_infer_model *m, const char *path, const float *thresholds,
                         const char *validated_json, lm_err *err) {
     if (validated_json) {
@@ -231,7 +220,7 @@ int lm_infer_model_save(const lm_infer_model *m, const char *path, const float *
     size_t ne = 0;
     for (size_t i = 0; i < nmeta; i++) {
         const char *k = lm_st_meta_key(m->file, i);
-        if (ckpt_key(k) || (validated_json && !strcmp(k, "validated"))) continue;
+        if (lm_ckpt_meta_reserved(k) || (validated_json && !strcmp(k, "validated"))) continue;
         extra[ne++] = k;
         extra[ne++] = lm_st_meta_value(m->file, i);
     }

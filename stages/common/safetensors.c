@@ -121,6 +121,8 @@ struct lm_st_file {
     const lm_st_tensor **by_name;
     const char **meta_key, **meta_val; /* sorted by key */
     size_t nmeta;
+    const unsigned char *data; /* the data section: after the header */
+    size_t data_len;
 };
 
 static int utf8_valid(const unsigned char *s, size_t n) {
@@ -358,6 +360,8 @@ static int parse_file(lm_st_file *f, lm_err *e) {
      * the previous ended, the last ends at the end of the file */
     size_t data_len = f->len - 8 - hlen;
     const unsigned char *data = f->base + 8 + hlen;
+    f->data = data;
+    f->data_len = data_len;
     qsort(f->t, n, sizeof *f->t, cmp_tensor_offset);
     size_t pos = 0;
     for (i = 0; i < n; i++) {
@@ -473,6 +477,10 @@ int lm_st_open(const char *path, lm_st_file **out, lm_err *e) {
 }
 
 const char *lm_st_path(const lm_st_file *f) { return f->path; }
+const void *lm_st_data_section(const lm_st_file *f, size_t *len) {
+    *len = f->data_len;
+    return f->data;
+}
 size_t lm_st_count(const lm_st_file *f) { return f->n; }
 const lm_st_tensor *lm_st_at(const lm_st_file *f, size_t i) {
     return i < f->n ? &f->t[i] : NULL;
@@ -833,6 +841,19 @@ out:
     free(json);
     cJSON_Delete(root);
     if (rc) return lm_fail(e, rc, "safetensors writer: out of memory building the header");
+    return 0;
+}
+
+int lm_st_writer_each_data(const lm_st_writer *w,
+                           void (*fn)(void *ctx, const void *data, size_t n), void *ctx,
+                           lm_err *e) {
+    const wt_entry **ord = calloc(w->n ? w->n : 1, sizeof *ord);
+    if (!ord) return lm_fail(e, LUMEN_ENOMEM, "safetensors writer: out of memory");
+    for (size_t i = 0; i < w->n; i++) ord[i] = &w->t[i];
+    qsort(ord, w->n, sizeof *ord, cmp_entry_layout);
+    for (size_t i = 0; i < w->n; i++)
+        if (ord[i]->nbytes) fn(ctx, ord[i]->data, ord[i]->nbytes);
+    free(ord);
     return 0;
 }
 

@@ -107,6 +107,11 @@ void lm_st_close(lm_st_file *f);
 /* The path (or label) the file was opened with. */
 const char *lm_st_path(const lm_st_file *f);
 
+/* The data section: the *len bytes after the header (every tensor's bytes,
+ * in file order, tiling it exactly); valid until lm_st_close.  What a
+ * checksum of the tensor data covers (checkpoint.h). */
+const void *lm_st_data_section(const lm_st_file *f, size_t *len);
+
 /* Number of tensors, and the i-th in file (data offset) order. */
 size_t lm_st_count(const lm_st_file *f);
 const lm_st_tensor *lm_st_at(const lm_st_file *f, size_t i);
@@ -185,6 +190,15 @@ int lm_st_writer_meta(lm_st_writer *w, const char *key, const char *value,
  * writer stays usable (it can be written again).  LUMEN_EIO (message names
  * the file and errno), LUMEN_ENOMEM. */
 int lm_st_writer_write(const lm_st_writer *w, const char *path, lm_err *e);
+
+/* Calls fn(ctx, bytes, n) once per non-empty tensor added so far, in the
+ * order lm_st_writer_write lays them out: together the calls see exactly the
+ * data section the file would hold (lm_st_data_section of it), whatever
+ * metadata is set before or after (metadata lives in the header).  For a
+ * checksum of the data written into the metadata.  0 or LUMEN_ENOMEM. */
+int lm_st_writer_each_data(const lm_st_writer *w,
+                           void (*fn)(void *ctx, const void *data, size_t n),
+                           void *ctx, lm_err *e);
 
 /* Serializes into one malloc'ed buffer (*buf, *len; caller frees) instead of
  * a file: the exact bytes lm_st_writer_write would write. */

@@ -380,9 +380,21 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
 
     int threads = o->threads > 0 ? o->threads : lm_ncpu();
     if ((size_t)threads > n) threads = (int)n;
-    say(o, LUMEN_LOG_INFO, "ingest: %zu of %zu rows from %s (%s), %zu label%s, %dx%dx%d, %d thread%s",
-        n, tab.nrows, o->csv, lm_labels_format_name(tab.format), nl, nl == 1 ? "" : "s",
-        o->channels, o->size, o->size, threads, threads == 1 ? "" : "s");
+    /* count every data row read: bad rows (skipped) and excluded ones were
+     * dropped from tab already */
+    char why[160] = "";
+    size_t wl = 0;
+    if (tab.bad_rows)
+        wl += (size_t)snprintf(why + wl, sizeof why - wl, "; %zu bad row%s skipped", tab.bad_rows,
+                               tab.bad_rows == 1 ? "" : "s");
+    if (r.excluded && wl < sizeof why)
+        wl += (size_t)snprintf(why + wl, sizeof why - wl, "; %zu excluded", r.excluded);
+    if (n < tab.nrows && wl < sizeof why)
+        snprintf(why + wl, sizeof why - wl, "; limit %lld", (long long)o->limit);
+    say(o, LUMEN_LOG_INFO,
+        "ingest: %zu of %zu data rows from %s (%s%s), %zu label%s, %dx%dx%d, %d thread%s", n,
+        r.rows + tab.bad_rows, o->csv, lm_labels_format_name(tab.format), why, nl,
+        nl == 1 ? "" : "s", o->channels, o->size, o->size, threads, threads == 1 ? "" : "s");
 
     lm_dataset_spec spec = {.height = (uint32_t)o->size, .width = (uint32_t)o->size,
                             .channels = (uint32_t)o->channels, .nlabels = nl,

@@ -290,6 +290,52 @@ static void test_predict_usage_errors(void **state) {
     hx_result_free(&r);
 }
 
+/* A copy of the fixture checkpoint with one byte changed: at `from` (text in
+ * the header, replaced by `to`) or, with from NULL, in the middle of the
+ * weights. */
+static char *damaged_copy(const fixture *f, const char *name, const char *from, const char *to) {
+    lm_err e = {0};
+    char *data;
+    size_t len;
+    if (lm_read_file(f->ckpt, &data, &len, &e)) fail_msg("%s", e.msg);
+    if (from) {
+        char *at = memmem(data, len, from, strlen(from));
+        assert_non_null(at);
+        memcpy(at, to, strlen(to));
+    } else {
+        data[len - len / 4] ^= 0x10;
+    }
+    char *path = hx_join(f->tmp, name);
+    if (lm_write_file_atomic(path, data, len, &e)) fail_msg("%s", e.msg);
+    free(data);
+    return path;
+}
+
+/* A damaged checkpoint is refused with a message naming the file and what is
+ * wrong, instead of predicting with a changed threshold or weight. */
+static void test_predict_refuses_damaged_checkpoint(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    /* THRESHOLDS[1] 0.7 is stored as 0.699999988: one byte makes it 6.99.. */
+    char *thr = damaged_copy(f, "thr.safetensors", "0.699999988", "6.699999988");
+    hx_runner(&r, f->tmp, NULL, NULL, "predict", thr, IMGS[0].name, NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, thr));
+    assert_non_null(strstr(r.err, "metadata \"thresholds\": entry 1 is 6.7"));
+    hx_result_free(&r);
+
+    char *w = damaged_copy(f, "weights.safetensors", NULL, NULL);
+    hx_runner(&r, f->tmp, NULL, NULL, "predict", w, IMGS[0].name, NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, w));
+    assert_non_null(strstr(r.err, "data section checksum mismatch: the file is damaged"));
+    hx_result_free(&r);
+    free(thr);
+    free(w);
+}
+
 /* Counts of class j at threshold t from predicted rows and the labels. */
 static void counts(const row *rows, int j, float t, int64_t c[4]) {
     memset(c, 0, 4 * sizeof *c);
@@ -440,6 +486,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_predict_tta_is_the_mean_of_the_views, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_broken_images, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_usage_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_predict_refuses_damaged_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval_errors_name_the_file, setup, teardown),
     };

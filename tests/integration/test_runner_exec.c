@@ -561,6 +561,117 @@ static long long split_seed_of(const char *run, const char *stage_id) {
     return v;
 }
 
+/* Is s valid UTF-8 (no overlong forms, surrogates or code points above
+ * U+10FFFF)? */
+static int utf8_ok(const unsigned char *s) {
+    while (*s) {
+        unsigned c = *s, cp, min;
+        int n;
+        if (c < 0x80) n = 0, cp = c, min = 0;
+        else if (c >= 0xC2 && c <= 0xDF) n = 1, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF) n = 2, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4) n = 3, cp = c & 0x07, min = 0x10000;
+        else return 0;
+        for (int i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+/* The JSON files of a run folder are valid UTF-8, and Python's json.load
+ * reads them (when python3 is there). */
+static void run_json_is_utf8(const char *run) {
+    static const char *const FILES[] = {"status.json", "params.json", "config.json",
+                                        "summary.json", NULL};
+    for (int i = 0; FILES[i]; i++) {
+        char *path = hx_join(run, FILES[i]);
+        char *text = hx_read(path);
+        if (!text) fail_msg("%s is missing", path);
+        if (!utf8_ok((const unsigned char *)text)) fail_msg("%s is not valid UTF-8:\n%s", path, text);
+        const char *argv[] = {"/usr/bin/env", "python3", "-c",
+                              "import json,sys; json.load(open(sys.argv[1], encoding='utf-8'))",
+                              path, NULL};
+        hx_result r;
+        hx_run(argv, NULL, NULL, 60, &r);
+        if (r.exit_code != 0 && r.exit_code != 127) /* 127: no python3 */
+            fail_msg("json.load(%s) failed:\n%s", path, r.err);
+        hx_result_free(&r);
+        free(text);
+        free(path);
+    }
+}
+
+/* Runs exp.lua, which must fail; returns the run folder and the reason
+ * recorded in its status.json (a copy). */
+static char *failed_run(fixture *f, char **reason) {
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, NULL, "exp.lua", NULL);
+    if (r.exit_code != 1) fail_msg("runner exited %d (signal %d):\n%s", r.exit_code, r.signal, r.err);
+    const char *rf = strstr(r.err, "run failed: ");
+    assert_non_null(rf);
+    char *rel = strndup(rf + 12, strcspn(rf + 12, "\n"));
+    char *dir = hx_join(f->tmp, rel);
+    cJSON *st = read_json(dir, "status.json");
+    assert_non_null(jstr(st, "reason"));
+    *reason = strdup(jstr(st, "reason"));
+    cJSON_Delete(st);
+    free(rel);
+    hx_result_free(&r);
+    return dir;
+}
+
+/* Everything the runner writes as JSON is valid UTF-8, whatever bytes a
+ * stage's message or a label file held: invalid bytes read as \xNN.  A
+ * UTF-16 label file is named as such. */
+static void test_json_stays_utf8(void **state) {
+    fixture *f = *state;
+    char *reason;
+    /* a stage message with Latin-1, a lone continuation byte, a surrogate
+     * and an overlong '/' */
+    hx_write_experiment(f->tmp, "exp.lua", "bytes",
+                        "    lumen.probe { fail_with = \"caf\\xe9 \\x80 \\xed\\xa0\\x80 \\xc0\\xaf "
+                        "ok \\xc3\\xa9\" },\n");
+    char *run = failed_run(f, &reason);
+    assert_string_equal(reason, "stage 'probe': caf\\xe9 \\x80 \\xed\\xa0\\x80 \\xc0\\xaf ok \xc3\xa9");
+    run_json_is_utf8(run);
+    free(reason);
+    free(run);
+
+    /* a label file saved as UTF-16 (with its BOM) */
+    write_png_set(f, 4);
+    static const char ascii[] = "filename;crack\r\nimg/c0.png;1\r\nimg/c1.png;0\r\n";
+    char u16[2 * sizeof ascii + 2] = {(char)0xFF, (char)0xFE};
+    for (size_t i = 0; i + 1 < sizeof ascii; i++) u16[2 + 2 * i] = ascii[i];
+    char *csv = hx_join(f->tmp, "data/u16.csv");
+    FILE *fp = fopen(csv, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(u16, 1, 2 * (sizeof ascii - 1) + 2, fp), 2 * (sizeof ascii - 1) + 2);
+    fclose(fp);
+    hx_write_experiment(f->tmp, "exp.lua", "utf16",
+                        "    lumen.ingest { csv = \"data/u16.csv\", size = 8 },\n");
+    run = failed_run(f, &reason);
+    assert_non_null(strstr(reason, "data/u16.csv: looks like UTF-16 text; save it as UTF-8"));
+    run_json_is_utf8(run);
+    free(reason);
+    free(run);
+
+    /* a Latin-1 file name in a label file, echoed by the error */
+    free(fx_write_text(f->tmp, "data/l1.csv", "filename;crack\nimg/c0.png;1\nimg/caf\xe9.png;0\n"));
+    hx_write_experiment(f->tmp, "exp.lua", "latin1",
+                        "    lumen.ingest { csv = \"data/l1.csv\", size = 8 },\n");
+    run = failed_run(f, &reason);
+    assert_non_null(strstr(reason, "l1.csv:3:"));
+    assert_non_null(strstr(reason, "img/caf\\xe9.png"));
+    run_json_is_utf8(run);
+    free(reason);
+    free(run);
+    free(csv);
+}
+
 static void test_seed_in_keys_of_seeded_stages(void **state) {
     fixture *f = *state;
     write_png_set(f, 12);
@@ -636,6 +747,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_runs_lists_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_plugins_only_warn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_in_keys_of_seeded_stages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_stays_utf8, setup, teardown),
     };
     return cmocka_run_group_tests_name("runner_exec", tests, NULL, NULL);
 }

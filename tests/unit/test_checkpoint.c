@@ -586,9 +586,26 @@ static void test_metadata_validation(void **state) {
         {{.model = model, .input = "{\"height\":32,\"width\":32,\"channels\":3}"}, "\"input\""},
         {{.model = model, .metrics = "3"}, "\"metrics\""},
         {{.model = model, .extra = (const char *const[]){"epoch", "9", NULL}}, "reserved"},
+        {{.model = model, .extra = (const char *const[]){LM_CKPT_DIGEST_KEY, "0", NULL}},
+         "reserved"},
+        {{.model = model, .extra = (const char *const[]){"validated", "[]", NULL}},
+         "\"validated\" must be a JSON object"},
+        /* the ranges lm_ckpt_open checks are checked before writing, too */
+        {{.model = model, .thresholds = "[0.5,1.5]"}, "entry 1 is 1.5, outside [0, 1]"},
+        {{.model = model, .thresholds = "[-0.25,0.5]"}, "entry 0 is -0.25"},
+        {{.model = model, .labels = "[\"a\",\"a\"]"}, "'a' appears twice"},
+        {{.model = model, .labels = "[\"a\",\"\"]"}, "\"labels\": entry 1"},
+        {{.model = model, .stats = "{\"channels\":1,\"mean\":[1.5],\"std\":[0.2]}"},
+         "mean[0]"},
+        {{.model = model, .stats = "{\"channels\":1,\"mean\":[0.5],\"std\":[0]}"},
+         "std[0]"},
+        {{.model = model, .input = "{\"height\":5000,\"width\":32,\"channels\":1}"},
+         "\"input\""},
+        {{.model = model, .epoch = 100001}, "\"epoch\" is 100001"},
+        {{.model = model, .created = "yesterday"}, "\"created\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        bad[i].m.epoch = -1;
+        if (bad[i].m.epoch == 0) bad[i].m.epoch = -1;
         lm_err_clear(&e);
         int rc = lm_ckpt_save(p, a.m, a.params, a.buffers, a.counters, &bad[i].m, &e);
         if (rc != LUMEN_EINVAL || !strstr(e.msg, bad[i].frag))
@@ -608,10 +625,223 @@ static void test_metadata_validation(void **state) {
     assert_int_equal(mt.epoch, -1);
     assert_null(mt.labels);
     assert_string_equal(mt.created, "2026-01-31T12:00:00Z");
-    assert_int_equal(lm_st_meta_count(f), 4); /* created format model version */
+    assert_int_equal(lm_st_meta_count(f), 5); /* created format checksum model version */
     lm_st_close(f);
     free(model);
     net_free(&a);
+    free(p);
+    rmdir_all(dir);
+}
+
+/* Replaces the first `from` in the header of the file bytes with `to` (same
+ * length, so the layout stays valid safetensors). */
+static void flip_text(char *data, size_t len, const char *from, const char *to) {
+    assert_int_equal(strlen(from), strlen(to));
+    uint64_t hn = 0;
+    for (int i = 7; i >= 0; i--) hn = (hn << 8) | (unsigned char)data[i];
+    assert_true(8 + hn <= len);
+    char *at = memmem(data + 8, (size_t)hn, from, strlen(from));
+    if (!at) fail_msg("'%s' not in the header", from);
+    memcpy(at, to, strlen(to));
+}
+
+/* One changed byte in a stored value is caught by the range checks, with a
+ * message naming the file and the entry. */
+static void test_damaged_metadata_refused(void **state) {
+    (void)state;
+    char *dir = tmpdir();
+    char *p = lm_path_join(dir, "best.safetensors");
+    nn_resnet_cfg c;
+    cfg_small(&c, 1, 8, 2);
+    net a;
+    net_make(&a, &c, 1);
+    lm_err e = {0};
+    assert_int_equal(save_net(p, &a, 3, &e), 0);
+    char *orig;
+    size_t len;
+    assert_int_equal(lm_read_file(p, &orig, &len, &e), 0);
+    const struct {
+        const char *from, *to, *frag;
+    } cases[] = {
+        {"[0.4,0.6]", "[9.4,0.6]", "metadata \"thresholds\": entry 0 is 9.4, outside [0, 1]"},
+        {"[0.4,0.6]", "[0.4,6.6]", "metadata \"thresholds\": entry 1 is 6.6"},
+        {"[0.4,0.6]", "[0.4,0-6]", "metadata \"thresholds\" must be a JSON array"},
+        {"\\\"mean\\\":[0.5]", "\\\"mean\\\":[5.5]", "metadata \"stats\": mean[0]"},
+        {"\\\"std\\\":[0.25]", "\\\"std\\\":[0.00]", "metadata \"stats\": std[0]"},
+        {"\\\"channels\\\":1,", "\\\"channels\\\":3,", "metadata \"stats\""},
+        {"\\\"height\\\":32", "\\\"height\\\":0 ", "metadata \"input\""},
+        {"\\\"width\\\":32", "\\\"width\\\":-1", "metadata \"input\""},
+        {"\"epoch\":\"3\"", "\"epoch\":\"-\"", "metadata \"epoch\""},
+        {"\\\"num_classes\\\":2", "\\\"num_classes\\\":3", "tensor 'fc.weight'"},
+        {"\\\"in_channels\\\":1", "\\\"in_channels\\\":3", "tensor 'conv1.weight'"},
+        {"\\\"stem_width\\\":4", "\\\"stem_width\\\":0", "model.stem_width"},
+        {"[\\\"crack\\\",", "[\\\"cr\\\\t\\\",", "metadata \"labels\": entry 0"},
+        {"{\\\"val/f1_mean\\\":0.75}", "[\\\"val/f1_mean\\\",0.75]",
+         "metadata \"metrics\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *data = malloc(len);
+        memcpy(data, orig, len);
+        flip_text(data, len, cases[i].from, cases[i].to);
+        assert_int_equal(lm_write_file_atomic(p, data, len, &e), 0);
+        free(data);
+        lm_err_clear(&e);
+        lm_st_file *f = NULL;
+        int rc = lm_ckpt_open(p, &f, &e);
+        if (rc != LUMEN_EDATA || !strstr(e.msg, cases[i].frag) || !strstr(e.msg, p))
+            print_error("case %zu: rc %d msg %s\n", i, rc, e.msg);
+        assert_int_equal(rc, LUMEN_EDATA);
+        assert_null(f);
+        assert_non_null(strstr(e.msg, p));
+        assert_non_null(strstr(e.msg, cases[i].frag));
+    }
+    /* the undamaged file opens */
+    assert_int_equal(lm_write_file_atomic(p, orig, len, &e), 0);
+    lm_st_file *f;
+    assert_int_equal(lm_ckpt_open(p, &f, &e), 0);
+    lm_st_close(f);
+    free(orig);
+    net_free(&a);
+    free(p);
+    rmdir_all(dir);
+}
+
+/* The data section's XXH3-128 is stored on save and checked on open: a
+ * flipped weight byte is an error naming the file, for checkpoints and state
+ * files alike. */
+static void test_data_checksum(void **state) {
+    (void)state;
+    char *dir = tmpdir();
+    char *p = lm_path_join(dir, "best.safetensors");
+    nn_resnet_cfg c;
+    cfg_small(&c, 1, 8, 2);
+    net a, b;
+    net_make(&a, &c, 1);
+    net_make(&b, &c, 2);
+    lm_err e = {0};
+    assert_int_equal(save_net(p, &a, 3, &e), 0);
+    lm_st_file *f;
+    assert_int_equal(lm_ckpt_open(p, &f, &e), 0);
+    const char *sum = lm_st_meta_get(f, LM_CKPT_DIGEST_KEY);
+    assert_non_null(sum);
+    assert_int_equal(strlen(sum), 32);
+    assert_int_equal(strspn(sum, "0123456789abcdef"), 32);
+    size_t dlen;
+    const void *d = lm_st_data_section(f, &dlen);
+    assert_int_equal(dlen, (a.m->nparams + a.m->nbuffers) * 4 + a.m->ncounters * 8);
+    assert_true(lm_ckpt_verify_data(f, &e) == 0);
+    (void)d;
+    lm_st_close(f);
+
+    char *data;
+    size_t len;
+    assert_int_equal(lm_read_file(p, &data, &len, &e), 0);
+    size_t at[] = {len - dlen, len - dlen / 2, len - 1}; /* first, middle, last byte */
+    for (size_t i = 0; i < 3; i++) {
+        data[at[i]] ^= 0x01;
+        assert_int_equal(lm_write_file_atomic(p, data, len, &e), 0);
+        data[at[i]] ^= 0x01;
+        lm_err_clear(&e);
+        assert_int_equal(lm_ckpt_open(p, &f, &e), LUMEN_EDATA);
+        assert_non_null(strstr(e.msg, p));
+        assert_non_null(strstr(e.msg, "data section checksum mismatch: the file is damaged"));
+        lm_err_clear(&e);
+        assert_int_equal(
+            lm_ckpt_load_file(p, b.m, b.params, b.buffers, b.counters, NULL, NULL, &e),
+            LUMEN_EDATA);
+        assert_non_null(strstr(e.msg, p));
+        assert_non_null(strstr(e.msg, "data section checksum mismatch"));
+    }
+    /* a malformed checksum entry */
+    char *bad = malloc(len);
+    memcpy(bad, data, len);
+    char *v = memmem(bad, len, "\"" LM_CKPT_DIGEST_KEY "\":\"", strlen(LM_CKPT_DIGEST_KEY) + 4);
+    assert_non_null(v);
+    v[strlen(LM_CKPT_DIGEST_KEY) + 4] = 'g';
+    assert_int_equal(lm_write_file_atomic(p, bad, len, &e), 0);
+    free(bad);
+    lm_err_clear(&e);
+    assert_int_equal(lm_ckpt_open(p, &f, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, p));
+    assert_non_null(strstr(e.msg, "\"" LM_CKPT_DIGEST_KEY "\" must be 32 hex digits"));
+
+    /* a state file carries one too */
+    char *sp = lm_path_join(dir, "state.safetensors");
+    lm_st_writer *w;
+    assert_int_equal(lm_st_writer_new(&w, &e), 0);
+    assert_int_equal(lm_ckpt_add_model(w, a.m, a.params, a.buffers, a.counters, &e), 0);
+    assert_int_equal(lm_ckpt_state_write(w, "{\"step\":1}", sp, &e), 0);
+    lm_st_writer_free(w);
+    const char *sj;
+    assert_int_equal(lm_ckpt_state_open(sp, &f, &sj, &e), 0);
+    assert_non_null(lm_st_meta_get(f, LM_CKPT_DIGEST_KEY));
+    lm_st_close(f);
+    char *st;
+    size_t slen;
+    assert_int_equal(lm_read_file(sp, &st, &slen, &e), 0);
+    st[slen - 5] ^= 0x40;
+    assert_int_equal(lm_write_file_atomic(sp, st, slen, &e), 0);
+    free(st);
+    lm_err_clear(&e);
+    assert_int_equal(lm_ckpt_state_open(sp, &f, &sj, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, sp));
+    assert_non_null(strstr(e.msg, "data section checksum mismatch: the file is damaged"));
+    free(sp);
+    free(data);
+    net_free(&a);
+    net_free(&b);
+    free(p);
+    rmdir_all(dir);
+}
+
+/* Files without the checksum (lumen checkpoints written before it, converted
+ * torchvision weights) load as before, unverified. */
+static void test_checkpoint_without_checksum_loads(void **state) {
+    (void)state;
+    char *dir = tmpdir();
+    char *p = lm_path_join(dir, "old.safetensors");
+    nn_resnet_cfg c;
+    cfg_small(&c, 1, 8, 2);
+    net a, b;
+    net_make(&a, &c, 1);
+    net_make(&b, &c, 2);
+    char *model = nn_resnet_cfg_to_json(&c);
+    lm_err e = {0};
+    lm_st_writer *w;
+    assert_int_equal(lm_st_writer_new(&w, &e), 0);
+    assert_int_equal(lm_ckpt_add_model(w, a.m, a.params, a.buffers, a.counters, &e), 0);
+    assert_int_equal(lm_st_writer_meta(w, "format", LM_CKPT_FORMAT, &e), 0);
+    assert_int_equal(lm_st_writer_meta(w, "version", LM_CKPT_VERSION, &e), 0);
+    assert_int_equal(lm_st_writer_meta(w, "model", model, &e), 0);
+    assert_int_equal(lm_st_writer_meta(w, "thresholds", "[0.4,0.6]", &e), 0);
+    assert_int_equal(lm_st_writer_meta(w, "epoch", "4", &e), 0);
+    assert_int_equal(lm_st_writer_write(w, p, &e), 0);
+    lm_st_writer_free(w);
+
+    lm_st_file *f;
+    int rc = lm_ckpt_open(p, &f, &e);
+    if (rc) print_error("%s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_null(lm_st_meta_get(f, LM_CKPT_DIGEST_KEY));
+    assert_int_equal(lm_ckpt_verify_data(f, &e), 0);
+    lm_ckpt_load_opts strict = {.strict = 1};
+    assert_int_equal(lm_ckpt_load(f, b.m, b.params, b.buffers, b.counters, &strict, NULL, &e), 0);
+    assert_memory_equal(b.params, a.params, a.m->nparams * sizeof(float));
+    lm_st_close(f);
+    assert_int_equal(lm_ckpt_load_file(p, b.m, b.params, b.buffers, b.counters, &strict, NULL, &e),
+                     0);
+    /* ... and nothing notices a changed weight: that is what the checksum adds */
+    char *data;
+    size_t len;
+    assert_int_equal(lm_read_file(p, &data, &len, &e), 0);
+    data[len - 1] ^= 0x01;
+    assert_int_equal(lm_write_file_atomic(p, data, len, &e), 0);
+    free(data);
+    assert_int_equal(lm_ckpt_open(p, &f, &e), 0);
+    lm_st_close(f);
+    free(model);
+    net_free(&a);
+    net_free(&b);
     free(p);
     rmdir_all(dir);
 }
@@ -718,6 +948,9 @@ int main(void) {
         cmocka_unit_test(test_shape_mismatch_names_both_shapes),
         cmocka_unit_test(test_reset_head),
         cmocka_unit_test(test_corrupted_checkpoint_refused),
+        cmocka_unit_test(test_damaged_metadata_refused),
+        cmocka_unit_test(test_data_checksum),
+        cmocka_unit_test(test_checkpoint_without_checksum_loads),
         cmocka_unit_test(test_failed_save_keeps_previous),
         cmocka_unit_test(test_metadata_validation),
         cmocka_unit_test(test_training_state_roundtrip),

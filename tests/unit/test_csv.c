@@ -155,6 +155,71 @@ static void test_bad_header(void **s) {
     done(r);
 }
 
+/* Encodes ASCII text as UTF-16 or UTF-32 (LE or BE), with or without a
+ * byte order mark; *len receives the byte count. */
+static char *encode(const char *ascii, int width, int big, int bom, size_t *len) {
+    size_t n = strlen(ascii) + (bom ? 1 : 0);
+    char *out = calloc(n, (size_t)width);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = bom && i == 0 ? 0xFEFFu : (unsigned char)ascii[i - (bom ? 1 : 0)];
+        for (int b = 0; b < width; b++) {
+            int shift = 8 * (big ? width - 1 - b : b);
+            out[i * (size_t)width + (size_t)b] = (char)((c >> shift) & 0xFF);
+        }
+    }
+    *len = n * (size_t)width;
+    return out;
+}
+
+/* A label file saved as UTF-16/32 (Excel's "Unicode text", PowerShell's
+ * default) or a binary file is named for what it is, not reported as a
+ * garbled header. */
+static void test_utf16_and_binary_files(void **s) {
+    (void)s;
+    const char *csv = "filename;crack\r\nimg/a.png;1\r\nimg/b.png;0\r\n";
+    lm_labels_opts o = {.format = LM_LABELS_AUTO, .threshold = 0.5};
+    for (int width = 2; width <= 4; width += 2)
+        for (int big = 0; big < 2; big++)
+            for (int bom = 0; bom < 2; bom++) {
+                size_t len;
+                char *text = encode(csv, width, big, bom, &len);
+                lm_label_table t;
+                lm_problems p;
+                lm_problems_init(&p);
+                lm_err e = {0};
+                assert_int_equal(lm_labels_parse("u.csv", text, len, &o, &t, &p, &e), LUMEN_EDATA);
+                const char *want = width == 2 ? "u.csv: looks like UTF-16 text; save it as UTF-8"
+                                              : "u.csv: looks like UTF-32 text; save it as UTF-8";
+                if (strcmp(e.msg, want) != 0)
+                    print_error("width %d big %d bom %d: %s\n", width, big, bom, e.msg);
+                assert_string_equal(e.msg, want);
+                lm_problems_free(&p);
+                free(text);
+            }
+    /* a NUL byte elsewhere: binary data, with the line it is on */
+    static const char bin[] = "filename;crack\nimg/a.png;1\nimg/\0b.png;0\n";
+    lm_label_table t;
+    lm_problems p;
+    lm_problems_init(&p);
+    lm_err e = {0};
+    assert_int_equal(lm_labels_parse("b.csv", bin, sizeof bin - 1, &o, &t, &p, &e), LUMEN_EDATA);
+    assert_string_equal(e.msg, "b.csv: not a text file (NUL byte at line 3)");
+    lm_problems_free(&p);
+    /* a PNG given as the label file */
+    static const char png[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    lm_problems_init(&p);
+    lm_err_clear(&e);
+    assert_int_equal(lm_labels_parse("x.png", png, sizeof png - 1, &o, &t, &p, &e), LUMEN_EDATA);
+    assert_string_equal(e.msg, "x.png: not a text file (NUL byte at line 3)");
+    lm_problems_free(&p);
+    /* UTF-8 with a BOM is still fine */
+    parsed *r = parse("\xEF\xBB\xBF" "filename;crack\nimg/\xC3\xA9.png;1\n", 0);
+    assert_int_equal(r->rc, 0);
+    assert_string_equal(r->t.rows[0].name, "img/\xC3\xA9.png");
+    done(r);
+}
+
 static void test_elpv(void **s) {
     (void)s;
     const char *text = "images/cell0001.png  1.0                 mono\n"
@@ -266,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_unterminated_quote),
         cmocka_unit_test(test_empty_and_header_only),
         cmocka_unit_test(test_bad_header),
+        cmocka_unit_test(test_utf16_and_binary_files),
         cmocka_unit_test(test_elpv),
         cmocka_unit_test(test_elpv_bad_rows),
         cmocka_unit_test(test_detect_fails_on_garbage),

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -284,12 +285,54 @@ static void test_refuses_corrupt_records(void **s) {
     expect_refused(edit_version, LUMEN_EABI, "version 2");
 }
 
+/* A full disk reads as one, not as LMDB's "Input/output error". */
+static void test_full_disk_messages(void **s) {
+    (void)s;
+    const char *dir = "runs/.cache/ingest/k.tmp-1-1/dataset";
+    lm_err e = {0};
+    assert_int_equal(lm_dataset_write_fail(&e, dir, "cannot write records", ENOSPC, -1),
+                     LUMEN_EIO);
+    assert_string_equal(e.msg, "no space left on device while writing "
+                               "runs/.cache/ingest/k.tmp-1-1/dataset (cannot write records)");
+    lm_err_clear(&e);
+    assert_int_equal(lm_dataset_write_fail(&e, dir, "cannot sync", EDQUOT, 0), LUMEN_EIO);
+    assert_string_equal(e.msg, "disk quota exceeded while writing "
+                               "runs/.cache/ingest/k.tmp-1-1/dataset (cannot sync)");
+    /* LMDB turns a short write into EIO: with (almost) no space left, that
+     * was the disk filling up */
+    lm_err_clear(&e);
+    assert_int_equal(lm_dataset_write_fail(&e, dir, "cannot write records", EIO, 4096),
+                     LUMEN_EIO);
+    assert_non_null(strstr(e.msg, "no space left on device while writing "
+                                  "runs/.cache/ingest/k.tmp-1-1/dataset (cannot write records: "));
+    assert_non_null(strstr(e.msg, "4096 bytes left"));
+    /* ... but not with plenty of room, or when the space is unknown */
+    lm_err_clear(&e);
+    assert_int_equal(lm_dataset_write_fail(&e, dir, "cannot write records", EIO, 1LL << 40),
+                     LUMEN_EIO);
+    assert_null(strstr(e.msg, "no space"));
+    assert_non_null(
+        strstr(e.msg, "dataset runs/.cache/ingest/k.tmp-1-1/dataset: cannot write records: "));
+    lm_err_clear(&e);
+    assert_int_equal(lm_dataset_write_fail(&e, dir, "cannot sync", EIO, -1), LUMEN_EIO);
+    assert_null(strstr(e.msg, "no space"));
+    /* other codes keep LMDB's text; ENOMEM stays LUMEN_ENOMEM */
+    lm_err_clear(&e);
+    assert_int_equal(lm_dataset_write_fail(&e, dir, "cannot open LMDB environment", EACCES, 0),
+                     LUMEN_EIO);
+    assert_non_null(strstr(e.msg, "cannot open LMDB environment: Permission denied"));
+    lm_err_clear(&e);
+    assert_int_equal(lm_dataset_write_fail(&e, dir, "cannot grow the map", ENOMEM, -1),
+                     LUMEN_ENOMEM);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_map_grows_from_tiny_map),
         cmocka_unit_test(test_abort_and_bad_put),
         cmocka_unit_test(test_refuses_corrupt_records),
+        cmocka_unit_test(test_full_disk_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * Unit tests for runner/events.c: lines cut into arbitrary chunks are
  * reassembled; lines far longer than PIPE_BUF written by several threads at
- * once arrive whole.
+ * once arrive whole; events (and all runner JSON, rn_json_utf8_fix) are
+ * valid UTF-8 whatever bytes a stage's message held.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "events.h"
+#include "jsonutil.h"
 
 typedef struct lines {
     char *got[64];
@@ -127,10 +129,69 @@ static void test_threads_never_interleave(void **state) {
     assert_true(r.ok);
 }
 
+static void test_utf8_fix(void **state) {
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"{\"a\":\"plain \xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80\"}",
+         "{\"a\":\"plain \xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80\"}"}, /* valid: unchanged */
+        {"\"caf\xe9\"", "\"caf\\\\xe9\""},                         /* Latin-1 */
+        {"\"\xff\xfe" "f\"", "\"\\\\xff\\\\xfef\""},                  /* UTF-16 BOM */
+        {"\"\x80\"", "\"\\\\x80\""},                                /* lone continuation */
+        {"\"\xc3\"", "\"\\\\xc3\""},                           /* truncated */
+        {"\"\xc0\xaf\"", "\"\\\\xc0\\\\xaf\""},                     /* overlong '/' */
+        {"\"\xed\xa0\x80\"", "\"\\\\xed\\\\xa0\\\\x80\""},          /* surrogate */
+        {"\"\xf4\x90\x80\x80\"", "\"\\\\xf4\\\\x90\\\\x80\\\\x80\""}, /* above U+10FFFF */
+        {"\"\xe2\x9c\"", "\"\\\\xe2\\\\x9c\""},                     /* cut-off sequence */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *in = strdup(cases[i].in);
+        char *out = rn_json_utf8_fix(in);
+        assert_non_null(out);
+        if (strcmp(out, cases[i].out) != 0) print_error("case %zu: %s\n", i, out);
+        assert_string_equal(out, cases[i].out);
+        free(out);
+    }
+    /* through cJSON: the text parses back to the \xNN spelling */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "msg", "labels.csv: \xff\xfe" "f");
+    char *text = rn_json_print(o, 0);
+    cJSON_Delete(o);
+    cJSON *back = cJSON_Parse(text);
+    assert_non_null(back);
+    assert_string_equal(cJSON_GetObjectItem(back, "msg")->valuestring, "labels.csv: \\xff\\xfef");
+    cJSON_Delete(back);
+    free(text);
+}
+
+/* An event with raw bytes arrives as a valid UTF-8 line. */
+static void test_events_are_utf8(void **state) {
+    (void)state;
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    rn_evw w;
+    rn_evw_init(&w, fd[1]);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "t", "fail");
+    cJSON_AddStringToObject(ev, "msg", "u.csv:1: bad header '\xff\xfe" "f'");
+    assert_int_equal(rn_evw_send(&w, ev), 0);
+    rn_evw_destroy(&w);
+    close(fd[1]);
+    char buf[256];
+    ssize_t n = read(fd[0], buf, sizeof buf - 1);
+    close(fd[0]);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "{\"t\":\"fail\",\"msg\":\"u.csv:1: bad header '\\\\xff\\\\xfef'\"}\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunks_make_lines),
         cmocka_unit_test(test_threads_never_interleave),
+        cmocka_unit_test(test_utf8_fix),
+        cmocka_unit_test(test_events_are_utf8),
     };
     return cmocka_run_group_tests_name("events", tests, NULL, NULL);
 }

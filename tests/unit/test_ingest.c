@@ -348,6 +348,66 @@ static void test_skip_mode_skips(void **s) {
     fx_rmtree(dir);
 }
 
+/* on_error = "skip" counts every data row read and the ones it skipped:
+ * a CSV of 14 data rows with 2 bad ones is "12 of 14", not "12 of 12". */
+static void test_skip_mode_counts_all_rows(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("ingest-count");
+    uint8_t px[16 * 16];
+    char *csv_text = lm_strdup("filename;crack\n");
+    for (int i = 0; i < 14; i++) {
+        char name[32], *more;
+        snprintf(name, sizeof name, "img/g%02d.png", i);
+        for (int j = 0; j < 16 * 16; j++) px[j] = (uint8_t)(i * 7 + j);
+        char *p = lm_path_join(dir, name);
+        fx_write_png(p, 16, 16, 0, 8, px, NULL, 0);
+        free(p);
+        if (i == 4) more = lm_sprintf("%s%s;yes\n", csv_text, name);        /* bad label */
+        else if (i == 9) more = lm_sprintf("%s/abs/%s;1\n", csv_text, name); /* absolute */
+        else more = lm_sprintf("%s%s;%d\n", csv_text, name, i % 2);
+        free(csv_text);
+        csv_text = more;
+    }
+    char *csv = fx_write_text(dir, "count.csv", csv_text);
+    free(csv_text);
+    char *out = lm_path_join(dir, "dataset");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.out = out, o.size = 8, o.skip_bad = 1, o.val = 0, o.threads = 1;
+    logbuf lb = {0};
+    o.user = &lb;
+    o.log = log_cb;
+    ingest_result r;
+    lm_err e = {0};
+    if (ingest_run(&o, &r, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(r.images, 12);
+    assert_int_equal(r.skipped, 2);
+    char *want =
+        lm_sprintf("ingest: 12 of 14 data rows from %s (csv; 2 bad rows skipped), 1 label,", csv);
+    if (!strstr(lb.text, want)) fail_msg("no '%s' in the log:\n%s", want, lb.text);
+    free(want);
+    assert_null(strstr(lb.text, "12 of 12"));
+    assert_non_null(strstr(lb.text, "count.csv:6:"));
+    assert_non_null(strstr(lb.text, "count.csv:11:"));
+    lm_dataset *ds;
+    assert_int_equal(lm_dataset_open(out, &ds, &e), 0);
+    assert_int_equal(cJSON_GetObjectItem(lm_dataset_schema(ds), "rows")->valueint, 14);
+    assert_int_equal(cJSON_GetObjectItem(lm_dataset_schema(ds), "skipped")->valueint, 2);
+    lm_dataset_close(ds);
+
+    /* with a limit the total stays the rows read */
+    o.limit = 5;
+    lb.text[0] = '\0';
+    if (ingest_run(&o, &r, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(r.images, 5);
+    want = lm_sprintf("ingest: 5 of 14 data rows from %s (csv; 2 bad rows skipped; limit 5),", csv);
+    if (!strstr(lb.text, want)) fail_msg("no '%s' in the log:\n%s", want, lb.text);
+    free(want);
+    free(csv);
+    free(out);
+    fx_rmtree(dir);
+}
+
 static void test_missing_csv_and_bad_opts(void **s) {
     (void)s;
     char *dir = fx_tmpdir("ingest-none");
@@ -775,6 +835,7 @@ int main(void) {
         cmocka_unit_test(test_thread_count_does_not_change_output),
         cmocka_unit_test(test_bad_input_fails_naming_lines),
         cmocka_unit_test(test_skip_mode_skips),
+        cmocka_unit_test(test_skip_mode_counts_all_rows),
         cmocka_unit_test(test_missing_csv_and_bad_opts),
         cmocka_unit_test(test_key_tracks_inputs),
         cmocka_unit_test(test_plugin_wrapper),

@@ -142,6 +142,20 @@ static void test_half_conversions(void **state) {
     assert_true(isnan(lm_st_bf16_to_f32(lm_st_f32_to_bf16(NAN))));
 }
 
+/* Collects the chunks lm_st_writer_each_data hands out. */
+typedef struct sink {
+    char *buf;
+    size_t len;
+} sink;
+
+static void sink_add(void *ctx, const void *data, size_t n) {
+    sink *s = ctx;
+    s->buf = realloc(s->buf, s->len + n);
+    assert_non_null(s->buf);
+    memcpy(s->buf + s->len, data, n);
+    s->len += n;
+}
+
 static void test_roundtrip_many_dtypes(void **state) {
     (void)state;
     char *dir = tmpdir();
@@ -190,6 +204,20 @@ static void test_roundtrip_many_dtypes(void **state) {
     assert_int_equal(dlen, len);
     assert_memory_equal(disk, buf, len);
     assert_int_equal(header_len(buf) % 8, 0);
+    /* lm_st_writer_each_data visits exactly the data section, in order, and
+     * lm_st_data_section hands the same bytes back */
+    sink sk = {0};
+    assert_int_equal(lm_st_writer_each_data(w, sink_add, &sk, &e), 0);
+    assert_int_equal(sk.len, len - 8 - header_len(buf));
+    assert_memory_equal(sk.buf, (char *)buf + 8 + header_len(buf), sk.len);
+    lm_st_file *sf;
+    assert_int_equal(lm_st_open_buffer(buf, len, "buf", &sf, &e), 0);
+    size_t slen;
+    const void *sd = lm_st_data_section(sf, &slen);
+    assert_int_equal(slen, sk.len);
+    assert_memory_equal(sd, sk.buf, slen);
+    lm_st_close(sf);
+    free(sk.buf);
     free(disk);
     free(buf);
     lm_st_writer_free(w);
