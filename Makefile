@@ -124,8 +124,13 @@ $(foreach t,$(TEST_SRCS),$(eval $(call test_rule,$(t))))
 # ------------------------------------------------------------------ tests --
 LUMEN_DATA_TEST ?= $(abspath ../shared/data/elpv)
 
-.PHONY: test tests
-tests: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
+# tests checks the Debian packages first (deps-check), then builds in a
+# second make, so that no compile of a parallel build starts before a
+# missing header is installed.
+.PHONY: test tests test-binaries
+tests: deps-check
+	@$(MAKE) --no-print-directory test-binaries
+test-binaries: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
 # PyTorch for the benchmarks and the torch interop test: a venv made by
 # `make bench` (pip install torch numpy safetensors).  Tests that need torch
 # are skipped when it is absent.
@@ -155,15 +160,29 @@ bench: all $(BENCHES)
 DEB_PACKAGES := gcc make pkg-config python3 python3-pip liblua5.4-dev liblmdb-dev \
     libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev libpng-dev
 
-.PHONY: deps
+# $(DEPS_MISSING) sets $$missing to the packages of DEB_PACKAGES that are not
+# installed (none where there is no dpkg: not a Debian system, nothing to
+# check); $(DEPS_INSTALL) installs $$missing with apt-get (sudo unless root).
+DEPS_MISSING = missing=$$(command -v dpkg-query >/dev/null || exit 0; for p in $(DEB_PACKAGES); do \
+    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done)
+DEPS_INSTALL = echo "installing:" $$missing; \
+    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing
+
+.PHONY: deps deps-check
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:" $$missing; \
-	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	@$(DEPS_MISSING); \
+	if [ -n "$$missing" ]; then $(DEPS_INSTALL); \
 	else echo "deps: all installed"; fi
+
+# The cheap check `make tests` / `make test` start with (a dpkg query, no
+# network when all is there): as root it installs what is missing, as
+# `make deps` does; otherwise it stops with one line naming the command.
+deps-check:
+	@$(DEPS_MISSING); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then $(DEPS_INSTALL); \
+	else echo "missing Debian packages:" $$missing "-- run 'make deps' (sudo apt-get install)" >&2; exit 1; fi
 
 ELPV_WHEEL := elpv-dataset==1.0.0.post1
 .PHONY: data
