@@ -122,7 +122,7 @@ endef
 $(foreach t,$(TEST_SRCS),$(eval $(call test_rule,$(t))))
 
 # ------------------------------------------------------------------ tests --
-LUMEN_DATA_TEST ?= $(abspath ../shared/data/elpv)
+LUMEN_DATA_TEST ?= $(firstword $(wildcard $(abspath ../shared/data/elpv) $(abspath data/elpv)))
 
 # tests checks the Debian packages first (deps-check), then builds in a
 # second make, so that no compile of a parallel build starts before a
@@ -136,6 +136,11 @@ test-binaries: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
 # when it is absent.
 VENV ?= .venv
 TORCH_PY := $(VENV)/bin/python
+# `make test` prints each case, the skipped ones with their reason, and ends
+# with "N passed, N failed, N skipped".  Labelled cells: tests generate their
+# own (tests/support/ingest_fx.c); $LUMEN_DATA, by default the real ELPV
+# set in ../shared/data/elpv or `make data`'s data/elpv when one is there,
+# only adds the tests of the real set.
 test: tests
 	@LUMEN_TORCH_PYTHON=$${LUMEN_TORCH_PYTHON:-$(wildcard $(abspath $(TORCH_PY)))} \
 	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
