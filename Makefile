@@ -131,6 +131,7 @@ LUMEN_DATA_TEST ?= $(firstword $(wildcard $(abspath ../shared/data/elpv) $(abspa
 tests: deps-check
 	@$(MAKE) --no-print-directory test-binaries
 test-binaries: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
+	@:
 # PyTorch for the benchmarks and the torch interop test: the venv that
 # `make torch-venv` makes.  Tests that need torch are skipped (saying so)
 # when it is absent.
