@@ -122,19 +122,50 @@ endef
 $(foreach t,$(TEST_SRCS),$(eval $(call test_rule,$(t))))
 
 # ------------------------------------------------------------------ tests --
-LUMEN_DATA_TEST ?= $(abspath ../shared/data/elpv)
+LUMEN_DATA_TEST ?= $(firstword $(wildcard $(abspath ../shared/data/elpv) $(abspath data/elpv)))
 
-.PHONY: test tests
-tests: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
-# PyTorch for the benchmarks and the torch interop test: a venv made by
-# `make bench` (pip install torch numpy safetensors).  Tests that need torch
-# are skipped when it is absent.
+# tests checks the Debian packages first (deps-check), then builds in a
+# second make, so that no compile of a parallel build starts before a
+# missing header is installed.
+.PHONY: test tests test-binaries
+tests: deps-check
+	@$(MAKE) --no-print-directory test-binaries
+test-binaries: all $(EXAMPLES) $(TESTPLUGINS) $(TESTS)
+	@:
+# PyTorch for the benchmarks and the torch interop test: the venv that
+# `make torch-venv` makes.  Tests that need torch are skipped (saying so)
+# when it is absent.
 VENV ?= .venv
 TORCH_PY := $(VENV)/bin/python
+# `make test` prints each case, the skipped ones with their reason, and ends
+# with "N passed, N failed, N skipped".  Labelled cells: tests generate their
+# own (tests/support/ingest_fx.c); $LUMEN_DATA, by default the real ELPV
+# set in ../shared/data/elpv or `make data`'s data/elpv when one is there,
+# only adds the tests of the real set.
 test: tests
 	@LUMEN_TORCH_PYTHON=$${LUMEN_TORCH_PYTHON:-$(wildcard $(abspath $(TORCH_PY)))} \
 	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
+
+# torch, numpy and safetensors from PyPI (the default wheel) in $(VENV), for
+# the benchmarks (tests/bench/engine_vs_torch.sh), tests/torch and the torch
+# interop test (a few GB: the default wheel brings CUDA libraries).  Nothing
+# is done when $(TORCH_PY) already imports all three; an existing venv
+# without them is completed, not remade.  `python3 -m venv` needs Debian's
+# python3-venv (checked like deps-check).
+.PHONY: torch-venv
+torch-venv:
+	@if [ -x $(TORCH_PY) ] && $(TORCH_PY) -c 'import torch, numpy, safetensors' 2>/dev/null; then \
+	    echo "torch-venv: $(VENV) has torch $$($(TORCH_PY) -c 'import torch; print(torch.__version__)')"; \
+	else set -e; \
+	    if [ ! -x $(TORCH_PY) ]; then \
+	        $(call deps_check,python3-venv); \
+	        python3 -m venv $(VENV); \
+	    fi; \
+	    $(TORCH_PY) -m pip install -q --upgrade pip; \
+	    $(TORCH_PY) -m pip install -q torch numpy safetensors; \
+	    echo "torch-venv: torch $$($(TORCH_PY) -c 'import torch; print(torch.__version__)') in $(VENV)"; \
+	fi
 
 # ------------------------------------------------------------------ bench --
 # tests/bench/*.c -> $(BUILD)/bench/<name>: small drivers linked like the tests
@@ -155,15 +186,32 @@ bench: all $(BENCHES)
 DEB_PACKAGES := gcc make pkg-config python3 python3-pip liblua5.4-dev liblmdb-dev \
     libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev libpng-dev
 
-.PHONY: deps
+# $(call deps_missing,PKGS) sets $$missing to those of the Debian packages
+# PKGS that are not installed (none where there is no dpkg: not a Debian
+# system, nothing to check); $(DEPS_INSTALL) installs $$missing with apt-get
+# (sudo unless root); $(call deps_check,PKGS) is the cheap check: silent when
+# all is there, installs the missing ones as root, else stops with one line
+# naming the command to run.  No $(MAKE) in these recipes, so `make -n`
+# stays a dry run.
+deps_missing = missing=$$(command -v dpkg-query >/dev/null || exit 0; for p in $(1); do \
+    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done)
+DEPS_INSTALL = echo "installing:" $$missing; \
+    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing
+deps_check = $(call deps_missing,$(1)); \
+    if [ -z "$$missing" ]; then :; \
+    elif [ "$$(id -u)" = 0 ]; then $(DEPS_INSTALL); \
+    else echo "missing Debian packages:" $$missing "-- run: sudo apt-get install" $$missing >&2; exit 1; fi
+
+.PHONY: deps deps-check
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:" $$missing; \
-	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	@$(call deps_missing,$(DEB_PACKAGES)); \
+	if [ -n "$$missing" ]; then $(DEPS_INSTALL); \
 	else echo "deps: all installed"; fi
+
+# What `make tests` / `make test` start with (a dpkg query, ~0.15 s).
+deps-check:
+	@$(call deps_check,$(DEB_PACKAGES))
 
 ELPV_WHEEL := elpv-dataset==1.0.0.post1
 .PHONY: data

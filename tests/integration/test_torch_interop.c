@@ -2,16 +2,18 @@
  * test_torch_interop.c -- a lumen checkpoint loaded into PyTorch gives the
  * same answers as lumen.
  *
- * Trains a tiny ResNet for one epoch through the runner (16 ELPV cells at
- * their native 300x300, so no resampling can differ), predicts four cells
+ * Trains a tiny ResNet for one epoch through the runner (16 generated
+ * ELPV-shaped cells, fx_elpv_fixture, at their native 300x300, so no
+ * resampling can differ), predicts four cells
  * with `runner predict`, then runs tests/torch/check_lumen_checkpoint.py
  * (the PyTorch twin, strict state_dict load) on the same checkpoint and
  * images and compares the probabilities.
  *
  * Needs a Python with torch, numpy and safetensors: $LUMEN_TORCH_PYTHON
- * (`make test` sets it to build/venv/bin/python when `make bench` created
- * that venv).  Without one the test is skipped (CI installs no torch); the
- * committed golden fixture (test_golden.c) checks the numerics either way.
+ * (`make test` sets it to .venv/bin/python when `make torch-venv` created
+ * that venv).  Without one the test is skipped, saying so (CI installs no
+ * torch); the committed golden fixture (test_golden.c) checks the numerics
+ * either way.
  *
  * Tolerance: 2e-5 absolute on probabilities.  lumen predicts with batch norm
  * folded into the convolutions (float32), torch runs the unfolded network in
@@ -31,6 +33,7 @@
 #include <cjson/cJSON.h>
 
 #include "harness.h"
+#include "ingest_fx.h"
 
 static const char *const CELLS[] = {"images/cell0001.png", "images/cell0004.png", "images/cell0011.png",
                                     "images/cell0030.png", NULL};
@@ -38,21 +41,23 @@ static const char *const CELLS[] = {"images/cell0001.png", "images/cell0004.png"
 static void test_torch_twin_matches_runner_predict(void **state) {
     (void)state;
     const char *py = getenv("LUMEN_TORCH_PYTHON");
-    const char *data = getenv("LUMEN_DATA");
-    if (!py || !*py || !data || !*data) skip();
+    if (!py || !*py) {
+        print_message("no LUMEN_TORCH_PYTHON (make torch-venv creates .venv with torch)\n");
+        skip();
+    }
     {
         const char *argv[] = {py, "-c", "import torch, numpy, safetensors", NULL};
         hx_result r;
         hx_run(argv, NULL, NULL, 60, &r);
         int ok = r.exit_code == 0;
         hx_result_free(&r);
-        if (!ok) skip();
+        if (!ok) {
+            print_message("%s cannot import torch, numpy and safetensors (make torch-venv)\n", py);
+            skip();
+        }
     }
+    char *data = fx_elpv_fixture("torch-elpv", 32, 32);
     char *csv = hx_fmt("%s/data.csv", data);
-    if (!hx_exists(csv)) {
-        free(csv);
-        skip();
-    }
     char *tmp = hx_tmpdir();
     char *stages = hx_fmt(
         "lumen.ingest { csv = \"%s\", size = 300, limit = 16, split = { val = 0.25 } },\n"
@@ -128,6 +133,7 @@ static void test_torch_twin_matches_runner_predict(void **state) {
     free(rel);
     free(stages);
     free(csv);
+    fx_rmtree(data);
     hx_rmtree(tmp);
     free(tmp);
 }

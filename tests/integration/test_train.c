@@ -1,15 +1,17 @@
 /*
  * test_train.c -- the train stage through build/runner on a tiny ingest of
- * the ELPV data (64 images at 32x32, a ResNet with widths {8,16,32,64} and
- * a 3x3 stem of 8 filters, batch 8): outputs and checkpoint metadata,
- * metrics, pos_weight "auto" against counts taken from the dataset, the
- * runner's errors for typos and cross-field mistakes, `init` (and a
- * mismatched head), resume equivalence (bitwise, after a crash of the
- * stage, after SIGINT and after the runner itself was killed), non-finite
- * steps, and --smoke with a 7x7 stem.
+ * a generated ELPV-shaped set (64 images at 32x32, a ResNet with widths
+ * {8,16,32,64} and a 3x3 stem of 8 filters, batch 8): outputs and
+ * checkpoint metadata, metrics, pos_weight "auto" against counts taken from
+ * the dataset, the runner's errors for typos and cross-field mistakes,
+ * `init` (and a mismatched head), resume equivalence (bitwise, after a
+ * crash of the stage, after SIGINT and after the runner itself was killed),
+ * non-finite steps, and --smoke with a 7x7 stem.
  *
- * All runs share one runs folder, so ingest/normalize-stats/augment are
- * computed once.
+ * The labelled cells are made in the group setup (fx_elpv_fixture) and
+ * given to the runs as $LUMEN_DATA, so the tests run without
+ * ../shared/data/elpv.  All runs share one runs folder, so
+ * ingest/normalize-stats/augment are computed once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,12 +33,14 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "harness.h"
+#include "ingest_fx.h"
 #include "lm_util.h"
 #include "nn_model.h"
 #include "safetensors.h"
 
 typedef struct fixture {
     char *tmp;
+    char *data;      /* the generated labelled set, $LUMEN_DATA of the runs */
     char *first_run; /* a finished run of the default experiment (absolute) */
 } fixture;
 
@@ -54,14 +58,6 @@ static void write_exp(const char *file, const char *name, const char *train_para
     char *lines = hx_fmt(INGEST "    lumen.train { " MODEL ", batch = 8, %s },\n", train_params);
     hx_write_experiment(FX->tmp, file, name, lines);
     free(lines);
-}
-
-static int have_data(void) {
-    const char *d = getenv("LUMEN_DATA");
-    char *csv = d ? hx_join(d, "data.csv") : NULL;
-    int ok = csv && hx_exists(csv);
-    free(csv);
-    return ok;
 }
 
 /* Runs the runner in tmp with extra env and args; returns the result. */
@@ -170,6 +166,8 @@ static int tensors_differ(const char *pa, const char *pb) {
 static int group_setup(void **state) {
     FX = calloc(1, sizeof *FX);
     FX->tmp = hx_tmpdir();
+    FX->data = fx_elpv_fixture("train-elpv", 80, 80);
+    setenv("LUMEN_DATA", FX->data, 1); /* lumen.data "data.csv" in the runs */
     *state = FX;
     return 0;
 }
@@ -178,6 +176,7 @@ static int group_teardown(void **state) {
     (void)state;
     hx_rmtree(FX->tmp);
     free(FX->tmp);
+    fx_rmtree(FX->data);
     free(FX->first_run);
     free(FX);
     return 0;
@@ -196,7 +195,6 @@ static const char *first_run(void) {
 
 static void test_outputs_and_checkpoints(void **state) {
     (void)state;
-    if (!have_data()) skip();
     const char *run = first_run();
     const char *names[] = {"best.safetensors", "last.safetensors", NULL};
     cJSON *stats = read_json(run, "normalize-stats/stats/stats.json");
@@ -288,7 +286,6 @@ static void test_outputs_and_checkpoints(void **state) {
 
 static void test_pos_weight_auto_counts_the_training_split(void **state) {
     (void)state;
-    if (!have_data()) skip();
     const char *run = first_run();
     char *dsdir = file_in(run, "ingest/dataset");
     lm_dataset *ds;
@@ -388,7 +385,6 @@ static char *three_class_checkpoint(void) {
 
 static void test_init_from_another_run_and_head_mismatch(void **state) {
     (void)state;
-    if (!have_data()) skip();
     const char *run = first_run();
     char *best = file_in(run, "train/model/best.safetensors");
     char *params = hx_fmt("epochs = 1, init = \"%s\"", best);
@@ -474,7 +470,6 @@ static void resume_and_compare(const char *killed, const char *reference) {
 
 static void test_resume_is_bitwise_the_uninterrupted_run(void **state) {
     (void)state;
-    if (!have_data()) skip();
     write_exp("res.lua", "res", "epochs = 3, [\"model.dropout\"] = 0.3, schedule = lumen.cosine { warmup = 1 }");
     /* the reference, uninterrupted */
     char *ref = run_ok(NULL, "res.lua", NULL, NULL);
@@ -575,7 +570,6 @@ static void test_resume_is_bitwise_the_uninterrupted_run(void **state) {
 
 static void test_nonfinite_steps_are_skipped_then_abort(void **state) {
     (void)state;
-    if (!have_data()) skip();
     /* lr 1e30: the first update blows the weights up, every later step is
      * non-finite */
     write_exp("nan.lua", "nan", "epochs = 2, optimizer = lumen.adamw { lr = 1e30 }, max_nonfinite = 3");
@@ -616,7 +610,6 @@ static void test_nonfinite_steps_are_skipped_then_abort(void **state) {
  * epoch 1 and resumed ends with the same averaged weights bitwise. */
 static void test_ema_checkpoints_and_resume(void **state) {
     (void)state;
-    if (!have_data()) skip();
     write_exp("ema.lua", "ema", "epochs = 2, ema = 0.9");
     char *ref = run_ok(NULL, "ema.lua", NULL, NULL);
     char *last = file_in(ref, "train/model/last.safetensors");
@@ -670,7 +663,6 @@ static void test_ema_checkpoints_and_resume(void **state) {
  * the loss moves in an epoch. */
 static void test_winograd_training_convs(void **state) {
     (void)state;
-    if (!have_data()) skip();
     write_exp("wd.lua", "wd", "epochs = 2");
     write_exp("wg.lua", "wg", "epochs = 2, conv = \"winograd\"");
     char *d = run_ok(NULL, "wd.lua", NULL, NULL), *w = run_ok(NULL, "wg.lua", NULL, NULL);
@@ -747,7 +739,6 @@ static int rewrite_st_header(const char *path, const char *from, const char *to)
  * 0.20000000298023224 (before the shortest-decimal change) still resumes. */
 static void test_resume_checks_the_fingerprint(void **state) {
     (void)state;
-    if (!have_data()) skip();
     hx_write_experiment(FX->tmp, "fp.lua", "fp",
                         INGEST "    lumen.train { model = lumen.resnet { widths = {8,16,32,64}, stem = \"3x3\","
                                " stem_width = 8, dropout = 0.2 }, batch = 8, epochs = 2 },\n");
@@ -782,7 +773,6 @@ static void test_resume_checks_the_fingerprint(void **state) {
 
 static void test_smoke_keeps_the_7x7_stem(void **state) {
     (void)state;
-    if (!have_data()) skip();
     hx_write_experiment(FX->tmp, "smoke.lua", "smoke",
                         INGEST "    lumen.train { model = lumen.resnet { widths = {8,16,32,64}, stem_width = 8 },"
                                " epochs = 5, batch = 32 },\n");

@@ -1,11 +1,12 @@
 /*
  * test_validate_pipeline.c -- the validate stage through build/runner on a
- * tiny pipeline over the ELPV data (ingest limit 64 size 32, normalize-stats,
+ * tiny pipeline over a generated ELPV-shaped set (fx_elpv_fixture: 100
+ * cells with data.csv, given to the runner as $LUMEN_DATA, so the test runs
+ * without ../shared/data/elpv; ingest limit 64 size 32, normalize-stats,
  * train 1 epoch of a tiny ResNet, validate with tuned thresholds, then a
  * second validate with TTA on the stored -- i.e. just calibrated --
  * thresholds), and the commands on its outputs: `runner predict` decides
  * with the calibrated thresholds, `runner eval` agrees with the report.
- * Skipped when $LUMEN_DATA has no data.csv.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 
 #include "checkpoint.h"
 #include "harness.h"
+#include "ingest_fx.h"
 #include "lm_util.h"
 #include "safetensors.h"
 
@@ -32,14 +34,6 @@ static const char STAGES[] =
     "                  epochs = 1, batch = 8 },\n"
     "    lumen.validate { thresholds = \"tune\" },\n"
     "    lumen.validate { id = \"val_tta\", thresholds = \"stored\", tta = true, checkpoint = \"best\" },\n";
-
-static char *data_csv(void) {
-    const char *d = getenv("LUMEN_DATA");
-    char *csv = d ? hx_join(d, "data.csv") : NULL;
-    if (csv && hx_exists(csv)) return csv;
-    free(csv);
-    return NULL;
-}
 
 static cJSON *read_json(const char *path) {
     char *text = hx_read(path);
@@ -71,11 +65,9 @@ static void stored_thresholds(const char *path, float *t, int k) {
 
 static void test_pipeline(void **state) {
     (void)state;
-    char *csv = data_csv();
-    if (!csv) {
-        print_message("LUMEN_DATA has no data.csv: skipped\n");
-        skip();
-    }
+    char *data = fx_elpv_fixture("valpipe-elpv", 100, 100);
+    setenv("LUMEN_DATA", data, 1); /* lumen.data "data.csv" in the run */
+    char *csv = hx_join(data, "data.csv");
     char *tmp = hx_tmpdir();
     hx_write_experiment(tmp, "exp.lua", "valpipe", STAGES);
     hx_result r;
@@ -137,7 +129,7 @@ static void test_pipeline(void **state) {
     assert_non_null(strstr(log, "cross-fitted"));
 
     /* predict with the calibrated model: decisions at its thresholds */
-    const char *root = getenv("LUMEN_DATA");
+    const char *root = data;
     char *img1 = hx_fmt("%s/images/cell0001.png", root), *img2 = hx_fmt("%s/images/cell0002.png", root);
     hx_runner(&r, tmp, NULL, NULL, "predict", ckpt, img1, img2, NULL);
     if (r.exit_code != 0) fail_msg("predict failed:\n%s", r.err);
@@ -192,6 +184,7 @@ static void test_pipeline(void **state) {
     hx_rmtree(tmp);
     free(tmp);
     free(csv);
+    fx_rmtree(data);
 }
 
 int main(void) {

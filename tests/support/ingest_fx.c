@@ -135,3 +135,96 @@ void fx_rmtree(char *dir) {
     lm_rmtree(dir, &e);
     free(dir);
 }
+
+/* ------------------------------------------------ generated ELPV cells -- */
+
+#define CELL 300
+
+static uint64_t fx_rng_next(uint64_t *s) { /* splitmix64 */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static int fx_rng_int(uint64_t *s, int lo, int hi) { /* in [lo, hi] */
+    return lo + (int)(fx_rng_next(s) % (uint64_t)(hi - lo + 1));
+}
+static uint8_t clamp_u8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+/* Cell i's labels (1-based): data.csv's crack/inactive for i <= n_data,
+ * else only `defective`, drawn as a crack or an inactive area. */
+static void cell_labels(int i, int n_data, int *crack, int *inactive, int *defective) {
+    if (i <= n_data) {
+        *crack = i % 3 == 1;
+        *inactive = i % 4 == 3;
+        *defective = *crack || *inactive;
+    } else {
+        *defective = i % 3 == 0;
+        *crack = *defective && i % 2;
+        *inactive = *defective && !*crack;
+    }
+}
+
+static void draw_cell(uint8_t *px, int i, int poly, int crack, int inactive) {
+    uint64_t s = 0x5eed0000u + (uint64_t)i;
+    int grain[10][10];
+    for (int y = 0; y < 10; y++)
+        for (int x = 0; x < 10; x++) grain[y][x] = poly ? fx_rng_int(&s, 120, 175) : 150;
+    for (int y = 0; y < CELL; y++)
+        for (int x = 0; x < CELL; x++) {
+            int v = grain[y / 30][x / 30] + fx_rng_int(&s, -6, 6);
+            if (x < 4 || y < 4 || x >= CELL - 4 || y >= CELL - 4) v = 40;     /* border */
+            else if ((y >= 72 && y < 76) || (y >= 148 && y < 152) || (y >= 224 && y < 228))
+                v = 70; /* busbars */
+            px[y * CELL + x] = clamp_u8(v);
+        }
+    if (inactive) { /* a darkened block */
+        int w = fx_rng_int(&s, 90, 150), h = fx_rng_int(&s, 90, 150);
+        int x0 = fx_rng_int(&s, 4, CELL - 4 - w), y0 = fx_rng_int(&s, 4, CELL - 4 - h);
+        for (int y = y0; y < y0 + h; y++)
+            for (int x = x0; x < x0 + w; x++) px[y * CELL + x] = (uint8_t)(px[y * CELL + x] * 35 / 100);
+    }
+    if (crack) { /* a dark line, 3 px wide, from the left edge to the right one */
+        int y0 = fx_rng_int(&s, 20, CELL - 20), y1 = fx_rng_int(&s, 20, CELL - 20);
+        for (int x = 4; x < CELL - 4; x++) {
+            int yc = y0 + (y1 - y0) * (x - 4) / (CELL - 8);
+            for (int d = -1; d <= 1; d++) px[(yc + d) * CELL + x] = 35;
+        }
+    }
+}
+
+void fx_elpv_make(const char *dir, int n_cells, int n_data) {
+    assert_true(n_cells >= 1 && n_cells <= 9999 && n_data >= 0 && n_data <= n_cells);
+    static const char *const PROB[4] = {"0.0", "0.3333333333333333", "0.6666666666666666", "1.0"};
+    size_t cap = (size_t)n_cells * 64 + 64;
+    char *labels = malloc(cap), *data = malloc(cap);
+    assert_non_null(labels);
+    assert_non_null(data);
+    size_t nl = 0, nd = (size_t)snprintf(data, cap, "filename;crack;inactive\n");
+    uint8_t *px = malloc(CELL * CELL);
+    assert_non_null(px);
+    for (int i = 1; i <= n_cells; i++) {
+        int crack, inactive, defective, poly = i % 5 >= 2;
+        cell_labels(i, n_data, &crack, &inactive, &defective);
+        char name[32];
+        snprintf(name, sizeof name, "images/cell%04d.png", i);
+        draw_cell(px, i, poly, crack, inactive);
+        char *path = lm_path_join(dir, name);
+        fx_write_png(path, CELL, CELL, 0, 8, px, NULL, 0);
+        free(path);
+        const char *prob = PROB[defective ? 2 + i % 2 : i % 5 == 0];
+        nl += (size_t)snprintf(labels + nl, cap - nl, "%s  %-20s%s\n", name, prob, poly ? "poly" : "mono");
+        if (i <= n_data) nd += (size_t)snprintf(data + nd, cap - nd, "%s;%d;%d\n", name, crack, inactive);
+    }
+    free(fx_write_text(dir, "labels.csv", labels));
+    free(fx_write_text(dir, "data.csv", data));
+    free(px);
+    free(labels);
+    free(data);
+}
+
+char *fx_elpv_fixture(const char *tag, int n_cells, int n_data) {
+    char *dir = fx_tmpdir(tag);
+    fx_elpv_make(dir, n_cells, n_data);
+    return dir;
+}

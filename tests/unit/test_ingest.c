@@ -1,6 +1,8 @@
 /* Tests of the ingest stage core (ingest_run, ingest_key) and its plugin
- * wrapper (through the fake host), on slices of the shared ELPV data and on
- * generated PNGs for bad input. */
+ * wrapper (through the fake host), on slices of a generated ELPV-shaped set
+ * (fx_elpv_fixture: 300x300 gray cells, labels.csv and data.csv), on
+ * generated PNGs for bad input, and -- one test -- on the real ELPV data
+ * where it exists. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,26 +21,21 @@
 #include "ingest/ingest.h"
 #include "ingest_fx.h"
 
-static char *data; /* ELPV folder or NULL */
+/* The generated set: 100 cells, the first 80 in data.csv. */
+#define FX_CELLS 100
+#define FX_DATA 80
+static char *data; /* the generated ELPV-shaped folder */
 
 static int setup(void **s) {
     (void)s;
-    data = fx_data_dir();
+    data = fx_elpv_fixture("ingest-elpv", FX_CELLS, FX_DATA);
     return 0;
 }
 static int teardown(void **s) {
     (void)s;
-    free(data);
+    fx_rmtree(data);
     return 0;
 }
-
-#define NEED_DATA()                                                                        \
-    do {                                                                                   \
-        if (!data) {                                                                       \
-            print_message("LUMEN_DATA / ../shared/data/elpv not found: skipped\n");       \
-            skip();                                                                        \
-        }                                                                                  \
-    } while (0)
 
 typedef struct logbuf {
     int n[4];
@@ -52,8 +49,8 @@ static void log_cb(void *user, int level, const char *msg) {
     snprintf(b->text + l, sizeof b->text - l, "%d|%s\n", level, msg);
 }
 
-/* A slice of one of the data files: the first n lines (data rows; the
- * header counts as one line for data.csv). */
+/* A slice of one of the generated set's files: the first n lines (data
+ * rows; the header counts as one line for data.csv). */
 static char *slice(const char *dir, const char *file, int lines) {
     char *src = lm_path_join(data, file);
     char *text = fx_head_lines(src, lines);
@@ -65,7 +62,6 @@ static char *slice(const char *dir, const char *file, int lines) {
 
 static void test_elpv_slice_end_to_end(void **s) {
     (void)s;
-    NEED_DATA();
     char *dir = fx_tmpdir("ingest");
     char *csv = slice(dir, "labels.csv", 60);
     char *out = lm_path_join(dir, "dataset");
@@ -153,7 +149,6 @@ static void test_elpv_slice_end_to_end(void **s) {
 /* data.csv slice at 100x100 x3: every channel is the 3x3 block mean. */
 static void test_data_csv_resized_rgb(void **s) {
     (void)s;
-    NEED_DATA();
     char *dir = fx_tmpdir("ingest");
     char *csv = slice(dir, "data.csv", 31);
     char *out = lm_path_join(dir, "dataset");
@@ -204,7 +199,6 @@ static void test_data_csv_resized_rgb(void **s) {
 
 static void test_thread_count_does_not_change_output(void **s) {
     (void)s;
-    NEED_DATA();
     char *dir = fx_tmpdir("ingest");
     char *csv = slice(dir, "labels.csv", 40);
     char *o1 = lm_path_join(dir, "t1"), *o3 = lm_path_join(dir, "t3");
@@ -479,7 +473,6 @@ static void test_key_tracks_inputs(void **s) {
 
 static void test_plugin_wrapper(void **s) {
     (void)s;
-    NEED_DATA();
     char *dir = fx_tmpdir("ingest-plugin");
     char *csv = slice(dir, "labels.csv", 100);
     char *out = lm_path_join(dir, "dataset");
@@ -773,13 +766,13 @@ static void test_exclude_joins_key(void **s) {
     fx_rmtree(dir);
 }
 
-/* The purpose: pretraining on labels.csv without the cells of data.csv. */
-static void test_exclude_elpv_labels_minus_data(void **s) {
-    (void)s;
-    NEED_DATA();
+/* The purpose: pretraining on labels.csv without the cells of data.csv.
+ * root holds ELPV's labels.csv and data.csv; n_data and n_rest are the
+ * counts excluded and kept. */
+static void check_labels_minus_data(const char *root, int n_data, int n_rest) {
     char *dir = fx_tmpdir("ingest-exclude");
     char *out = lm_path_join(dir, "dataset");
-    char *labels = lm_path_join(data, "labels.csv"), *dcsv = lm_path_join(data, "data.csv");
+    char *labels = lm_path_join(root, "labels.csv"), *dcsv = lm_path_join(root, "data.csv");
     fh *f = fh_new(&ingest_stage);
     fh_set(f, "csv", labels);
     fh_set(f, "exclude", dcsv);
@@ -790,11 +783,13 @@ static void test_exclude_elpv_labels_minus_data(void **s) {
     if (rc) fail_msg("%s", fh_fail_msg(f));
     assert_null(fh_bad_key(f));
     int found;
-    assert_int_equal((int)fh_summary(f, "ingest/excluded", &found), 1700);
+    assert_int_equal((int)fh_summary(f, "ingest/excluded", &found), n_data);
     assert_true(found);
-    assert_int_equal((int)fh_summary(f, "ingest/images", &found), 624);
+    assert_int_equal((int)fh_summary(f, "ingest/images", &found), n_rest);
     assert_int_equal((int)fh_summary(f, "ingest/skipped", &found), 0);
-    assert_int_equal(fh_log_count(f, LUMEN_LOG_INFO, "exclude: 1700 of 2324 rows skipped"), 1);
+    char want[128];
+    snprintf(want, sizeof want, "exclude: %d of %d rows skipped", n_data, n_data + n_rest);
+    assert_int_equal(fh_log_count(f, LUMEN_LOG_INFO, want), 1);
 
     /* independently: no record is in data.csv, each is in labels.csv, in
      * labels.csv's order */
@@ -805,9 +800,9 @@ static void test_exclude_elpv_labels_minus_data(void **s) {
     assert_int_equal(lm_read_file(labels, &ltext, &llen, &e), 0);
     lm_dataset *ds;
     assert_int_equal(lm_dataset_open(out, &ds, &e), 0);
-    assert_int_equal(lm_dataset_count(ds), 624);
+    assert_int_equal(lm_dataset_count(ds), (size_t)n_rest);
     const char *prev = ltext;
-    for (size_t i = 0; i < 624; i++) {
+    for (size_t i = 0; i < (size_t)n_rest; i++) {
         lm_record rec;
         assert_int_equal(lm_dataset_get(ds, i, &rec), 0);
         char key[128];
@@ -828,6 +823,27 @@ static void test_exclude_elpv_labels_minus_data(void **s) {
     fx_rmtree(dir);
 }
 
+static void test_exclude_labels_minus_data(void **s) {
+    (void)s;
+    check_labels_minus_data(data, FX_DATA, FX_CELLS - FX_DATA);
+}
+
+/* The same on the real ELPV set: 2,324 cells, 1,700 of them in data.csv. */
+static void test_exclude_elpv_labels_minus_data(void **s) {
+    (void)s;
+    char *real = fx_data_dir();
+    char *dcsv = real ? lm_path_join(real, "data.csv") : NULL;
+    if (!dcsv || !lm_exists(dcsv)) {
+        print_message("needs the real ELPV set (labels.csv and data.csv) in $LUMEN_DATA or ../shared/data/elpv\n");
+        free(dcsv);
+        free(real);
+        skip();
+    }
+    check_labels_minus_data(real, 1700, 624);
+    free(dcsv);
+    free(real);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elpv_slice_end_to_end),
@@ -843,6 +859,7 @@ int main(void) {
         cmocka_unit_test(test_exclude_drops_listed_rows),
         cmocka_unit_test(test_exclude_bad_file_and_everything_excluded),
         cmocka_unit_test(test_exclude_joins_key),
+        cmocka_unit_test(test_exclude_labels_minus_data),
         cmocka_unit_test(test_exclude_elpv_labels_minus_data),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
