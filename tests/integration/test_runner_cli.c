@@ -44,7 +44,7 @@ static void test_help(void **state) {
     assert_non_null(strstr(r.out, "usage: runner EXPERIMENT.lua"));
     for (const char *const *c = (const char *const[]){"plugins", "describe STAGE", "runs [EXPERIMENT]", "--set",
                                                       "--dry-run", "--smoke", "--force", "--threads", "--runs",
-                                                      "LUMEN_PLUGIN_PATH", NULL};
+                                                      "LUMEN_PLUGIN_PATH", "LUMEN_EVAL_TIMEOUT", NULL};
          *c; c++)
         assert_non_null(strstr(r.out, *c));
     hx_result_free(&r);
