@@ -30,7 +30,7 @@ local small = require "small_recipe"
 local target = lumen.labels()
 local has_data_csv = target:match("data%.csv$") ~= nil
 if not has_data_csv then
-  io.stderr:write("pretrain_vs_scratch: no data.csv; pretraining and fine-tuning both use labels.csv (same cells)\n")
+  lumen.warn("pretrain_vs_scratch: no data.csv; pretraining and fine-tuning both use labels.csv (same cells)")
 end
 
 local arms = {

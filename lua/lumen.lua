@@ -23,6 +23,11 @@ An experiment file returns
   table with kind = "<constructor>" (flattened by the runner to
   "optimizer.kind" = "adamw", "optimizer.lr" = ...).
 * lumen.data "file"               a path below $LUMEN_DATA (default data/elpv).
+* lumen.labels()                  $LUMEN_DATA/data.csv, else labels.csv.
+* lumen.warn "text"               a line on stderr.
+
+Experiment files run in a sandbox (runner/lua_bridge.h): no io, no debug,
+no os.execute/exit/remove; print writes to stderr.
 
 Stage entries remember the file and line they were written on, so that the
 runner's validation errors point there.  Everything else (parameter names,
@@ -31,17 +36,25 @@ types, ranges) is checked by the runner against the plugins' declarations.
 
 local M = { _VERSION = "lumen 1" }
 
+-- What the runner gives this module (and not experiment files, which run
+-- in a sandbox without io and debug): exists(path), warn(msg) to stderr,
+-- frame(level) -> what, source, line (as debug.getinfo(level, "Sl")).
+local host = lumen_host
+if host == nil then
+  error("lumen.lua is loaded by the runner (it needs lumen_host)", 2)
+end
+
 -- File and line of the Lua code `level` frames above the caller of where()
 -- (the first Lua frame from there up).  nil, 0 when a tail call erased it,
 -- as in `return lumen.experiment { ... }`; the runner then finds the line.
 local function where(level)
   local lvl = level + 1
   while true do
-    local info = debug.getinfo(lvl, "Sl")
-    if not info then return nil, 0 end
-    local src = info.source or ""
-    if info.what ~= "C" and src:sub(1, 1) == "@" then
-      return src:sub(2), info.currentline or 0
+    local what, src, line = host.frame(lvl)
+    if not what then return nil, 0 end
+    src = src or ""
+    if what ~= "C" and src:sub(1, 1) == "@" then
+      return src:sub(2), line or 0
     end
     lvl = lvl + 1
   end
@@ -112,14 +125,19 @@ end
 -- one label, `defective`), saying so on stderr.
 function M.labels()
   local csv = M.data("data.csv")
-  local f = io.open(csv, "r")
-  if f then
-    f:close()
-    return csv
-  end
+  if host.exists(csv) then return csv end
   local alt = M.data("labels.csv")
-  io.stderr:write(("lumen: %s not found; using %s (ELPV's 'defective' label only)\n"):format(csv, alt))
+  host.warn(("lumen: %s not found; using %s (ELPV's 'defective' label only)"):format(csv, alt))
   return alt
+end
+
+-- lumen.warn "text": a line on stderr (as print does; stdout carries the
+-- run folder).
+function M.warn(msg)
+  if type(msg) ~= "string" and type(msg) ~= "number" then
+    error(("lumen.warn expects a string, got %s"):format(type(msg)), 2)
+  end
+  host.warn(tostring(msg))
 end
 
 function M.experiment(t)

@@ -191,6 +191,8 @@ int rn_cmd_run(int argc, char **argv) {
         rn_strv_free(&a.sets);
         return status;
     }
+    /* before the experiment file is evaluated: the Lua hook checks the flag,
+     * so Ctrl-C stops a runaway experiment file too (lua_bridge.h) */
     rn_signals_install();
     rn_paths paths;
     rn_registry *reg = NULL;

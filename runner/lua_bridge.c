@@ -6,9 +6,13 @@
 #include <lua.h>
 #include <lualib.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "signals.h"
 
 #define MAX_DEPTH 64
 #define INT_LIMIT 9007199254740992LL /* 2^53 */
@@ -225,48 +229,401 @@ static int convert_protected(lua_State *L) {
     return 0;
 }
 
-/* Message handler: the message plus a traceback. */
+/* ---- evaluation limits ----------------------------------------------------
+ * A count hook checks, every HOOK_EVERY instructions, the runner's signal
+ * flag and the time budget.  Once either fires the stop is sticky: the hook
+ * then runs on every instruction and raises again, so a pcall in the
+ * experiment cannot swallow it. */
+
+#define HOOK_EVERY 1000
+#define STOP_TIMEOUT (-1)
+#define DEFAULT_BUDGET_S 60.0
+
+/* One evaluation, reached from the hook through lua_getextraspace. */
+typedef struct eval_ctx {
+    double budget;   /* seconds; 0: no limit */
+    double deadline; /* lm_now() limit when budget > 0 */
+    int stop;        /* 0, the signal number, or STOP_TIMEOUT */
+    char at[600];    /* "file:line" of the Lua code running at the stop */
+} eval_ctx;
+
+static const char *signal_word(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal"; }
+
+static void eval_hook(lua_State *L, lua_Debug *ar) {
+    eval_ctx *x = *(eval_ctx **)lua_getextraspace(L);
+    if (!x->stop) {
+        int sig = rn_signals_pending();
+        if (sig) x->stop = sig;
+        else if (x->budget > 0 && lm_now() > x->deadline) x->stop = STOP_TIMEOUT;
+        else return;
+        if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+            snprintf(x->at, sizeof x->at, "%s:%d", ar->short_src, ar->currentline);
+        lua_sethook(L, eval_hook, LUA_MASKCOUNT, 1);
+    }
+    if (x->stop == STOP_TIMEOUT) lua_pushfstring(L, "experiment evaluation took longer than %f s", x->budget);
+    else lua_pushfstring(L, "interrupted (%s)", signal_word(x->stop));
+    lua_error(L);
+}
+
+/* The budget from LUMEN_EVAL_TIMEOUT (seconds, 0 = none), default 60 s. */
+static int eval_budget(double *out, lm_err *e) {
+    const char *s = getenv("LUMEN_EVAL_TIMEOUT");
+    *out = DEFAULT_BUDGET_S;
+    if (!s || !*s) return 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v) || v < 0)
+        return lm_fail(e, LUMEN_EINVAL, "LUMEN_EVAL_TIMEOUT=%s: expected a number of seconds (0: no limit)", s);
+    *out = v;
+    return 0;
+}
+
+/* The error for a stop (the message the Lua error carried is not used). */
+static int stop_error(const eval_ctx *x, const char *file, lm_err *e) {
+    const char *at = x->at[0] ? x->at : file;
+    if (x->stop == STOP_TIMEOUT)
+        return lm_fail(e, LUMEN_EINVAL,
+                       "experiment evaluation took longer than %g s (stopped at %s); an experiment file only describes the "
+                       "run (LUMEN_EVAL_TIMEOUT=SECONDS changes the budget)",
+                       x->budget, at);
+    return lm_fail(e, LUMEN_ECANCELED, "interrupted (%s) while evaluating %s (at %s)", signal_word(x->stop), file, at);
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Message handler: the message plus a traceback.  A non-string error value
+ * (error({})) gets the file:line of the first Lua frame that raised it. */
 static int msgh(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
-        else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+        const char *what;
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            what = lua_tostring(L, -1);
+        else
+            what = lua_pushfstring(L, "error object is a %s value, not a message", luaL_typename(L, 1));
+        lua_Debug ar;
+        msg = what;
+        for (int level = 1; lua_getstack(L, level, &ar); level++) {
+            if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+                msg = lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, what);
+                break;
+            }
+        }
     }
     luaL_traceback(L, L, msg, 1);
     return 1;
 }
 
-static int set_package_path(lua_State *L, const char *file, const rn_strv *dirs) {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "path");
-    char *path = lm_strdup("");
-    for (size_t i = 0; path && dirs && i < dirs->n; i++) {
-        char *next = lm_sprintf("%s%s/?.lua;", path, dirs->v[i]);
-        free(path);
-        path = next;
+/* ---- the sandbox ----------------------------------------------------------
+ * Experiment files and the modules they require run in one environment
+ * table (SANDBOX below); modules found in lumen's own folders get a table
+ * that adds `lumen_host` and falls back to it.  The real globals, io, debug
+ * and package are never reachable from Lua. */
+
+#define NOT_AVAILABLE "is not available in experiment files (they must have no side effects)"
+
+/* __index of the sandbox, its os and its package: the names in upvalue 1
+ * (name -> shown name) are refused with file:line, other names are nil. */
+static int sb_refuse(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        lua_pushvalue(L, 2);
+        if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TSTRING)
+            return luaL_error(L, "'%s' " NOT_AVAILABLE, lua_tostring(L, -1));
     }
-    const char *slash = strrchr(file, '/');
-    if (path) {
-        char *next = slash ? lm_sprintf("%s%.*s/?.lua;", path, (int)(slash - file), file)
-                           : lm_sprintf("%s./?.lua;", path);
-        free(path);
-        path = next;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* Sets a protected metatable on the table at the top whose __index refuses
+ * names[] (shown with prefix). */
+static void refuse_names(lua_State *L, const char *prefix, const char *const *names) {
+    lua_createtable(L, 0, 2);
+    lua_newtable(L);
+    for (const char *const *n = names; *n; n++) {
+        lua_pushfstring(L, "%s%s", prefix, *n);
+        lua_setfield(L, -2, *n);
     }
-    if (path) {
-        char *next = lm_sprintf("%s%s", path, lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
-        free(path);
-        path = next;
-    }
-    lua_pop(L, 1);
-    if (!path) {
+    lua_pushcclosure(L, sb_refuse, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
+static const char *const REFUSED_GLOBALS[] = {"io", "debug", "dofile", "loadfile", NULL};
+static const char *const REFUSED_OS[] = {"execute", "exit", "remove", "rename", "tmpname", "setlocale", NULL};
+static const char *const REFUSED_PACKAGE[] = {"loadlib", "cpath", "path", "searchers", "searchpath", "preload",
+                                              NULL};
+
+/* print: like Lua's, to stderr (stdout carries the run folder). */
+static int sb_print(lua_State *L) {
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        if (i > 1) fputc('\t', stderr);
+        fwrite(s, 1, len, stderr);
         lua_pop(L, 1);
-        return LUMEN_ENOMEM;
     }
-    lua_pushstring(L, path);
-    lua_setfield(L, -2, "path");
-    lua_pop(L, 1);
-    free(path);
+    fputc('\n', stderr);
+    fflush(stderr);
     return 0;
+}
+
+/* load: text chunks only, in the sandbox unless an env is given.
+ * Upvalues: Lua's load, the sandbox. */
+static int sb_load(lua_State *L) {
+    int env = lua_isnoneornil(L, 4) ? lua_upvalueindex(2) : 4;
+    lua_settop(L, 4);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushliteral(L, "t");
+    lua_pushvalue(L, env);
+    lua_call(L, 4, LUA_MULTRET);
+    return lua_gettop(L) - 4;
+}
+
+/* setmetatable without __gc: finalizers run with hooks off, where neither
+ * the signal nor the time budget could stop them.  Upvalue: Lua's one. */
+static int sb_setmetatable(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "'__gc' metamethods are not available in experiment files (finalizers cannot be "
+                                 "interrupted)");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* lumen_host.exists(path): whether path is a readable file or folder. */
+static int host_exists(lua_State *L) {
+    lua_pushboolean(L, access(luaL_checkstring(L, 1), R_OK) == 0);
+    return 1;
+}
+
+/* lumen_host.warn(msg): msg on stderr, ending with a newline. */
+static int host_warn(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    fwrite(s, 1, len, stderr);
+    if (!len || s[len - 1] != '\n') fputc('\n', stderr);
+    fflush(stderr);
+    return 0;
+}
+
+/* lumen_host.frame(level) -> what, source, currentline of the function
+ * `level` frames up (1: the caller of frame, as debug.getinfo), or nil. */
+static int host_frame(lua_State *L) {
+    lua_Debug ar;
+    if (!lua_getstack(L, (int)luaL_checkinteger(L, 1), &ar) || !lua_getinfo(L, "Sl", &ar)) return 0;
+    lua_pushstring(L, ar.what);
+    lua_pushstring(L, ar.source);
+    lua_pushinteger(L, ar.currentline);
+    return 3;
+}
+
+/* Upvalue 1 of sb_require: the table {loaded, dirs, ntrusted, env, trusted}. */
+#define REQ_STATE lua_upvalueindex(1)
+
+/* 1 when name is a module name: [A-Za-z0-9_-] parts separated by dots. */
+static int module_name_ok(const char *name) {
+    int part = 0;
+    for (const char *p = name; *p; p++) {
+        if (*p == '.') {
+            if (!part) return 0;
+            part = 0;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+                   *p == '-') {
+            part++;
+        } else {
+            return 0;
+        }
+    }
+    return part > 0;
+}
+
+/* require(name): Lua source modules from lumen's folders, then the
+ * experiment's folder; loaded as text into the sandbox (lumen's folders: the
+ * trusted environment), cached in package.loaded. */
+static int sb_require(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
+    lua_getfield(L, REQ_STATE, "loaded"); /* 2 */
+    if (lua_getfield(L, 2, name) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    for (const char *const *n = REFUSED_GLOBALS; *n; n++)
+        if (strcmp(name, *n) == 0) return luaL_error(L, "'%s' " NOT_AVAILABLE, name);
+    if (strcmp(name, "package") == 0) return luaL_error(L, "'package' " NOT_AVAILABLE);
+    if (!module_name_ok(name)) return luaL_error(L, "require: '%s' is not a module name", name);
+    luaL_gsub(L, name, ".", "/"); /* 3: relative path without extension */
+    const char *rel = lua_tostring(L, 3);
+    lua_getfield(L, REQ_STATE, "dirs"); /* 4 */
+    lua_getfield(L, REQ_STATE, "ntrusted");
+    lua_Integer ntrusted = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_Integer ndirs = (lua_Integer)lua_rawlen(L, 4);
+    for (lua_Integer i = 1; i <= ndirs; i++) {
+        lua_rawgeti(L, 4, i);
+        const char *path = lua_pushfstring(L, "%s/%s.lua", lua_tostring(L, -1), rel); /* 6 */
+        if (access(path, R_OK) != 0) {
+            lua_pop(L, 2);
+            continue;
+        }
+        int st = luaL_loadfilex(L, path, "t"); /* 7 */
+        if (st != LUA_OK) return lua_error(L);
+        lua_getfield(L, REQ_STATE, i <= ntrusted ? "trusted" : "env");
+        if (!lua_setupvalue(L, 7, 1)) lua_pop(L, 1);
+        lua_pushstring(L, name);
+        lua_pushvalue(L, 6);
+        lua_call(L, 2, 1);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 1);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, 2, name);
+        lua_pushvalue(L, 6);
+        return 2;
+    }
+    /* a C module beside where a Lua one would be: say so */
+    for (lua_Integer i = 1; i <= ndirs; i++) {
+        lua_rawgeti(L, 4, i);
+        const char *so = lua_pushfstring(L, "%s/%s.so", lua_tostring(L, -1), rel);
+        if (access(so, F_OK) == 0)
+            return luaL_error(L, "module '%s' is a C module (%s); experiment files can require only Lua modules",
+                              name, so);
+        lua_pop(L, 2);
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (lua_Integer i = 1; i <= ndirs; i++) {
+        lua_rawgeti(L, 4, i);
+        if (i > 1) luaL_addstring(&b, ", ");
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    return luaL_error(L, "module '%s' not found (no %s.lua in %s; experiment files can require Lua modules from "
+                         "lumen's folders and their own folder)",
+                      name, rel, lua_tostring(L, -1));
+}
+
+/* Copies field k of the table at src into the table at dst. */
+static void copy_field(lua_State *L, int src, int dst, const char *k) {
+    lua_getfield(L, src, k);
+    lua_setfield(L, dst, k);
+}
+
+/* What build_sandbox needs: the require folders. */
+typedef struct sandbox_args {
+    const char *file;
+    const rn_strv *dirs;
+} sandbox_args;
+
+/* lua_CFunction run under lua_pcall (light userdata sandbox_args at 1):
+ * opens the libraries experiments may use and returns the sandbox. */
+static int build_sandbox(lua_State *L) {
+    const sandbox_args *a = lua_touserdata(L, 1);
+    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},         {LUA_COLIBNAME, luaopen_coroutine},
+                                    {LUA_TABLIBNAME, luaopen_table},   {LUA_STRLIBNAME, luaopen_string},
+                                    {LUA_MATHLIBNAME, luaopen_math},   {LUA_UTF8LIBNAME, luaopen_utf8},
+                                    {LUA_OSLIBNAME, luaopen_os},       {NULL, NULL}};
+    for (const luaL_Reg *l = libs; l->name; l++) {
+        luaL_requiref(L, l->name, l->func, 0);
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* 2: the real libraries */
+    lua_getfield(L, 2, LUA_GNAME);                        /* 3: the real globals */
+
+    lua_newtable(L); /* 4: the sandbox */
+    int sb = 4;
+    static const char *const base[] = {"assert",   "error",  "getmetatable", "ipairs",   "next",     "pairs",
+                                       "pcall",    "rawequal", "rawget",     "rawlen",   "rawset",   "select",
+                                       "tonumber", "tostring", "type",       "xpcall",   "collectgarbage",
+                                       "_VERSION", NULL};
+    for (const char *const *n = base; *n; n++) copy_field(L, 3, sb, *n);
+    static const char *const libnames[] = {LUA_COLIBNAME, LUA_TABLIBNAME, LUA_STRLIBNAME, LUA_MATHLIBNAME,
+                                           LUA_UTF8LIBNAME, NULL};
+    for (const char *const *n = libnames; *n; n++) copy_field(L, 2, sb, *n);
+    lua_pushvalue(L, sb);
+    lua_setfield(L, sb, LUA_GNAME);
+    lua_pushcfunction(L, sb_print);
+    lua_setfield(L, sb, "print");
+    lua_getfield(L, 3, "load");
+    lua_pushvalue(L, sb);
+    lua_pushcclosure(L, sb_load, 2);
+    lua_setfield(L, sb, "load");
+    lua_getfield(L, 3, "setmetatable");
+    lua_pushcclosure(L, sb_setmetatable, 1);
+    lua_setfield(L, sb, "setmetatable");
+
+    /* os: the clock, the date and the environment */
+    lua_getfield(L, 2, LUA_OSLIBNAME);
+    lua_newtable(L);
+    static const char *const os_ok[] = {"getenv", "time", "clock", "date", "difftime", NULL};
+    for (const char *const *n = os_ok; *n; n++) copy_field(L, -2, lua_absindex(L, -1), *n);
+    refuse_names(L, "os.", REFUSED_OS);
+    lua_remove(L, -2);
+    lua_setfield(L, sb, LUA_OSLIBNAME);
+
+    /* package.loaded: the libraries above, then the required modules */
+    lua_newtable(L); /* 5 */
+    int loaded = 5;
+    for (const char *const *n = libnames; *n; n++) copy_field(L, sb, loaded, *n);
+    copy_field(L, sb, loaded, LUA_OSLIBNAME);
+    lua_pushvalue(L, sb);
+    lua_setfield(L, loaded, LUA_GNAME);
+    lua_newtable(L);
+    lua_pushvalue(L, loaded);
+    lua_setfield(L, -2, "loaded");
+    refuse_names(L, "package.", REFUSED_PACKAGE);
+    lua_setfield(L, sb, LUA_LOADLIBNAME);
+
+    /* lumen's own modules: the sandbox plus lumen_host */
+    lua_newtable(L); /* 6 */
+    int trusted = 6;
+    static const luaL_Reg host[] = {{"exists", host_exists}, {"warn", host_warn}, {"frame", host_frame}, {NULL, NULL}};
+    luaL_newlib(L, host);
+    lua_setfield(L, trusted, "lumen_host");
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, sb);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, trusted);
+
+    /* require */
+    lua_createtable(L, 0, 5); /* 7 */
+    lua_pushvalue(L, loaded);
+    lua_setfield(L, 7, "loaded");
+    lua_pushvalue(L, sb);
+    lua_setfield(L, 7, "env");
+    lua_pushvalue(L, trusted);
+    lua_setfield(L, 7, "trusted");
+    size_t ndirs = a->dirs ? a->dirs->n : 0;
+    lua_pushinteger(L, (lua_Integer)ndirs);
+    lua_setfield(L, 7, "ntrusted");
+    lua_createtable(L, (int)ndirs + 1, 0);
+    for (size_t i = 0; i < ndirs; i++) {
+        lua_pushstring(L, a->dirs->v[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    const char *slash = strrchr(a->file, '/');
+    if (slash) lua_pushlstring(L, a->file, slash == a->file ? 1 : (size_t)(slash - a->file));
+    else lua_pushliteral(L, ".");
+    lua_rawseti(L, -2, (lua_Integer)ndirs + 1);
+    lua_setfield(L, 7, "dirs");
+    lua_pushcclosure(L, sb_require, 1);
+    lua_setfield(L, sb, "require");
+
+    lua_pushvalue(L, sb);
+    refuse_names(L, "", REFUSED_GLOBALS);
+    return 1;
 }
 
 /* Line of the first "<name>.experiment" call in the file's text, or 0: the
@@ -312,6 +669,8 @@ static int lua_error_out(const char *full, char **tb, lm_err *e) {
 int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out, char **traceback, lm_err *e) {
     *out = NULL;
     if (traceback) *traceback = NULL;
+    eval_ctx x = {0};
+    if (eval_budget(&x.budget, e)) return LUMEN_EINVAL;
     FILE *probe = fopen(file, "r");
     if (!probe)
         return lm_fail_errno(e, errno == ENOENT ? LUMEN_ENOTFOUND : LUMEN_EIO, "cannot open experiment file %s",
@@ -320,22 +679,35 @@ int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out, char **t
 
     lua_State *L = luaL_newstate();
     if (!L) return lm_fail(e, LUMEN_ENOMEM, "out of memory starting Lua");
-    luaL_openlibs(L);
-    if (set_package_path(L, file, lua_dirs)) {
-        lua_close(L);
-        return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    }
+    *(eval_ctx **)lua_getextraspace(L) = &x;
+    x.deadline = lm_now() + x.budget;
+    lua_sethook(L, eval_hook, LUA_MASKCOUNT, HOOK_EVERY);
 
     int rc = 0;
     lua_pushcfunction(L, msgh);
     int h = lua_gettop(L);
+    sandbox_args sa = {.file = file, .dirs = lua_dirs};
+    lua_pushcfunction(L, build_sandbox);
+    lua_pushlightuserdata(L, &sa);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        rc = lm_fail(e, LUMEN_ENOMEM, "starting Lua: %s", lua_tostring(L, -1));
+        goto done;
+    }
+    int env = lua_gettop(L);
     int st = luaL_loadfilex(L, file, "t");
     if (st != LUA_OK) {
         rc = st == LUA_ERRMEM ? lm_fail(e, LUMEN_ENOMEM, "out of memory loading %s", file)
                               : lm_fail(e, LUMEN_EINVAL, "%s", lua_tostring(L, -1));
         goto done;
     }
+    lua_pushvalue(L, env);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
     st = lua_pcall(L, 0, 1, h);
+    if (x.stop) {
+        if (st != LUA_OK) lua_error_out(lua_tostring(L, -1), traceback, NULL);
+        rc = stop_error(&x, file, e);
+        goto done;
+    }
     if (st != LUA_OK) {
         rc = st == LUA_ERRMEM ? lm_fail(e, LUMEN_ENOMEM, "out of memory running %s", file)
                               : lua_error_out(lua_tostring(L, -1), traceback, e);
@@ -368,7 +740,9 @@ int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out, char **t
     lua_pushlightuserdata(L, root);
     lua_pushlightuserdata(L, &c);
     st = lua_pcall(L, 3, 0, h);
-    if (st != LUA_OK) {
+    if (x.stop) {
+        rc = stop_error(&x, file, e);
+    } else if (st != LUA_OK) {
         rc = lm_fail(e, st == LUA_ERRMEM ? LUMEN_ENOMEM : LUMEN_EINVAL, "%s: converting the experiment: %s", file,
                      lua_tostring(L, -1));
     } else if (c.rc) {

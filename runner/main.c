@@ -51,7 +51,9 @@ static void usage(FILE *out) {
           "                     <runner dir>/plugins and <runner dir>/../lib/lumen/plugins\n"
           "  LUMEN_RUNS         runs folder when --runs is not given (default ./runs)\n"
           "  LUMEN_DATA         data folder for lumen.data \"...\" (default data/elpv)\n"
-          "  LUMEN_DEBUG=1      show the Lua traceback of an experiment error\n",
+          "  LUMEN_DEBUG=1      show the Lua traceback of an experiment error\n"
+          "  LUMEN_EVAL_TIMEOUT seconds an experiment file may take to evaluate\n"
+          "                     (default 60, 0: no limit)\n",
           out);
 }
 

@@ -1,7 +1,9 @@
 /*
  * test_runner_cli.c -- the runner's commands that run nothing: --help,
  * --version, usage errors, `runner plugins` (found and refused plugins with
- * their reasons) and `runner describe`.
+ * their reasons) and `runner describe`; and what the runner does with an
+ * experiment file that misbehaves while it is evaluated (a loop stopped by
+ * SIGINT or the time budget, print, os.exit, error({})).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,8 +11,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <lumen/plugin.h>
 
@@ -39,7 +44,7 @@ static void test_help(void **state) {
     assert_non_null(strstr(r.out, "usage: runner EXPERIMENT.lua"));
     for (const char *const *c = (const char *const[]){"plugins", "describe STAGE", "runs [EXPERIMENT]", "--set",
                                                       "--dry-run", "--smoke", "--force", "--threads", "--runs",
-                                                      "LUMEN_PLUGIN_PATH", NULL};
+                                                      "LUMEN_PLUGIN_PATH", "LUMEN_EVAL_TIMEOUT", NULL};
          *c; c++)
         assert_non_null(strstr(r.out, *c));
     hx_result_free(&r);
@@ -197,6 +202,133 @@ static void test_describe_errors(void **state) {
     hx_result_free(&r);
 }
 
+/* ---- experiment files that misbehave while evaluated ---- */
+
+typedef struct file_has {
+    const char *path, *needle;
+} file_has;
+
+static int file_has_text(void *arg) {
+    file_has *fh = arg;
+    char *t = hx_read(fh->path);
+    int ok = t && strstr(t, fh->needle);
+    free(t);
+    return ok;
+}
+
+/* Writes text to f->tmp/name. */
+static void write_in(fixture *f, const char *name, const char *text) {
+    char *path = hx_join(f->tmp, name);
+    hx_write(path, text);
+    free(path);
+}
+
+/* `while true do end` (with and without --dry-run) ends promptly on SIGINT
+ * with status 1 and "interrupted" as the last line of stderr. */
+static void test_sigint_stops_a_looping_experiment(void **state) {
+    fixture *f = *state;
+    write_in(f, "loop.lua", "print(\"evaluating\")\nwhile true do end\n");
+    char *runner = hx_join(hx_build_dir(), "runner");
+    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
+    char *errf = hx_join(f->tmp, "err.txt"), *outf = hx_join(f->tmp, "out.txt");
+    for (int dry = 0; dry < 2; dry++) {
+        const char *argv[] = {runner, "loop.lua", dry ? "--dry-run" : NULL, NULL};
+        const char *env[] = {pp, "LUMEN_RUNS", "LUMEN_EVAL_TIMEOUT", NULL};
+        pid_t pid = hx_spawn(argv, f->tmp, env, outf, errf);
+        file_has started = {errf, "evaluating"};
+        int up = hx_wait_for(file_has_text, &started, 60);
+        usleep(500000); /* in the loop */
+        kill(pid, SIGINT);
+        int status = 0;
+        int ended = hx_wait(pid, 3, &status);
+        if (!ended) {
+            kill(pid, SIGKILL);
+            hx_wait(pid, 10, &status);
+        }
+        assert_true(up);
+        assert_true(ended);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 1);
+        char *err = hx_read(errf), *out = hx_read(outf);
+        char *last = hx_last_line(err);
+        assert_string_equal(last, "runner: interrupted (SIGINT) while evaluating loop.lua (at loop.lua:2)");
+        assert_string_equal(out, "");
+        free(last);
+        free(err);
+        free(out);
+    }
+    free(errf);
+    free(outf);
+    free(pp);
+    free(runner);
+}
+
+static void test_evaluation_time_budget(void **state) {
+    fixture *f = *state;
+    write_in(f, "slow.lua", "local lumen = require \"lumen\"\nwhile true do end\n");
+    char *runner = hx_join(hx_build_dir(), "runner");
+    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
+    const char *argv[] = {runner, "slow.lua", "--dry-run", NULL};
+    const char *env[] = {pp, "LUMEN_RUNS", "LUMEN_EVAL_TIMEOUT=1", NULL};
+    hx_result r;
+    hx_run(argv, f->tmp, env, 30, &r);
+    assert_false(r.timed_out);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    assert_string_equal(last, "runner: experiment evaluation took longer than 1 s (stopped at slow.lua:2); an "
+                              "experiment file only describes the run (LUMEN_EVAL_TIMEOUT=SECONDS changes the "
+                              "budget)");
+    free(last);
+    hx_result_free(&r);
+    free(pp);
+    free(runner);
+}
+
+/* print goes to stderr: `dir=$(runner exp.lua)` gets the run folder only. */
+static void test_print_goes_to_stderr(void **state) {
+    fixture *f = *state;
+    write_in(f, "exp.lua", "local lumen = require \"lumen\"\n"
+                                         "print(\"from the experiment\", 42)\n"
+                                         "return lumen.experiment { name = \"printer\",\n"
+                                         "  stages = { lumen.counter { record = \"rec.txt\" } } }\n");
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, NULL, "exp.lua", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.err, "from the experiment\t42\n"));
+    assert_int_equal(hx_count(r.out, "\n"), 1);
+    assert_non_null(strstr(r.out, "runs/printer/"));
+    assert_null(strstr(r.out, "from the experiment"));
+    hx_result_free(&r);
+}
+
+/* Line 2 of exp.lua is `line`: the runner exits 1 with `want` last. */
+static void experiment_fails(fixture *f, const char *line, const char *want) {
+    char *text = hx_fmt("local lumen = require \"lumen\"\n%s\nreturn lumen.experiment { name = \"x\", stages = "
+                        "{ lumen.counter {} } }\n",
+                        line);
+    write_in(f, "exp.lua", text);
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, NULL, "exp.lua", "--dry-run", NULL);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    assert_string_equal(last, want);
+    assert_string_equal(r.out, "");
+    free(last);
+    free(text);
+    hx_result_free(&r);
+}
+
+static void test_experiment_side_effects_refused(void **state) {
+    fixture *f = *state;
+    experiment_fails(f, "os.exit(3)",
+                     "runner: exp.lua:2: 'os.exit' is not available in experiment files (they must have no side "
+                     "effects)");
+    experiment_fails(f, "local x = 1\nerror({ x })", "runner: exp.lua:3: error object is a table value, not a message");
+    experiment_fails(f, "io.open(\"/nonexistent/f\", \"w\")",
+                     "runner: exp.lua:2: 'io' is not available in experiment files (they must have no side "
+                     "effects)");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_help, setup, teardown),
@@ -206,6 +338,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_plugins_with_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_describe_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_stops_a_looping_experiment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evaluation_time_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_print_goes_to_stderr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_experiment_side_effects_refused, setup, teardown),
     };
     return cmocka_run_group_tests_name("runner_cli", tests, NULL, NULL);
 }

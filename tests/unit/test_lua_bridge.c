@@ -1,8 +1,9 @@
 /*
  * Unit tests for runner/lua_bridge.c, lua/lumen.lua and runner/experiment.c:
  * what an experiment file turns into (stage entries with file:line, ids,
- * constructors, lumen.data), and the messages for what cannot be
- * converted.
+ * constructors, lumen.data), the messages for what cannot be converted, the
+ * sandbox (what experiment files may and may not use) and the limits on
+ * evaluation (signals, time budget).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,7 @@
 #include "harness.h"
 #include "jsonutil.h"
 #include "lua_bridge.h"
+#include "signals.h"
 
 typedef struct fixture {
     char *tmp;
@@ -182,6 +185,154 @@ static void test_lua_errors(void **state) {
     free(path);
 }
 
+/* Evaluates `text` as f->tmp/exp.lua; returns the rc, e holds the message. */
+static int eval_text(fixture *f, const char *text, lm_err *e) {
+    char *path = hx_join(f->tmp, "exp.lua");
+    hx_write(path, text);
+    cJSON *j = NULL;
+    int rc = rn_lua_eval(path, &f->dirs, &j, NULL, e);
+    cJSON_Delete(j);
+    free(path);
+    return rc;
+}
+
+/* Line 2 of an experiment is `line`; the evaluation must fail with
+ * "<path>:2: <want>". */
+static void refused(fixture *f, const char *line, const char *want) {
+    char *text = hx_fmt("local lumen = require \"lumen\"\n%s\nreturn lumen.experiment { name = \"x\", stages = {} }\n",
+                        line);
+    lm_err e = {0};
+    int rc = eval_text(f, text, &e);
+    char *full = hx_fmt("%s/exp.lua:2: %s", f->tmp, want);
+    if (rc != LUMEN_EINVAL || strcmp(e.msg, full) != 0)
+        fail_msg("%s\n  want %s\n  got  (%d) %s", line, full, rc, e.msg);
+    free(full);
+    free(text);
+}
+
+#define NA "is not available in experiment files (they must have no side effects)"
+
+/* (the refused calls are harmless ones, in case the sandbox breaks) */
+static void test_sandbox_refuses_side_effects(void **state) {
+    fixture *f = *state;
+    refused(f, "local f = io.open(\"/nonexistent/x.txt\", \"w\")", "'io' " NA);
+    refused(f, "io.stderr:write(\"x\")", "'io' " NA);
+    refused(f, "os.execute(\"true\")", "'os.execute' " NA);
+    refused(f, "os.exit(3)", "'os.exit' " NA);
+    refused(f, "os.remove(\"/nonexistent/x\")", "'os.remove' " NA);
+    refused(f, "os.rename(\"/nonexistent/x\", \"/nonexistent/y\")", "'os.rename' " NA);
+    refused(f, "local n = os.tmpname()", "'os.tmpname' " NA);
+    refused(f, "package.loadlib(\"/lib/x.so\", \"f\")", "'package.loadlib' " NA);
+    refused(f, "local i = debug.getinfo(1)", "'debug' " NA);
+    refused(f, "dofile(\"x.lua\")", "'dofile' " NA);
+    refused(f, "loadfile(\"x.lua\")", "'loadfile' " NA);
+    refused(f, "require \"io\"", "'io' " NA);
+    refused(f, "local t = setmetatable({}, { __gc = function() end })",
+            "'__gc' metamethods are not available in experiment files (finalizers cannot be interrupted)");
+    /* C modules: a .so where a Lua module would be is named, never loaded */
+    char *so = hx_join(f->tmp, "cmod.so");
+    hx_write(so, "not really a shared object");
+    char *want = hx_fmt("module 'cmod' is a C module (%s); experiment files can require only Lua modules", so);
+    refused(f, "local m = require \"cmod\"", want);
+    free(want);
+    free(so);
+    lm_err e = {0};
+    assert_int_equal(eval_text(f, "local m = require \"no_such_module\"\n", &e), LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "exp.lua:1: module 'no_such_module' not found (no no_such_module.lua in "));
+    lm_err_clear(&e);
+    /* binary chunks cannot be loaded */
+    assert_int_equal(eval_text(f,
+                               "local f, msg = load(string.dump(function() end))\n"
+                               "assert(f == nil and msg:find(\"binary\"), msg)\n"
+                               "return nil\n",
+                               &e),
+                     LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "it returned nil")); /* got past the assert */
+    lm_err_clear(&e);
+    /* the lumen module's helper is not given to experiment files */
+    assert_int_equal(eval_text(f, "assert(lumen_host == nil, \"host visible\")\nreturn 1\n", &e), LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "it returned number"));
+}
+
+static void test_sandbox_allows(void **state) {
+    fixture *f = *state;
+    char *helper = hx_join(f->tmp, "helpers/common.lua");
+    hx_write(helper, "local M = {}\nfunction M.lr() return tonumber(os.getenv(\"LR_FOR_TEST\")) end\nreturn M\n");
+    setenv("LR_FOR_TEST", "0.25", 1);
+    rn_experiment *x;
+    lm_err e = {0};
+    int rc = load(f,
+                  "local lumen = require \"lumen\"\n"
+                  "local common = require \"helpers.common\"\n"
+                  "assert(require \"helpers.common\" == common)\n"
+                  "local two = load(\"return 1 + one\", \"chunk\", \"t\", { one = 1 })()\n"
+                  "local three = load(\"return math.floor(3.5)\")()\n"
+                  "local s = (\"%s-%d\"):format(string.upper(\"a\"), utf8.len(\"\\u{e9}\"))\n"
+                  "local ok = pcall(error, \"caught\")\n"
+                  "assert(not ok and os.time() > 0 and os.clock() >= 0 and os.date(\"%Y\"))\n"
+                  "local sorted = { 3, 1, 2 }\n"
+                  "table.sort(sorted)\n"
+                  "return lumen.experiment { name = s, seed = two + three + sorted[1],\n"
+                  "  stages = { lumen.train { lr = common.lr() } } }\n",
+                  &x, &e);
+    unsetenv("LR_FOR_TEST");
+    if (rc) fail_msg("%s", e.msg);
+    assert_string_equal(x->name, "A-1");
+    assert_int_equal(x->seed, 6);
+    assert_int_equal(x->stages[0].line, 12);
+    rn_experiment_free(x);
+    free(helper);
+}
+
+static void test_error_values_have_position(void **state) {
+    fixture *f = *state;
+    refused(f, "error({})", "error object is a table value, not a message");
+    refused(f, "local function boom() error(false) end boom()", "error object is a boolean value, not a message");
+    refused(f, "error(setmetatable({}, { __tostring = function() return \"custom\" end }))", "custom");
+    /* a string raised by a module keeps the module's position */
+    char *mod = hx_join(f->tmp, "failing.lua");
+    hx_write(mod, "local M = {}\nerror({ code = 1 })\nreturn M\n");
+    lm_err e = {0};
+    assert_int_equal(eval_text(f, "local m = require \"failing\"\n", &e), LUMEN_EINVAL);
+    char *want = hx_fmt("%s:2: error object is a table value, not a message", mod);
+    assert_string_equal(e.msg, want);
+    free(want);
+    free(mod);
+}
+
+static void test_time_budget(void **state) {
+    fixture *f = *state;
+    setenv("LUMEN_EVAL_TIMEOUT", "0.3", 1);
+    lm_err e = {0};
+    /* a pcall cannot swallow the stop */
+    int rc = eval_text(f, "local n = 0\nwhile true do\n  pcall(function() while true do n = n + 1 end end)\nend\n", &e);
+    assert_int_equal(rc, LUMEN_EINVAL);
+    char *want = hx_fmt("experiment evaluation took longer than 0.3 s (stopped at %s/exp.lua:", f->tmp);
+    if (!strstr(e.msg, want)) fail_msg("got %s", e.msg);
+    assert_non_null(strstr(e.msg, "LUMEN_EVAL_TIMEOUT"));
+    free(want);
+    lm_err_clear(&e);
+    setenv("LUMEN_EVAL_TIMEOUT", "soon", 1);
+    assert_int_equal(eval_text(f, "return 1\n", &e), LUMEN_EINVAL);
+    assert_string_equal(e.msg, "LUMEN_EVAL_TIMEOUT=soon: expected a number of seconds (0: no limit)");
+    unsetenv("LUMEN_EVAL_TIMEOUT");
+}
+
+static void test_signal_stops_evaluation(void **state) {
+    fixture *f = *state;
+    rn_signals_install();
+    raise(SIGINT); /* recorded by the handler; the hook sees it */
+    lm_err e = {0};
+    int rc = eval_text(f, "while true do end\n", &e);
+    rn_signals_clear();
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    assert_int_equal(rc, LUMEN_ECANCELED);
+    char *want = hx_fmt("interrupted (SIGINT) while evaluating %s/exp.lua (at %s/exp.lua:1)", f->tmp, f->tmp);
+    assert_string_equal(e.msg, want);
+    free(want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stage_entries, setup, teardown),
@@ -189,6 +340,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_conversion_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_experiment_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lua_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_refuses_side_effects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_allows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_values_have_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signal_stops_evaluation, setup, teardown),
     };
     return cmocka_run_group_tests_name("lua_bridge", tests, NULL, NULL);
 }
