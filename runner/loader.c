@@ -3,14 +3,23 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "params.h"
 
 #define MAX_STAGES_PER_FILE 256
+#define PROBE_TIMEOUT_S 10.0   /* default of LUMEN_PROBE_TIMEOUT */
+#define PROBE_TIMEOUT_MAX_S 3600.0
 
 static int valid_name(const char *s, int allow_optional) {
     if (!s || !*s) return 0;
@@ -129,6 +138,183 @@ static int refuse(rn_registry *r, const char *path, const char *reason, rn_strv 
     return 0;
 }
 
+/* Checks the descriptor list an entry returned, stopping at the first bad
+ * one: *n gets the number of stages, names the readable stage names, *bad
+ * and why the refusal.  With report_fd >= 0 (a probe child) each readable
+ * name is also written there as "s NAME\n" as soon as it is read, so the
+ * parent learns it even when a later descriptor crashes.  Returns 0 or
+ * LUMEN_ENOMEM. */
+static int check_list(const rn_registry *r, const lumen_stage *const *list, int report_fd, rn_strv *names,
+                      size_t *n, int *bad, char *why, size_t whylen) {
+    *n = 0;
+    *bad = 0;
+    if (!list || !list[0]) {
+        snprintf(why, whylen, "%s returned no stages", LUMEN_ENTRY_SYMBOL);
+        *bad = 1;
+        return 0;
+    }
+    for (; list[*n]; ++*n) {
+        if (*n >= MAX_STAGES_PER_FILE) {
+            snprintf(why, whylen, "more than %d stages (missing NULL terminator?)", MAX_STAGES_PER_FILE);
+            *bad = 1;
+            return 0;
+        }
+        const lumen_stage *st = list[*n];
+        int readable = st->abi_version == LUMEN_ABI_VERSION && st->size == sizeof(lumen_stage);
+        if (readable && st->name) {
+            if (rn_strv_push(names, st->name)) return LUMEN_ENOMEM;
+            if (report_fd >= 0 && !strchr(st->name, '\n')) dprintf(report_fd, "s %s\n", st->name);
+        }
+        if (rn_stage_check(st, why, whylen) != 0) {
+            *bad = 1;
+            return 0;
+        }
+        const rn_stage_ref *dup = rn_registry_find(r, st->name);
+        if (dup) {
+            snprintf(why, whylen, "stage '%s' is already provided by %s", st->name, dup->path);
+            *bad = 1;
+            return 0;
+        }
+        for (size_t k = 0; k < *n; k++) {
+            if (strcmp(list[k]->name, st->name) == 0) {
+                snprintf(why, whylen, "stage '%s' is declared twice in this file", st->name);
+                *bad = 1;
+            }
+        }
+        if (*bad) return 0;
+    }
+    return 0;
+}
+
+/* The probe child: default handlers for the fatal signals (also under
+ * ASan, whose handler would turn a crash into an exit status), stdout to
+ * /dev/null, then everything load_file does with the file; "ok\n" on fd
+ * when it got through, whatever the verdict.  Never returns. */
+static void probe_child(const rn_registry *r, const char *path, int fd) {
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS, SIGINT, SIGTERM};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, STDOUT_FILENO);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *sym = h ? dlsym(h, LUMEN_ENTRY_SYMBOL) : NULL;
+    if (sym) {
+        lumen_entry_fn entry;
+        memcpy(&entry, &sym, sizeof entry);
+        rn_strv names = {0};
+        char why[1024];
+        size_t n;
+        int bad;
+        check_list(r, entry(LUMEN_ABI_VERSION), fd, &names, &n, &bad, why, sizeof why);
+    }
+    dprintf(fd, "ok\n");
+    _exit(0); /* no atexit handlers, destructors or stdio flushes of the runner's copy */
+}
+
+/* Appends what can be read from fd now (non-blocking) to *buf; 1 at end of
+ * file, 0 otherwise.  Past 64 KiB the rest is dropped. */
+static int drain(int fd, char **buf, size_t *len) {
+    char chunk[4096];
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int pr = poll(&p, 1, 0);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) return 0;
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return 1;
+        if (*len + (size_t)got > 65536) continue;
+        char *nb = realloc(*buf, *len + (size_t)got + 1);
+        if (!nb) continue; /* only names are lost; the verdict needs "ok" at the end */
+        *buf = nb;
+        memcpy(*buf + *len, chunk, (size_t)got);
+        *len += (size_t)got;
+        (*buf)[*len] = '\0';
+    }
+}
+
+/* Tries path in a child process (probe_child) and waits for it up to
+ * r->probe_timeout_s.  Returns 1 when it got through (the real load may
+ * follow), 0 when the file is refused (why; names gets the stage names the
+ * child read before it died), LUMEN_ENOMEM. */
+static int probe_file(const rn_registry *r, const char *path, rn_strv *names, char *why, size_t whylen) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        snprintf(why, whylen, "cannot check it in a separate process: pipe: %s", strerror(errno));
+        return 0;
+    }
+    fflush(NULL); /* a plugin that calls exit() must not write the runner's buffers twice */
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, whylen, "cannot check it in a separate process: fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        probe_child(r, path, fds[1]);
+    }
+    close(fds[1]);
+
+    char *buf = NULL;
+    size_t len = 0;
+    int status = 0, timed_out = 0, eof = 0;
+    long nap_ns = 20000;
+    double deadline = lm_now() + r->probe_timeout_s;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid || (w < 0 && errno != EINTR)) break;
+        double left = deadline - lm_now();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+            timed_out = 1;
+            break;
+        }
+        int ms = left > 0.05 ? 50 : (int)(left * 1000) + 1;
+        if (eof) { /* the pipe closed: the child is ending (short naps, growing to 10 ms) */
+            struct timespec ts = {0, nap_ns};
+            nanosleep(&ts, NULL);
+            if (nap_ns < 10000000L) nap_ns *= 2;
+        } else {
+            struct pollfd p = {fds[0], POLLIN, 0};
+            if (poll(&p, 1, ms) > 0) eof = drain(fds[0], &buf, &len);
+        }
+    }
+    drain(fds[0], &buf, &len);
+    close(fds[0]);
+
+    int ok = 0, rc = 0;
+    for (char *line = buf, *next; rc == 0 && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (!next) break; /* a line cut short by the child's death */
+        *next++ = '\0';
+        if (strcmp(line, "ok") == 0) ok = 1;
+        else if (strncmp(line, "s ", 2) == 0 && rn_strv_find(names, line + 2) < 0)
+            rc = rn_strv_push(names, line + 2);
+    }
+    free(buf);
+    if (rc) return rc;
+    if (timed_out) {
+        snprintf(why, whylen, "did not finish loading within %g s", r->probe_timeout_s);
+        return 0;
+    }
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *what = sig == SIGINT || sig == SIGTERM || sig == SIGKILL ? "stopped" : "crashed";
+        snprintf(why, whylen, "%s while loading: signal %d (%s)", what, sig, strsignal(sig));
+        return 0;
+    }
+    if (!ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(why, whylen, "exited with status %d while loading", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return 0;
+    }
+    return 1;
+}
+
 /* Loads one file; refusals are recorded, only OOM is returned. */
 static int load_file(rn_registry *r, const char *path) {
     char real[PATH_MAX];
@@ -137,6 +323,15 @@ static int load_file(rn_registry *r, const char *path) {
     if (rn_strv_push(&r->seen, real)) return LUMEN_ENOMEM;
 
     char why[1024];
+    rn_strv names = {0};
+    int rc = probe_file(r, path, &names, why, sizeof why);
+    if (rc != 1) {
+        if (rc == 0) rc = refuse(r, path, why, &names);
+        rn_strv_free(&names);
+        return rc;
+    }
+    rn_strv_free(&names);
+
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *de = dlerror();
@@ -156,42 +351,9 @@ static int load_file(rn_registry *r, const char *path) {
     memcpy(&entry, &sym, sizeof entry); /* object -> function pointer, as POSIX allows */
     const lumen_stage *const *list = entry(LUMEN_ABI_VERSION);
 
-    rn_strv names = {0};
-    int rc = 0, bad = 0;
     size_t n = 0;
-    if (!list || !list[0]) {
-        snprintf(why, sizeof why, "%s returned no stages", LUMEN_ENTRY_SYMBOL);
-        bad = 1;
-    }
-    for (; !bad && list[n]; n++) {
-        if (n >= MAX_STAGES_PER_FILE) {
-            snprintf(why, sizeof why, "more than %d stages (missing NULL terminator?)", MAX_STAGES_PER_FILE);
-            bad = 1;
-            break;
-        }
-        const lumen_stage *st = list[n];
-        int readable = st->abi_version == LUMEN_ABI_VERSION && st->size == sizeof(lumen_stage);
-        if (readable && st->name && rn_strv_push(&names, st->name)) {
-            rc = LUMEN_ENOMEM;
-            break;
-        }
-        if (rn_stage_check(st, why, sizeof why) != 0) {
-            bad = 1;
-            break;
-        }
-        const rn_stage_ref *dup = rn_registry_find(r, st->name);
-        if (dup) {
-            snprintf(why, sizeof why, "stage '%s' is already provided by %s", st->name, dup->path);
-            bad = 1;
-            break;
-        }
-        for (size_t k = 0; k < n; k++) {
-            if (strcmp(list[k]->name, st->name) == 0) {
-                snprintf(why, sizeof why, "stage '%s' is declared twice in this file", st->name);
-                bad = 1;
-            }
-        }
-    }
+    int bad = 0;
+    rc = check_list(r, list, -1, &names, &n, &bad, why, sizeof why);
     if (rc || bad) {
         dlclose(h);
         if (rc == 0) rc = refuse(r, path, why, &names);
@@ -240,8 +402,19 @@ static int load_dir(rn_registry *r, const char *dir) {
 
 int rn_registry_load(const rn_strv *dirs, rn_registry **out, lm_err *e) {
     *out = NULL;
+    double timeout = PROBE_TIMEOUT_S;
+    const char *env = getenv("LUMEN_PROBE_TIMEOUT");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        timeout = strtod(env, &end);
+        if (errno || *end || !(timeout > 0 && timeout <= PROBE_TIMEOUT_MAX_S))
+            return lm_fail(e, LUMEN_EINVAL, "LUMEN_PROBE_TIMEOUT '%s' is not a number of seconds in (0, %g]", env,
+                           PROBE_TIMEOUT_MAX_S);
+    }
     rn_registry *r = calloc(1, sizeof *r);
     if (!r) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    r->probe_timeout_s = timeout;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < dirs->n; i++) {
         rc = rn_strv_push(&r->dirs, dirs->v[i]);

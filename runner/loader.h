@@ -12,6 +12,19 @@
  * reason; loading never fails because of a bad plugin.  The same real file
  * reached twice (symlinks, repeated folders) is loaded once.
  *
+ * Each file is first probed in a forked child that does all of the above
+ * (with the default handlers for SIGSEGV and the other fatal signals, also
+ * under ASan) and reports back through a pipe; only a file whose probe got
+ * through is dlopen'ed in the runner.  A probe that dies by a signal
+ * refuses the file with "crashed while loading: signal 11 (Segmentation
+ * fault)" (a constructor that faults, an entry that returns a wild
+ * pointer); one that exits on its own with "exited with status N while
+ * loading"; one still running after LUMEN_PROBE_TIMEOUT seconds (default
+ * 10; a number in (0, 3600]) is killed and the file refused with "did not
+ * finish loading within 10 s".  The stage names a probe read before it
+ * died are kept in the refusal.  One fork per file per load; the plugin's
+ * constructors run twice (probe and runner), its destructors once.
+ *
  * Descriptors and the strings in them belong to the loaded objects and stay
  * valid until rn_registry_free().  Not thread-safe; the runner loads once at
  * startup (before forking stage processes).
@@ -46,11 +59,14 @@ typedef struct rn_registry {
     size_t n_stages;
     rn_refusal *refused;
     size_t n_refused;
+    double probe_timeout_s; /* LUMEN_PROBE_TIMEOUT, else 10 */
 } rn_registry;
 
 /* Loads the plugins of every folder in dirs (missing folders are skipped).
- * *out is owned by the caller (rn_registry_free).  Errors: LUMEN_ENOMEM
- * only. */
+ * *out is owned by the caller (rn_registry_free).  Errors: LUMEN_ENOMEM,
+ * LUMEN_EINVAL for a LUMEN_PROBE_TIMEOUT that is not a number of seconds
+ * in (0, 3600].  Forks (and reaps) one child per file: call it before
+ * starting threads. */
 int rn_registry_load(const rn_strv *dirs, rn_registry **out, lm_err *e);
 
 /* The accepted stage called name, or NULL. */

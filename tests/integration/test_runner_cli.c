@@ -3,7 +3,9 @@
  * --version, usage errors, `runner plugins` (found and refused plugins with
  * their reasons) and `runner describe`; and what the runner does with an
  * experiment file that misbehaves while it is evaluated (a loop stopped by
- * SIGINT or the time budget, print, os.exit, error({})).
+ * SIGINT or the time budget, print, os.exit, error({})); and plugins that
+ * crash or hang while loading, refused without taking the runner down
+ * (plugins, describe, and a run that does not need them).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +35,16 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     hx_fixture_free(*state);
+    return 0;
+}
+
+/* Plugins that kill or stall whoever loads them, next to good ones; the
+ * probe timeout is short so the hanging one costs half a second. */
+static const char *const LOAD_BREAKERS[] = {"counter", "probe", "ctor_segv", "wild_entry", "ctor_hang", NULL};
+static const char *const SHORT_PROBE[] = {"LUMEN_PROBE_TIMEOUT=0.5", NULL};
+
+static int setup_breakers(void **state) {
+    *state = hx_fixture_new(LOAD_BREAKERS);
     return 0;
 }
 
@@ -329,6 +341,92 @@ static void test_experiment_side_effects_refused(void **state) {
                      "effects)");
 }
 
+static void test_plugins_that_crash_while_loading_are_refused(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, SHORT_PROBE, "plugins", NULL);
+    assert_int_equal(r.signal, 0);
+    assert_int_equal(r.exit_code, 0);
+    char *l = line_with(r.out, "counter.so");
+    assert_non_null(strstr(l, "test: cacheable"));
+    free(l);
+    /* each bad file refused by path, with the signal or the timeout */
+    l = line_with(r.out, "plugins/ctor_segv.so:");
+    assert_non_null(strstr(l, "crashed while loading: signal 11 (Segmentation fault)"));
+    free(l);
+    l = line_with(r.out, "plugins/wild_entry.so:");
+    assert_non_null(strstr(l, "crashed while loading: signal 11 (Segmentation fault)"));
+    free(l);
+    l = line_with(r.out, "plugins/ctor_hang.so:");
+    assert_non_null(strstr(l, "did not finish loading within 0.5 s"));
+    free(l);
+    assert_int_equal(hx_count(r.out, "never seen"), 0); /* their stages are not listed */
+    hx_result_free(&r);
+
+    /* a bad timeout is a clear error, not a silent default */
+    const char *bad[] = {"LUMEN_PROBE_TIMEOUT=soon", NULL};
+    hx_runner(&r, f->tmp, f->plugins, bad, "plugins", NULL);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "LUMEN_PROBE_TIMEOUT 'soon' is not a number of seconds in (0, 3600]"));
+    free(last);
+    hx_result_free(&r);
+}
+
+static void test_describe_with_plugins_that_crash_while_loading(void **state) {
+    fixture *f = *state;
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, SHORT_PROBE, "describe", "counter", NULL);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.out, "counter 1 -- test: cacheable, records each execution"));
+    hx_result_free(&r);
+
+    /* asking for the crashing file's stage names the file and the signal */
+    hx_runner(&r, f->tmp, f->plugins, SHORT_PROBE, "describe", "ctor-segv", NULL);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "ctor_segv.so was refused: crashed while loading: signal 11 (Segmentation fault)"));
+    free(last);
+    hx_result_free(&r);
+}
+
+static void test_run_with_plugins_that_crash_while_loading(void **state) {
+    fixture *f = *state;
+    hx_write_experiment(f->tmp, "exp.lua", "survive", "    lumen.counter { record = \"rec.txt\" },\n");
+    hx_result r;
+    hx_runner(&r, f->tmp, f->plugins, SHORT_PROBE, "exp.lua", NULL);
+    if (r.exit_code != 0) fail_msg("runner exited %d (signal %d):\n%s", r.exit_code, r.signal, r.err);
+    char *want = hx_fmt("plugin %s/ctor_segv.so refused: crashed while loading: signal 11 (Segmentation fault)",
+                        f->plugins);
+    assert_non_null(strstr(r.err, want));
+    free(want);
+    want = hx_fmt("plugin %s/wild_entry.so refused: crashed while loading: signal 11", f->plugins);
+    assert_non_null(strstr(r.err, want));
+    free(want);
+    want = hx_fmt("plugin %s/ctor_hang.so refused: did not finish loading within 0.5 s", f->plugins);
+    assert_non_null(strstr(r.err, want));
+    free(want);
+    char *rec = hx_join(f->tmp, "rec.txt");
+    char *text = hx_read(rec);
+    assert_int_equal(hx_count(text, "ran "), 1); /* the good stage ran */
+    free(text);
+    free(rec);
+    hx_result_free(&r);
+
+    /* an experiment that needs the crashing file's stage fails, naming it */
+    hx_write_experiment(f->tmp, "exp.lua", "needs", "    lumen.ctor_segv {},\n");
+    hx_runner(&r, f->tmp, f->plugins, SHORT_PROBE, "exp.lua", NULL);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    want = hx_fmt("runner: exp.lua:5: stage 'ctor-segv': plugin %s/ctor_segv.so was refused: crashed while "
+                  "loading: signal 11 (Segmentation fault)",
+                  f->plugins);
+    assert_string_equal(last, want);
+    free(want);
+    free(last);
+    hx_result_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_help, setup, teardown),
@@ -342,6 +440,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_evaluation_time_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_print_goes_to_stderr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_experiment_side_effects_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plugins_that_crash_while_loading_are_refused, setup_breakers, teardown),
+        cmocka_unit_test_setup_teardown(test_describe_with_plugins_that_crash_while_loading, setup_breakers,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_run_with_plugins_that_crash_while_loading, setup_breakers, teardown),
     };
     return cmocka_run_group_tests_name("runner_cli", tests, NULL, NULL);
 }
