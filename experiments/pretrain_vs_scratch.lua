@@ -20,6 +20,13 @@
 --   LUMEN_INIT=/path/resnet18.safetensors runner experiments/pretrain_vs_scratch.lua
 -- Duration: ~1 min of pretraining and ~1 min per trial on a 2-core AVX-512
 -- Xeon, ~8 min in all (about 2.5x on a 2-core Zen 3).
+-- Measured (2026-12-06, ../shared/data/elpv; 431 s): pretraining on 530
+-- cells (94 held out), then
+--   scratch     0.795 +- 0.004 (sd)   (control; bitwise the same trials as
+--                                      aug_sweep's "dihedral" row)
+--   pretrained  0.777 +- 0.010        -0.018 +- 0.035 vs scratch
+-- Conclusion: pretraining on the 624 cells outside data.csv does not help
+-- this recipe; if anything it hurts (the interval includes 0).
 --   runner experiments/pretrain_vs_scratch.lua --smoke     # < 1 min
 -- On the public ELPV download (no data.csv) both parts use labels.csv's
 -- `defective` label and the pretraining sees the same cells: the comparison
