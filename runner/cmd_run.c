@@ -142,8 +142,7 @@ static void print_plan(const rn_plan *p, const rn_resume *res) {
     }
 }
 
-static void print_sweep(const rn_sweep_spec *sp, const rn_plan *trial, const rn_experiment *x) {
-    (void)trial;
+static void print_sweep(const rn_sweep_spec *sp, const rn_experiment *x) {
     printf("\n%s: sweep (%s:%d) over the stages after [%zu]: %s, %zu configuration(s) x %zu seed(s) = %zu "
            "trial(s), metric %s (%s)\n",
            sp->id, sp->file, sp->line, x->sweep->first,
@@ -245,23 +244,20 @@ int rn_cmd_run(int argc, char **argv) {
         if (status == RN_EXIT_OK) goto out;
     } else if (x->sweep) {
         if (rn_sweep_spec_parse(x, &a.sets, a.smoke, &spec, &e)) goto out;
-        for (size_t i = 0; i < a.sets.n; i++) {
-            const char *s = a.sets.v[i];
-            for (size_t k = 0; k < x->sweep->first; k++) {
-                size_t l = strlen(x->stages[k].id);
-                if (strncmp(s, x->stages[k].id, l) == 0 && s[l] == '.' && rn_strv_push(&up_sets, s)) {
-                    lm_fail(&e, LUMEN_ENOMEM, "out of memory");
-                    goto out;
-                }
-            }
-        }
+        /* --set goes to the stages before the sweep (their plan), to the
+         * sweep itself (the spec) or to its stages (every trial) */
         for (size_t i = 0; i < a.sets.n; i++) {
             const char *s = a.sets.v[i], *dot = strchr(s, '.');
-            int known = rn_sweep_is_own_set(x, s);
-            for (size_t k = 0; dot && !known && k < x->n; k++)
-                known = strlen(x->stages[k].id) == (size_t)(dot - s) && strncmp(s, x->stages[k].id, (size_t)(dot - s)) == 0;
-            if (!known) {
+            size_t l = dot ? (size_t)(dot - s) : 0;
+            long k = -1;
+            for (size_t j = 0; dot && j < x->n && k < 0; j++)
+                if (strlen(x->stages[j].id) == l && strncmp(s, x->stages[j].id, l) == 0) k = (long)j;
+            if (k < 0 && !rn_sweep_is_own_set(x, s)) {
                 lm_fail(&e, LUMEN_EINVAL, "--set %s: no stage or sweep with that id in this experiment", s);
+                goto out;
+            }
+            if (k >= 0 && (size_t)k < x->sweep->first && rn_strv_push(&up_sets, s)) {
+                lm_fail(&e, LUMEN_ENOMEM, "out of memory");
                 goto out;
             }
         }
@@ -286,7 +282,7 @@ int rn_cmd_run(int argc, char **argv) {
     if (a.dry) {
         if (trial_plan) trial_plan->seed = plan->seed; /* the header shows the experiment's seed, not a trial's */
         print_plan(trial_plan ? trial_plan : plan, res);
-        if (spec) print_sweep(spec, trial_plan, x);
+        if (spec) print_sweep(spec, x);
         fflush(stdout);
         fprintf(stderr, "dry run: nothing was run\n");
         status = RN_EXIT_OK;

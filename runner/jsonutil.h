@@ -50,6 +50,11 @@ int rn_json_write_atomic(const char *path, const cJSON *v, lm_err *e);
  * the file). */
 int rn_json_read_file(const char *path, cJSON **out, lm_err *e);
 
+/* o[k] (case-sensitive), NULL when o is not an object or has no k. */
+static inline const cJSON *rn_json_item(const cJSON *o, const char *k) {
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
 /* Describes a value for an error message: `string "big"`, `number 1.5`,
  * `boolean true`, `list`, `table`, `null`.  Writes into buf, returns buf. */
 const char *rn_json_describe(const cJSON *v, char *buf, size_t len);

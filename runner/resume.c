@@ -50,31 +50,29 @@ static int differ(const char *run, const char *what, const cJSON *was, const cJS
     return rc;
 }
 
-static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
-
 /* Compares plan and config.json; 0 or the first difference. */
 static int compare(const rn_plan *p, const cJSON *cfg, const char *run, FILE *warn, lm_err *e) {
-    const cJSON *xe = item(cfg, "experiment");
+    const cJSON *xe = rn_json_item(cfg, "experiment");
     cJSON *now = cJSON_CreateString(p->name);
     int rc = 0;
-    if (!cJSON_Compare(item(xe, "name"), now, 1)) rc = differ(run, "the experiment name", item(xe, "name"), now, e);
+    if (!cJSON_Compare(rn_json_item(xe, "name"), now, 1)) rc = differ(run, "the experiment name", rn_json_item(xe, "name"), now, e);
     cJSON_Delete(now);
     if (rc) return rc;
     now = cJSON_CreateNumber((double)p->seed);
-    if (!cJSON_Compare(item(xe, "seed"), now, 1)) rc = differ(run, "seed", item(xe, "seed"), now, e);
+    if (!cJSON_Compare(rn_json_item(xe, "seed"), now, 1)) rc = differ(run, "seed", rn_json_item(xe, "seed"), now, e);
     cJSON_Delete(now);
     if (rc) return rc;
     now = cJSON_CreateBool(p->smoke);
-    if (!cJSON_Compare(item(cfg, "smoke"), now, 1)) rc = differ(run, "--smoke", item(cfg, "smoke"), now, e);
+    if (!cJSON_Compare(rn_json_item(cfg, "smoke"), now, 1)) rc = differ(run, "--smoke", rn_json_item(cfg, "smoke"), now, e);
     cJSON_Delete(now);
     if (rc) return rc;
-    const cJSON *threads = item(cfg, "threads");
+    const cJSON *threads = rn_json_item(cfg, "threads");
     if (warn && cJSON_IsNumber(threads) && (int)threads->valuedouble != p->threads)
         fprintf(warn,
                 "runner: warning: --resume %s: the run used %d thread(s), this one %d; results will not be bitwise "
                 "those of an uninterrupted run\n",
                 run, (int)threads->valuedouble, p->threads);
-    const cJSON *stages = item(cfg, "stages");
+    const cJSON *stages = rn_json_item(cfg, "stages");
     if (!cJSON_IsArray(stages))
         return lm_fail(e, LUMEN_EDATA, "--resume %s: config.json has no \"stages\" list", run);
     size_t n = (size_t)cJSON_GetArraySize(stages);
@@ -85,33 +83,33 @@ static int compare(const rn_plan *p, const cJSON *cfg, const char *run, FILE *wa
             char what[64];
             snprintf(what, sizeof what, "stage %zu", i + 1);
             cJSON *sid = s ? cJSON_CreateString(s->id) : NULL;
-            rc = differ(run, what, cs ? item(cs, "id") : NULL, sid, e);
+            rc = differ(run, what, cs ? rn_json_item(cs, "id") : NULL, sid, e);
             cJSON_Delete(sid);
             return rc;
         }
         const char *fields[][2] = {{"id", s->id}, {"stage", s->desc->name}, {"version", s->desc->version}};
         for (int f = 0; f < 3; f++) {
             cJSON *v = cJSON_CreateString(fields[f][1]);
-            if (!cJSON_Compare(item(cs, fields[f][0]), v, 1)) {
+            if (!cJSON_Compare(rn_json_item(cs, fields[f][0]), v, 1)) {
                 char what[160];
                 snprintf(what, sizeof what, "stage %zu's %s", i + 1, fields[f][0]);
-                rc = differ(run, what, item(cs, fields[f][0]), v, e);
+                rc = differ(run, what, rn_json_item(cs, fields[f][0]), v, e);
             }
             cJSON_Delete(v);
             if (rc) return rc;
         }
         /* every key of either side, in sorted order (both are sorted) */
-        const cJSON *was = item(cs, "params");
+        const cJSON *was = rn_json_item(cs, "params");
         cJSON *keys = cJSON_CreateObject();
         for (const cJSON *c = was ? was->child : NULL; c; c = c->next)
-            if (!item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
+            if (!rn_json_item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
         for (const cJSON *c = s->params->child; c; c = c->next)
-            if (!item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
+            if (!rn_json_item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
         cJSON *sorted = rn_json_sorted(keys);
         cJSON_Delete(keys);
         if (!sorted) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
         for (const cJSON *k = sorted->child; k && rc == 0; k = k->next) {
-            const cJSON *a = item(was, k->string), *b = item(s->params, k->string);
+            const cJSON *a = rn_json_item(was, k->string), *b = rn_json_item(s->params, k->string);
             if (!a || !b || !cJSON_Compare(a, b, 1)) {
                 char *what = lm_sprintf("%s.%s", s->id, k->string);
                 rc = what ? differ(run, what, a, b, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
@@ -164,7 +162,7 @@ int rn_resume_open(const rn_plan *p, const char *run, FILE *warn, rn_resume **ou
         goto out;
     }
     if (strcmp(st, "running") == 0) {
-        const cJSON *pid = item(status, "pid");
+        const cJSON *pid = rn_json_item(status, "pid");
         rc = lm_fail(e, LUMEN_EINVAL, "--resume %s: the run is still running (runner pid %.0f); stop it first", run,
                      cJSON_IsNumber(pid) ? pid->valuedouble : -1.0);
         goto out;
@@ -175,12 +173,12 @@ int rn_resume_open(const rn_plan *p, const char *run, FILE *warn, rn_resume **ou
         goto out;
     }
     if ((rc = compare(p, cfg, run, warn, e))) goto out;
-    const cJSON *stages = item(status, "stages");
+    const cJSON *stages = rn_json_item(status, "stages");
     int reusing = 1; /* only a prefix of the non-cached stages is reused */
     for (size_t i = 0; i < p->n; i++) {
         const rn_plan_stage *s = &p->stages[i];
         if (s->cached) continue; /* the cache decides */
-        const cJSON *sst = item(item(stages, s->id), "status");
+        const cJSON *sst = rn_json_item(rn_json_item(stages, s->id), "status");
         const char *was = cJSON_IsString(sst) ? sst->valuestring : NULL;
         char *dir = lm_path_join(r->run_dir, s->id);
         int have_dir = dir && lm_is_dir(dir);

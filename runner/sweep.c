@@ -31,8 +31,6 @@ void rn_sweep_spec_free(rn_sweep_spec *s) {
     free(s);
 }
 
-static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
-
 int rn_sweep_is_own_set(const rn_experiment *x, const char *set) {
     if (!x->sweep) return 0;
     size_t n = strlen(x->sweep->id);
@@ -135,7 +133,7 @@ static int read_dim(const rn_experiment *x, const rn_sweep_spec *sp, const cJSON
             return lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep space '%s': no stage with that id inside the sweep",
                            where, line, c->string);
     }
-    const char *sampler = cJSON_IsString(item(c, "__sampler")) ? item(c, "__sampler")->valuestring : NULL;
+    const char *sampler = cJSON_IsString(rn_json_item(c, "__sampler")) ? rn_json_item(c, "__sampler")->valuestring : NULL;
     const cJSON *values = NULL;
     cJSON *owned_names = NULL;
     if (sampler && (!strcmp(sampler, "uniform") || !strcmp(sampler, "loguniform") || !strcmp(sampler, "int"))) {
@@ -145,14 +143,14 @@ static int read_dim(const rn_experiment *x, const rn_sweep_spec *sp, const cJSON
         d->dim.kind = !strcmp(sampler, "uniform") ? RN_DIM_UNIFORM
                       : !strcmp(sampler, "int")   ? RN_DIM_INT
                                                   : RN_DIM_LOGUNIFORM;
-        d->dim.lo = item(c, "lo") ? item(c, "lo")->valuedouble : 0;
-        d->dim.hi = item(c, "hi") ? item(c, "hi")->valuedouble : 0;
+        d->dim.lo = rn_json_item(c, "lo") ? rn_json_item(c, "lo")->valuedouble : 0;
+        d->dim.hi = rn_json_item(c, "hi") ? rn_json_item(c, "hi")->valuedouble : 0;
         return 0;
     }
-    if (sampler && !strcmp(sampler, "choice")) values = item(c, "values");
+    if (sampler && !strcmp(sampler, "choice")) values = rn_json_item(c, "values");
     else if (sampler && !strcmp(sampler, "variants")) {
-        values = item(c, "values");
-        owned_names = cJSON_Duplicate(item(c, "names"), 1);
+        values = rn_json_item(c, "values");
+        owned_names = cJSON_Duplicate(rn_json_item(c, "names"), 1);
     } else if (cJSON_IsArray(c)) values = c;
     else if (cJSON_IsObject(c) && !sampler && c->child) {
         /* { none = {...}, flips = {...} }: variants in name order */
@@ -223,7 +221,7 @@ static int read_dim(const rn_experiment *x, const rn_sweep_spec *sp, const cJSON
 
 static int num_field(const cJSON *spec, const char *k, double dflt, double lo, double hi, int integer, double *out,
                      const rn_sweep_spec *sp, lm_err *e) {
-    const cJSON *v = item(spec, k);
+    const cJSON *v = rn_json_item(spec, k);
     if (!v) {
         *out = dflt;
         return 0;
@@ -257,7 +255,7 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
         }
     }
     if (rc) goto out;
-    const cJSON *v = item(spec, "strategy");
+    const cJSON *v = rn_json_item(spec, "strategy");
     const char *strat = cJSON_IsString(v) ? v->valuestring : v ? "" : "grid";
     sp->strategy = !strcmp(strat, "grid") ? RN_SWEEP_GRID : !strcmp(strat, "random") ? RN_SWEEP_RANDOM
                    : !strcmp(strat, "tpe")                 ? RN_SWEEP_TPE
@@ -267,14 +265,14 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
                      sp->line);
         goto out;
     }
-    v = item(spec, "metric");
+    v = rn_json_item(spec, "metric");
     if (v && !cJSON_IsString(v)) {
         rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep metric must be a metric name such as \"val/f1_mean\"",
                      sp->file, sp->line);
         goto out;
     }
     sp->metric = lm_strdup(v ? v->valuestring : "val/f1_mean_tuned_cv");
-    v = item(spec, "goal");
+    v = rn_json_item(spec, "goal");
     const char *goal = cJSON_IsString(v) ? v->valuestring : v ? "" : "max";
     if (strcmp(goal, "max") && strcmp(goal, "min")) {
         rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep goal must be \"max\" or \"min\"", sp->file, sp->line);
@@ -282,7 +280,7 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
     }
     sp->maximize = strcmp(goal, "max") == 0;
     /* seeds */
-    v = item(spec, "seeds");
+    v = rn_json_item(spec, "seeds");
     if (v && (!cJSON_IsArray(v) || !v->child)) {
         rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep seeds must be a non-empty list of integers", sp->file,
                      sp->line);
@@ -312,7 +310,7 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
             }
     }
     /* space */
-    v = item(spec, "space");
+    v = rn_json_item(spec, "space");
     if (!cJSON_IsObject(v) || !v->child) {
         rc = lm_fail(e, LUMEN_EINVAL,
                      "%s:%d: sweep needs space = { [\"stage.key\"] = { values... }, ... } (at least one entry)",
@@ -344,7 +342,7 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
                          sp->file, sp->line);
             goto out;
         }
-        if (item(spec, "trials")) {
+        if (rn_json_item(spec, "trials")) {
             rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep 'trials' bounds random and tpe; a grid runs all %zu", sp->file,
                          sp->line, grid);
             goto out;
@@ -360,9 +358,9 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
     if ((rc = num_field(spec, "seed", (double)x->seed, 0, 9007199254740992.0, 1, &d, sp, e))) goto out;
     sp->search_seed = (uint64_t)d;
     /* pruning */
-    v = item(spec, "prune");
+    v = rn_json_item(spec, "prune");
     if (v) {
-        const char *kind = cJSON_IsString(item(v, "kind")) ? item(v, "kind")->valuestring : "";
+        const char *kind = cJSON_IsString(rn_json_item(v, "kind")) ? rn_json_item(v, "kind")->valuestring : "";
         sp->prune = !strcmp(kind, "asha") ? RN_PRUNE_ASHA : !strcmp(kind, "median") ? RN_PRUNE_MEDIAN : 0;
         if (!sp->prune) {
             rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: sweep prune must be lumen.asha { ... } or lumen.median { ... }",
@@ -380,7 +378,7 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
                 goto out;
             }
         }
-        const cJSON *pm = item(v, "metric");
+        const cJSON *pm = rn_json_item(v, "metric");
         sp->prune_metric = lm_strdup(cJSON_IsString(pm) ? pm->valuestring : "val/f1_mean");
         double me, r;
         if ((rc = num_field(v, "min_epochs", 1, 1, 1e6, 1, &me, sp, e))) goto out;
@@ -503,8 +501,8 @@ static int subst_tree(cJSON *v, const char *dir) {
 }
 
 int rn_sweep_trial_apply(const cJSON *desc, rn_experiment *x, rn_strv *sets, lm_err *e) {
-    const cJSON *seed = item(desc, "seed"), *ss = item(desc, "sets"), *tables = item(desc, "tables");
-    const cJSON *sr = item(desc, "sweep_run");
+    const cJSON *seed = rn_json_item(desc, "seed"), *ss = rn_json_item(desc, "sets"), *tables = rn_json_item(desc, "tables");
+    const cJSON *sr = rn_json_item(desc, "sweep_run");
     const char *dir = cJSON_IsString(sr) ? sr->valuestring : NULL; /* NULL while planning the sweep */
     if (!cJSON_IsNumber(seed) || !cJSON_IsArray(ss) || !cJSON_IsObject(tables))
         return lm_fail(e, LUMEN_EDATA, "trial.json: expected \"seed\", \"sets\" and \"tables\"");
@@ -542,7 +540,7 @@ static int validate_point(const rn_sweep_spec *sp, const rn_registry *reg, const
         o.sets = &sets;
         rc = rn_plan_build(reg, tx, &o, &plan, e);
         if (rc && rc != LUMEN_ENOMEM) {
-            char *labels = cJSON_PrintUnformatted(item(desc, "labels"));
+            char *labels = cJSON_PrintUnformatted(rn_json_item(desc, "labels"));
             char msg[sizeof e->msg];
             snprintf(msg, sizeof msg, "%s", e->msg);
             lm_err_clear(e);

@@ -10,15 +10,13 @@
 #include "jsonutil.h"
 #include "track.h"
 
-static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
-
 static void add_num(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
     else cJSON_AddNullToObject(o, k);
 }
 
 static double num(const cJSON *o, const char *k) {
-    const cJSON *v = item(o, k);
+    const cJSON *v = rn_json_item(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
@@ -66,8 +64,8 @@ static char *params_text(const cJSON *params) {
 }
 
 static int print_table(const cJSON *res, FILE *out) {
-    const cJSON *rows = item(res, "rows"), *seeds = item(res, "seeds");
-    const cJSON *goal = item(res, "goal"), *metric = item(res, "metric");
+    const cJSON *rows = rn_json_item(res, "rows"), *seeds = rn_json_item(res, "seeds");
+    const cJSON *goal = rn_json_item(res, "goal"), *metric = rn_json_item(res, "metric");
     int maximize = !(cJSON_IsString(goal) && strcmp(goal->valuestring, "min") == 0);
     size_t n;
     cJSON **v = sorted_rows(rows, maximize, &n);
@@ -89,14 +87,14 @@ static int print_table(const cJSON *res, FILE *out) {
         else if (isfinite(num(r, "diff")))
             snprintf(diff, sizeof diff, "%+.4f (1 pair)", num(r, "diff"));
         size_t off = 0;
-        for (const cJSON *s = item(r, "values") ? item(r, "values")->child : NULL; s && off < sizeof per; s = s->next) {
+        for (const cJSON *s = rn_json_item(r, "values") ? rn_json_item(r, "values")->child : NULL; s && off < sizeof per; s = s->next) {
             char b[16] = "-";
             if (cJSON_IsNumber(s)) snprintf(b, sizeof b, "%.3f", s->valuedouble);
             off += (size_t)snprintf(per + off, sizeof per - off, "%s%s", off ? " " : "", b);
         }
         snprintf(dur, sizeof dur, "%.0f s", num(r, "duration_s"));
-        char *pt = params_text(item(r, "params"));
-        const cJSON *st = item(r, "status");
+        char *pt = params_text(rn_json_item(r, "params"));
+        const cJSON *st = rn_json_item(r, "status");
         char rank[24] = "-";
         if (isfinite(num(r, "mean"))) snprintf(rank, sizeof rank, "%zu", i + 1);
         int other = cJSON_IsString(st) && strcmp(st->valuestring, "finished") != 0;
@@ -105,11 +103,11 @@ static int print_table(const cJSON *res, FILE *out) {
                 other ? st->valuestring : "", other ? "]" : "");
         free(pt);
     }
-    const cJSON *best = item(res, "best");
+    const cJSON *best = rn_json_item(res, "best");
     if (best) {
-        char *pt = params_text(item(best, "params"));
+        char *pt = params_text(rn_json_item(best, "params"));
         fprintf(out, "best: configuration %d (%s), trial %d; model: %s\n", (int)num(best, "config"), pt ? pt : "",
-                (int)num(best, "trial"), cJSON_IsString(item(best, "model")) ? item(best, "model")->valuestring : "-");
+                (int)num(best, "trial"), cJSON_IsString(rn_json_item(best, "model")) ? rn_json_item(best, "model")->valuestring : "-");
         free(pt);
     }
     fflush(out);
@@ -147,14 +145,12 @@ static void csv_num(FILE *f, double v, int last) {
     csv_field(f, b, last);
 }
 
+/* results.csv: composed in memory, written atomically. */
 static int write_csv(const rn_sweep_spec *sp, const cJSON *res, const char *path, lm_err *e) {
-    char *tmp = lm_sprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = tmp ? fopen(tmp, "w") : NULL;
-    if (!f) {
-        int rc = tmp ? lm_fail_errno(e, LUMEN_EIO, "cannot write %s", tmp) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
-        free(tmp);
-        return rc;
-    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     csv_field(f, "config", 0);
     csv_field(f, "rank", 0);
     for (size_t i = 0; i < sp->nd; i++) csv_field(f, sp->dims[i].key, 0);
@@ -172,31 +168,29 @@ static int write_csv(const rn_sweep_spec *sp, const cJSON *res, const char *path
     csv_field(f, "epochs", 0);
     csv_field(f, "duration_s", 0);
     csv_field(f, "status", 1);
-    for (const cJSON *r = item(res, "rows")->child; r; r = r->next) {
+    for (const cJSON *r = rn_json_item(res, "rows")->child; r; r = r->next) {
         csv_num(f, num(r, "config"), 0);
         csv_num(f, num(r, "rank"), 0);
         for (size_t i = 0; i < sp->nd; i++) {
-            const cJSON *p = item(item(r, "params"), sp->dims[i].key);
+            const cJSON *p = rn_json_item(rn_json_item(r, "params"), sp->dims[i].key);
             char b[64];
             csv_field(f, cJSON_IsString(p) ? p->valuestring : rn_num_str(p ? p->valuedouble : NAN, b, sizeof b), 0);
         }
         csv_num(f, num(r, "mean"), 0);
         csv_num(f, num(r, "sd"), 0);
         csv_num(f, num(r, "n"), 0);
-        for (const cJSON *s = item(r, "values")->child; s; s = s->next) csv_num(f, cJSON_IsNumber(s) ? s->valuedouble : NAN, 0);
+        for (const cJSON *s = rn_json_item(r, "values")->child; s; s = s->next) csv_num(f, cJSON_IsNumber(s) ? s->valuedouble : NAN, 0);
         csv_num(f, num(r, "diff"), 0);
         csv_num(f, num(r, "diff_ci95"), 0);
         csv_num(f, num(r, "pairs"), 0);
         csv_num(f, num(r, "epochs"), 0);
         csv_num(f, num(r, "duration_s"), 0);
-        csv_field(f, cJSON_IsString(item(r, "status")) ? item(r, "status")->valuestring : "", 1);
+        csv_field(f, cJSON_IsString(rn_json_item(r, "status")) ? rn_json_item(r, "status")->valuestring : "", 1);
     }
-    int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
+    int bad = ferror(f);
     bad |= fclose(f) != 0;
-    int rc = bad ? lm_fail_errno(e, LUMEN_EIO, "cannot write %s", tmp) : 0;
-    if (rc == 0 && rename(tmp, path) != 0) rc = lm_fail_errno(e, LUMEN_EIO, "cannot rename %s", tmp);
-    if (rc) unlink(tmp);
-    free(tmp);
+    int rc = bad || !text ? lm_fail(e, LUMEN_ENOMEM, "out of memory") : lm_write_file_atomic(path, text, len, e);
+    free(text);
     return rc;
 }
 
@@ -324,7 +318,7 @@ int rn_sweep_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const c
         cJSON_AddNumberToObject(best, "trial", (double)bt);
         cJSON_AddNumberToObject(best, "value", bv);
         cJSON_AddNumberToObject(best, "mean", num(bestrow, "mean"));
-        cJSON_AddItemToObject(best, "params", cJSON_Duplicate(item(bestrow, "params"), 1));
+        cJSON_AddItemToObject(best, "params", cJSON_Duplicate(rn_json_item(bestrow, "params"), 1));
         char *shown = target ? lm_sprintf("%s/best -> %s", env->run_dir, target) : NULL;
         cJSON_AddStringToObject(best, "model", shown ? shown : "");
         free(shown);
@@ -334,7 +328,7 @@ int rn_sweep_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const c
         free(target);
         /* summaries: the best configuration's mean under the metric's name */
         cJSON *v = cJSON_CreateNumber(num(bestrow, "mean"));
-        char *pt = params_text(item(bestrow, "params"));
+        char *pt = params_text(rn_json_item(bestrow, "params"));
         cJSON *ps = cJSON_CreateString(pt ? pt : "");
         free(pt);
         if (rc == 0) rc = rn_track_summary(env->trackers, sp->metric, v, e);

@@ -70,8 +70,6 @@ static void say(sweep *w, const char *fmt, ...) {
     va_end(ap);
 }
 
-static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
-
 /* ------------------------------------------------------------ journal -- */
 
 static int journal(sweep *w, cJSON *ev, lm_err *e) {
@@ -155,7 +153,7 @@ static int draw_config(sweep *w, size_t c, lm_err *e) {
     }
     cJSON *desc = rn_sweep_trial_desc(sp, w->r->x, x, sp->seeds[0], NULL);
     if (!desc) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    cJSON_ReplaceItemInArray(w->labels, (int)c, cJSON_Duplicate(item(desc, "labels"), 1));
+    cJSON_ReplaceItemInArray(w->labels, (int)c, cJSON_Duplicate(rn_json_item(desc, "labels"), 1));
     cJSON_Delete(desc);
     w->have[c] = 1;
     cJSON *ev = cJSON_CreateObject(), *pt = cJSON_CreateDoubleArray(x, (int)sp->nd);
@@ -180,33 +178,33 @@ static int replay(sweep *w, lm_err *e) {
     char *save = NULL;
     for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         cJSON *ev = cJSON_Parse(line);
-        const char *t = cJSON_IsString(item(ev, "t")) ? item(ev, "t")->valuestring : "";
+        const char *t = cJSON_IsString(rn_json_item(ev, "t")) ? rn_json_item(ev, "t")->valuestring : "";
         if (!ev) continue; /* a torn last line of a crash: that event did not happen */
         if (strcmp(t, "config") == 0) {
-            size_t c = (size_t)cJSON_GetNumberValue(item(ev, "c"));
-            const cJSON *pt = item(ev, "point");
+            size_t c = (size_t)cJSON_GetNumberValue(rn_json_item(ev, "c"));
+            const cJSON *pt = rn_json_item(ev, "point");
             if (c < sp->n_configs && cJSON_GetArraySize(pt) == (int)sp->nd) {
                 for (size_t i = 0; i < sp->nd; i++) w->points[c * sp->nd + i] = cJSON_GetArrayItem(pt, (int)i)->valuedouble;
                 w->have[c] = 1;
-                cJSON_ReplaceItemInArray(w->labels, (int)c, cJSON_Duplicate(item(ev, "labels"), 1));
+                cJSON_ReplaceItemInArray(w->labels, (int)c, cJSON_Duplicate(rn_json_item(ev, "labels"), 1));
             }
         } else if (strcmp(t, "start") == 0 || strcmp(t, "end") == 0) {
-            size_t n = (size_t)cJSON_GetNumberValue(item(ev, "n"));
+            size_t n = (size_t)cJSON_GetNumberValue(rn_json_item(ev, "n"));
             if (n >= w->nt) continue;
             trial *tr = &w->t[n];
             if (t[0] == 's') {
                 tr->state = T_RUNNING;
                 snprintf(tr->job.id, sizeof tr->job.id, "%s",
-                         cJSON_IsString(item(ev, "job")) ? item(ev, "job")->valuestring : "");
+                         cJSON_IsString(rn_json_item(ev, "job")) ? rn_json_item(ev, "job")->valuestring : "");
             } else {
                 tr->state = T_ENDED;
-                const cJSON *st = item(ev, "status"), *rs = item(ev, "reason");
+                const cJSON *st = rn_json_item(ev, "status"), *rs = rn_json_item(ev, "reason");
                 snprintf(tr->status, sizeof tr->status, "%s", cJSON_IsString(st) ? st->valuestring : "failed");
                 free(tr->reason);
                 tr->reason = cJSON_IsString(rs) ? lm_strdup(rs->valuestring) : NULL;
-                tr->value = cJSON_IsNumber(item(ev, "value")) ? item(ev, "value")->valuedouble : NAN;
-                tr->epochs = (int)cJSON_GetNumberValue(item(ev, "epochs"));
-                tr->duration = cJSON_GetNumberValue(item(ev, "duration"));
+                tr->value = cJSON_IsNumber(rn_json_item(ev, "value")) ? rn_json_item(ev, "value")->valuedouble : NAN;
+                tr->epochs = (int)cJSON_GetNumberValue(rn_json_item(ev, "epochs"));
+                tr->duration = cJSON_GetNumberValue(rn_json_item(ev, "duration"));
             }
         }
         cJSON_Delete(ev);
@@ -236,7 +234,7 @@ static int read_curve(sweep *w, trial *t) {
             if (l == 0 || line[l - 1] != '\n') break; /* partial line: read it next time */
             t->mpos += (long)l;
             cJSON *m = cJSON_Parse(line);
-            const cJSON *k = item(m, "key"), *v = item(m, "value"), *st = item(m, "step");
+            const cJSON *k = rn_json_item(m, "key"), *v = rn_json_item(m, "value"), *st = rn_json_item(m, "step");
             if (cJSON_IsString(k) && strcmp(k->valuestring, w->sp->prune_metric) == 0 && cJSON_IsNumber(v) &&
                 cJSON_IsNumber(st)) {
                 int ep = (int)st->valuedouble;
@@ -336,19 +334,24 @@ out:
     return rc;
 }
 
+/* A JSON file of trial n's run folder; NULL when missing or unreadable. */
+static cJSON *trial_json(const sweep *w, size_t n, const char *name) {
+    char *path = lm_sprintf("%s/%zu/%s", w->trials_dir, n, name);
+    cJSON *j = NULL;
+    lm_err ignored = {0};
+    if (path) rn_json_read_file(path, &j, &ignored);
+    free(path);
+    return j;
+}
+
 /* The trial ended: read its outcome from its folder and journal it. */
 static int end_trial(sweep *w, trial *t, lm_err *e) {
     const rn_sweep_spec *sp = w->sp;
     char *dir = trial_dir(w, t->n);
-    char *spath = dir ? lm_path_join(dir, RN_STATUS_FILE) : NULL;
-    char *mpath = dir ? lm_path_join(dir, RN_SUMMARY_FILE) : NULL;
-    cJSON *st = NULL, *sum = NULL;
-    lm_err ignored = {0};
-    if (spath) rn_json_read_file(spath, &st, &ignored);
-    if (mpath) rn_json_read_file(mpath, &sum, &ignored);
-    const cJSON *status = item(st, "status"), *reason = item(st, "reason");
+    cJSON *st = trial_json(w, t->n, RN_STATUS_FILE), *sum = trial_json(w, t->n, RN_SUMMARY_FILE);
+    const cJSON *status = rn_json_item(st, "status"), *reason = rn_json_item(st, "reason");
     const char *s = cJSON_IsString(status) ? status->valuestring : "";
-    const cJSON *v = item(sum, sp->metric), *ep = item(sum, "train/epochs");
+    const cJSON *v = rn_json_item(sum, sp->metric), *ep = rn_json_item(sum, "train/epochs");
     free(t->reason);
     t->reason = NULL;
     t->value = NAN;
@@ -383,8 +386,6 @@ static int end_trial(sweep *w, trial *t, lm_err *e) {
     cJSON_Delete(st);
     cJSON_Delete(sum);
     free(dir);
-    free(spath);
-    free(mpath);
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "t", "end");
     cJSON_AddNumberToObject(ev, "n", (double)t->n);
@@ -406,16 +407,10 @@ static int end_trial(sweep *w, trial *t, lm_err *e) {
 }
 
 static int trial_finished_on_disk(sweep *w, const trial *t) {
-    char *dir = trial_dir(w, t->n);
-    char *spath = dir ? lm_path_join(dir, RN_STATUS_FILE) : NULL;
-    cJSON *st = NULL;
-    lm_err ignored = {0};
-    if (spath) rn_json_read_file(spath, &st, &ignored);
-    const cJSON *s = item(st, "status");
+    cJSON *st = trial_json(w, t->n, RN_STATUS_FILE);
+    const cJSON *s = rn_json_item(st, "status");
     int fin = cJSON_IsString(s) && strcmp(s->valuestring, "finished") == 0;
     cJSON_Delete(st);
-    free(dir);
-    free(spath);
     return fin;
 }
 
