@@ -58,6 +58,40 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
+# ------------------------------------------------------------------- CUDA --
+# The cuda engine backend (kernels/cuda/) is built when nvcc and cuDNN's
+# header are found under CUDA_HOME (CUDA=0 turns it off); else one line says
+# it is skipped.  Only host code is needed to build: no GPU, no driver.
+# Device code targets the H100/H200 (sm_90) plus PTX for newer GPUs.
+# libcudart is linked statically; cuDNN and cuBLAS dynamically (rpath
+# CUDA_HOME/lib64; LD_LIBRARY_PATH may point elsewhere, e.g. a PyTorch
+# wheel's nvidia/*/lib).  Binaries then need those libraries to start, but
+# run without a GPU (the backend reports "no usable GPU", auto uses cpu).
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+CUDA ?= auto
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+ifneq ($(CUDA),0)
+HAVE_CUDA := $(shell test -x $(NVCC) && test -f $(CUDA_HOME)/include/cudnn.h && \
+    test -f $(CUDA_HOME)/include/cublas_v2.h && echo 1)
+endif
+ifeq ($(HAVE_CUDA),1)
+CUDA_CU_SRCS := $(wildcard kernels/cuda/*.cu)
+ENGINE_SRCS += $(wildcard kernels/cuda/*.c)
+CUDA_OBJS := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRCS))
+CPPFLAGS += -DLUMEN_HAVE_CUDA -isystem $(CUDA_HOME)/include
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart_static -lstdc++ \
+    -lrt -ldl -lpthread
+NVCCFLAGS ?= -O2 -std=c++17 --fmad=false $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden
+else ifeq ($(MAKELEVEL),0)
+$(info cuda: backend not built ($(if $(filter 0,$(CUDA)),CUDA=0,no $(NVCC) or no cudnn.h/cublas_v2.h under CUDA_HOME=$(CUDA_HOME))))
+endif
+# nn_engine.c's object (which backends exist) follows the choice
+CUDA_STAMP := $(BUILD)/cuda-config
+$(shell mkdir -p $(BUILD) && (echo "$(HAVE_CUDA) $(CUDA_HOME)" | cmp -s - $(CUDA_STAMP) || \
+    echo "$(HAVE_CUDA) $(CUDA_HOME)" > $(CUDA_STAMP)))
+$(BUILD)/obj/kernels/nn_engine.o: $(CUDA_STAMP)
+
 LIB_RUNNER := $(BUILD)/lib/librunner.a
 LIB_COMMON := $(BUILD)/lib/libcommon.a
 LIB_ENGINE := $(BUILD)/lib/libengine.a
@@ -82,6 +116,10 @@ $(BUILD)/obj/%.o: %.c
 $(LIB_RUNNER): $(call obj,$(RUNNER_LIB_SRCS))
 $(LIB_COMMON): $(call obj,$(COMMON_SRCS))
 $(LIB_ENGINE): $(call obj,$(ENGINE_SRCS))
+$(LIB_ENGINE): $(CUDA_OBJS)
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -Ikernels -Ikernels/cuda -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 $(BUILD)/lib/%.a:
 	@mkdir -p $(@D)
 	@rm -f $@
@@ -146,6 +184,23 @@ test: tests
 	@LUMEN_TORCH_PYTHON=$${LUMEN_TORCH_PYTHON:-$(wildcard $(abspath $(TORCH_PY)))} \
 	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
+
+# GPU tests: tests/gpu/test_*.c -> $(BUILD)/tests/gpu/test_* (cmocka, linked
+# like the tests), built by `make tests` (so CI compiles them), run by `make
+# test-gpu`: the cuda backend against the cpu backend and the reference
+# layers.  Without a cuda build or a usable GPU every case SKIPs, saying why.
+# tests/gpu/device-check.sh runs them (and the benchmark) on a lent GPU.
+GPU_TEST_SRCS := $(wildcard tests/gpu/test_*.c)
+GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_TEST_SRCS))
+$(BUILD)/tests/gpu/%: tests/gpu/%.c $(call obj,$(SUPPORT_SRCS)) $(ALL_ARCHIVES)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call obj,$(SUPPORT_SRCS)) \
+	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group -lcmocka $(LDLIBS)
+test-binaries: $(GPU_TESTS)
+.PHONY: test-gpu
+test-gpu: tests
+	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_SANITIZE=$(SANITIZE) \
+	    LUMEN_FIXTURES=$(abspath tests/fixtures) tests/run.sh $(GPU_TESTS)
 
 # torch, numpy and safetensors from PyPI (the default wheel) in $(VENV), for
 # the benchmarks (tests/bench/engine_vs_torch.sh), tests/torch and the torch
