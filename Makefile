@@ -63,25 +63,31 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 # header are found under CUDA_HOME (CUDA=0 turns it off); else one line says
 # it is skipped.  Only host code is needed to build: no GPU, no driver.
 # Device code targets the H100/H200 (sm_90) plus PTX for newer GPUs.
-# libcudart is linked statically; cuDNN and cuBLAS dynamically (rpath
-# CUDA_HOME/lib64; LD_LIBRARY_PATH may point elsewhere, e.g. a PyTorch
-# wheel's nvidia/*/lib).  Binaries then need those libraries to start, but
-# run without a GPU (the backend reports "no usable GPU", auto uses cpu).
+# The backend is its own library, $(BUILD)/lib/liblumen_cuda.so, which the
+# engine dlopens only when a cuda (or auto) engine is made: the runner, the
+# plugins and the tests neither link nor load CUDA.  Inside it libcudart is
+# static, cuDNN and cuBLAS dynamic (rpath CUDA_HOME/lib64; LD_LIBRARY_PATH
+# may point elsewhere, e.g. a PyTorch wheel's nvidia/*/lib).  Without a GPU,
+# a driver or those libraries the backend reports "no usable GPU: <why>"
+# and auto uses the cpu.
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(CUDA_HOME)/bin/nvcc
 CUDA ?= auto
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+# the oldest compute capability CUDA_ARCH runs on (older GPUs: "no usable GPU")
+CUDA_MIN_CC ?= 90
 ifneq ($(CUDA),0)
 HAVE_CUDA := $(shell test -x $(NVCC) && test -f $(CUDA_HOME)/include/cudnn.h && \
     test -f $(CUDA_HOME)/include/cublas_v2.h && echo 1)
 endif
 ifeq ($(HAVE_CUDA),1)
+CUDA_C_SRCS := $(wildcard kernels/cuda/*.c)
 CUDA_CU_SRCS := $(wildcard kernels/cuda/*.cu)
-ENGINE_SRCS += $(wildcard kernels/cuda/*.c)
-CUDA_OBJS := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRCS))
-CPPFLAGS += -DLUMEN_HAVE_CUDA -isystem $(CUDA_HOME)/include
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart_static -lstdc++ \
-    -lrt -ldl -lpthread
+CUDA_OBJS := $(call obj,$(CUDA_C_SRCS)) $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRCS))
+CUDA_LIB := $(BUILD)/lib/liblumen_cuda.so
+CPPFLAGS += -DLUMEN_HAVE_CUDA -DNN_CUDA_MIN_CC=$(CUDA_MIN_CC) -isystem $(CUDA_HOME)/include
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart_static \
+    -lstdc++ -lrt -ldl -lpthread -lm
 NVCCFLAGS ?= -O2 -std=c++17 --fmad=false $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden
 else ifeq ($(MAKELEVEL),0)
 $(info cuda: backend not built ($(if $(filter 0,$(CUDA)),CUDA=0,no $(NVCC) or no cudnn.h/cublas_v2.h under CUDA_HOME=$(CUDA_HOME))))
@@ -107,7 +113,7 @@ ALL_ARCHIVES := $(STAGE_LIBS) $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON)
 
 # ----------------------------------------------------------------- builds --
 .PHONY: all
-all: $(RUNNER) $(PLUGINS)
+all: $(RUNNER) $(PLUGINS) $(CUDA_LIB)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -116,7 +122,14 @@ $(BUILD)/obj/%.o: %.c
 $(LIB_RUNNER): $(call obj,$(RUNNER_LIB_SRCS))
 $(LIB_COMMON): $(call obj,$(COMMON_SRCS))
 $(LIB_ENGINE): $(call obj,$(ENGINE_SRCS))
-$(LIB_ENGINE): $(CUDA_OBJS)
+# the cuda backend: its own shared library, dlopen'ed by nn_engine.c when a
+# cuda engine is asked for (so nothing else loads CUDA); self-contained
+# (lm_util.o inside, --no-undefined)
+ifeq ($(HAVE_CUDA),1)
+$(CUDA_LIB): $(CUDA_OBJS) $(call obj,stages/common/lm_util.c)
+	@mkdir -p $(@D)
+	$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -o $@ $^ $(CUDA_LDLIBS)
+endif
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -Ikernels -Ikernels/cuda -MMD -MP -MF $(@:.o=.d) -c $< -o $@
@@ -192,10 +205,10 @@ test: tests
 # tests/gpu/device-check.sh runs them (and the benchmark) on a lent GPU.
 GPU_TEST_SRCS := $(wildcard tests/gpu/test_*.c)
 GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_TEST_SRCS))
-$(BUILD)/tests/gpu/%: tests/gpu/%.c $(call obj,$(SUPPORT_SRCS)) $(ALL_ARCHIVES)
+$(BUILD)/tests/gpu/%: tests/gpu/%.c $(call obj,$(SUPPORT_SRCS)) $(ALL_ARCHIVES) $(CUDA_OBJS) $(CUDA_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call obj,$(SUPPORT_SRCS)) \
-	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group -lcmocka $(LDLIBS)
+	    $(CUDA_OBJS) -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group -lcmocka $(LDLIBS) $(CUDA_LDLIBS)
 test-binaries: $(GPU_TESTS)
 .PHONY: test-gpu
 test-gpu: tests
@@ -306,6 +319,7 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/lumen/lua $(DESTDIR)$(PREFIX)/include/lumen
 	install -m 755 $(RUNNER) $(DESTDIR)$(PREFIX)/bin/runner
 	$(if $(PLUGINS),install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/lumen/plugins/)
+	$(if $(CUDA_LIB),install -m 755 $(CUDA_LIB) $(DESTDIR)$(PREFIX)/lib/lumen/)
 	install -m 644 lua/*.lua $(DESTDIR)$(PREFIX)/share/lumen/lua/
 	install -m 644 plugins/lumen/plugin.h $(DESTDIR)$(PREFIX)/include/lumen/
 

@@ -2,8 +2,10 @@
  * and nn_engine_impl.h. */
 #include "nn_engine_impl.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,10 +15,74 @@
 #include "nn_ref.h"
 #include "nn_rng.h"
 
+#ifdef LUMEN_HAVE_CUDA
+/* The cuda backend is a separate library (see nn_engine_impl.h); this stub
+ * is its name in the table.  Its create loads the library -- from
+ * $LUMEN_CUDA_BACKEND, else next to the binary holding this code (the
+ * runner, a plugin, a test: build/lib/, or lib/lumen/ when installed) --
+ * swaps in the real ops and runs their create.  Any failure to load is
+ * LUMEN_ENOTFOUND "no usable GPU: ...", like a missing GPU, so auto falls
+ * back to the cpu. */
+static int cuda_try(nn_engine *e, const char *path, lm_err *err) {
+    /* NODELETE: the CUDA runtime inside keeps exit handlers and driver
+     * threads; the library stays mapped after dlclose */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!h)
+        return lm_fail(err, LUMEN_ENOTFOUND, "cuda: no usable GPU: cannot load %s: %s", path,
+                       dlerror());
+    nn_cuda_entry_fn fn;
+    *(void **)&fn = dlsym(h, NN_CUDA_ENTRY);
+    const nn_backend_ops *ops = fn ? fn(sizeof(nn_engine), sizeof(nn_backend_ops)) : NULL;
+    if (!ops) {
+        dlclose(h);
+        return lm_fail(err, LUMEN_ENOTFOUND,
+                       "cuda: no usable GPU: %s is not this lumen's cuda backend (%s)", path,
+                       fn ? "built against another struct nn_engine" : "no " NN_CUDA_ENTRY);
+    }
+    e->dl = h;
+    e->ops = ops;
+    return ops->create(e, err);
+}
+
+static int cuda_stub_create(nn_engine *e, lm_err *err) {
+    const char *env = getenv("LUMEN_CUDA_BACKEND");
+    if (env && *env) return cuda_try(e, env, err);
+    char self[4096] = "";
+    Dl_info info;
+    if (dladdr((void *)cuda_stub_create, &info) && info.dli_fname && strchr(info.dli_fname, '/'))
+        snprintf(self, sizeof self, "%s", info.dli_fname);
+    else {
+        ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[k > 0 ? k : 0] = 0;
+    }
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = 0;
+    else snprintf(self, sizeof self, ".");
+    static const char *const rel[] = {"", "../lib/", "../../lib/", "../lib/lumen/", "../"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+        snprintf(path, sizeof path, "%s/%s%s", self, rel[i], NN_CUDA_LIB);
+        if (access(path, R_OK) == 0) return cuda_try(e, path, err);
+    }
+    return lm_fail(err, LUMEN_ENOTFOUND,
+                   "cuda: no usable GPU: the cuda backend library %s is not in %s, its ../lib or "
+                   "../lib/lumen (set LUMEN_CUDA_BACKEND to its path)",
+                   NN_CUDA_LIB, self);
+}
+
+static void cuda_stub_destroy(nn_engine *e) { (void)e; }
+
+static const nn_backend_ops cuda_stub = {
+    .name = "cuda",
+    .create = cuda_stub_create,
+    .destroy = cuda_stub_destroy,
+};
+#endif
+
 static const nn_backend_ops *find_backend(const char *name) {
     if (!name || strcmp(name, "auto") == 0) {
 #ifdef LUMEN_HAVE_CUDA
-        return &nn_backend_cuda; /* tried first; create falls back to cpu */
+        return &cuda_stub; /* tried first; create falls back to cpu */
 #else
         return &nn_backend_cpu;
 #endif
@@ -24,7 +90,7 @@ static const nn_backend_ops *find_backend(const char *name) {
     if (strcmp(name, "cpu") == 0) return &nn_backend_cpu;
     if (strcmp(name, "ref") == 0) return &nn_backend_ref;
 #ifdef LUMEN_HAVE_CUDA
-    if (strcmp(name, "cuda") == 0) return &nn_backend_cuda;
+    if (strcmp(name, "cuda") == 0) return &cuda_stub;
 #endif
     return NULL;
 }
@@ -111,8 +177,10 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
         /* auto: the GPU is not usable (or the device backend failed to set
          * up); say why and run on the cpu */
         snprintf(e->note, sizeof e->note, "auto: %.290s; using cpu", le.msg[0] ? le.msg : "cuda unavailable");
-        if (e->impl) ops->destroy(e);
+        if (e->impl) e->ops->destroy(e); /* the real ops, once the library was loaded */
         e->impl = NULL;
+        if (e->dl) dlclose(e->dl);
+        e->dl = NULL;
         e->ops = ops = &nn_backend_cpu;
         rc = ops->create(e, err);
     } else if (!rc && trial) {
@@ -124,6 +192,10 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
     e->opts.infer_conv = NULL;
     e->opts.train_conv = NULL;
     e->opts.precision = NULL;
+    if (rc == LUMEN_ENOTFOUND && !trial && err && strstr(err->msg, "no usable GPU")) {
+        size_t l = strlen(err->msg);
+        snprintf(err->msg + l, sizeof err->msg - l, " (backend \"cpu\" or \"auto\" run without one)");
+    }
     if (rc) {
         nn_engine_free(e); /* destroy copes with a half-built backend */
         return rc;
@@ -135,6 +207,7 @@ int nn_engine_create(const char *backend, const nn_model *model, const nn_engine
 void nn_engine_free(nn_engine *e) {
     if (!e) return;
     if (e->ops && e->impl) e->ops->destroy(e);
+    if (e->dl) dlclose(e->dl);
     nn_graph_free(&e->graph);
     free(e->params);
     free(e->buffers);

@@ -72,6 +72,7 @@ struct nn_engine {
     int profiling;
     nn_layer_time *times;       /* graph.n entries */
     char note[320];             /* nn_engine_note */
+    void *dl;                   /* dlopen handle of the backend's library, or NULL */
 };
 
 /* Loss on host logits (double math): returns the mean loss, writes
@@ -81,8 +82,13 @@ double nn_engine_loss(const float *logits, const float *y, int n, int K,
 
 extern const nn_backend_ops nn_backend_ref;
 extern const nn_backend_ops nn_backend_cpu;
-#ifdef LUMEN_HAVE_CUDA
-extern const nn_backend_ops nn_backend_cuda;
-#endif
+/* The cuda backend lives in liblumen_cuda.so (kernels/cuda/), loaded by
+ * nn_engine.c on demand; it exports
+ *     const nn_backend_ops *lumen_cuda_backend(size_t engine_size, size_t ops_size);
+ * which answers NULL when the sizes of struct nn_engine / nn_backend_ops
+ * differ from its own (a library from another build). */
+typedef const nn_backend_ops *(*nn_cuda_entry_fn)(size_t engine_size, size_t ops_size);
+#define NN_CUDA_LIB "liblumen_cuda.so"
+#define NN_CUDA_ENTRY "lumen_cuda_backend"
 
 #endif /* NN_ENGINE_IMPL_H */

@@ -67,14 +67,21 @@ static const char *math_name(cudnnMathType_t m) {
     return "?";
 }
 
-/* whether a heuristic result may be used */
-static int usable(const nn_cuconv_opts *o, cudnnStatus_t st, size_t mem, cudnnDeterminism_t det,
-                  cudnnMathType_t math) {
+/* Whether a heuristic result may be used.  Pass 0 is strict; pass 1 (only
+ * tried when pass 0 found nothing) drops the math-type match for plain
+ * fp32: cuDNN may label a non-tensor-core algorithm with another math type
+ * than the FMA_MATH asked for, and the descriptor keeps FMA_MATH anyway. */
+static int usable(const nn_cuconv_opts *o, int pass, cudnnStatus_t st, size_t mem,
+                  cudnnDeterminism_t det, cudnnMathType_t math) {
     if (st != CUDNN_STATUS_SUCCESS || mem > o->ws_limit) return 0;
     if (o->deterministic && det != CUDNN_DETERMINISTIC) return 0;
-    /* plain fp32: no tensor-core conversion of float inputs */
-    if (o->dtype == NN_CUCONV_F32 && !o->tf32 && math != CUDNN_FMA_MATH) return 0;
+    if (pass == 0 && o->dtype == NN_CUCONV_F32 && !o->tf32 && math != CUDNN_FMA_MATH) return 0;
     return 1;
+}
+
+/* the math type to run a chosen algorithm with */
+static cudnnMathType_t run_math(const nn_cuconv_opts *o, cudnnMathType_t chosen) {
+    return o->dtype == NN_CUCONV_F32 && !o->tf32 ? CUDNN_FMA_MATH : chosen;
 }
 
 void nn_cuconv_free(nn_cuconv *c) {
@@ -124,8 +131,11 @@ static int plan(cudnnHandle_t h, nn_cuconv *c, size_t *ws_need, lm_err *err) {
         cudnnConvolutionFwdAlgoPerf_t p[MAX_ALGOS];
         int cnt = 0, pick = -1;
         DNN(cudnnGetConvolutionForwardAlgorithm_v7(h, c->x, c->w, c->cf, c->y, MAX_ALGOS, &cnt, p));
-        for (int i = 0; i < cnt && pick < 0; i++)
-            if (usable(&c->o, p[i].status, p[i].memory, p[i].determinism, p[i].mathType)) pick = i;
+        for (int pass = 0; pass < 2 && pick < 0; pass++)
+            for (int i = 0; i < cnt && pick < 0; i++)
+                if (usable(&c->o, pass, p[i].status, p[i].memory, p[i].determinism,
+                           p[i].mathType))
+                    pick = i;
         if (pick < 0)
             return lm_fail(err, LUMEN_ERR,
                            "cuDNN: no forward algorithm for a %dx%d/%d conv %dx%dx%d -> %d (batch %d)%s%s",
@@ -134,7 +144,7 @@ static int plan(cudnnHandle_t h, nn_cuconv *c, size_t *ws_need, lm_err *err) {
                            c->o.dtype == NN_CUCONV_BF16 ? ", bf16" : "");
         c->af = p[pick].algo;
         c->wsf = p[pick].memory;
-        DNN(cudnnSetConvolutionMathType(c->cf, p[pick].mathType));
+        DNN(cudnnSetConvolutionMathType(c->cf, run_math(&c->o, p[pick].mathType)));
         len += snprintf(c->impl + len, sizeof c->impl - (size_t)len, "fwd %d/%s", (int)c->af,
                         math_name(p[pick].mathType));
         if (c->wsf > need) need = c->wsf;
@@ -144,15 +154,18 @@ static int plan(cudnnHandle_t h, nn_cuconv *c, size_t *ws_need, lm_err *err) {
         int cnt = 0, pick = -1;
         DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c->w, c->y, c->cd, c->x, MAX_ALGOS, &cnt,
                                                         p));
-        for (int i = 0; i < cnt && pick < 0; i++)
-            if (usable(&c->o, p[i].status, p[i].memory, p[i].determinism, p[i].mathType)) pick = i;
+        for (int pass = 0; pass < 2 && pick < 0; pass++)
+            for (int i = 0; i < cnt && pick < 0; i++)
+                if (usable(&c->o, pass, p[i].status, p[i].memory, p[i].determinism,
+                           p[i].mathType))
+                    pick = i;
         if (pick < 0)
             return lm_fail(err, LUMEN_ERR,
                            "cuDNN: no backward-data algorithm for a %dx%d/%d conv %dx%dx%d -> %d (batch %d)",
                            s->k, s->k, s->stride, s->IC, s->H, s->W, s->OC, s->N);
         c->ad = p[pick].algo;
         c->wsd = p[pick].memory;
-        DNN(cudnnSetConvolutionMathType(c->cd, p[pick].mathType));
+        DNN(cudnnSetConvolutionMathType(c->cd, run_math(&c->o, p[pick].mathType)));
         if (len < (int)sizeof c->impl)
             len += snprintf(c->impl + len, sizeof c->impl - (size_t)len, " bwd %d/%s", (int)c->ad,
                             math_name(p[pick].mathType));
@@ -163,15 +176,18 @@ static int plan(cudnnHandle_t h, nn_cuconv *c, size_t *ws_need, lm_err *err) {
         int cnt = 0, pick = -1;
         DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c->x, c->y, c->cw, c->w, MAX_ALGOS,
                                                           &cnt, p));
-        for (int i = 0; i < cnt && pick < 0; i++)
-            if (usable(&c->o, p[i].status, p[i].memory, p[i].determinism, p[i].mathType)) pick = i;
+        for (int pass = 0; pass < 2 && pick < 0; pass++)
+            for (int i = 0; i < cnt && pick < 0; i++)
+                if (usable(&c->o, pass, p[i].status, p[i].memory, p[i].determinism,
+                           p[i].mathType))
+                    pick = i;
         if (pick < 0)
             return lm_fail(err, LUMEN_ERR,
                            "cuDNN: no backward-filter algorithm for a %dx%d/%d conv %dx%dx%d -> %d (batch %d)",
                            s->k, s->k, s->stride, s->IC, s->H, s->W, s->OC, s->N);
         c->aw = p[pick].algo;
         c->wsw = p[pick].memory;
-        DNN(cudnnSetConvolutionMathType(c->cw, p[pick].mathType));
+        DNN(cudnnSetConvolutionMathType(c->cw, run_math(&c->o, p[pick].mathType)));
         if (len < (int)sizeof c->impl)
             snprintf(c->impl + len, sizeof c->impl - (size_t)len, " bwdw %d/%s", (int)c->aw,
                      math_name(p[pick].mathType));

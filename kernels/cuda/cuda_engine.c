@@ -1,6 +1,12 @@
 /*
  * cuda_engine.c -- backend "cuda": the engine on one NVIDIA GPU.
  *
+ * Built into its own shared library, liblumen_cuda.so (this directory plus
+ * lm_util.c), which nn_engine.c dlopens when a cuda engine is asked for:
+ * the runner, the plugins and the tests do not load CUDA, cuDNN and cuBLAS
+ * (~0.3 s and ~200 MB per process) unless they use the GPU, and a machine
+ * without those libraries still runs everything else.
+ *
  *   convolutions       cuDNN (cuda_conv.c: forward, backward-data,
  *                      backward-filter; algorithms chosen once per layer
  *                      and batch size, plans cached, one shared workspace)
@@ -58,7 +64,10 @@
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 #define MAX_PLANS 4
-#define WS_LIMIT ((size_t)1 << 30) /* largest workspace one algorithm may take */
+#define WS_LIMIT ((size_t)1 << 30)
+#ifndef NN_CUDA_MIN_CC
+#define NN_CUDA_MIN_CC 90 /* 10 major + minor of the oldest GPU the build runs on */
+#endif /* largest workspace one algorithm may take */
 
 typedef struct cu_plan {
     int n;               /* batch size; 0 = free slot */
@@ -301,11 +310,14 @@ static int probe(nn_engine *e, cu_state *s, lm_err *err) {
                        cudaGetErrorString(st));
     snprintf(s->gpu_name, sizeof s->gpu_name, "%s", pr.name);
     s->gpu_mem = pr.totalGlobalMem;
-    if (pr.major < 7)
+    /* the device code is sm_90 SASS + compute_90 PTX (Makefile CUDA_ARCH):
+     * older GPUs cannot run it */
+    if (pr.major * 10 + pr.minor < NN_CUDA_MIN_CC)
         return lm_fail(err, LUMEN_ENOTFOUND,
                        "cuda: no usable GPU: GPU %d (%s) has compute capability %d.%d; this build "
-                       "needs sm_90 or PTX-compatible (>= 7.0)",
-                       s->dev, s->gpu_name, pr.major, pr.minor);
+                       "targets %d.%d and newer (rebuild with CUDA_ARCH for it)",
+                       s->dev, s->gpu_name, pr.major, pr.minor, NN_CUDA_MIN_CC / 10,
+                       NN_CUDA_MIN_CC % 10);
     return LUMEN_OK;
 }
 
@@ -838,7 +850,7 @@ static int cu_optim_step(nn_engine *e, const nn_optim_cfg *c, float grad_scale, 
     return LUMEN_OK;
 }
 
-const nn_backend_ops nn_backend_cuda = {
+static const nn_backend_ops cuda_ops = {
     .name = "cuda",
     .create = cu_create,
     .destroy = cu_destroy,
@@ -849,3 +861,12 @@ const nn_backend_ops nn_backend_cuda = {
     .grad_sumsq = cu_grad_sumsq,
     .optim_step = cu_optim_step,
 };
+
+/* The entry point nn_engine.c looks up after dlopen'ing this library
+ * (liblumen_cuda.so): the ops, or NULL when the caller's struct nn_engine
+ * is not the one this library was built against. */
+__attribute__((visibility("default"))) const nn_backend_ops *lumen_cuda_backend(size_t engine_size,
+                                                                             size_t ops_size) {
+    if (engine_size != sizeof(nn_engine) || ops_size != sizeof(nn_backend_ops)) return NULL;
+    return &cuda_ops;
+}

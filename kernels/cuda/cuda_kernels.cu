@@ -520,6 +520,10 @@ __global__ static void k_u8_norm(float *x, const uint8_t *u8, const uint8_t *fla
             sx = f.a * qx + f.c * qy;
             sy = f.b * qx + f.d * qy;
         }
+        if (sx < 0 || sx >= W || sy < 0 || sy >= H) { // an odd element on a non-square image
+            x[i] = NAN;
+            continue;
+        }
         float t = (float)u8[((img * C + c) * H + sy) * W + sx] / 255.0f;
         x[i] = (t - mean[c]) / sd[c];
     }

@@ -37,13 +37,14 @@ if [ "$mode" = pack ]; then
         strip -o "$PACK/bin/$(basename "$b")" "$b"
     done
     # the shared libraries outside glibc / the compiler runtime / CUDA
-    ldd $bins | awk '$3 ~ /^\// {print $3}' | sort -u | while read -r l; do
+    ldd $bins build/lib/liblumen_cuda.so | awk '$3 ~ /^\// {print $3}' | sort -u | while read -r l; do
         case "$(basename "$l")" in
             libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|ld-linux*|libstdc++*|libgcc_s*) ;;
             libcudnn*|libcublas*|libcudart*|libcuda.so*) ;;
             *) cp -L "$l" "$PACK/lib/" ;;
         esac
     done
+    cp build/lib/liblumen_cuda.so "$PACK/lib/"   # found by the binaries as ../lib/
     du -sh "$PACK"
     echo "pack: now run on the device: bash tests/gpu/device-check.sh run   (carry .gpu)"
     exit 0

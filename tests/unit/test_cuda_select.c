@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,10 +103,43 @@ static void test_cuda_options_checked(void **st) {
     nn_model_free(m);
 }
 
+/* The backend is a library loaded on demand: a missing or foreign one is
+ * "no usable GPU" too (auto falls back), never a crash. */
+static void test_cuda_library_loading(void **st) {
+    (void)st;
+    if (!nn_engine_cuda_built()) {
+        print_message("SKIPPED: cuda backend not built (no nvcc/cudnn.h at build time)\n");
+        skip();
+    }
+    nn_model *m = small_model();
+    const char *build = getenv("LUMEN_BUILD");
+    char foreign[1024];
+    snprintf(foreign, sizeof foreign, "%s/tests/plugins/counter.so", build && *build ? build : "build");
+    const char *paths[2] = {"/nonexistent/liblumen_cuda.so", foreign};
+    const char *want[2] = {"cannot load", "is not this lumen's cuda backend"};
+    for (int k = 0; k < 2; k++) {
+        setenv("LUMEN_CUDA_BACKEND", paths[k], 1);
+        nn_engine *e = NULL;
+        lm_err err = {0};
+        assert_int_equal(nn_engine_create("cuda", m, &OPTS, &e, &err), LUMEN_ENOTFOUND);
+        print_message("%s\n", err.msg);
+        assert_non_null(strstr(err.msg, "no usable GPU"));
+        assert_non_null(strstr(err.msg, want[k]));
+        memset(&err, 0, sizeof err);
+        assert_int_equal(nn_engine_create("auto", m, &OPTS, &e, &err), 0);
+        assert_string_equal(nn_engine_backend(e), "cpu");
+        assert_non_null(strstr(nn_engine_note(e), want[k]));
+        nn_engine_free(e);
+    }
+    unsetenv("LUMEN_CUDA_BACKEND");
+    nn_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cuda_and_auto),
         cmocka_unit_test(test_cuda_options_checked),
+        cmocka_unit_test(test_cuda_library_loading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
