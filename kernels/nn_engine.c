@@ -58,15 +58,15 @@ static int cuda_stub_create(nn_engine *e, lm_err *err) {
     char *slash = strrchr(self, '/');
     if (slash) *slash = 0;
     else snprintf(self, sizeof self, ".");
-    static const char *const rel[] = {"", "../lib/", "../../lib/", "../lib/lumen/", "../"};
+    static const char *const rel[] = {"", "lib/", "../lib/", "../../lib/", "../lib/lumen/", "../"};
     char path[4200];
     for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
         snprintf(path, sizeof path, "%s/%s%s", self, rel[i], NN_CUDA_LIB);
         if (access(path, R_OK) == 0) return cuda_try(e, path, err);
     }
     return lm_fail(err, LUMEN_ENOTFOUND,
-                   "cuda: no usable GPU: the cuda backend library %s is not in %s, its ../lib or "
-                   "../lib/lumen (set LUMEN_CUDA_BACKEND to its path)",
+                   "cuda: no usable GPU: the cuda backend library %s is not in %s or its lib/, "
+                   "../lib/, ../../lib/, ../lib/lumen/, ../ (set LUMEN_CUDA_BACKEND to its path)",
                    NN_CUDA_LIB, self);
 }
 

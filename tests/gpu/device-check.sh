@@ -50,14 +50,22 @@ if [ "$mode" = pack ]; then
     exit 0
 fi
 
-[ "$mode" = run ] || { echo "usage: $0 pack|run" >&2; exit 2; }
+[ "$mode" = run ] || [ "$mode" = bench ] || { echo "usage: $0 pack|run|bench" >&2; exit 2; }
+# bench (make bench on a GPU machine, tests/bench/bench_cuda.sh): only the
+# benchmark, with $RUNNER (default build/runner) and $PY (default python3)
 OUTDIR=${OUT:-/tmp}
 SUM="$OUTDIR/summary.txt"
 : >"$SUM"
 say() { echo "$*" | tee -a "$SUM"; }
 
-say "== device-check $(date -u +%FT%TZ) on $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)"
-[ -d "$PACK/bin" ] || { say "no $PACK/bin: run 'tests/gpu/device-check.sh pack' here first and carry .gpu"; exit 1; }
+say "== device-check $mode $(date -u +%FT%TZ) on $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+if [ "$mode" = run ]; then
+    [ -d "$PACK/bin" ] || { say "no $PACK/bin: run 'tests/gpu/device-check.sh pack' here first and carry .gpu"; exit 1; }
+    RUNNER="$PACK/bin/runner"
+else
+    RUNNER=${RUNNER:-build/runner}
+fi
+PY=${PY:-python3}
 
 # cuDNN 9 and cuBLAS 13: the toolkit's, else the Python wheels'
 libdirs=""
@@ -80,6 +88,8 @@ for l in libcudnn.so.9 libcublas.so.13; do
     say "$l: ${found:-NOT FOUND}"
 done
 
+trc=0
+if [ "$mode" = run ]; then
 # 1. the tests
 say "== make test-gpu (binaries built on the CPU machine)"
 LUMEN_FIXTURES=$PWD/tests/fixtures LUMEN_BUILD=$PWD/build LUMEN_SRC=$PWD \
@@ -88,6 +98,7 @@ trc=$?
 grep -E '^\[ *(OK|FAILED|SKIPPED|ERROR) *\]|worst|SKIPPED:|algorithms|bitwise|absurd|losses|steps:|^[0-9]+ passed' \
     "$OUTDIR/tests.log" | tee -a "$SUM"
 say "tests exit status: $trc (full log: tests.log)"
+fi
 
 # 2. the benchmark: lumen vs PyTorch, same model, same machine, one run
 if [ "${BENCH:-1}" = 1 ]; then
@@ -102,13 +113,13 @@ if [ "${BENCH:-1}" = 1 ]; then
             tset=(--blocks 2,2,2,2 --widths 32,64,128,256 --stem-width 32)
         fi
         for ch in 1 3; do for b in 64 128; do for prec in tf32 bf16; do
-            lj=$(timeout 120 "$PACK/bin/runner" bench --backend cuda --precision "$prec" "${lset[@]}" \
+            lj=$(timeout 120 "$RUNNER" bench --backend cuda --precision "$prec" "${lset[@]}" \
                 --channels $ch --batch $b --size 300 --steps "$steps" --warmup 3 --no-layers 2>>"$OUTDIR/bench.log" | tail -1)
-            tj=$(timeout 120 python3 tests/bench/torch_resnet_bench.py --device cuda --precision "$prec" \
+            tj=$(timeout 120 "$PY" tests/bench/torch_resnet_bench.py --device cuda --precision "$prec" \
                 "${tset[@]}" --channels $ch --batch $b --size 300 --steps "$steps" --warmup 3 2>>"$OUTDIR/bench.log" | tail -1)
             echo "$model $ch $b $prec lumen $lj" >>"$OUTDIR/bench.log"
             echo "$model $ch $b $prec torch $tj" >>"$OUTDIR/bench.log"
-            python3 - "$model" "$ch" "$b" "$prec" "$lj" "$tj" <<'EOF' | tee -a "$SUM"
+            "$PY" - "$model" "$ch" "$b" "$prec" "$lj" "$tj" <<'EOF' | tee -a "$SUM"
 import json, sys
 m, ch, b, p, lj, tj = sys.argv[1:]
 def get(s):
