@@ -19,6 +19,10 @@
 #       channels_last, cudnn.benchmark, fp32/TF32 and bf16 autocast), and
 #       prints one summary (also $OUT/summary.txt when $OUT is set).
 #
+# The device tool sends the checkout its session started in: run `pack` and
+# the device call from a checkout that holds this script (after the merge,
+# the main one), with .gpu beside it.
+#
 # Budget: aim for < 8 minutes on an H100/H200.  BENCH=0 skips the benchmark;
 # BENCH_STEPS (default 10) sets the timed steps per configuration.
 set -u
