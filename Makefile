@@ -198,6 +198,16 @@ test: tests
 	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
+# tests/unit/fake_device.c: a CPU stand-in for liblumen_cuda.so that
+# test_engine_hooks loads through LUMEN_CUDA_BACKEND (the engine's device
+# hooks and library loading, tested without a GPU)
+FAKE_DEVICE := $(BUILD)/tests/libfake_device.so
+$(FAKE_DEVICE): tests/unit/fake_device.c $(LIB_ENGINE) $(LIB_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared $(LDFLAGS) -o $@ $< \
+	    -Wl,--start-group $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
+test-binaries: $(FAKE_DEVICE)
+
 # GPU tests: tests/gpu/test_*.c -> $(BUILD)/tests/gpu/test_* (cmocka, linked
 # like the tests), built by `make tests` (so CI compiles them), run by `make
 # test-gpu`: the cuda backend against the cpu backend and the reference
