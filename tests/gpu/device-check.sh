@@ -8,9 +8,8 @@
 #
 #   tests/gpu/device-check.sh pack     (this machine, after `make -j2 tests`)
 #       copies the GPU test binaries, build/runner and every shared library
-#       they need that is not glibc/libstdc++ or CUDA into .gpu/ (ignored
-#       through .git/info/exclude; must stay under the 64 MiB a call
-#       carries), plus the fixtures path they read
+#       they need that is not glibc/libstdc++ or CUDA into .gpu/ (in
+#       .gitignore; must stay under the 64 MiB a call carries)
 #   device run: command  "bash tests/gpu/device-check.sh run", carry [".gpu"]
 #       finds libcudnn.so.9 / libcublas.so.13 (CUDA_HOME/lib64 or the
 #       Python's nvidia/*/lib), runs `make test-gpu`'s binaries through
@@ -32,7 +31,6 @@ PACK=.gpu
 
 if [ "$mode" = pack ]; then
     set -e
-    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>"$(git rev-parse --git-common-dir)/info/exclude"
     rm -rf "$PACK"
     mkdir -p "$PACK/bin" "$PACK/lib"
     bins="build/tests/gpu/test_cuda build/tests/gpu/test_golden_cuda build/runner"
