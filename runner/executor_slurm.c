@@ -734,7 +734,12 @@ static int sl_submit(void *self, rn_submit *items, size_t n, size_t *accepted, l
     argv[a++] = "--requeue";
     if (s->partition) snprintf(part, sizeof part, "--partition=%s", s->partition), argv[a++] = part;
     if (s->time) snprintf(tm, sizeof tm, "--time=%s", s->time), argv[a++] = tm;
+    /* no cpus given: as many CPUs as the trial gets threads (the sweep's rule) */
+    const char *threads = NULL;
+    for (size_t i = 0; items[0].argv[i]; i++)
+        if (strcmp(items[0].argv[i], "--threads") == 0) threads = items[0].argv[i + 1];
     if (s->cpus) snprintf(cpus, sizeof cpus, "--cpus-per-task=%d", s->cpus), argv[a++] = cpus;
+    else if (threads) snprintf(cpus, sizeof cpus, "--cpus-per-task=%s", threads), argv[a++] = cpus;
     if (s->mem) snprintf(mem, sizeof mem, "--mem=%s", s->mem), argv[a++] = mem;
     if (s->gres) snprintf(gres, sizeof gres, "--gres=%s", s->gres), argv[a++] = gres;
     for (size_t i = 0; i < s->extra.n && a < 60; i++) argv[a++] = s->extra.v[i];
