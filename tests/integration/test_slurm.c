@@ -457,6 +457,61 @@ static void test_slurm_controller_down_sweep_waits(void **state) {
     free(runner);
 }
 
+/* SIGTERM to the sweep: its jobs are cancelled (scancel) and journaled;
+ * --resume submits what did not finish and completes. */
+static void test_slurm_sigterm_cancels_jobs_resume_completes(void **state) {
+    need_cluster();
+    hx_fixture *f = *state;
+    write_sweep(f,
+                "      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
+                "      executor = lumen.slurm { cpus = 1, poll = 0.5 },",
+                "epochs = 4, sleep = 1");
+    char *runner = hx_join(hx_build_dir(), "runner");
+    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
+    const char *argv[] = {runner, "run", "exp.lua", NULL};
+    const char *env[] = {pp, "LUMEN_RUNS", NULL};
+    char *rec = hx_join(f->tmp, "rec.txt");
+    char *errf = hx_join(f->tmp, "sweep.err");
+    pid_t pid = hx_spawn(argv, f->tmp, env, NULL, errf);
+    file_count two = {rec, "run ", 2};
+    assert_true(hx_wait_for(file_has_count, &two, 60));
+    kill(pid, SIGTERM);
+    int status;
+    assert_true(hx_wait(pid, 60, &status));
+    char *err = hx_read(errf);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 1 || !strstr(err, "sweep interrupted (SIGTERM)"))
+        fail_msg("expected an interrupted sweep:\n%s", err);
+    assert_non_null(strstr(err, "slurm: cancelled job array(s)"));
+    char *run = newest_run(f);
+    assert_int_equal(journal_count(run, "cancel", -1, NULL, 0), 2);
+    assert_int_equal(journal_count(run, "end", -1, NULL, 0), 0);
+    /* nothing of the sweep is left running on the cluster */
+    char job[64] = "", arr[64];
+    journal_count(run, "start", 1, job, sizeof job);
+    snprintf(arr, sizeof arr, "%.*s", (int)strcspn(job, "_"), job);
+    const char *sq[] = {"/usr/bin/env", "squeue", "-h", "-r", "-t", "running,pending", "-j", arr, NULL};
+    hx_result r;
+    hx_run(sq, NULL, NULL, 30, &r);
+    assert_string_equal(r.out, "");
+    hx_result_free(&r);
+    char *done = run_ok(f, 120, NULL, "--resume", run, NULL);
+    for (int n = 0; n < 2; n++) {
+        assert_int_equal(journal_count(run, "end", n, NULL, 0), 1);
+        char *td = hx_fmt("%s/trials/%d", run, n);
+        cJSON *st = read_json(td, "status.json");
+        assert_string_equal(at(st, "status")->valuestring, "finished");
+        cJSON_Delete(st);
+        free(td);
+    }
+    free(done);
+    free(err);
+    free(run);
+    free(errf);
+    free(rec);
+    free(pp);
+    free(runner);
+}
+
 static void test_slurm_spec_errors_name_the_key(void **state) {
     need_cluster();
     hx_fixture *f = *state;
@@ -488,6 +543,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slurm_smoke_sweep_matches_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_spec_errors_name_the_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_sigkill_then_resume_adopts_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slurm_sigterm_cancels_jobs_resume_completes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_scancel_and_time_limit_fail_others_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_controller_down_sweep_waits, setup, teardown),
     };
