@@ -781,9 +781,10 @@ static int sl_submit(void *self, rn_submit *items, size_t n, size_t *accepted, l
         say(s, "submitted the first trial alone (job %s): it checks that the runs folder is writable from the jobs",
             s->first_id);
     } else {
-        say(s, "submitted %zu trial(s) as job array %s%s%.0d", k, id,
-            s->max_running > 0 && (size_t)s->max_running < k ? ", at most this many at once: " : "",
-            s->max_running > 0 && (size_t)s->max_running < k ? s->max_running : 0);
+        char throttle[48] = "";
+        if (s->max_running > 0 && (size_t)s->max_running < k)
+            snprintf(throttle, sizeof throttle, ", at most %d at once", s->max_running);
+        say(s, "submitted %zu trial(s) as job array %s%s", k, id, throttle);
     }
     return 0;
 }

@@ -25,5 +25,5 @@ for run in sys.argv[1:]:
         if n in ends and st.get("duration_s") is not None:
             fin.append(ends[n]["time"] - (t0 + st["duration_s"]))
     def fmt(v):
-        return "median %.3f s, max %.3f s" % (statistics.median(v), max(v)) if v else "-"
+        return "min %.2f / median %.2f / max %.2f s" % (min(v), statistics.median(v), max(v)) if v else "-"
     print("%s (%s, %d trials): submission->start %s; end->journal %s" % (run, ex, len(starts), fmt(sub), fmt(fin)))
