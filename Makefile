@@ -281,11 +281,21 @@ deps_check = $(call deps_missing,$(1)); \
     elif [ "$$(id -u)" = 0 ]; then $(DEPS_INSTALL); \
     else echo "missing Debian packages:" $$missing "-- run: sudo apt-get install" $$missing >&2; exit 1; fi
 
-.PHONY: deps deps-check
-deps:
+# A one-node Slurm cluster for tests/integration/test_slurm.c (the sweep
+# executor lumen.slurm): `make deps` installs it; `make tests` does not need
+# it (those tests are skipped, saying so, without it).
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+
+.PHONY: deps deps-check slurm-deps
+deps: slurm-deps
 	@$(call deps_missing,$(DEB_PACKAGES)); \
 	if [ -n "$$missing" ]; then $(DEPS_INSTALL); \
 	else echo "deps: all installed"; fi
+
+slurm-deps:
+	@$(call deps_missing,$(SLURM_PACKAGES)); \
+	if [ -n "$$missing" ]; then $(DEPS_INSTALL); \
+	else echo "slurm-deps: all installed"; fi
 
 # What `make tests` / `make test` start with (a dpkg query, ~0.15 s).
 deps-check:
