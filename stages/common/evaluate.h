@@ -49,8 +49,7 @@
  * returning.  No global state.
  *
  * Linking: this file calls the engine (nn_engine_predict), so a program
- * using it links libengine and libcommon as a group (as the plugins and
- * tests do).
+ * using it links libcommon, then libengine, then libbase.
  */
 #ifndef LM_EVALUATE_H
 #define LM_EVALUATE_H

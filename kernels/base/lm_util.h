@@ -1,6 +1,8 @@
 /*
  * lm_util.h -- error convention and file utilities shared by the runner, the
- * built-in stages and the engine (build/lib/libcommon.a).
+ * built-in stages and the engine: the bottom layer (kernels/base/,
+ * build/lib/libbase.a), which depends on nothing but the plugin SDK header
+ * for the LUMEN_E* codes.
  *
  * Error convention (everywhere in lumen): a function that can fail returns
  * int, 0 on success or a LUMEN_E* code from <lumen/plugin.h>, and writes a
