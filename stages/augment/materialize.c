@@ -25,7 +25,7 @@
 #include <lumen/plugin.h>
 
 #include "augment_stage.h"
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "dataset.h"
 #include "lm_util.h"
 #include "rng.h"

@@ -33,7 +33,7 @@
 
 #include <stdint.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "lm_util.h"
 
 #define LM_POLICY_VERSION 1

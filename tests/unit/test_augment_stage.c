@@ -16,7 +16,7 @@
 
 #include <lumen/plugin.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "dataset.h"
 #include "fakehost.h"
 #include "lm_util.h"

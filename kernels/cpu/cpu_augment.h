@@ -1,5 +1,5 @@
 /*
- * cpu/augment.h -- per-sample image augmentation kernels (u8 CHW -> float CHW).
+ * cpu_augment.h -- per-sample image augmentation kernels (u8 CHW -> float CHW).
  *
  * One call, nn_aug_apply(), turns a stored image (u8, planar CHW) into a
  * normalised float tensor with every augmentation of one sample applied:
@@ -48,8 +48,8 @@
  * sequence of separate operations with intermediate images and
  * double-precision coordinates.  Tests hold the fused kernel against it.
  */
-#ifndef NN_AUGMENT_H
-#define NN_AUGMENT_H
+#ifndef NN_CPU_AUGMENT_H
+#define NN_CPU_AUGMENT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -149,4 +149,4 @@ int nn_aug_ref_apply(const uint8_t *src, int c, int h, int w,
                      const nn_aug_params *p, const float *mean,
                      const float *std, float *dst);
 
-#endif /* NN_AUGMENT_H */
+#endif /* NN_CPU_AUGMENT_H */

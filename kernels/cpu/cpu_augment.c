@@ -1,5 +1,5 @@
-/* cpu/augment.c -- see cpu/augment.h. */
-#include "cpu/augment.h"
+/* cpu_augment.c -- see cpu_augment.h. */
+#include "cpu/cpu_augment.h"
 
 #include <math.h>
 #include <stdlib.h>
