@@ -65,8 +65,6 @@ const char *lm_strcode(int code) {
     }
 }
 
-void *lm_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
-
 char *lm_strdup(const char *s) { return s ? strdup(s) : NULL; }
 
 char *lm_sprintf(const char *fmt, ...) {

@@ -38,7 +38,6 @@ void lm_err_clear(lm_err *e);
 const char *lm_strcode(int code);
 
 /* ---- memory: NULL on failure, never exits ---- */
-void *lm_calloc(size_t n, size_t size);
 char *lm_strdup(const char *s);
 /* asprintf that returns NULL on failure. */
 char *lm_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "augment_ref.h"
 #include "cpu/cpu_augment.h"
 #include "rng.h"
 #include <lumen/plugin.h>
