@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <lumen/plugin.h>
 
@@ -51,6 +52,10 @@ int lm_mkdirs(const char *path, lm_err *e);
 int lm_rmtree(const char *path, lm_err *e);
 int lm_exists(const char *path);
 int lm_is_dir(const char *path);
+/* Opens path read-only (close-on-exec) into *fd and fstat's it into *st.
+ * 0, LUMEN_ENOTFOUND when missing ("cannot open PATH: why") or LUMEN_EIO;
+ * on failure nothing is left open. */
+int lm_open_read(const char *path, int *fd, struct stat *st, lm_err *e);
 /* Reads a whole file; *data is malloc'ed and NUL-terminated (len excludes the
  * NUL).  LUMEN_ENOTFOUND when missing, LUMEN_EIO otherwise. */
 int lm_read_file(const char *path, char **data, size_t *len, lm_err *e);
