@@ -2,8 +2,10 @@
 #
 # Layout conventions this Makefile relies on (no per-file lists to edit):
 #   runner/*.c              -> build/runner (main.c) + build/lib/librunner.a (the rest)
-#   stages/common/*.c       -> build/lib/libcommon.a (shared by runner and stages)
+#   stages/common/*.c       -> build/lib/libcommon.a (data and model I/O, shared by
+#                              runner and stages)
 #   kernels/*.c kernels/cpu/*.c -> build/lib/libengine.a (the training engine)
+#   kernels/base/*.c        -> build/lib/libbase.a (errors, files, time: the bottom)
 #   stages/<name>/*.c       -> build/plugins/<name>.so  + build/lib/libstage_<name>.a
 #   plugins/examples/*.c    -> build/examples/<file>.so  (out-of-tree example)
 #   tests/plugins/*.c       -> build/tests/plugins/<file>.so (test plugins)
@@ -11,6 +13,12 @@
 #                              linked with tests/support/*.c and every archive
 #   tests/bench/*.c         -> build/bench/<file> (benchmark drivers; make bench
 #                              runs tests/bench/run.sh)
+#
+# Stairs run one way (docs: README "Layers"): runner and stages/<name> use
+# stages/common, which uses kernels, which uses kernels/base; plugins/lumen
+# (the SDK) uses nothing.  So every link lists the archives top-down once,
+# with no --start-group; `make check-layers` (part of `make test`) fails on
+# an #include that climbs a stair.
 #
 # make SANITIZE=1 builds everything with ASan+UBSan into build-san/.
 
@@ -37,7 +45,7 @@ OPT ?= -O2 -g
 LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
-CPPFLAGS += -Iplugins -Istages/common -Ikernels -Irunner $(LUA_CFLAGS) -D_GNU_SOURCE
+CPPFLAGS += -Iplugins -Istages/common -Ikernels -Ikernels/base -Irunner $(LUA_CFLAGS) -D_GNU_SOURCE
 CFLAGS += -std=c11 -Wall -Wextra $(OPT) $(ARCH) -fPIC -fvisibility=hidden -fopenmp \
           -MMD -MP $(SANFLAGS)
 LDFLAGS += -fopenmp $(SANFLAGS) -Wl,--as-needed
@@ -49,6 +57,7 @@ RUNNER_MAIN := runner/main.c
 RUNNER_LIB_SRCS := $(filter-out $(RUNNER_MAIN),$(RUNNER_SRCS))
 COMMON_SRCS := $(wildcard stages/common/*.c)
 ENGINE_SRCS := $(wildcard kernels/*.c kernels/cpu/*.c)
+BASE_SRCS := $(wildcard kernels/base/*.c)
 STAGE_DIRS := $(filter-out stages/common,$(patsubst %/,%,$(dir $(wildcard stages/*/*.c))))
 STAGES := $(sort $(notdir $(STAGE_DIRS)))
 EXAMPLE_SRCS := $(wildcard plugins/examples/*.c)
@@ -101,6 +110,7 @@ $(BUILD)/obj/kernels/nn_engine.o: $(CUDA_STAMP)
 LIB_RUNNER := $(BUILD)/lib/librunner.a
 LIB_COMMON := $(BUILD)/lib/libcommon.a
 LIB_ENGINE := $(BUILD)/lib/libengine.a
+LIB_BASE := $(BUILD)/lib/libbase.a
 STAGE_LIBS := $(foreach s,$(STAGES),$(BUILD)/lib/libstage_$(s).a)
 PLUGINS := $(foreach s,$(STAGES),$(BUILD)/plugins/$(s).so)
 EXAMPLES := $(patsubst plugins/examples/%.c,$(BUILD)/examples/%.so,$(EXAMPLE_SRCS))
@@ -108,8 +118,10 @@ TESTPLUGINS := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(TESTPL
 TESTS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(TEST_SRCS)))
 RUNNER := $(BUILD)/runner
 
-# Order matters for static linking: later archives serve earlier ones.
-ALL_ARCHIVES := $(STAGE_LIBS) $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON)
+# Order matters for static linking: later archives serve earlier ones, and
+# the layers only call down, so top-down order links without a group.
+LOWER_ARCHIVES := $(LIB_COMMON) $(LIB_ENGINE) $(LIB_BASE)
+ALL_ARCHIVES := $(STAGE_LIBS) $(LIB_RUNNER) $(LOWER_ARCHIVES)
 
 # ----------------------------------------------------------------- builds --
 .PHONY: all
@@ -122,11 +134,12 @@ $(BUILD)/obj/%.o: %.c
 $(LIB_RUNNER): $(call obj,$(RUNNER_LIB_SRCS))
 $(LIB_COMMON): $(call obj,$(COMMON_SRCS))
 $(LIB_ENGINE): $(call obj,$(ENGINE_SRCS))
+$(LIB_BASE): $(call obj,$(BASE_SRCS))
 # the cuda backend: its own shared library, dlopen'ed by nn_engine.c when a
 # cuda engine is asked for (so nothing else loads CUDA); self-contained
 # (lm_util.o inside, --no-undefined)
 ifeq ($(HAVE_CUDA),1)
-$(CUDA_LIB): $(CUDA_OBJS) $(call obj,stages/common/lm_util.c)
+$(CUDA_LIB): $(CUDA_OBJS) $(call obj,kernels/base/lm_util.c)
 	@mkdir -p $(@D)
 	$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -o $@ $^ $(CUDA_LDLIBS)
 endif
@@ -143,17 +156,16 @@ $(BUILD)/lib/libstage_$(1).a: $(call obj,$(wildcard stages/$(1)/*.c))
 	@mkdir -p $$(@D)
 	@rm -f $$@
 	ar rcs $$@ $$^
-$(BUILD)/plugins/$(1).so: $(call obj,$(wildcard stages/$(1)/*.c)) $(LIB_ENGINE) $(LIB_COMMON)
+$(BUILD)/plugins/$(1).so: $(call obj,$(wildcard stages/$(1)/*.c)) $(LOWER_ARCHIVES)
 	@mkdir -p $$(@D)
 	$(CC) -shared $(LDFLAGS) -o $$@ $(call obj,$(wildcard stages/$(1)/*.c)) \
-	    -Wl,--start-group $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
+	    $(LOWER_ARCHIVES) $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_rules,$(s))))
 
-# a group: libcommon's evaluate/loader call into libengine and back
-$(RUNNER): $(call obj,$(RUNNER_MAIN)) $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON)
+$(RUNNER): $(call obj,$(RUNNER_MAIN)) $(LIB_RUNNER) $(LOWER_ARCHIVES)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $(call obj,$(RUNNER_MAIN)) \
-	    -Wl,--start-group $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
+	    $(LIB_RUNNER) $(LOWER_ARCHIVES) $(LDLIBS)
 
 $(BUILD)/examples/%.so: plugins/examples/%.c plugins/lumen/plugin.h
 	@mkdir -p $(@D)
@@ -168,7 +180,7 @@ define test_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(1) $(call obj,$(SUPPORT_SRCS)) $(ALL_ARCHIVES)
 	@mkdir -p $$(@D)
 	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $$@ $(1) $(call obj,$(SUPPORT_SRCS)) \
-	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group -lcmocka $(LDLIBS)
+	    $(ALL_ARCHIVES) -lcmocka $(LDLIBS)
 endef
 $(foreach t,$(TEST_SRCS),$(eval $(call test_rule,$(t))))
 
@@ -193,7 +205,7 @@ TORCH_PY := $(VENV)/bin/python
 # own (tests/support/ingest_fx.c); $LUMEN_DATA, by default the real ELPV
 # set in ../shared/data/elpv or `make data`'s data/elpv when one is there,
 # only adds the tests of the real set.
-test: tests
+test: tests check-layers
 	@LUMEN_TORCH_PYTHON=$${LUMEN_TORCH_PYTHON:-$(wildcard $(abspath $(TORCH_PY)))} \
 	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
@@ -202,10 +214,10 @@ test: tests
 # test_engine_hooks loads through LUMEN_CUDA_BACKEND (the engine's device
 # hooks and library loading, tested without a GPU)
 FAKE_DEVICE := $(BUILD)/tests/libfake_device.so
-$(FAKE_DEVICE): tests/unit/fake_device.c $(LIB_ENGINE) $(LIB_COMMON)
+$(FAKE_DEVICE): tests/unit/fake_device.c $(LIB_ENGINE) $(LIB_BASE)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared $(LDFLAGS) -o $@ $< \
-	    -Wl,--start-group $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
+	    $(LIB_ENGINE) $(LIB_BASE) $(LDLIBS)
 test-binaries: $(FAKE_DEVICE)
 
 # GPU tests: tests/gpu/test_*.c -> $(BUILD)/tests/gpu/test_* (cmocka, linked
@@ -218,12 +230,19 @@ GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_TEST_SRCS))
 $(BUILD)/tests/gpu/%: tests/gpu/%.c $(call obj,$(SUPPORT_SRCS)) $(ALL_ARCHIVES) $(CUDA_OBJS) $(CUDA_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call obj,$(SUPPORT_SRCS)) \
-	    $(CUDA_OBJS) -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group -lcmocka $(LDLIBS) $(CUDA_LDLIBS)
+	    $(CUDA_OBJS) $(ALL_ARCHIVES) -lcmocka $(LDLIBS) $(CUDA_LDLIBS)
 test-binaries: $(GPU_TESTS)
 .PHONY: test-gpu
 test-gpu: tests
 	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_SANITIZE=$(SANITIZE) \
 	    LUMEN_FIXTURES=$(abspath tests/fixtures) tests/run.sh $(GPU_TESTS)
+
+# No #include climbs a stair (see the layout notes at the top): $(CC) -MM
+# lists the headers each file of plugins/, kernels/, stages/ and runner/
+# really opens, and tests/check_layers.sh fails on one from a higher layer.
+.PHONY: check-layers
+check-layers:
+	@CC="$(CC)" CPPFLAGS="$(CPPFLAGS)" tests/check_layers.sh
 
 # torch, numpy and safetensors from PyPI (the default wheel) in $(VENV), for
 # the benchmarks (tests/bench/engine_vs_torch.sh), tests/torch and the torch
@@ -253,7 +272,7 @@ BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 $(BUILD)/bench/%: tests/bench/%.c $(ALL_ARCHIVES)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
-	    -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group $(LDLIBS)
+	    $(ALL_ARCHIVES) $(LDLIBS)
 
 .PHONY: bench benches
 benches: $(BENCHES)

@@ -1,7 +1,9 @@
--- ingest_stats.lua -- the default experiment (`make run`) until training
--- lands: decode the ELPV solar-cell images listed in labels.csv into the
--- LMDB dataset (300x300, one channel, 20% stratified validation split) and
--- compute the per-channel normalization statistics of the training split.
+-- ingest_stats.lua -- the data half of the pipeline, no training: decode
+-- the ELPV solar-cell images listed in labels.csv into the LMDB dataset
+-- (300x300, one channel, 20% stratified validation split) and compute the
+-- per-channel normalization statistics of the training split.  A quick
+-- check of a data folder (the README's quickstart); training runs in
+-- baseline.lua and aug_sweep.lua (`make run`'s default).
 --
 --   runner experiments/ingest_stats.lua                    # LUMEN_DATA=data/elpv by default
 --   runner experiments/ingest_stats.lua --smoke            # a tiny slice, for a quick check

@@ -13,7 +13,7 @@
 
 #include "nn_optim.h"
 #include "nn_ref.h"
-#include "nn_rng.h"
+#include "rng.h"
 
 #ifdef LUMEN_HAVE_CUDA
 /* The cuda backend is a separate library (see nn_engine_impl.h); this stub
@@ -318,12 +318,12 @@ int nn_engine_train_step(nn_engine *e, const float *x, const float *y, int n,
     const float *mask = NULL;
     const nn_node *last = &e->graph.nodes[e->graph.n - 1];
     if (e->graph.n >= 2 && e->graph.nodes[e->graph.n - 2].op == NN_OP_DROPOUT) {
-        /* mask of step t: nn_rng seeded with seed ^ golden * (t + 1) */
+        /* mask of step t: lm_xoshiro seeded with seed ^ golden * (t + 1) */
         float p = e->graph.nodes[e->graph.n - 2].p, keep = 1.0f / (1.0f - p);
-        nn_rng r;
-        nn_rng_seed(&r, e->opts.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(e->train_steps + 1)));
+        lm_xoshiro r;
+        lm_xoshiro_seed(&r, e->opts.seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(e->train_steps + 1)));
         size_t cnt = (size_t)n * (size_t)last->ic;
-        for (size_t i = 0; i < cnt; i++) e->dropmask[i] = nn_rng_uniform(&r) < p ? 0.0f : keep;
+        for (size_t i = 0; i < cnt; i++) e->dropmask[i] = lm_xoshiro_uniform(&r) < p ? 0.0f : keep;
         mask = e->dropmask;
     }
     omp_set_num_threads(e->threads);

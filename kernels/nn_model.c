@@ -10,7 +10,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "nn_rng.h"
+#include "rng.h"
 
 /* ------------------------------------------------------------ config -- */
 void nn_resnet_cfg_default(nn_resnet_cfg *cfg) {
@@ -383,8 +383,8 @@ int nn_model_find(const nn_model *m, const char *name) {
 
 void nn_model_init(const nn_model *m, uint64_t seed, float *params, float *buffers,
                    int64_t *counters) {
-    nn_rng r;
-    nn_rng_seed(&r, seed);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, seed);
     for (int i = 0; i < m->ntensors; i++) {
         const nn_tensor *t = &m->tensors[i];
         size_t len = strlen(t->name);
@@ -398,14 +398,14 @@ void nn_model_init(const nn_model *m, uint64_t seed, float *params, float *buffe
         } else if (t->ndim == 4) { /* conv weight */
             double sd = sqrt(2.0 / (double)(t->dims[0] * t->dims[2] * t->dims[3]));
             for (size_t j = 0; j < t->numel; j++) {
-                float v = (float)(sd * nn_rng_normal(&r));
+                float v = (float)(sd * lm_xoshiro_normal(&r));
                 if (params) params[t->offset + j] = v;
             }
         } else if (strncmp(t->name, "fc.", 3) == 0) {
             int fan_in = m->tensors[nn_model_find(m, "fc.weight")].dims[1];
             double bound = 1.0 / sqrt((double)fan_in);
             for (size_t j = 0; j < t->numel; j++) {
-                float v = (float)((2.0 * nn_rng_uniform(&r) - 1.0) * bound);
+                float v = (float)((2.0 * lm_xoshiro_uniform(&r) - 1.0) * bound);
                 if (params) params[t->offset + j] = v;
             }
         } else if (params) { /* bn weight / bias */

@@ -151,7 +151,8 @@ void nn_model_free(nn_model *m);  /* NULL is a no-op */
 int nn_model_find(const nn_model *m, const char *name);
 
 /* Initializes params, buffers and counters like torchvision does, from a
- * seeded PRNG (see nn_rng.h): tensors in table order, elements in order,
+ * seeded PRNG (lm_xoshiro, see rng.h): tensors in table order, elements in
+ * order,
  *   conv weight : normal(0, sqrt(2 / (OC*k*k)))   (kaiming_normal_, fan_out, relu)
  *   bn weight 1, bias 0, running_mean 0, running_var 1, num_batches 0
  *   fc weight and bias: uniform(-1/sqrt(C), 1/sqrt(C))   (nn.Linear default)

@@ -10,7 +10,7 @@
 #define RN_CLI_H
 
 #include "lm_util.h"
-#include "loader.h"
+#include "plugin_loader.h"
 #include "paths.h"
 
 #define RN_EXIT_OK 0

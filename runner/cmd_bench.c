@@ -8,7 +8,7 @@
 
 #include "lm_util.h"
 #include "nn_engine.h"
-#include "nn_rng.h"
+#include "rng.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -140,10 +140,10 @@ int rn_cmd_bench(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    nn_rng r;
-    nn_rng_seed(&r, 42);
-    for (size_t i = 0; i < xn; i++) x[i] = (float)nn_rng_normal(&r);
-    for (int i = 0; i < batch * K; i++) y[i] = nn_rng_uniform(&r) < 0.3 ? 1.0f : 0.0f;
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, 42);
+    for (size_t i = 0; i < xn; i++) x[i] = (float)lm_xoshiro_normal(&r);
+    for (int i = 0; i < batch * K; i++) y[i] = lm_xoshiro_uniform(&r) < 0.3 ? 1.0f : 0.0f;
     nn_optim_cfg opt = {.kind = NN_OPT_ADAM, .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f,
                         .eps = 1e-8f};
     nn_loss_cfg lc = {NULL, 0.0f};

@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "jsonutil.h"
-#include "params.h"
+#include "stage_params.h"
 #include "suggest.h"
 
 static void list(const char *label, const char *const *l) {

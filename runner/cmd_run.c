@@ -15,7 +15,7 @@
 #include "commands.h"
 #include "experiment.h"
 #include "jsonutil.h"
-#include "loader.h"
+#include "plugin_loader.h"
 #include "paths.h"
 #include "plan.h"
 #include "resume.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "params.h"
+#include "stage_params.h"
 #include "signals.h"
 #include "strv.h"
 

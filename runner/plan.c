@@ -7,7 +7,7 @@
 
 #include "host.h"
 #include "jsonutil.h"
-#include "params.h"
+#include "stage_params.h"
 #include "suggest.h"
 
 void rn_plan_free(rn_plan *p) {

@@ -2,7 +2,7 @@
  * plan.h -- from a declared experiment to an executable plan.
  *
  * rn_plan_build() resolves every stage entry to a loaded plugin, flattens
- * and validates its parameters (params.h), applies --set overrides, resolves
+ * and validates its parameters (stage_params.h), applies --set overrides, resolves
  * each declared input artifact to the nearest EARLIER stage that declares
  * it as output, calls the plugins' check() and key() callbacks in-process,
  * and computes the cache key of every cacheable stage (cachekey.h).  A
@@ -23,7 +23,7 @@
 #include "cache.h"
 #include "cachekey.h"
 #include "experiment.h"
-#include "loader.h"
+#include "plugin_loader.h"
 #include "lm_util.h"
 #include "strv.h"
 

@@ -7,10 +7,6 @@
 #include "jsonutil.h"
 #include "store.h"
 
-const char *rn_resume_action_name(int action) {
-    return action == RN_RESUME_REUSE ? "reuse" : action == RN_RESUME_CONTINUE ? "continue" : "run";
-}
-
 void rn_resume_free(rn_resume *r) {
     if (!r) return;
     free(r->run_dir);

@@ -50,7 +50,4 @@ typedef struct rn_resume {
 int rn_resume_open(const rn_plan *p, const char *run, FILE *warn, rn_resume **out, lm_err *e);
 void rn_resume_free(rn_resume *r);
 
-/* "reuse", "continue", "run". */
-const char *rn_resume_action_name(int action);
-
 #endif /* RN_RESUME_H */

@@ -50,7 +50,7 @@
 
 #include "experiment.h"
 #include "lm_util.h"
-#include "loader.h"
+#include "plugin_loader.h"
 #include "plan.h"
 #include "run.h"
 #include "strv.h"

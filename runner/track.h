@@ -14,8 +14,8 @@
  *   summary       any number: the latest value per key wins
  *   run_ended     once: "finished" or "failed" plus the reason
  *
- * The local run store (store.h) is the first tracker; an MLflow tracker
- * implements the same ops.  A tracker reports failures through its return
+ * The local run store (store.h) is the first and so far only tracker; an
+ * MLflow tracker would implement the same ops.  A tracker reports failures through its return
  * value; the runner records the first one as the stage's or run's failure,
  * so a tracker that must not fail a run (a remote server being down)
  * should spool and return 0.  Trackers are called from the runner's main

@@ -109,7 +109,7 @@ int nn_cu_adam(cudaStream_t st, float *p, const float *g, float *m1, float *m2, 
 /* ---- uploaded u8 batches: normalize (and flip/rotate) on the device ----
  * u8[n,C,H,W] planar, as the dataset stores images; x[n,C,H,W] =
  * (v / 255 - mean[c]) / std[c] of the image under dihedral element
- * flags[n] & 7 (kernels/cpu/augment.h's numbering; NULL: identity) -- the
+ * flags[n] & 7 (kernels/cpu/cpu_augment.h's numbering; NULL: identity) -- the
  * same floats nn_aug_dihedral gives.  Odd elements need H == W (else
  * that image comes out NaN, never a read out of bounds). */
 int nn_cu_u8_normalize(cudaStream_t st, float *x, const uint8_t *u8, const uint8_t *flags,

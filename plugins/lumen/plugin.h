@@ -3,10 +3,12 @@
  *
  * This is the only header a plugin needs.  A plugin is a shared object that
  * exports one function, lumen_plugin_stages(), returning a NULL-terminated
- * array of stage descriptors.  The runner loads it with
- * dlopen(RTLD_NOW | RTLD_LOCAL), checks every descriptor's ABI version and
- * compatibility signature, and refuses (naming the file) anything that does
- * not match.
+ * array of stage descriptors.  The runner first loads each plugin file in a
+ * throwaway child process (a file whose constructor or entry crashes or hangs
+ * is refused, naming the file and the signal), then in itself with
+ * dlopen(RTLD_NOW | RTLD_LOCAL); it checks every descriptor's ABI version
+ * and compatibility signature, and refuses (naming the file) anything that
+ * does not match.
  *
  * Build an out-of-tree stage with one command:
  *

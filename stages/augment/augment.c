@@ -22,30 +22,7 @@
 #include "policy.h"
 
 static const lumen_param PARAMS[] = {
-    {"flip", LUMEN_BOOL, "false", 0, 0, NULL, 0,
-     "random horizontal and vertical flips, each with probability 0.5"},
-    {"hflip", LUMEN_BOOL, "false", 0, 0, NULL, 0,
-     "random horizontal flip only (p = 0.5); implied by flip"},
-    {"vflip", LUMEN_BOOL, "false", 0, 0, NULL, 0,
-     "random vertical flip only (p = 0.5); implied by flip"},
-    {"rotate90", LUMEN_BOOL, "false", 0, 0, NULL, 0,
-     "random quarter turns, k uniform in 0..3 (with flips: the 8 symmetries of a square)"},
-    {"rotate", LUMEN_NUM, "0", 0, 45, NULL, 0,
-     "small rotation: angle uniform in [-rotate, rotate] degrees, bilinear"},
-    {"translate", LUMEN_NUM, "0", 0, 0.3, NULL, 0,
-     "shift uniform in [-translate, translate] x size, rounded to whole pixels"},
-    {"contrast", LUMEN_NUM, "0", 0, 1, NULL, 0,
-     "contrast factor uniform in [1-c, 1+c] about the image mean"},
-    {"brightness", LUMEN_NUM, "0", 0, 1, NULL, 0,
-     "added brightness uniform in [-b, b] (pixel values scaled to [0,1])"},
-    {"gamma", LUMEN_NUM, "0", 0, 1, NULL, 0,
-     "gamma = exp(uniform(-g, g)) applied to pixel values in [0,1]"},
-    {"p", LUMEN_NUM, "1", 0, 1, NULL, 0,
-     "probability that a training sample is augmented at all"},
-    {"fill", LUMEN_ENUM, "mean", 0, 0, "mean|border|constant", 0,
-     "what rotation/translation reveals: image mean, nearest edge pixel, or fill_value"},
-    {"fill_value", LUMEN_NUM, "0", 0, 1, NULL, 0,
-     "pixel value in [0,1] for fill = \"constant\""},
+    LM_POLICY_PARAMS,
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 

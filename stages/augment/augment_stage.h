@@ -15,9 +15,10 @@
 extern const lumen_stage augment_stage;             /* "augment" */
 extern const lumen_stage augment_materialize_stage; /* "augment-materialize" */
 
-/* Reads the augmentation parameters shared by both stages (flip, hflip,
- * vflip, rotate90, rotate, translate, contrast, brightness, gamma, p, fill,
- * fill_value) into *p and checks them; reports with host->fail. */
+/* Reads the augmentation parameters both stages declare (LM_POLICY_PARAMS
+ * of policy.h: flip, hflip, vflip, rotate90, rotate, translate, contrast,
+ * brightness, gamma, p, fill, fill_value) into *p and checks them
+ * (lm_policy_check); reports with host->fail. */
 int augment_policy_from_params(lumen_ctx *ctx, const lumen_host *host,
                                lm_policy *p);
 

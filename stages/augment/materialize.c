@@ -25,31 +25,13 @@
 #include <lumen/plugin.h>
 
 #include "augment_stage.h"
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "dataset.h"
 #include "lm_util.h"
 #include "rng.h"
 
 static const lumen_param PARAMS[] = {
-    {"flip", LUMEN_BOOL, "false", 0, 0, NULL, 0,
-     "random horizontal and vertical flips, each with probability 0.5"},
-    {"hflip", LUMEN_BOOL, "false", 0, 0, NULL, 0, "random horizontal flip only (p = 0.5)"},
-    {"vflip", LUMEN_BOOL, "false", 0, 0, NULL, 0, "random vertical flip only (p = 0.5)"},
-    {"rotate90", LUMEN_BOOL, "false", 0, 0, NULL, 0,
-     "random quarter turns, k uniform in 0..3 (square images only)"},
-    {"rotate", LUMEN_NUM, "0", 0, 45, NULL, 0,
-     "small rotation: angle uniform in [-rotate, rotate] degrees, bilinear"},
-    {"translate", LUMEN_NUM, "0", 0, 0.3, NULL, 0,
-     "shift uniform in [-translate, translate] x size, rounded to whole pixels"},
-    {"contrast", LUMEN_NUM, "0", 0, 1, NULL, 0,
-     "contrast factor uniform in [1-c, 1+c] about the image mean"},
-    {"brightness", LUMEN_NUM, "0", 0, 1, NULL, 0,
-     "added brightness uniform in [-b, b] (pixel values scaled to [0,1])"},
-    {"gamma", LUMEN_NUM, "0", 0, 1, NULL, 0, "gamma = exp(uniform(-g, g))"},
-    {"p", LUMEN_NUM, "1", 0, 1, NULL, 0, "probability that a variant is augmented at all"},
-    {"fill", LUMEN_ENUM, "mean", 0, 0, "mean|border|constant", 0,
-     "what rotation/translation reveals: image mean, nearest edge pixel, or fill_value"},
-    {"fill_value", LUMEN_NUM, "0", 0, 1, NULL, 0, "pixel value in [0,1] for fill = \"constant\""},
+    LM_POLICY_PARAMS,
     {"materialize", LUMEN_INT, "1", 1, 64, NULL, 0,
      "augmented variants written per training image"},
     {"keep_original", LUMEN_BOOL, "true", 0, 0, NULL, 0,

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "metrics.h"
 
 void lm_eval_cfg_default(lm_eval_cfg *cfg) {

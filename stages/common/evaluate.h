@@ -14,7 +14,7 @@
  *   lm_metrics_compute(r.probs, r.targets, r.n, r.k, NULL, &m, &err);
  *   lm_eval_result_free(&r);
  *
- * What it does, per batch: the loader (loader.h, evaluation mode: no
+ * What it does, per batch: the loader (batch_loader.h, evaluation mode: no
  * shuffle, no augmentation, the final partial batch kept) decodes and
  * normalizes (x/255 - mean[c]) / std[c] on background threads;
  * nn_engine_predict gives eval-mode logits (BN running statistics, no
@@ -22,7 +22,7 @@
  * of the source: for a dataset split, ascending record index.
  *
  * Test-time augmentation (cfg.tta): the probabilities are the mean over the
- * dihedral views of each image (nn_aug_dihedral_f32 of kernels/cpu/augment.h
+ * dihedral views of each image (nn_aug_dihedral_f32 of kernels/cpu/cpu_augment.h
  * applied to the normalized tensor -- an exact gather, so identical to
  * augmenting the u8 image with nn_aug_dihedral and normalizing): all 8
  * elements of D4 for square images, the 4 that keep the shape (identity,
@@ -49,8 +49,7 @@
  * returning.  No global state.
  *
  * Linking: this file calls the engine (nn_engine_predict), so a program
- * using it links libengine and libcommon as a group (as the plugins and
- * tests do).
+ * using it links libcommon, then libengine, then libbase.
  */
 #ifndef LM_EVALUATE_H
 #define LM_EVALUATE_H
@@ -60,7 +59,7 @@
 
 #include "dataset.h"
 #include "lm_util.h"
-#include "loader.h"
+#include "batch_loader.h"
 #include "nn_engine.h"
 
 typedef struct lm_eval_cfg {
@@ -106,7 +105,7 @@ typedef struct lm_eval_result {
 int lm_eval_split(nn_engine *e, const lm_dataset *ds, int split,
                   const lm_eval_cfg *cfg, lm_eval_result *out, lm_err *err);
 
-/* Same over any source of u8 CHW images (loader.h); out->names is NULL and
+/* Same over any source of u8 CHW images (batch_loader.h); out->names is NULL and
  * out->index holds src->indices in order. */
 int lm_eval_source(nn_engine *e, const lm_loader_source *src,
                    const lm_eval_cfg *cfg, lm_eval_result *out, lm_err *err);

@@ -10,7 +10,7 @@
  *   - lm_image_set: a list of PNG files decoded exactly as ingest stores
  *     them (lm_png_load_u8 of image.h: decode, channel conversion, resize,
  *     u8 rounding), so predictions on them equal predictions on an ingested
- *     copy, exposed as a loader source (loader.h) for lm_eval_source
+ *     copy, exposed as a loader source (batch_loader.h) for lm_eval_source
  *     (evaluate.h).  Files that cannot be used are recorded per image (the
  *     others are still decoded); the caller decides whether that is fatal.
  *
@@ -40,7 +40,7 @@
 #include "csvparse.h"
 #include "evaluate.h"
 #include "lm_util.h"
-#include "loader.h"
+#include "batch_loader.h"
 #include "nn_engine.h"
 #include "nn_model.h"
 #include "problems.h"

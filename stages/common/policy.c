@@ -34,23 +34,33 @@ const char *lm_policy_fill_name(int fill) {
     return fill >= 0 && fill < 3 ? FILL_NAMES[fill] : "?";
 }
 
-/* Numeric keys with their ranges, in file order. */
+/* The stages' parameter table: the ranges of the numeric keys. */
+static const lumen_param PARAMS[] = {LM_POLICY_PARAMS};
+
+/* Numeric keys, in file order; their ranges are those of PARAMS. */
 typedef struct numkey {
     const char *name;
     size_t off;
-    double lo, hi;
 } numkey;
 
 static const numkey NUMKEYS[] = {
-    {"rotate", offsetof(lm_policy, rotate), 0, 45},
-    {"translate", offsetof(lm_policy, translate), 0, 0.3},
-    {"contrast", offsetof(lm_policy, contrast), 0, 1},
-    {"brightness", offsetof(lm_policy, brightness), 0, 1},
-    {"gamma", offsetof(lm_policy, gamma), 0, 1},
-    {"p", offsetof(lm_policy, p), 0, 1},
-    {"fill_value", offsetof(lm_policy, fill_value), 0, 1},
+    {"rotate", offsetof(lm_policy, rotate)},
+    {"translate", offsetof(lm_policy, translate)},
+    {"contrast", offsetof(lm_policy, contrast)},
+    {"brightness", offsetof(lm_policy, brightness)},
+    {"gamma", offsetof(lm_policy, gamma)},
+    {"p", offsetof(lm_policy, p)},
+    {"fill_value", offsetof(lm_policy, fill_value)},
 };
 #define NNUM (sizeof NUMKEYS / sizeof *NUMKEYS)
+
+/* The declaration of a key (every NUMKEYS name is in PARAMS). */
+static const lumen_param *param_of(const char *name) {
+    for (size_t i = 0; i < sizeof PARAMS / sizeof *PARAMS; i++)
+        if (!strcmp(PARAMS[i].name, name))
+            return &PARAMS[i];
+    return NULL;
+}
 
 typedef struct boolkey {
     const char *name;
@@ -78,9 +88,10 @@ static int bool_get(const lm_policy *p, const boolkey *k) {
 int lm_policy_check(const lm_policy *p, lm_err *err) {
     for (size_t i = 0; i < NNUM; i++) {
         double v = num_get(p, &NUMKEYS[i]);
-        if (!(v >= NUMKEYS[i].lo && v <= NUMKEYS[i].hi))
+        const lumen_param *d = param_of(NUMKEYS[i].name);
+        if (!(v >= d->min && v <= d->max))
             return lm_fail(err, LUMEN_EINVAL, "policy.%s: must be in [%g, %g], got %g",
-                           NUMKEYS[i].name, NUMKEYS[i].lo, NUMKEYS[i].hi, v);
+                           NUMKEYS[i].name, d->min, d->max, v);
     }
     if (lm_policy_fill_name(p->fill)[0] == '?')
         return lm_fail(err, LUMEN_EINVAL, "policy.fill: unknown fill mode %d", p->fill);
@@ -165,9 +176,10 @@ int lm_policy_from_json(const char *text, const char *source, lm_policy *out,
             goto out;
         }
         double x = it->valuedouble;
-        if (!(x >= NUMKEYS[i].lo && x <= NUMKEYS[i].hi)) {
+        const lumen_param *d = param_of(NUMKEYS[i].name);
+        if (!(x >= d->min && x <= d->max)) {
             rc = lm_fail(err, LUMEN_EDATA, "%s: key \"%s\" must be in [%g, %g], got %g",
-                         source, NUMKEYS[i].name, NUMKEYS[i].lo, NUMKEYS[i].hi, x);
+                         source, NUMKEYS[i].name, d->min, d->max, x);
             goto out;
         }
         *num_at(&p, &NUMKEYS[i]) = x;

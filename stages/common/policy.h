@@ -33,11 +33,47 @@
 
 #include <stdint.h>
 
-#include "cpu/augment.h"
+#include <lumen/plugin.h>
+
+#include "cpu/cpu_augment.h"
 #include "lm_util.h"
 
 #define LM_POLICY_VERSION 1
 #define LM_POLICY_FILE "policy.json"
+
+/* The policy's parameters, the one table behind the "augment" and the
+ * "augment-materialize" stages (each stage's lumen_param table starts with
+ * these entries) and behind lm_policy_check's ranges.  "flip" sets both
+ * hflip and vflip; the others are lm_policy's fields of the same name. */
+#define LM_POLICY_PARAMS                                                       \
+    {"flip", LUMEN_BOOL, "false", 0, 0, NULL, 0,                               \
+     "random horizontal and vertical flips, each with probability 0.5"},       \
+    {"hflip", LUMEN_BOOL, "false", 0, 0, NULL, 0,                              \
+     "random horizontal flip only (p = 0.5); implied by flip"},                \
+    {"vflip", LUMEN_BOOL, "false", 0, 0, NULL, 0,                              \
+     "random vertical flip only (p = 0.5); implied by flip"},                  \
+    {"rotate90", LUMEN_BOOL, "false", 0, 0, NULL, 0,                           \
+     "random quarter turns, k uniform in 0..3 (with flips: the 8 symmetries "  \
+     "of a square); square images only"},                                      \
+    {"rotate", LUMEN_NUM, "0", 0, 45, NULL, 0,                                 \
+     "small rotation: angle uniform in [-rotate, rotate] degrees, bilinear"},  \
+    {"translate", LUMEN_NUM, "0", 0, 0.3, NULL, 0,                             \
+     "shift uniform in [-translate, translate] x size, rounded to whole "      \
+     "pixels"},                                                                \
+    {"contrast", LUMEN_NUM, "0", 0, 1, NULL, 0,                                \
+     "contrast factor uniform in [1-c, 1+c] about the image mean"},            \
+    {"brightness", LUMEN_NUM, "0", 0, 1, NULL, 0,                              \
+     "added brightness uniform in [-b, b] (pixel values scaled to [0,1])"},    \
+    {"gamma", LUMEN_NUM, "0", 0, 1, NULL, 0,                                   \
+     "gamma = exp(uniform(-g, g)) applied to pixel values in [0,1]"},          \
+    {"p", LUMEN_NUM, "1", 0, 1, NULL, 0,                                       \
+     "probability that a training sample (augment) or a variant "              \
+     "(augment-materialize) is augmented at all"},                             \
+    {"fill", LUMEN_ENUM, "mean", 0, 0, "mean|border|constant", 0,              \
+     "what rotation/translation reveals: image mean, nearest edge pixel, or "  \
+     "fill_value"},                                                            \
+    {"fill_value", LUMEN_NUM, "0", 0, 1, NULL, 0,                              \
+     "pixel value in [0,1] for fill = \"constant\""}
 
 typedef struct lm_policy {
     int hflip;         /* random horizontal flip, p = 0.5 */
@@ -57,7 +93,8 @@ typedef struct lm_policy {
 void lm_policy_default(lm_policy *p);
 /* Non-zero when the policy can change no image (all transforms off or p 0). */
 int lm_policy_is_identity(const lm_policy *p);
-/* Range checks; LUMEN_EINVAL naming the key ("policy.rotate: ..."). */
+/* Range checks (the ranges of LM_POLICY_PARAMS); LUMEN_EINVAL naming the
+ * key ("policy.rotate: ..."). */
 int lm_policy_check(const lm_policy *p, lm_err *err);
 
 /* "mean" / "border" / "constant" <-> nn_aug_fill; -1 when unknown. */

@@ -434,16 +434,11 @@ int lm_st_open_buffer(const void *buf, size_t len, const char *label,
 
 int lm_st_open(const char *path, lm_st_file **out, lm_err *e) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lm_fail_errno(e, errno == ENOENT ? LUMEN_ENOTFOUND : LUMEN_EIO,
-                             "cannot open %s", path);
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = lm_fail_errno(e, LUMEN_EIO, "cannot stat %s", path);
-        close(fd);
+    int rc = lm_open_read(path, &fd, &st, e);
+    if (rc)
         return rc;
-    }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         return lm_fail(e, LUMEN_EIO, "%s is not a regular file", path);
@@ -458,7 +453,7 @@ int lm_st_open(const char *path, lm_st_file **out, lm_err *e) {
     if (f->len > 0) {
         void *m = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
-            int rc = lm_fail_errno(e, LUMEN_EIO, "cannot map %s", path);
+            rc = lm_fail_errno(e, LUMEN_EIO, "cannot map %s", path);
             close(fd);
             lm_st_close(f);
             return rc;
@@ -467,7 +462,7 @@ int lm_st_open(const char *path, lm_st_file **out, lm_err *e) {
         f->mapped = 1;
     }
     close(fd);
-    int rc = parse_file(f, e);
+    rc = parse_file(f, e);
     if (rc) {
         lm_st_close(f);
         return rc;

@@ -7,54 +7,7 @@
 
 #include <xxhash.h>
 
-uint64_t ingest_splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-void ingest_rng_seed(ingest_rng *r, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = ingest_splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t ingest_rng_next(ingest_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-uint64_t ingest_rng_below(ingest_rng *r, uint64_t n) {
-    /* Lemire: high 64 bits of x * n, rejecting the biased low range */
-    unsigned __int128 m = (unsigned __int128)ingest_rng_next(r) * n;
-    uint64_t lo = (uint64_t)m;
-    if (lo < n) {
-        uint64_t thresh = (0 - n) % n;
-        while (lo < thresh) {
-            m = (unsigned __int128)ingest_rng_next(r) * n;
-            lo = (uint64_t)m;
-        }
-    }
-    return (uint64_t)(m >> 64);
-}
-
-void ingest_shuffle(uint32_t *v, size_t n, ingest_rng *r) {
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)ingest_rng_below(r, i);
-        uint32_t t = v[i - 1];
-        v[i - 1] = v[j];
-        v[j] = t;
-    }
-}
+#include "rng.h"
 
 typedef struct sort_ctx {
     const float *labels;
@@ -95,9 +48,9 @@ int ingest_split(const float *labels, size_t n, size_t nlabels, double val, uint
                              ? XXH3_64bits_withSeed(labels + (size_t)ord[g] * nlabels,
                                                     nlabels * sizeof(float), seed)
                              : XXH3_64bits_withSeed(NULL, 0, seed);
-        ingest_rng r;
-        ingest_rng_seed(&r, gseed);
-        ingest_shuffle(ord + g, e - g, &r);
+        lm_xoshiro r;
+        lm_xoshiro_seed(&r, gseed);
+        lm_xoshiro_shuffle(ord + g, e - g, &r);
         size_t k = (size_t)round(val * (double)(e - g));
         for (size_t i = g; i < g + k; i++) split[ord[i]] = 1;
         g = e;
@@ -116,9 +69,9 @@ int ingest_subset(size_t n, size_t k, uint64_t seed, uint32_t *pick, lm_err *err
     uint32_t *all = malloc((n ? n : 1) * sizeof *all);
     if (!all) return lm_fail(err, LUMEN_ENOMEM, "subset: out of memory");
     for (size_t i = 0; i < n; i++) all[i] = (uint32_t)i;
-    ingest_rng r;
-    ingest_rng_seed(&r, seed ^ 0x6c696d6974ull); /* "limit": not the split's stream */
-    ingest_shuffle(all, n, &r);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, seed ^ 0x6c696d6974ull); /* "limit": not the split's stream */
+    lm_xoshiro_shuffle(all, n, &r);
     memcpy(pick, all, k * sizeof *pick);
     qsort(pick, k, sizeof *pick, cmp_u32);
     free(all);

@@ -2,11 +2,10 @@
  * split.h -- the seeded train/validation split of the ingest stage (and the
  * seeded row subset behind `limit`).
  *
- * PRNG: xoshiro256** (Blackman & Vigna), its 256-bit state filled from the
- * 64-bit seed by splitmix64.  Bounded draws use Lemire's multiply-shift with
- * rejection, so they are unbiased.  Shuffles are Fisher-Yates from the last
- * element down.  All of it is pure integer arithmetic: the same seed gives
- * the same sequence on every machine and for every thread count.
+ * PRNG: lumen's xoshiro256** (lm_xoshiro in rng.h: seeded by splitmix64,
+ * unbiased bounded draws by Lemire's method, Fisher-Yates shuffles from the
+ * last element down).  All of it is pure integer arithmetic: the same seed
+ * gives the same split on every machine and for every thread count.
  *
  * Split: rows are grouped by their label vector (stratify = true) or form
  * one group (false).  Each group, in file order, is shuffled with a PRNG
@@ -21,19 +20,6 @@
 #include <stdint.h>
 
 #include "lm_util.h"
-
-typedef struct ingest_rng {
-    uint64_t s[4];
-} ingest_rng;
-
-/* splitmix64 step: advances *x and returns the next output. */
-uint64_t ingest_splitmix64(uint64_t *x);
-void ingest_rng_seed(ingest_rng *r, uint64_t seed);
-uint64_t ingest_rng_next(ingest_rng *r);
-/* Uniform in [0, n); n > 0. */
-uint64_t ingest_rng_below(ingest_rng *r, uint64_t n);
-/* Fisher-Yates shuffle of v[0..n). */
-void ingest_shuffle(uint32_t *v, size_t n, ingest_rng *r);
 
 /* Assigns each of n rows to 0 (train) or 1 (val) in split[n].  labels is
  * row-major [n][nlabels].  val in [0, 1].  Returns 0, LUMEN_EINVAL or

@@ -18,7 +18,7 @@
  *      "data":{"order":...,"augment":...},     (how epoch e's data is made)
  *      "history":[{"epoch":1,"train/loss":...,...},...]}
  * Everything that decides the next epoch is there: the data order and the
- * augmentation of epoch e are pure functions of (seed, e) (loader.h,
+ * augmentation of epoch e are pure functions of (seed, e) (batch_loader.h,
  * policy.h), dropout masks of (seed, train_steps) (nn_engine.h).
  */
 #include <math.h>

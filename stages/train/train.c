@@ -34,7 +34,7 @@
 #include "dataset.h"
 #include "evaluate.h"
 #include "lm_util.h"
-#include "loader.h"
+#include "batch_loader.h"
 #include "metrics.h"
 #include "normstats.h"
 #include "policy.h"

@@ -3,14 +3,15 @@
  * (stages/train/): the stage descriptor, the parameter reader and the
  * training run.
  *
- *   params.c   the declared parameters, train_cfg_read (params -> train_cfg,
- *              with --smoke applied and every cross-field rule checked),
- *              train_check
- *   train.c    train_run: data, model, engine, loader, the epoch loop,
- *              validation (evaluate.h), metrics, early stopping
- *   state.c    files in the "model" output folder: best/last checkpoints,
- *              history.json and the resumable state.safetensors
- *   stage.c    the descriptor; plugin.c exports it
+ *   train_params.c  the declared parameters, train_cfg_read (params ->
+ *                   train_cfg, with --smoke applied and every cross-field
+ *                   rule checked), train_check
+ *   train.c         train_run: data, model, engine, loader, the epoch loop,
+ *                   validation (evaluate.h), metrics, early stopping
+ *   state.c         files in the "model" output folder: best/last
+ *                   checkpoints, history.json and the resumable
+ *                   state.safetensors
+ *   stage.c         the descriptor; plugin.c exports it
  *
  * Stage "train": inputs "dataset", "stats", "policy?"; output "model";
  * not cacheable (a run's training is its own; `--resume` continues it).

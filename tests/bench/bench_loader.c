@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "dataset.h"
 #include "ingest/ingest.h"
 #include "lm_util.h"
-#include "loader.h"
+#include "batch_loader.h"
 #include "normalize-stats/nstats.h"
 #include "policy.h"
 

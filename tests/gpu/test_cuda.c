@@ -46,12 +46,12 @@
 #include "nn_model.h"
 #include "nn_optim.h"
 #include "nn_ref.h"
-#include "nn_rng.h"
+#include "rng.h"
 
 #ifdef LUMEN_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "cuda/cuda_conv.h"
 #include "cuda/cuda_kernels.h"
 #endif
@@ -93,9 +93,9 @@ static int have_gpu(void) {
 
 /* ------------------------------------------------------------ helpers -- */
 static void fill(float *a, size_t n, uint64_t seed, double lo, double hi) {
-    nn_rng r;
-    nn_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) a[i] = (float)(lo + (hi - lo) * nn_rng_uniform(&r));
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) a[i] = (float)(lo + (hi - lo) * lm_xoshiro_uniform(&r));
 }
 
 static double *widen(const float *a, size_t n) {
@@ -437,9 +437,9 @@ static void test_u8_normalize(void **st) {
     int N = 8, C = 3, H = 9, W = 9;
     size_t n = (size_t)N * C * H * W;
     uint8_t *u8 = malloc(n), flags[8];
-    nn_rng r;
-    nn_rng_seed(&r, 50);
-    for (size_t i = 0; i < n; i++) u8[i] = (uint8_t)(nn_rng_next(&r) & 255);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, 50);
+    for (size_t i = 0; i < n; i++) u8[i] = (uint8_t)(lm_xoshiro_next(&r) & 255);
     for (int i = 0; i < N; i++) flags[i] = (uint8_t)i; /* every dihedral element */
     float mean[3] = {0.5f, 0.4f, 0.3f}, sd[3] = {0.2f, 0.25f, 0.3f};
     float *got = malloc(4 * n), *ref = malloc(4 * n);

@@ -11,7 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "checkpoint.h"
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "infer_fx.h"
 #include "ingest_fx.h"
 #include "metrics.h"

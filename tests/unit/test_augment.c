@@ -1,4 +1,4 @@
-/* Unit tests for kernels/cpu/augment.c: the fused augmentation kernel against
+/* Unit tests for kernels/cpu/cpu_augment.c: the fused augmentation kernel against
  * its plain per-operation references, the dihedral group, identities and the
  * documented conventions (angle sign, shift direction, fill modes). */
 #include <setjmp.h>
@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/augment.h"
+#include "augment_ref.h"
+#include "cpu/cpu_augment.h"
 #include "rng.h"
 #include <lumen/plugin.h>
 

@@ -16,7 +16,7 @@
 
 #include <lumen/plugin.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "dataset.h"
 #include "fakehost.h"
 #include "lm_util.h"
@@ -72,6 +72,60 @@ static void test_params_declared_with_docs_and_ranges(void **state) {
         if (p->type == LUMEN_NUM)
             assert_true(p->max > p->min);
     }
+}
+
+static double *policy_num(lm_policy *p, const char *name) {
+    if (!strcmp(name, "rotate")) return &p->rotate;
+    if (!strcmp(name, "translate")) return &p->translate;
+    if (!strcmp(name, "contrast")) return &p->contrast;
+    if (!strcmp(name, "brightness")) return &p->brightness;
+    if (!strcmp(name, "gamma")) return &p->gamma;
+    if (!strcmp(name, "p")) return &p->p;
+    if (!strcmp(name, "fill_value")) return &p->fill_value;
+    fail_msg("no policy field %s", name);
+    return NULL;
+}
+
+/* One table: augment and augment-materialize declare the policy parameters
+ * identically (names, types, defaults, ranges, docs), and the policy's own
+ * check takes the same ranges. */
+static void test_policy_params_are_one_table(void **state) {
+    (void)state;
+    const lumen_param *a = find_stage("augment")->params;
+    const lumen_param *m = find_stage("augment-materialize")->params;
+    size_t n = 0;
+    for (; a[n].name; n++) {
+        assert_non_null(m[n].name);
+        assert_string_equal(a[n].name, m[n].name);
+        assert_int_equal(a[n].type, m[n].type);
+        assert_string_equal(a[n].def, m[n].def);
+        assert_true(a[n].min == m[n].min && a[n].max == m[n].max);
+        assert_true((a[n].choices == NULL) == (m[n].choices == NULL));
+        if (a[n].choices)
+            assert_string_equal(a[n].choices, m[n].choices);
+        assert_int_equal(a[n].flags, m[n].flags);
+        assert_string_equal(a[n].doc, m[n].doc);
+        if (a[n].type != LUMEN_NUM)
+            continue;
+        lm_policy p;
+        lm_err e = {0};
+        lm_policy_default(&p);
+        *policy_num(&p, a[n].name) = a[n].min;
+        assert_int_equal(lm_policy_check(&p, &e), 0);
+        *policy_num(&p, a[n].name) = a[n].max;
+        assert_int_equal(lm_policy_check(&p, &e), 0);
+        *policy_num(&p, a[n].name) = a[n].max + 1e-9;
+        assert_int_equal(lm_policy_check(&p, &e), LUMEN_EINVAL);
+        assert_non_null(strstr(e.msg, a[n].name));
+        lm_err_clear(&e);
+        *policy_num(&p, a[n].name) = a[n].min - 1e-9;
+        assert_int_equal(lm_policy_check(&p, &e), LUMEN_EINVAL);
+    }
+    assert_int_equal(n, 12);
+    /* materialize adds its own two after the shared ones */
+    assert_string_equal(m[n].name, "materialize");
+    assert_string_equal(m[n + 1].name, "keep_original");
+    assert_null(m[n + 2].name);
 }
 
 static void test_augment_writes_policy_the_loader_reads(void **state) {
@@ -242,6 +296,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_declared_with_docs_and_ranges),
+        cmocka_unit_test(test_policy_params_are_one_table),
         cmocka_unit_test(test_augment_writes_policy_the_loader_reads),
         cmocka_unit_test(test_materialize_writes_variants),
         cmocka_unit_test(test_materialize_missing_input_names_folder),

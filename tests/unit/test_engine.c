@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "nn_engine.h"
-#include "nn_rng.h"
+#include "rng.h"
 
 typedef struct netcase {
     const char *sets[6][2]; /* model key/value pairs, NULL-terminated */
@@ -48,17 +48,17 @@ static nn_model *model_of(const netcase *c) {
 static float *randn(uint64_t seed, size_t n) {
     float *v = malloc(sizeof(float) * n);
     assert_non_null(v);
-    nn_rng r;
-    nn_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) v[i] = (float)nn_rng_normal(&r);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) v[i] = (float)lm_xoshiro_normal(&r);
     return v;
 }
 
 static float *labels(uint64_t seed, int n, int K) {
     float *y = malloc(sizeof(float) * (size_t)n * K);
-    nn_rng r;
-    nn_rng_seed(&r, seed);
-    for (int i = 0; i < n * K; i++) y[i] = nn_rng_uniform(&r) < 0.5 ? 1.0f : 0.0f;
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, seed);
+    for (int i = 0; i < n * K; i++) y[i] = lm_xoshiro_uniform(&r) < 0.5 ? 1.0f : 0.0f;
     return y;
 }
 

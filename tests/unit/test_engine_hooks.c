@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "nn_engine.h"
-#include "nn_rng.h"
+#include "rng.h"
 
 #define N 3
 #define H 20
@@ -74,9 +74,9 @@ static void test_hooks_match_ref(void **st) {
     assert_string_equal(nn_engine_backend(d), "fake-device");
     size_t np = m->nparams, nb = m->nbuffers;
     float x[N * H * W], y[N * K] = {1, 0, 0, 1, 1, 1}, pw[K] = {2.0f, 0.5f};
-    nn_rng rng;
-    nn_rng_seed(&rng, 3);
-    for (int i = 0; i < N * H * W; i++) x[i] = (float)nn_rng_normal(&rng);
+    lm_xoshiro rng;
+    lm_xoshiro_seed(&rng, 3);
+    for (int i = 0; i < N * H * W; i++) x[i] = (float)lm_xoshiro_normal(&rng);
     float *a = malloc(4 * np), *b = malloc(4 * np), *a2 = malloc(4 * np), *b2 = malloc(4 * np);
     float *ab = malloc(4 * nb), *bb = malloc(4 * nb);
     int64_t ca[16], cb[16], sa, sb;

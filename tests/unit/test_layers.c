@@ -24,15 +24,15 @@
 #include "nn_engine_impl.h"
 #include "nn_optim.h"
 #include "nn_ref.h"
-#include "nn_rng.h"
+#include "rng.h"
 
 #define H_FD 1e-5
 #define TOL_FD 1e-6
 
-static double *rnd(nn_rng *r, size_t n, double scale) {
+static double *rnd(lm_xoshiro *r, size_t n, double scale) {
     double *v = malloc(sizeof(double) * n);
     assert_non_null(v);
-    for (size_t i = 0; i < n; i++) v[i] = scale * nn_rng_normal(r);
+    for (size_t i = 0; i < n; i++) v[i] = scale * lm_xoshiro_normal(r);
     return v;
 }
 
@@ -81,8 +81,8 @@ static void conv_f(void *c_, double *out, const double *v) {
 }
 
 static void conv_case(int N, int IC, int H, int W, int OC, int k, int s, int p) {
-    nn_rng r;
-    nn_rng_seed(&r, (uint64_t)(N * 1000 + IC * 100 + k * 10 + s + p));
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, (uint64_t)(N * 1000 + IC * 100 + k * 10 + s + p));
     int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     size_t nx = (size_t)N * IC * H * W, nw = (size_t)OC * IC * k * k, no = (size_t)N * OC * OH * OW;
     conv_ctx c = {N, IC, H, W, OC, k, s, p, rnd(&r, nx, 1), rnd(&r, nw, 0.5), rnd(&r, OC, 1), 0};
@@ -178,8 +178,8 @@ static void test_conv_fd(void **state) {
 static void test_blk8_bwdw_large_map(void **state) {
     (void)state;
     int N = 2, C = 12, H = 48, W = 50;
-    nn_rng r;
-    nn_rng_seed(&r, 99);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, 99);
     size_t n = (size_t)N * C * H * W, nw = (size_t)C * C * 9;
     double *x = rnd(&r, n, 1), *dy = rnd(&r, n, 1), *w = rnd(&r, nw, 1);
     double *dw = malloc(sizeof(double) * nw);
@@ -223,8 +223,8 @@ static void bn_f(void *c_, double *out, const double *v) {
 
 static void test_bn_fd_and_running(void **state) {
     (void)state;
-    nn_rng r;
-    nn_rng_seed(&r, 11);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, 11);
     int N = 3, C = 4, HW = 5;
     size_t n = (size_t)N * C * HW;
     bn_ctx c = {N, C, HW, rnd(&r, n, 2), rnd(&r, C, 1), rnd(&r, C, 1), 0};
@@ -279,8 +279,8 @@ static void pool_f(void *c_, double *out, const double *x) {
 
 static void test_pool_fd_and_ties(void **state) {
     (void)state;
-    nn_rng r;
-    nn_rng_seed(&r, 5);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, 5);
     pool_ctx c = {2, 3, 9, 7, 3, 2, 1};
     int OH = (9 + 2 - 3) / 2 + 1, OW = (7 + 2 - 3) / 2 + 1;
     size_t nx = 2 * 3 * 9 * 7, no = (size_t)2 * 3 * OH * OW;
@@ -307,8 +307,8 @@ static void test_pool_fd_and_ties(void **state) {
 /* The cpu backend's own max pool vs the reference: blocked (b 8, C 12 with
  * padding channels) and nhwc (b = C = 16); odd sizes, 3x3/2 pad 1 and 2x2/2. */
 static void pool_layout_case(int N, int C, int H, int W, int k, int st, int p, int b) {
-    nn_rng r;
-    nn_rng_seed(&r, (uint64_t)(C * 100 + b));
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, (uint64_t)(C * 100 + b));
     int OH = (H + 2 * p - k) / st + 1, OW = (W + 2 * p - k) / st + 1, nb = (C + b - 1) / b;
     size_t nx = (size_t)N * C * H * W, no = (size_t)N * C * OH * OW;
     double *x = rnd(&r, nx, 1), *dout = rnd(&r, no, 1), *out = malloc(sizeof(double) * no);
@@ -379,8 +379,8 @@ static void relu_f(void *c_, double *out, const double *x) {
 
 static void test_linear_gap_relu_fd(void **state) {
     (void)state;
-    nn_rng r;
-    nn_rng_seed(&r, 9);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, 9);
     int N = 3, C = 5, K = 2;
     lin_ctx c = {N, C, K, rnd(&r, (size_t)N * C, 1), rnd(&r, (size_t)K * C, 1), rnd(&r, K, 1), 0};
     double *dout = rnd(&r, (size_t)N * K, 1), dx[15], dw[10], db[2];
@@ -442,7 +442,7 @@ static void test_linear_gap_relu_fd(void **state) {
     double rx[10], rdo[10], rdx[10], ry[10];
     for (size_t i = 0; i < n; i++) {
         rx[i] = (i % 2 ? 1 : -1) * (0.1 + 0.3 * (double)i);
-        rdo[i] = nn_rng_normal(&r);
+        rdo[i] = lm_xoshiro_normal(&r);
     }
     nn_ref_relu_forward(ry, rx, n);
     nn_ref_relu_backward(rdx, rdo, ry, n);

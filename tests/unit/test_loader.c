@@ -1,4 +1,4 @@
-/* Unit tests for stages/common/loader.c (and the policy it applies): order,
+/* Unit tests for stages/common/batch_loader.c (and the policy it applies): order,
  * coverage, determinism across thread counts, partial batches, resume,
  * errors and shutdown while workers are blocked or busy.  Most tests use an
  * in-memory source; test_loader_over_lmdb_dataset goes through a real LMDB
@@ -18,9 +18,9 @@
 
 #include <xxhash.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "dataset.h"
-#include "loader.h"
+#include "batch_loader.h"
 #include "policy.h"
 #include "rng.h"
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests for runner/params.c: flattening nested parameter tables,
+ * Unit tests for runner/stage_params.c: flattening nested parameter tables,
  * parsing --set/default text, validation messages, defaults, and the checks
  * the loader applies to a declared table.
  */
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "jsonutil.h"
-#include "params.h"
+#include "stage_params.h"
 #include "suggest.h"
 
 static const lumen_param TABLE[] = {

@@ -1,4 +1,5 @@
-/* Unit tests for stages/ingest/split.c: PRNG, seeded stratified split, subset. */
+/* Unit tests for stages/ingest/split.c: seeded stratified split, subset (the
+ * PRNG itself: test_rng.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,48 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "ingest/split.h"
-
-static void test_splitmix_reference(void **s) {
-    (void)s;
-    /* reference outputs of Vigna's splitmix64.c for seed 0 */
-    uint64_t x = 0;
-    assert_true(ingest_splitmix64(&x) == 0xe220a8397b1dcdafull);
-    assert_true(ingest_splitmix64(&x) == 0x6e789e6aa1b965f4ull);
-    assert_true(ingest_splitmix64(&x) == 0x06c45d188009454full);
-}
-
-static void test_rng_deterministic_and_uniform(void **s) {
-    (void)s;
-    ingest_rng a, b, c;
-    ingest_rng_seed(&a, 42);
-    ingest_rng_seed(&b, 42);
-    ingest_rng_seed(&c, 43);
-    int same = 0;
-    for (int i = 0; i < 100; i++) {
-        uint64_t x = ingest_rng_next(&a);
-        assert_true(x == ingest_rng_next(&b));
-        same += x == ingest_rng_next(&c);
-    }
-    assert_int_equal(same, 0);
-    int cnt[6] = {0};
-    for (int i = 0; i < 60000; i++) {
-        uint64_t v = ingest_rng_below(&a, 6);
-        assert_true(v < 6);
-        cnt[v]++;
-    }
-    for (int i = 0; i < 6; i++) assert_in_range(cnt[i], 9500, 10500);
-    uint32_t v[50];
-    for (int i = 0; i < 50; i++) v[i] = (uint32_t)i;
-    ingest_shuffle(v, 50, &a);
-    int seen[50] = {0}, moved = 0;
-    for (int i = 0; i < 50; i++) {
-        seen[v[i]]++;
-        moved += v[i] != (uint32_t)i;
-    }
-    for (int i = 0; i < 50; i++) assert_int_equal(seen[i], 1);
-    assert_true(moved > 25);
-}
 
 /* 1003 rows, 2 labels, four combinations in file order interleaved:
  * (0,0) 600, (1,0) 250, (1,1) 100, (0,1) 53. */
@@ -85,6 +47,14 @@ static void test_split_deterministic_and_seeded(void **s) {
     size_t diff = 0;
     for (size_t i = 0; i < n; i++) diff += a[i] != c[i];
     assert_true(diff > 50);
+    /* pinned: the split ingest drew before the PRNG was shared (rows 6, 7,
+     * 11, ... go to validation; XXH3-64 of the whole assignment) */
+    static const size_t first_val[8] = {6, 7, 11, 23, 38, 45, 47, 50};
+    for (size_t i = 0, k = 0; i < n && k < 8; i++)
+        if (a[i]) assert_int_equal(i, first_val[k++]);
+    assert_true(XXH3_64bits(a, n) == 0xf91cb799d1b8cd8cull);
+    assert_int_equal(ingest_split(l, n, 2, 0.2, 3, 0, c, &e), 0);
+    assert_true(XXH3_64bits(c, n) == 0x3acd7199e93f3618ull);
     free(l);
 }
 
@@ -148,12 +118,15 @@ static void test_subset(void **s) {
         if (i) assert_true(a[i] > a[i - 1]);
     }
     assert_true(a[63] > 1000); /* spread over the file, not the first rows */
+    /* pinned: the subset ingest drew before the PRNG was shared */
+    static const uint32_t pinned[5] = {0, 9, 11, 13, 14};
+    uint32_t d[5];
+    assert_int_equal(ingest_subset(20, 5, 42, d, &e), 0);
+    assert_memory_equal(d, pinned, sizeof d);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_splitmix_reference),
-        cmocka_unit_test(test_rng_deterministic_and_uniform),
         cmocka_unit_test(test_split_deterministic_and_seeded),
         cmocka_unit_test(test_split_stratified),
         cmocka_unit_test(test_split_unstratified),

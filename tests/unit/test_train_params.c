@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fakehost.h"
-#include "params.h"
+#include "stage_params.h"
 #include "train/train.h"
 
 static void test_table_is_valid_and_documented(void **state) {

@@ -23,7 +23,7 @@
 
 #include "cpu/cpu_winograd.h"
 #include "nn_ref.h"
-#include "nn_rng.h"
+#include "rng.h"
 
 #define TOL_F2 2e-6
 #define TOL_F4 2e-5
@@ -52,8 +52,8 @@ typedef struct wdata {
 } wdata;
 
 static void wdata_make(wdata *d, wcase c, uint64_t seed) {
-    nn_rng r;
-    nn_rng_seed(&r, seed);
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, seed);
     memset(d, 0, sizeof *d);
     d->c = c;
     size_t nx = (size_t)c.N * c.IC * c.H * c.W, no = (size_t)c.N * c.OC * c.H * c.W;
@@ -66,13 +66,13 @@ static void wdata_make(wdata *d, wcase c, uint64_t seed) {
     assert_true(d->x && d->w && d->b && d->y0 && d->wf);
     /* He-scaled weights, inputs of both signs, float-representable values */
     double ws = sqrt(2.0 / (9.0 * c.IC));
-    for (size_t i = 0; i < nx; i++) d->x[i] = (float)nn_rng_normal(&r);
+    for (size_t i = 0; i < nx; i++) d->x[i] = (float)lm_xoshiro_normal(&r);
     for (size_t i = 0; i < nw; i++) {
-        d->wf[i] = (float)(ws * nn_rng_normal(&r));
+        d->wf[i] = (float)(ws * lm_xoshiro_normal(&r));
         d->w[i] = d->wf[i];
     }
-    for (int i = 0; i < c.OC; i++) d->b[i] = (float)(0.5 * nn_rng_normal(&r));
-    for (size_t i = 0; i < no; i++) d->y0[i] = (float)nn_rng_normal(&r);
+    for (int i = 0; i < c.OC; i++) d->b[i] = (float)(0.5 * lm_xoshiro_normal(&r));
+    for (size_t i = 0; i < no; i++) d->y0[i] = (float)lm_xoshiro_normal(&r);
     double *conv = malloc(sizeof(double) * no);
     assert_non_null(conv);
     nn_ref_conv_forward(conv, d->x, d->w, d->b, c.N, c.IC, c.H, c.W, c.OC, 3, 1, 1);
@@ -229,16 +229,16 @@ static void test_winograd_backward_data(void **state) {
                                {1, 64, 19, 19, 64}};
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         wcase c = cs[i];
-        nn_rng r;
-        nn_rng_seed(&r, 500 + i);
+        lm_xoshiro r;
+        lm_xoshiro_seed(&r, 500 + i);
         int HW = c.H * c.W, icb = (c.IC + 7) / 8;
         size_t nx = (size_t)c.N * c.IC * HW, no = (size_t)c.N * c.OC * HW, nw = (size_t)c.OC * c.IC * 9;
         double *x = calloc(nx, sizeof(double)), *dx = malloc(sizeof(double) * nx);
         double *w = malloc(sizeof(double) * nw), *dy = malloc(sizeof(double) * no);
         float *wf = malloc(sizeof(float) * nw);
         assert_true(x && dx && w && dy && wf);
-        for (size_t k = 0; k < nw; k++) w[k] = wf[k] = (float)(0.2 * nn_rng_normal(&r));
-        for (size_t k = 0; k < no; k++) dy[k] = (float)nn_rng_normal(&r);
+        for (size_t k = 0; k < nw; k++) w[k] = wf[k] = (float)(0.2 * lm_xoshiro_normal(&r));
+        for (size_t k = 0; k < no; k++) dy[k] = (float)lm_xoshiro_normal(&r);
         nn_ref_conv_backward(dx, NULL, NULL, dy, x, w, c.N, c.IC, c.H, c.W, c.OC, 3, 1, 1);
         double mx = 0;
         for (size_t k = 0; k < nx; k++) mx = fmax(mx, fabs(dx[k]));

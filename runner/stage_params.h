@@ -1,5 +1,5 @@
 /*
- * params.h -- stage parameters: parsing, flattening, validation, defaults.
+ * stage_params.h -- stage parameters: parsing, flattening, validation, defaults.
  *
  * A stage declares its parameters as a lumen_param table (plugin.h).  The
  * runner holds a stage's resolved parameters as one cJSON object with flat
@@ -17,8 +17,8 @@
  *   "parameter 'size' must be an integer, got string \"big\"".
  * Nothing here is stateful; all functions are thread-safe.
  */
-#ifndef RN_PARAMS_H
-#define RN_PARAMS_H
+#ifndef RN_STAGE_PARAMS_H
+#define RN_STAGE_PARAMS_H
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -74,4 +74,4 @@ int rn_params_flatten(const lumen_param *table, const cJSON *nested,
 int rn_params_resolve(const lumen_param *table, cJSON *flat, const char *cwd,
                       const char *where, lm_err *e);
 
-#endif /* RN_PARAMS_H */
+#endif /* RN_STAGE_PARAMS_H */

@@ -1,5 +1,5 @@
-/* loader.c -- see loader.h. */
-#include "loader.h"
+/* plugin_loader.c -- see plugin_loader.h. */
+#include "plugin_loader.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "params.h"
+#include "stage_params.h"
 
 #define MAX_STAGES_PER_FILE 256
 #define PROBE_TIMEOUT_S 10.0   /* default of LUMEN_PROBE_TIMEOUT */

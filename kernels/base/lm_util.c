@@ -65,8 +65,6 @@ const char *lm_strcode(int code) {
     }
 }
 
-void *lm_calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
-
 char *lm_strdup(const char *s) { return s ? strdup(s) : NULL; }
 
 char *lm_sprintf(const char *fmt, ...) {
@@ -150,19 +148,27 @@ int lm_is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+int lm_open_read(const char *path, int *fd, struct stat *st, lm_err *e) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return lm_fail_errno(e, errno == ENOENT ? LUMEN_ENOTFOUND : LUMEN_EIO,
+                             "cannot open %s", path);
+    if (fstat(*fd, st) != 0) {
+        int rc = lm_fail_errno(e, LUMEN_EIO, "cannot stat %s", path);
+        close(*fd);
+        *fd = -1;
+        return rc;
+    }
+    return 0;
+}
+
 int lm_read_file(const char *path, char **data, size_t *len, lm_err *e) {
     *data = NULL;
     if (len) *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lm_fail_errno(e, errno == ENOENT ? LUMEN_ENOTFOUND : LUMEN_EIO,
-                             "cannot open %s", path);
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = lm_fail_errno(e, LUMEN_EIO, "cannot stat %s", path);
-        close(fd);
-        return rc;
-    }
+    int rc = lm_open_read(path, &fd, &st, e);
+    if (rc) return rc;
     size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
     char *buf = malloc(cap);
     if (!buf) {
@@ -183,7 +189,7 @@ int lm_read_file(const char *path, char **data, size_t *len, lm_err *e) {
         ssize_t r = read(fd, buf + n, cap - n - 1);
         if (r < 0) {
             if (errno == EINTR) continue;
-            int rc = lm_fail_errno(e, LUMEN_EIO, "cannot read %s", path);
+            rc = lm_fail_errno(e, LUMEN_EIO, "cannot read %s", path);
             free(buf);
             close(fd);
             return rc;

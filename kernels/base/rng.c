@@ -9,6 +9,11 @@ uint64_t lm_mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
+uint64_t lm_splitmix64(uint64_t *state) {
+    *state += GOLDEN;
+    return lm_mix64(*state);
+}
+
 uint64_t lm_rng_key(uint64_t seed, uint64_t domain, uint64_t a, uint64_t b) {
     uint64_t k = lm_mix64(seed + GOLDEN);
     k = lm_mix64(k ^ (domain * 0xD6E8FEB86659FD93ULL));
@@ -22,10 +27,7 @@ void lm_rng_init(lm_rng *r, uint64_t seed, uint64_t domain, uint64_t a,
     r->state = lm_rng_key(seed, domain, a, b);
 }
 
-uint64_t lm_rng_u64(lm_rng *r) {
-    r->state += GOLDEN;
-    return lm_mix64(r->state);
-}
+uint64_t lm_rng_u64(lm_rng *r) { return lm_splitmix64(&r->state); }
 
 double lm_rng_uniform(lm_rng *r) {
     return (double)(lm_rng_u64(r) >> 11) * 0x1.0p-53;
@@ -55,5 +57,27 @@ void lm_shuffle_u32(uint32_t *idx, size_t n, uint64_t seed, uint64_t epoch) {
         uint32_t t = idx[i - 1];
         idx[i - 1] = idx[j];
         idx[j] = t;
+    }
+}
+
+uint64_t lm_xoshiro_below(lm_xoshiro *r, uint64_t n) {
+    unsigned __int128 m = (unsigned __int128)lm_xoshiro_next(r) * n;
+    uint64_t lo = (uint64_t)m;
+    if (lo < n) {
+        uint64_t thresh = (0 - n) % n;
+        while (lo < thresh) {
+            m = (unsigned __int128)lm_xoshiro_next(r) * n;
+            lo = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+void lm_xoshiro_shuffle(uint32_t *v, size_t n, lm_xoshiro *r) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)lm_xoshiro_below(r, i);
+        uint32_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
     }
 }

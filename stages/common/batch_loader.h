@@ -1,5 +1,5 @@
 /*
- * loader.h -- the trainer's batch loader: streams augmented, normalised
+ * batch_loader.h -- the trainer's batch loader: streams augmented, normalised
  * float batches from the memory-mapped dataset on background threads.
  *
  *   lm_loader *ld;
@@ -27,7 +27,7 @@
  *
  * Augmentation.  Sample with record index i in epoch e is augmented with
  * lm_policy_draw(policy, seed, e, i, H, W) (policy.h) and normalised as
- * (x/255 - mean[c]) / std[c] by nn_aug_apply (kernels/cpu/augment.h).  The
+ * (x/255 - mean[c]) / std[c] by nn_aug_apply (kernels/cpu/cpu_augment.h).  The
  * pixels of a batch are therefore a pure function of (dataset, cfg, epoch,
  * batch number): bitwise the same for any thread count or depth.
  *
@@ -38,8 +38,8 @@
  * workers wherever they are -- blocked on a full ring or mid-batch -- and
  * join/park them; no thread outlives close.
  */
-#ifndef LM_LOADER_H
-#define LM_LOADER_H
+#ifndef LM_BATCH_LOADER_H
+#define LM_BATCH_LOADER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -138,4 +138,4 @@ void lm_loader_get_stats(const lm_loader *ld, lm_loader_stats *st);
  * NULL-safe. */
 void lm_loader_close(lm_loader *ld);
 
-#endif /* LM_LOADER_H */
+#endif /* LM_BATCH_LOADER_H */

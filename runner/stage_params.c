@@ -1,5 +1,5 @@
-/* params.c -- see params.h. */
-#include "params.h"
+/* stage_params.c -- see stage_params.h. */
+#include "stage_params.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * loader.h -- finding, loading and checking stage plugins (the registry).
+ * plugin_loader.h -- finding, loading and checking stage plugins (the registry).
  *
  * rn_registry_load() scans the search folders (paths.h) in order, loads
  * every "*.so" (sorted by file name within a folder) with
@@ -29,8 +29,8 @@
  * valid until rn_registry_free().  Not thread-safe; the runner loads once at
  * startup (before forking stage processes).
  */
-#ifndef RN_LOADER_H
-#define RN_LOADER_H
+#ifndef RN_PLUGIN_LOADER_H
+#define RN_PLUGIN_LOADER_H
 
 #include <stddef.h>
 
@@ -85,4 +85,4 @@ int rn_stage_check(const lumen_stage *st, char *why, size_t whylen);
 /* dlcloses every plugin and frees r (NULL is a no-op). */
 void rn_registry_free(rn_registry *r);
 
-#endif /* RN_LOADER_H */
+#endif /* RN_PLUGIN_LOADER_H */

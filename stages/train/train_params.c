@@ -1,5 +1,5 @@
 /*
- * params.c -- the train stage's declared parameters and their reading into
+ * train_params.c -- the train stage's declared parameters and their reading into
  * a train_cfg (see train.h).
  *
  * The names follow the experiment language: `model = lumen.resnet{...}`

@@ -1,5 +1,5 @@
 /*
- * cpu/augment.h -- per-sample image augmentation kernels (u8 CHW -> float CHW).
+ * cpu_augment.h -- per-sample image augmentation kernels (u8 CHW -> float CHW).
  *
  * One call, nn_aug_apply(), turns a stored image (u8, planar CHW) into a
  * normalised float tensor with every augmentation of one sample applied:
@@ -44,12 +44,13 @@
  * no threads inside); the same inputs give bitwise the same output on any
  * thread.  Callers parallelise over samples.
  *
- * Every function also has a plain reference (nn_aug_ref_*): the naive
- * sequence of separate operations with intermediate images and
- * double-precision coordinates.  Tests hold the fused kernel against it.
+ * Every function also has a plain reference (nn_aug_ref_* in the test code,
+ * tests/support/augment_ref.h): the naive sequence of separate operations
+ * with intermediate images and double-precision coordinates.  Tests hold the
+ * fused kernel against it.
  */
-#ifndef NN_AUGMENT_H
-#define NN_AUGMENT_H
+#ifndef NN_CPU_AUGMENT_H
+#define NN_CPU_AUGMENT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -125,28 +126,4 @@ int nn_aug_dihedral(const uint8_t *src, int c, int h, int w, int k,
 int nn_aug_dihedral_f32(const float *src, int c, int h, int w, int k,
                         float *dst);
 
-/* ---- plain references (slow, obviously correct; for tests) ------------- */
-/* All work on float [c, h, w] tensors; dst must not overlap src. */
-
-/* dst[ch][y][x] = src[ch][y][w-1-x] */
-void nn_aug_ref_hflip(const float *src, int c, int h, int w, float *dst);
-/* dst[ch][y][x] = src[ch][h-1-y][x] */
-void nn_aug_ref_vflip(const float *src, int c, int h, int w, float *dst);
-/* One quarter turn counter-clockwise (numpy.rot90): dst is [c, w, h] with
- * dst[ch][y][x] = src[ch][x][w-1-y]. */
-void nn_aug_ref_rot90(const float *src, int c, int h, int w, float *dst);
-/* Rotation by angle_deg about the centre, then translation by (dx, dy),
- * bilinear, every coordinate in double precision; fill as in nn_aug_fill
- * (MEAN: the channel mean of src). */
-void nn_aug_ref_warp(const float *src, int c, int h, int w, double angle_deg,
-                     double dx, double dy, int fill, double fill_value,
-                     float *dst);
-/* The whole pipeline as separate naive steps with intermediate images:
- * tone with powf, H then R^k via the functions above, warp (only when angle,
- * dx or dy is non-zero), contrast, brightness, normalise.  Same contract as
- * nn_aug_apply plus LUMEN_ENOMEM when scratch cannot be allocated. */
-int nn_aug_ref_apply(const uint8_t *src, int c, int h, int w,
-                     const nn_aug_params *p, const float *mean,
-                     const float *std, float *dst);
-
-#endif /* NN_AUGMENT_H */
+#endif /* NN_CPU_AUGMENT_H */

@@ -1,6 +1,8 @@
 /*
  * lm_util.h -- error convention and file utilities shared by the runner, the
- * built-in stages and the engine (build/lib/libcommon.a).
+ * built-in stages and the engine: the bottom layer (kernels/base/,
+ * build/lib/libbase.a), which depends on nothing but the plugin SDK header
+ * for the LUMEN_E* codes.
  *
  * Error convention (everywhere in lumen): a function that can fail returns
  * int, 0 on success or a LUMEN_E* code from <lumen/plugin.h>, and writes a
@@ -13,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <lumen/plugin.h>
 
@@ -36,7 +39,6 @@ void lm_err_clear(lm_err *e);
 const char *lm_strcode(int code);
 
 /* ---- memory: NULL on failure, never exits ---- */
-void *lm_calloc(size_t n, size_t size);
 char *lm_strdup(const char *s);
 /* asprintf that returns NULL on failure. */
 char *lm_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -50,6 +52,10 @@ int lm_mkdirs(const char *path, lm_err *e);
 int lm_rmtree(const char *path, lm_err *e);
 int lm_exists(const char *path);
 int lm_is_dir(const char *path);
+/* Opens path read-only (close-on-exec) into *fd and fstat's it into *st.
+ * 0, LUMEN_ENOTFOUND when missing ("cannot open PATH: why") or LUMEN_EIO;
+ * on failure nothing is left open. */
+int lm_open_read(const char *path, int *fd, struct stat *st, lm_err *e);
 /* Reads a whole file; *data is malloc'ed and NUL-terminated (len excludes the
  * NUL).  LUMEN_ENOTFOUND when missing, LUMEN_EIO otherwise. */
 int lm_read_file(const char *path, char **data, size_t *len, lm_err *e);

@@ -1,4 +1,4 @@
-/* loader.c -- see loader.h.
+/* batch_loader.c -- see batch_loader.h.
  *
  * Synchronisation (one mutex `mu`, three condition variables):
  *   work   workers wait for a claimable batch: next_claim < nbatches and
@@ -13,14 +13,14 @@
  * consumer released the batch depth numbers earlier, so no buffer is ever
  * shared between a writer and a reader.
  */
-#include "loader.h"
+#include "batch_loader.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/augment.h"
+#include "cpu/cpu_augment.h"
 #include "dataset.h"
 #include "rng.h"
 
