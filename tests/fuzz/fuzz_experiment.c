@@ -11,8 +11,9 @@
  * configurations) and the plan of the stages before it; otherwise
  * rn_plan_build.  The plan is turned into JSON (config.json's body).
  *
- * The time budget is LUMEN_EVAL_TIMEOUT=0.05 s (unless set), so `while true
- * do end` ends in 50 ms and must end as the budget error.  Checked beyond
+ * The time budget is LUMEN_EVAL_TIMEOUT=0.05 s and the memory budget
+ * LUMEN_EVAL_MEMORY=64 MiB (unless set), so `while true do end` ends in
+ * 50 ms and `s = s .. s` in a loop at 64 MiB, each as its budget error.  Checked beyond
  * the sanitizers: every failure has a message.
  */
 #include <cjson/cJSON.h>
@@ -40,6 +41,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     setenv("LUMEN_EVAL_TIMEOUT", "0.05", 0);
+    setenv("LUMEN_EVAL_MEMORY", "64", 0);
     const char *src = getenv("LUMEN_SRC");
     char lua[600];
     snprintf(lua, sizeof lua, "%s/lua", src && *src ? src : FUZZ_SRC_DIR);
