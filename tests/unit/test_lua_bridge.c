@@ -318,7 +318,7 @@ static void test_time_budget(void **state) {
     unsetenv("LUMEN_EVAL_TIMEOUT");
 }
 
-/* Found by tests/fuzz/fuzz_experiment: `s = s .. s` in a loop made the
+/* Found with tests/fuzz/fuzz_experiment: `s = s .. s` in a loop made the
  * runner allocate gigabytes while evaluating (the time budget only counts
  * VM instructions, and one concatenation of a big string is one).  Lua's
  * allocator now has a budget, and a pcall cannot swallow its stop. */
