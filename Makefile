@@ -279,6 +279,44 @@ benches: $(BENCHES)
 bench: all $(BENCHES)
 	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} tests/bench/run.sh
 
+# ------------------------------------------------------------------- fuzz --
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c), built with Debian's clang and
+# ASan + UBSan into build-fuzz/ by a second make with BUILD, CC and SANFLAGS
+# set, so the library code under test is instrumented too; the normal build
+# never sees them.  `make fuzz` runs each harness for FUZZ_TIME seconds (one
+# process each, one after another; seeds made at fuzz time from $LUMEN_DATA
+# and tests/fixtures plus tests/fuzz/corpus/), `make fuzz-smoke` for 30 s
+# each (CI).  Findings land in build-fuzz/fuzz/findings/.  The stage
+# archives all define lumen_plugin_stages, hence --allow-multiple-definition
+# (the harnesses use the descriptors, never that entry).
+FUZZ_BUILD := build-fuzz
+FUZZ_TIME ?= 60
+FUZZ_SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev libomp-14-dev
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LINK = $(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) -Itests/fuzz $(CFLAGS) $(LDFLAGS) -DFUZZ_SRC_DIR='"$(abspath .)"'
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-binaries
+fuzz-build:
+	@$(call deps_check,$(DEB_PACKAGES) $(FUZZ_DEB_PACKAGES))
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang SANFLAGS="$(FUZZ_SANFLAGS)" fuzz-binaries
+fuzz-binaries: $(FUZZERS) $(BUILD)/fuzz/fuzz-seeds
+	@:
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(ALL_ARCHIVES)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) -fsanitize=fuzzer -o $@ $< -Wl,--allow-multiple-definition \
+	    $(ALL_ARCHIVES) $(LDLIBS)
+$(BUILD)/fuzz/fuzz-seeds: tests/fuzz/seeds.c tests/fuzz/fuzz_common.h $(ALL_ARCHIVES)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) -o $@ $< -Wl,--allow-multiple-definition \
+	    $(ALL_ARCHIVES) $(LDLIBS)
+fuzz: fuzz-build
+	@FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_TIME=$(FUZZ_TIME) LUMEN_SRC=$(abspath .) \
+	    LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} tests/fuzz/run.sh $(FUZZ_ONLY)
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=30
+
 # --------------------------------------------------------- deps/data/run --
 DEB_PACKAGES := gcc make pkg-config python3 python3-pip liblua5.4-dev liblmdb-dev \
     libcurl4-openssl-dev libspng-dev libdnnl-dev libcmocka-dev libcjson-dev libxxhash-dev libpng-dev
@@ -307,7 +345,7 @@ SLURM_PACKAGES := slurmctld slurmd slurm-client munge
 
 .PHONY: deps deps-check slurm-deps
 deps: slurm-deps
-	@$(call deps_missing,$(DEB_PACKAGES)); \
+	@$(call deps_missing,$(DEB_PACKAGES) $(FUZZ_DEB_PACKAGES)); \
 	if [ -n "$$missing" ]; then $(DEPS_INSTALL); \
 	else echo "deps: all installed"; fi
 
@@ -364,6 +402,6 @@ install: all
 
 .PHONY: clean
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -237,13 +237,22 @@ static int convert_protected(lua_State *L) {
 
 #define HOOK_EVERY 1000
 #define STOP_TIMEOUT (-1)
+#define STOP_MEMORY (-2)
 #define DEFAULT_BUDGET_S 60.0
+#define DEFAULT_MEMORY_MIB 256.0
 
-/* One evaluation, reached from the hook through lua_getextraspace. */
+/* One evaluation, reached from the hook through lua_getextraspace and from
+ * the allocator through its user data. */
 typedef struct eval_ctx {
     double budget;   /* seconds; 0: no limit */
     double deadline; /* lm_now() limit when budget > 0 */
-    int stop;        /* 0, the signal number, or STOP_TIMEOUT */
+    double mem_mib;  /* LUMEN_EVAL_MEMORY; 0: no limit */
+    size_t mem_limit; /* bytes; 0: no limit */
+    size_t mem_used;  /* bytes Lua holds (as its allocator calls say) */
+    lua_Alloc base;   /* the allocator luaL_newstate installed */
+    void *base_ud;
+    int stop;        /* 0, the signal number, STOP_TIMEOUT or STOP_MEMORY */
+    int sticky;      /* the hook runs on every instruction */
     char at[600];    /* "file:line" of the Lua code running at the stop */
 } eval_ctx;
 
@@ -256,13 +265,45 @@ static void eval_hook(lua_State *L, lua_Debug *ar) {
         if (sig) x->stop = sig;
         else if (x->budget > 0 && lm_now() > x->deadline) x->stop = STOP_TIMEOUT;
         else return;
+    }
+    if (!x->sticky) { /* the first hook call after the stop (the allocator sets STOP_MEMORY) */
+        x->sticky = 1;
         if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
             snprintf(x->at, sizeof x->at, "%s:%d", ar->short_src, ar->currentline);
         lua_sethook(L, eval_hook, LUA_MASKCOUNT, 1);
     }
     if (x->stop == STOP_TIMEOUT) lua_pushfstring(L, "experiment evaluation took longer than %f s", x->budget);
+    else if (x->stop == STOP_MEMORY) lua_pushliteral(L, "experiment evaluation needed too much memory");
     else lua_pushfstring(L, "interrupted (%s)", signal_word(x->stop));
     lua_error(L);
+}
+
+/* The memory budget: Lua's allocator, refusing to grow past mem_limit.  A
+ * refusal is Lua's "not enough memory" where it happens and marks the
+ * stop, which the hook then raises again (a pcall cannot swallow it). */
+static void *eval_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    eval_ctx *x = ud;
+    size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
+    if (nsize > old && x->mem_limit && (x->mem_used >= x->mem_limit || nsize - old > x->mem_limit - x->mem_used)) {
+        if (!x->stop) x->stop = STOP_MEMORY;
+        return NULL;
+    }
+    void *p = x->base(x->base_ud, ptr, osize, nsize);
+    if (p || nsize == 0) x->mem_used = x->mem_used - (old < x->mem_used ? old : x->mem_used) + nsize;
+    return p;
+}
+
+/* The memory budget from LUMEN_EVAL_MEMORY (MiB, 0 = none), default 256. */
+static int eval_memory(double *out, lm_err *e) {
+    const char *s = getenv("LUMEN_EVAL_MEMORY");
+    *out = DEFAULT_MEMORY_MIB;
+    if (!s || !*s) return 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v) || v < 0 || v > 1e9)
+        return lm_fail(e, LUMEN_EINVAL, "LUMEN_EVAL_MEMORY=%s: expected a number of MiB (0: no limit)", s);
+    *out = v;
+    return 0;
 }
 
 /* The budget from LUMEN_EVAL_TIMEOUT (seconds, 0 = none), default 60 s. */
@@ -281,6 +322,11 @@ static int eval_budget(double *out, lm_err *e) {
 /* The error for a stop (the message the Lua error carried is not used). */
 static int stop_error(const eval_ctx *x, const char *file, lm_err *e) {
     const char *at = x->at[0] ? x->at : file;
+    if (x->stop == STOP_MEMORY)
+        return lm_fail(e, LUMEN_EINVAL,
+                       "experiment evaluation needed more than %g MiB of memory (stopped at %s); an experiment file "
+                       "only describes the run (LUMEN_EVAL_MEMORY=MIB changes the limit)",
+                       x->mem_mib, at);
     if (x->stop == STOP_TIMEOUT)
         return lm_fail(e, LUMEN_EINVAL,
                        "experiment evaluation took longer than %g s (stopped at %s); an experiment file only describes the "
@@ -670,7 +716,7 @@ int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out, char **t
     *out = NULL;
     if (traceback) *traceback = NULL;
     eval_ctx x = {0};
-    if (eval_budget(&x.budget, e)) return LUMEN_EINVAL;
+    if (eval_budget(&x.budget, e) || eval_memory(&x.mem_mib, e)) return LUMEN_EINVAL;
     FILE *probe = fopen(file, "r");
     if (!probe)
         return lm_fail_errno(e, errno == ENOENT ? LUMEN_ENOTFOUND : LUMEN_EIO, "cannot open experiment file %s",
@@ -680,6 +726,12 @@ int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out, char **t
     lua_State *L = luaL_newstate();
     if (!L) return lm_fail(e, LUMEN_ENOMEM, "out of memory starting Lua");
     *(eval_ctx **)lua_getextraspace(L) = &x;
+    if (x.mem_mib > 0) {
+        x.mem_limit = (size_t)(x.mem_mib * 1048576.0);
+        x.mem_used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+        x.base = lua_getallocf(L, &x.base_ud);
+        lua_setallocf(L, eval_alloc, &x);
+    }
     x.deadline = lm_now() + x.budget;
     lua_sethook(L, eval_hook, LUA_MASKCOUNT, HOOK_EVERY);
 
@@ -695,6 +747,10 @@ int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out, char **t
     }
     int env = lua_gettop(L);
     int st = luaL_loadfilex(L, file, "t");
+    if (st != LUA_OK && x.stop) {
+        rc = stop_error(&x, file, e);
+        goto done;
+    }
     if (st != LUA_OK) {
         rc = st == LUA_ERRMEM ? lm_fail(e, LUMEN_ENOMEM, "out of memory loading %s", file)
                               : lm_fail(e, LUMEN_EINVAL, "%s", lua_tostring(L, -1));

@@ -30,9 +30,12 @@
  * "interrupted (SIGINT) while evaluating FILE (at FILE:LINE)") or when it
  * has run longer than $LUMEN_EVAL_TIMEOUT seconds (default 60, 0: no
  * limit; LUMEN_EINVAL "experiment evaluation took longer than N s (stopped
- * at FILE:LINE)...").  The stop is sticky: a pcall in the file cannot
- * swallow it.  Time spent inside one C call (a huge string.rep) is not
- * interrupted.
+ * at FILE:LINE)...").  Lua's allocator refuses to hold more than
+ * $LUMEN_EVAL_MEMORY MiB (default 256, 0: no limit; LUMEN_EINVAL
+ * "experiment evaluation needed more than N MiB of memory (stopped at
+ * FILE:LINE)..."), which also bounds the time one C call (a huge
+ * string.rep) can take.  The stops are sticky: a pcall in the file cannot
+ * swallow them.
  *
  * Errors raised with a non-string value (error({})) are reported as
  * "FILE:LINE: error object is a table value, not a message", FILE:LINE
@@ -64,8 +67,8 @@
  * "file:line: message" (LUMEN_EINVAL) and, when traceback is non-NULL,
  * *traceback receives the Lua stack traceback (malloc'ed, may be NULL).
  * Errors: LUMEN_ENOTFOUND (no such file), LUMEN_EINVAL (Lua error, a
- * value that cannot be converted, the time budget, a bad
- * LUMEN_EVAL_TIMEOUT), LUMEN_ECANCELED (a signal), LUMEN_ENOMEM.
+ * value that cannot be converted, the time or memory budget, a bad
+ * LUMEN_EVAL_TIMEOUT or LUMEN_EVAL_MEMORY), LUMEN_ECANCELED (a signal), LUMEN_ENOMEM.
  * Thread-safe (one state per call; the signal flag is process-wide). */
 int rn_lua_eval(const char *file, const rn_strv *lua_dirs, cJSON **out,
                 char **traceback, lm_err *e);

@@ -53,7 +53,9 @@ static void usage(FILE *out) {
           "  LUMEN_DATA         data folder for lumen.data \"...\" (default data/elpv)\n"
           "  LUMEN_DEBUG=1      show the Lua traceback of an experiment error\n"
           "  LUMEN_EVAL_TIMEOUT seconds an experiment file may take to evaluate\n"
-          "                     (default 60, 0: no limit)\n",
+          "                     (default 60, 0: no limit)\n"
+          "  LUMEN_EVAL_MEMORY  MiB an experiment file may use while evaluating\n"
+          "                     (default 256, 0: no limit)\n",
           out);
 }
 

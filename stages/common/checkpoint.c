@@ -634,14 +634,19 @@ static int check_file_meta(const lm_st_file *f, lm_err *e) {
     return check_values(path, LUMEN_EDATA, &cfg, &mt, lm_st_meta_get(f, "validated"), e);
 }
 
+int lm_ckpt_check(const lm_st_file *f, lm_err *e) {
+    int rc = check_format(f, LM_CKPT_FORMAT, "lumen checkpoint", e);
+    if (rc == 0) rc = check_file_meta(f, e);
+    if (rc == 0) rc = lm_ckpt_verify_data(f, e);
+    return rc;
+}
+
 int lm_ckpt_open(const char *path, lm_st_file **out, lm_err *e) {
     *out = NULL;
     lm_st_file *f;
     int rc = lm_st_open(path, &f, e);
     if (rc) return rc;
-    rc = check_format(f, LM_CKPT_FORMAT, "lumen checkpoint", e);
-    if (rc == 0) rc = check_file_meta(f, e);
-    if (rc == 0) rc = lm_ckpt_verify_data(f, e);
+    rc = lm_ckpt_check(f, e);
     if (rc) {
         lm_st_close(f);
         return rc;

@@ -188,6 +188,10 @@ int lm_ckpt_load_file(const char *path, const nn_model *m, float *params,
  * *out: lm_st_close it. */
 int lm_ckpt_open(const char *path, lm_st_file **out, lm_err *e);
 
+/* The checks of lm_ckpt_open on a file already open (lm_st_open or
+ * lm_st_open_buffer): format, version, metadata ranges, data checksum. */
+int lm_ckpt_check(const lm_st_file *f, lm_err *e);
+
 /* Checks f's data section against its LM_CKPT_DIGEST_KEY metadata: 0 when
  * they agree or the file has no such entry (older lumen files, converted
  * weights); LUMEN_EDATA naming the file when the entry is not 32 hex digits

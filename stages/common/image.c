@@ -374,6 +374,34 @@ void lm_image_to_u8(const lm_image *img, uint8_t *out) {
     }
 }
 
+int lm_png_decode_u8(const void *buf, size_t len, const char *name, int channels,
+                     uint32_t width, uint32_t height, const lm_image_limits *lim,
+                     uint8_t *out, lm_err *err) {
+    if (!name) name = "<png>";
+    if (channels != 1 && channels != 3)
+        return lm_fail(err, LUMEN_EINVAL, "%s: channels must be 1 or 3, got %d", name, channels);
+    if (!width || !height)
+        return lm_fail(err, LUMEN_EINVAL, "%s: zero output size", name);
+    png_src s;
+    int rc = png_open(buf, len, name, lim, &s, err);
+    if (rc) return rc;
+    if (s.gray && s.spp == 1 && s.bytes == 1 && channels == 1 && s.w == width &&
+        s.h == height) {
+        rc = png_decode_into(&s, name, out, err); /* straight into the caller's buffer */
+    } else {
+        lm_image img = {0}, small = {0};
+        rc = decode_to_image(&s, name, channels, &img, err);
+        if (!rc) {
+            rc = lm_image_resize(&img, width, height, &small, err);
+            if (!rc) lm_image_to_u8(&small, out);
+            lm_image_free(&small);
+        }
+        lm_image_free(&img);
+    }
+    spng_ctx_free(s.ctx);
+    return rc;
+}
+
 int lm_png_load_u8(const char *path, int channels, uint32_t width, uint32_t height,
                    const lm_image_limits *lim, uint8_t *out, lm_err *err) {
     if (channels != 1 && channels != 3)
@@ -384,24 +412,7 @@ int lm_png_load_u8(const char *path, int channels, uint32_t width, uint32_t heig
     size_t len;
     int rc = read_image_file(path, &buf, &len, err);
     if (rc) return rc;
-    png_src s;
-    rc = png_open(buf, len, path, lim, &s, err);
-    if (rc) goto out;
-    if (s.gray && s.spp == 1 && s.bytes == 1 && channels == 1 && s.w == width &&
-        s.h == height) {
-        rc = png_decode_into(&s, path, out, err); /* straight into the caller's buffer */
-    } else {
-        lm_image img = {0}, small = {0};
-        rc = decode_to_image(&s, path, channels, &img, err);
-        if (!rc) {
-            rc = lm_image_resize(&img, width, height, &small, err);
-            if (!rc) lm_image_to_u8(&small, out);
-            lm_image_free(&small);
-        }
-        lm_image_free(&img);
-    }
-    spng_ctx_free(s.ctx);
-out:
+    rc = lm_png_decode_u8(buf, len, path, channels, width, height, lim, out, err);
     free(buf);
     return rc;
 }

@@ -95,4 +95,10 @@ int lm_png_load_u8(const char *path, int channels, uint32_t width,
                    uint32_t height, const lm_image_limits *lim, uint8_t *out,
                    lm_err *err);
 
+/* lm_png_load_u8 on a PNG held in memory (`name` for messages): what
+ * lm_png_load_u8 does after reading the file, and what the fuzzer drives. */
+int lm_png_decode_u8(const void *buf, size_t len, const char *name, int channels,
+                     uint32_t width, uint32_t height, const lm_image_limits *lim,
+                     uint8_t *out, lm_err *err);
+
 #endif /* LM_IMAGE_H */

@@ -589,6 +589,10 @@ int lm_st_to_i64(const lm_st_file *f, const lm_st_tensor *t, int64_t *out, size_
                  lm_err *e) {
     int rc = check_count(f, t, n, e);
     if (rc) return rc;
+    /* the type first: a tensor with no elements is refused alike */
+    if (lm_st_dtype_is_float(t->dtype) || lm_st_dtype_size(t->dtype) == 0)
+        return lm_fail(e, LUMEN_EDATA, "%s: tensor '%s' is %s, expected an integer or BOOL type",
+                       f->path, t->name, lm_st_dtype_name(t->dtype));
     const char *p = t->data;
     for (size_t i = 0; i < n; i++) {
         switch (t->dtype) {

@@ -56,7 +56,7 @@ static void test_help(void **state) {
     assert_non_null(strstr(r.out, "usage: runner EXPERIMENT.lua"));
     for (const char *const *c = (const char *const[]){"plugins", "describe STAGE", "runs [EXPERIMENT]", "--set",
                                                       "--dry-run", "--smoke", "--force", "--threads", "--runs",
-                                                      "LUMEN_PLUGIN_PATH", "LUMEN_EVAL_TIMEOUT", NULL};
+                                                      "LUMEN_PLUGIN_PATH", "LUMEN_EVAL_TIMEOUT", "LUMEN_EVAL_MEMORY", NULL};
          *c; c++)
         assert_non_null(strstr(r.out, *c));
     hx_result_free(&r);

@@ -318,6 +318,45 @@ static void test_time_budget(void **state) {
     unsetenv("LUMEN_EVAL_TIMEOUT");
 }
 
+/* Found with tests/fuzz/fuzz_experiment: `s = s .. s` in a loop made the
+ * runner allocate gigabytes while evaluating (the time budget only counts
+ * VM instructions, and one concatenation of a big string is one).  Lua's
+ * allocator now has a budget, and a pcall cannot swallow its stop. */
+static void test_memory_budget(void **state) {
+    fixture *f = *state;
+    setenv("LUMEN_EVAL_MEMORY", "16", 1);
+    lm_err e = {0};
+    /* 2^27 bytes = 128 MiB at the end, far past 16 MiB */
+    int rc = eval_text(f, "local s = 'x'\nfor i = 1, 27 do s = s .. s end\nreturn #s\n", &e);
+    assert_int_equal(rc, LUMEN_EINVAL);
+    if (!strstr(e.msg, "experiment evaluation needed more than 16 MiB of memory (stopped at "))
+        fail_msg("got %s", e.msg);
+    assert_non_null(strstr(e.msg, "exp.lua"));
+    assert_non_null(strstr(e.msg, "LUMEN_EVAL_MEMORY"));
+    lm_err_clear(&e);
+    /* caught by pcall, again and again: still the memory stop */
+    rc = eval_text(f,
+                   "for k = 1, 100 do\n  pcall(function() local s = 'x' for i = 1, 27 do s = s .. s end end)\nend\n"
+                   "return require('lumen').experiment { name = 'x', stages = {} }\n",
+                   &e);
+    assert_int_equal(rc, LUMEN_EINVAL);
+    if (!strstr(e.msg, "needed more than 16 MiB")) fail_msg("got %s", e.msg);
+    lm_err_clear(&e);
+    /* one big C call is refused at once */
+    rc = eval_text(f, "return string.rep('x', 64 * 1024 * 1024)\n", &e);
+    assert_int_equal(rc, LUMEN_EINVAL);
+    if (!strstr(e.msg, "needed more than 16 MiB")) fail_msg("got %s", e.msg);
+    lm_err_clear(&e);
+    /* 0: no limit; a bad value is named */
+    setenv("LUMEN_EVAL_MEMORY", "0", 1);
+    assert_int_equal(eval_text(f, "local s = string.rep('x', 32 * 1024 * 1024)\n"
+                                  "return require('lumen').experiment { name = 'x', stages = {} }\n", &e), 0);
+    setenv("LUMEN_EVAL_MEMORY", "lots", 1);
+    assert_int_equal(eval_text(f, "return 1\n", &e), LUMEN_EINVAL);
+    assert_string_equal(e.msg, "LUMEN_EVAL_MEMORY=lots: expected a number of MiB (0: no limit)");
+    unsetenv("LUMEN_EVAL_MEMORY");
+}
+
 static void test_signal_stops_evaluation(void **state) {
     fixture *f = *state;
     rn_signals_install();
@@ -344,6 +383,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sandbox_allows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_values_have_position, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signal_stops_evaluation, setup, teardown),
     };
     return cmocka_run_group_tests_name("lua_bridge", tests, NULL, NULL);

@@ -629,6 +629,38 @@ static void test_conversion_errors_name_tensor(void **state) {
     free(buf);
 }
 
+/* Found by tests/fuzz/fuzz_checkpoint: a float tensor with no elements
+ * (shape [0]) was read as int64 without complaint, while the header says
+ * floating types are refused -- the type was only looked at per element. */
+static void test_empty_float_tensor_refused_as_int(void **state) {
+    (void)state;
+    lm_err e = {0};
+    lm_st_writer *w;
+    assert_int_equal(lm_st_writer_new(&w, &e), 0);
+    int64_t zero[] = {0};
+    assert_int_equal(lm_st_writer_add(w, "empty_f32", LM_ST_F32, 1, zero, NULL, &e), 0);
+    assert_int_equal(lm_st_writer_add(w, "empty_i64", LM_ST_I64, 1, zero, NULL, &e), 0);
+    void *buf;
+    size_t len;
+    assert_int_equal(lm_st_writer_serialize(w, &buf, &len, &e), 0);
+    lm_st_writer_free(w);
+    lm_st_file *f;
+    assert_int_equal(lm_st_open_buffer(buf, len, "empty.safetensors", &f, &e), 0);
+    int64_t iout[1];
+    float out[1];
+    assert_int_equal(lm_st_read_i64(f, "empty_f32", iout, 0, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "'empty_f32' is F32"));
+    lm_err_clear(&e);
+    assert_int_equal(lm_st_read_f32(f, "empty_i64", out, 0, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "'empty_i64'"));
+    lm_err_clear(&e);
+    /* the right types still read (nothing) */
+    assert_int_equal(lm_st_read_i64(f, "empty_i64", iout, 0, &e), 0);
+    assert_int_equal(lm_st_read_f32(f, "empty_f32", out, 0, &e), 0);
+    lm_st_close(f);
+    free(buf);
+}
+
 static void test_writer_rejects_bad_input(void **state) {
     (void)state;
     lm_err e = {0};
@@ -821,6 +853,7 @@ int main(void) {
         cmocka_unit_test(test_unsorted_metadata_and_unaligned_buffer),
         cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_conversion_errors_name_tensor),
+        cmocka_unit_test(test_empty_float_tensor_refused_as_int),
         cmocka_unit_test(test_writer_rejects_bad_input),
         cmocka_unit_test(test_failed_write_keeps_old_file),
         cmocka_unit_test(test_random_corruption),

@@ -1,0 +1,4 @@
+local lumen = require "lumen"
+local ok = pcall(function() while true do end end)
+while true do end
+return lumen.experiment { name = "loop", stages = {} }
