@@ -42,6 +42,8 @@ typedef struct rn_run_info {
                               * the trackers already know it */
     const char *prev_status; /* resumed: how the last attempt ended
                               * ("failed", "killed", ...) */
+    const char *parent_dir;  /* a sweep trial: the sweep's run folder;
+                              * NULL otherwise */
 } rn_run_info;
 
 typedef struct rn_tracker_ops {
