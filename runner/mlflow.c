@@ -222,12 +222,19 @@ static void add_str(cJSON *o, const char *k, const char *v) {
 
 static void *sender_main(void *arg);
 
-static int thread_nap(void *arg, double s) {
+/* The run's end (wake) cuts a backoff short, not the server's Retry-After. */
+static int thread_nap(void *arg, double s, double must) {
     mlf *t = arg;
     pthread_mutex_lock(&t->mu);
-    double until = mono() + s;
-    while (!t->abort && !t->wake && mono() < until) wait_until(t, until);
-    t->wake = 0;
+    double start = mono(), until = start + s;
+    while (!t->abort && mono() < until) {
+        if (t->wake) {
+            t->wake = 0;
+            if (start + must < until) until = start + must;
+            continue;
+        }
+        wait_until(t, until);
+    }
     int stop = t->abort;
     pthread_mutex_unlock(&t->mu);
     return stop;
@@ -584,8 +591,8 @@ int rn_mlflow_new(const rn_mlflow_conf *conf, FILE *term, void **self, lm_err *e
 
 /* ------------------------------------------------------------------ sync */
 
-static int sleep_nap(void *arg, double s) {
-    (void)arg;
+static int sleep_nap(void *arg, double s, double must) {
+    (void)arg, (void)must;
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }

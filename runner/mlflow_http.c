@@ -240,7 +240,9 @@ mf_class mf_request(mf_client *c, const char *method, const char *path, const ch
                   ? MF_REFUSED
                   : MF_RETRY;
     } else {
-        r->maybe_landed = 1;
+        /* 429 and 503 say the request was not taken; other answers may follow
+         * work the server did (a 500 after its write, a 504 from a proxy) */
+        r->maybe_landed = r->status != 429 && r->status != 503;
         char sm[400];
         server_message(r->body, sm, sizeof sm);
         if (r->status >= 200 && r->status < 300) cls = MF_OK;

@@ -219,7 +219,7 @@ static mf_class call(mf_sender *s, const char *method, const char *path, const c
     }
     if (c == MF_OK && out) *out = r.body ? cJSON_Parse(r.body) : NULL;
     if (c == MF_RETRY) s->retry_after = r.retry_after;
-    if (c != MF_OK) set_error(s, r.msg);
+    if (c != MF_OK && !(c == MF_ABORTED && s->error[0])) set_error(s, r.msg); /* keep why it was slow */
     if (keep) *keep = r;
     else mf_resp_free(&r);
     return c;
@@ -652,7 +652,7 @@ static double jitter(void) {
 }
 
 mf_class mf_send_drive(mf_sender *s, int max_tries, const volatile double *deadline,
-                       int (*nap)(void *arg, double s), void *arg) {
+                       int (*nap)(void *arg, double s, double must), void *arg) {
     int tries = 0;
     long long last = s->acked;
     for (;;) {
@@ -670,7 +670,7 @@ mf_class mf_send_drive(mf_sender *s, int max_tries, const volatile double *deadl
         if (s->retry_after > wait) wait = s->retry_after + 0.1 * jitter();
         double dl = deadline ? *deadline : 0;
         if (dl > 0 && lm_now() + wait > dl) return MF_RETRY;
-        if (nap(arg, wait)) return MF_ABORTED;
+        if (nap(arg, wait, s->retry_after)) return MF_ABORTED;
     }
 }
 

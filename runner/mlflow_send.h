@@ -58,9 +58,10 @@ mf_class mf_send_pending(mf_sender *s);
  * jitter (at least the server's Retry-After) between tries: at most
  * max_tries tries in a row without progress (0: no limit) and never past
  * *deadline (lm_now() seconds; 0: none; re-read after each nap).  nap(arg,
- * s) waits s seconds and returns non-zero to stop. */
+ * s, must) waits s seconds, of which the first `must` (the server's
+ * Retry-After) may not be cut short, and returns non-zero to stop. */
 mf_class mf_send_drive(mf_sender *s, int max_tries, const volatile double *deadline,
-                       int (*nap)(void *arg, double s), void *arg);
+                       int (*nap)(void *arg, double s, double must), void *arg);
 
 /* The last failure's message ("" when none). */
 const char *mf_sender_error(const mf_sender *s);
