@@ -111,7 +111,12 @@ typedef struct mlf {
     volatile int abort;
     volatile double deadline;
     mf_class last;
+    int is_trial;         /* a sweep trial (its sweep's runner does the siblings) */
+    int siblings_done;    /* earlier runs' pending events were looked at */
 } mlf;
+
+static int sync_tree(const char *run_dir, const char *uri, FILE *out, int tries, const volatile int *abort,
+                     lm_err *e);
 
 static double mono(void) {
     struct timespec ts;
@@ -240,6 +245,42 @@ static int thread_nap(void *arg, double s, double must) {
     return stop;
 }
 
+/* The other runs of this experiment folder that were tracked to the same
+ * server and still hold something (a run whose server was down): sent once,
+ * while this run is in good contact with the server, one try each. */
+static void sync_siblings(mlf *t) {
+    t->siblings_done = 1;
+    if (t->is_trial) return;
+    char *exp_dir = lm_strdup(t->run_dir);
+    char *slash = exp_dir ? strrchr(exp_dir, '/') : NULL;
+    if (!slash) {
+        free(exp_dir);
+        return;
+    }
+    *slash = '\0';
+    rn_strv names = {0};
+    DIR *d = opendir(exp_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' && strcmp(de->d_name, slash + 1) != 0) rn_strv_push(&names, de->d_name);
+    if (d) closedir(d);
+    rn_strv_sort(&names);
+    for (size_t i = 0; i < names.n && !t->abort; i++) {
+        char *rd = lm_path_join(exp_dir, names.v[i]);
+        long pending = 0, rejected = 0;
+        char err[8];
+        char *uri = rd ? mf_spool_uri(rd) : NULL;
+        if (uri && strcmp(uri, t->conf.uri) == 0 && mf_spool_state(rd, &pending, &rejected, err, sizeof err) == 0) {
+            lm_err ig = {0};
+            sync_tree(rd, t->conf.uri, NULL, 1, &t->abort, &ig); /* a busy one (still running) is skipped */
+        }
+        free(uri);
+        free(rd);
+    }
+    rn_strv_free(&names);
+    free(exp_dir);
+}
+
 static void *sender_main(void *arg) {
     mlf *t = arg;
     for (;;) {
@@ -258,6 +299,7 @@ static void *sender_main(void *arg) {
             while (!t->stopping && !t->abort) pthread_cond_wait(&t->cv, &t->mu);
         pthread_mutex_unlock(&t->mu);
         if (c == MF_ABORTED || c == MF_AUTH || c == MF_REFUSED) break;
+        if (c == MF_OK && !t->siblings_done) sync_siblings(t); /* bounded by the drain at the end */
         if (stopping && (c != MF_OK || !more)) break; /* all sent, or the deadline passed */
     }
     pthread_mutex_lock(&t->mu);
@@ -296,6 +338,7 @@ static int op_run_started(void *self, const rn_run_info *run, const cJSON *param
     (void)e;
     mlf *t = self;
     t->run_dir = lm_strdup(run->run_dir);
+    t->is_trial = run->parent_dir != NULL;
     char *dir = t->run_dir ? lm_path_join(t->run_dir, MF_DIR) : NULL;
     char *path = dir ? lm_path_join(dir, MF_SPOOL) : NULL;
     lm_err ig = {0};
@@ -599,23 +642,25 @@ static int sleep_nap(void *arg, double s, double must) {
     return 0;
 }
 
-static int sync_one(const char *run_dir, const char *uri, FILE *out, lm_err *e) {
+/* out may be NULL (nothing printed). */
+static int sync_one(const char *run_dir, const char *uri, FILE *out, int tries, const volatile int *abort,
+                    lm_err *e) {
     mf_sender *s = NULL;
     int busy = 0;
-    int rc = mf_sender_open(run_dir, uri, NULL, &s, &busy, e);
+    int rc = mf_sender_open(run_dir, uri, abort, &s, &busy, e);
     if (rc) {
-        fprintf(out, "%s: not synced: %s\n", run_dir, e->msg);
+        if (out) fprintf(out, "%s: not synced: %s\n", run_dir, e->msg);
         return rc;
     }
-    const char *v = env("LUMEN_TRACKING_RETRIES");
-    int tries = v ? atoi(v) : 5;
-    if (tries < 1) tries = 1;
     mf_class c = mf_send_drive(s, tries, NULL, sleep_nap, NULL);
     long pending = mf_sender_pending(s);
-    if (mf_sender_rejected(s))
+    if (!out) {
+        if (c != MF_OK || pending) rc = lm_fail(e, LUMEN_EIO, "%s: %ld event(s) not sent", run_dir, pending);
+    } else if (mf_sender_rejected(s))
         fprintf(out, "%s: %ld request(s) refused by the server (see %s/%s): %s\n", run_dir, mf_sender_rejected(s),
                 MF_DIR, MF_LOG, mf_sender_refusal(s));
-    if (c == MF_OK && pending == 0) {
+    if (!out) {
+    } else if (c == MF_OK && pending == 0) {
         fprintf(out, "%s: synced (run %s)\n", run_dir, mf_sender_run_id(s) ? mf_sender_run_id(s) : "?");
     } else {
         rc = lm_fail(e, LUMEN_EIO, "%s: %ld event(s) not sent: %s", run_dir, pending, mf_sender_error(s));
@@ -626,11 +671,18 @@ static int sync_one(const char *run_dir, const char *uri, FILE *out, lm_err *e) 
 }
 
 int rn_mlflow_sync(const char *run_dir, const char *uri, FILE *out, lm_err *e) {
+    const char *v = env("LUMEN_TRACKING_RETRIES");
+    int tries = v ? atoi(v) : 5;
+    return sync_tree(run_dir, uri, out, tries < 1 ? 1 : tries, NULL, e);
+}
+
+static int sync_tree(const char *run_dir, const char *uri, FILE *out, int tries, const volatile int *abort,
+                     lm_err *e) {
     long pending, rejected;
     char err[8];
     if (mf_spool_state(run_dir, &pending, &rejected, err, sizeof err) != 0)
         return lm_fail(e, LUMEN_ENOTFOUND, "%s: no MLflow spool (the run was not tracked)", run_dir);
-    int rc = sync_one(run_dir, uri, out, e);
+    int rc = sync_one(run_dir, uri, out, tries, abort, e);
     char *trials = lm_path_join(run_dir, "trials");
     DIR *d = trials ? opendir(trials) : NULL;
     rn_strv names = {0};
@@ -643,10 +695,10 @@ int rn_mlflow_sync(const char *run_dir, const char *uri, FILE *out, lm_err *e) {
         char *td = lm_path_join(trials, names.v[i]);
         if (td && mf_spool_state(td, &pending, &rejected, err, sizeof err) == 0) {
             if (rc) {
-                fprintf(out, "%s: skipped (its sweep run is not on the server yet)\n", td);
+                if (out) fprintf(out, "%s: skipped (its sweep run is not on the server yet)\n", td);
             } else {
                 lm_err te = {0};
-                int trc = sync_one(td, uri, out, &te);
+                int trc = sync_one(td, uri, out, tries, abort, &te);
                 if (trc && !rc) rc = lm_fail(e, trc, "%s", te.msg);
             }
         }

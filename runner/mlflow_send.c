@@ -705,3 +705,17 @@ int mf_spool_state(const char *run_dir, long *pending, long *rejected, char *err
     free(state);
     return 0;
 }
+
+char *mf_spool_uri(const char *run_dir) {
+    char *spool = lm_sprintf("%s/%s/%s", run_dir, MF_DIR, MF_SPOOL);
+    size_t n;
+    char *head = spool ? read_spool(spool, 0, &n) : NULL;
+    char *nl = head ? strchr(head, '\n') : NULL;
+    if (nl) *nl = '\0';
+    cJSON *ev = nl ? cJSON_Parse(head) : NULL;
+    char *uri = str(ev, "uri") ? lm_strdup(str(ev, "uri")) : NULL;
+    cJSON_Delete(ev);
+    free(head);
+    free(spool);
+    return uri;
+}

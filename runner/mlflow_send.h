@@ -78,4 +78,7 @@ const char *mf_sender_run_id(const mf_sender *s);
  * run's end was acknowledged. */
 int mf_spool_state(const char *run_dir, long *pending, long *rejected, char *err, size_t errlen);
 
+/* The uri the spool's run event names (malloc'ed), NULL without one. */
+char *mf_spool_uri(const char *run_dir);
+
 #endif /* RN_MLFLOW_SEND_H */
