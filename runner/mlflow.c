@@ -103,7 +103,7 @@ typedef struct mlf {
     char open_err[sizeof(((lm_err *)0)->msg)];
     /* the sender thread */
     pthread_t th;
-    int have_thread;
+    int have_thread, have_sync; /* the thread runs; mu and cv exist */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int dirty, flush, stopping, done, wake;
@@ -322,10 +322,9 @@ static int start_thread(mlf *t) {
     pthread_cond_init(&t->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&t->mu, NULL);
+    t->have_sync = 1;
     if (pthread_create(&t->th, NULL, sender_main, t) != 0) {
         snprintf(t->open_err, sizeof t->open_err, "cannot start the sender thread");
-        pthread_cond_destroy(&t->cv);
-        pthread_mutex_destroy(&t->mu);
         mf_sender_close(t->snd);
         t->snd = NULL;
         return -1;
@@ -491,6 +490,7 @@ static void spool_artifact(mlf *t, const char *src) {
 static void spool_artifacts(mlf *t) {
     spool_artifact(t, RN_CONFIG_FILE);
     spool_artifact(t, "results.csv");
+    spool_artifact(t, "best/best.safetensors"); /* a sweep's best trial's checkpoint */
     DIR *d = opendir(t->run_dir);
     rn_strv names = {0};
     struct dirent *de;
@@ -592,7 +592,7 @@ static void op_destroy(void *self) {
         pthread_mutex_unlock(&t->mu);
         pthread_join(t->th, NULL);
     }
-    if (t->snd || t->have_thread) {
+    if (t->have_sync) {
         pthread_cond_destroy(&t->cv);
         pthread_mutex_destroy(&t->mu);
     }

@@ -13,12 +13,14 @@
  * the run's end; a sender thread posts from the spool, so the training
  * process and the runner's main loop never wait for the server.  At the
  * run's end the sender gets LUMEN_TRACKING_DRAIN seconds (default 10) to
- * finish; what is left stays in the spool and one line says so.  `runner
+ * finish (a server that does not answer gets two more tries, not all of
+ * it); what is left stays in the spool and one line says so.  `runner
  * sync` (rn_mlflow_sync) sends it later; nothing is sent twice.
  *
  * A sweep trial (rn_run_info.parent_dir) is a child run of the sweep's
- * run (tag mlflow.parentRunId).  At the end, config.json, results.csv, the
- * stages' report/ files and model/best.safetensors are uploaded as
+ * run (tag mlflow.parentRunId).  At the end, config.json, results.csv,
+ * best/best.safetensors (a sweep's), the stages' report/ files and
+ * model/best.safetensors are uploaded as
  * artifacts when the server serves them (mlflow-artifacts).
  *
  * The tracker never fails a run because of the server.  Credentials come

@@ -306,7 +306,7 @@ static mf_class ensure_run(mf_sender *s) {
         char msg[600];
         snprintf(msg, sizeof msg, "waiting for the parent run %s to reach the server", parent);
         set_error(s, msg);
-        s->retry_after = 0;
+        s->retry_after = 0.5; /* the sweep's runner is creating it: look again soon, as for Retry-After */
         return MF_RETRY;
     }
     cJSON *q = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(q, "experiment_ids");
@@ -653,16 +653,20 @@ static double jitter(void) {
 
 mf_class mf_send_drive(mf_sender *s, int max_tries, const volatile double *deadline,
                        int (*nap)(void *arg, double s, double must), void *arg) {
-    int tries = 0;
+    int tries = 0, drain_fails = 0;
     long long last = s->acked;
     for (;;) {
         s->retry_after = 0;
         mf_class c = mf_send_pending(s);
         if (c != MF_RETRY) return c;
-        if (s->acked != last) tries = 0; /* progress: a new series of tries */
+        if (s->acked != last) tries = drain_fails = 0; /* progress: a new series of tries */
         last = s->acked;
         tries++;
         if (max_tries > 0 && tries >= max_tries) return MF_RETRY;
+        /* once a deadline is set (the run has ended), a server that does not
+         * answer at all gets two tries, not the whole deadline; one that
+         * asks to wait (Retry-After) is waited for */
+        if (deadline && *deadline > 0 && s->retry_after <= 0 && ++drain_fails >= 2) return MF_RETRY;
         /* exponential backoff, full jitter on its upper half; at least Retry-After */
         double cap = 0.25 * (double)(1u << (tries < 8 ? tries : 8));
         if (cap > 30) cap = 30;

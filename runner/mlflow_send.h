@@ -57,7 +57,10 @@ mf_class mf_send_pending(mf_sender *s);
 /* Calls mf_send_pending until it is done, backing off exponentially with
  * jitter (at least the server's Retry-After) between tries: at most
  * max_tries tries in a row without progress (0: no limit) and never past
- * *deadline (lm_now() seconds; 0: none; re-read after each nap).  nap(arg,
+ * *deadline (lm_now() seconds; 0: none; re-read after each nap), and once
+ * a deadline is set, two failures in a row without progress or
+ * Retry-After end it (a server that is down does not hold up the run's
+ * end).  nap(arg,
  * s, must) waits s seconds, of which the first `must` (the server's
  * Retry-After) may not be cut short, and returns non-zero to stop. */
 mf_class mf_send_drive(mf_sender *s, int max_tries, const volatile double *deadline,
