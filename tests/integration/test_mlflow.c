@@ -661,7 +661,6 @@ static void test_mlflow_pipeline(void **state) {
     cJSON_Delete(runs);
     runs = runs_of(id);
     assert_int_equal(cJSON_GetArraySize(runs), 2);
-    /* no secret in the run folder */
     free(table);
     cJSON_Delete(runs);
     free(id);
@@ -863,7 +862,7 @@ static void test_mlflow_400_not_retried(void **state) {
     assert_non_null(strstr(text, "lumen-test: this batch is refused"));
     char *table = runs_table(f);
     if (!strstr(table, "refused")) fail_msg("runner runs does not show the refusal:\n%s", table);
-    /* the run itself and what came after the refused batch are there */
+    /* the run itself is there, ended */
     char *id = experiment_id("mlt_400");
     cJSON *runs = runs_of(id);
     const cJSON *srv = run_for(runs, run);
@@ -987,7 +986,6 @@ static void test_mlflow_train_pipeline_artifacts(void **state) {
         cJSON_Delete(al);
         free(path);
     }
-    /* no secret was given, but the URI and only the URI is in the spool */
     cJSON_Delete(runs);
     free(id);
     free(run);
