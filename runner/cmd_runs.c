@@ -20,6 +20,7 @@
 #include "paths.h"
 #include "store.h"
 #include "strv.h"
+#include "executor.h"
 #include "sweep.h"
 
 #define N_METRICS 3
@@ -209,6 +210,7 @@ int rn_cmd_runs(int argc, char **argv) {
             fflush(stdout);
             rn_sweep_print_results(rd, stdout, &e);
         }
+        if (rd && i + 1 == nrows) rn_slurm_print_jobs(rd, stdout); /* the newest run's Slurm jobs, if any */
         free(rj);
         free(rd);
         if (has) break;

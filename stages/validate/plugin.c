@@ -28,8 +28,8 @@ static const lumen_param validate_params[] = {
      "test-time augmentation: average the probabilities over the dihedral views (8 for square "
      "images)"},
     {"batch", LUMEN_INT, "32", 1, 4096, NULL, 0, "images per forward pass"},
-    {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|ref", 0,
-     "engine backend (auto: cuda when available, else cpu)"},
+    {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|cuda|ref", 0,
+     "engine backend (auto: cuda when built and a GPU is usable, else cpu)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 

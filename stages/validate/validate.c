@@ -278,8 +278,9 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     if (o->mode == LM_THR_STORED && !m.has_thresholds)
         logf_(o, LUMEN_LOG_WARN, "validate: %s stores no thresholds: using 0.5", path);
     if ((rc = lm_infer_engine(&m, o->backend, o->batch, o->threads, &e, err))) goto out;
-    logf_(o, LUMEN_LOG_INFO, "validate: checkpoint %s (epoch %lld), backend %s, tta %s", path,
-          (long long)m.epoch, nn_engine_backend(e), o->tta ? "on" : "off");
+    logf_(o, LUMEN_LOG_INFO, "validate: checkpoint %s (epoch %lld), backend %s, tta %s%s%s", path,
+          (long long)m.epoch, nn_engine_backend(e), o->tta ? "on" : "off", *nn_engine_note(e) ? "; " : "",
+          nn_engine_note(e));
     if ((rc = evaluate(o, &m, e, &r, err))) goto out;
     res->loss = r.mean_loss;
     res->views = r.views;
