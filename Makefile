@@ -207,6 +207,7 @@ TORCH_PY := $(VENV)/bin/python
 # only adds the tests of the real set.
 test: tests check-layers
 	@LUMEN_TORCH_PYTHON=$${LUMEN_TORCH_PYTHON:-$(wildcard $(abspath $(TORCH_PY)))} \
+	    LUMEN_MLFLOW=$${LUMEN_MLFLOW:-$(wildcard $(abspath $(MLFLOW_BIN)))} \
 	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
@@ -262,6 +263,25 @@ torch-venv:
 	    $(TORCH_PY) -m pip install -q --upgrade pip; \
 	    $(TORCH_PY) -m pip install -q torch numpy safetensors; \
 	    echo "torch-venv: torch $$($(TORCH_PY) -c 'import torch; print(torch.__version__)') in $(VENV)"; \
+	fi
+
+# An MLflow tracking server from PyPI in $(MLFLOW_VENV), for the tests of
+# the MLflow tracker (tests/integration/test_mlflow.c start `mlflow server`
+# and skip, saying so, when it is absent).  Reused when it already runs
+# `mlflow --version`.
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_BIN := $(MLFLOW_VENV)/bin/mlflow
+.PHONY: mlflow-venv
+mlflow-venv:
+	@if [ -x $(MLFLOW_BIN) ] && $(MLFLOW_BIN) --version >/dev/null 2>&1; then \
+	    echo "mlflow-venv: $$($(MLFLOW_BIN) --version) in $(MLFLOW_VENV)"; \
+	else set -e; \
+	    if [ ! -x $(MLFLOW_VENV)/bin/python ]; then \
+	        $(call deps_check,python3-venv); \
+	        python3 -m venv $(MLFLOW_VENV); \
+	    fi; \
+	    $(MLFLOW_VENV)/bin/python -m pip install -q mlflow; \
+	    echo "mlflow-venv: $$($(MLFLOW_BIN) --version) in $(MLFLOW_VENV)"; \
 	fi
 
 # ------------------------------------------------------------------ bench --

@@ -215,6 +215,18 @@ function M.upstream(stage_id, rel)
   return "${sweep_run}/" .. stage_id .. "/" .. rel
 end
 
+-- Tracking: tracking = lumen.mlflow { uri = "http://127.0.0.1:5000",
+-- experiment = "aug_sweep" } in lumen.experiment { } posts the run to an
+-- MLflow server (runner/mlflow.h); the runner checks the keys.
+function M.mlflow(t)
+  if type(t) ~= "table" then
+    error(("lumen.mlflow expects a table, got %s"):format(type(t)), 2)
+  end
+  local r = copy(t)
+  r.kind = "mlflow"
+  return r
+end
+
 -- Pruners: stop hopeless trials while they train.
 function M.asha(t)
   local r = copy(t or {})

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "experiment.h"
 #include "jsonutil.h"
+#include "mlflow.h"
 #include "plugin_loader.h"
 #include "paths.h"
 #include "plan.h"
@@ -209,6 +210,7 @@ int rn_cmd_run(int argc, char **argv) {
     rn_strv up_sets = {0}, trial_sets = {0};
     cJSON *trial_desc = NULL;
     char *trial_dir = NULL;
+    rn_mlflow_conf mlconf = {0};
     char *runs = rn_runs_dir(paths.cwd, a.runs), *traceback = NULL, *run_dir = NULL;
     status = RN_EXIT_FAIL;
     if (!runs) {
@@ -219,6 +221,11 @@ int rn_cmd_run(int argc, char **argv) {
         const char *dbg = getenv("LUMEN_DEBUG");
         if (traceback && dbg && *dbg && strcmp(dbg, "0") != 0) fprintf(stderr, "%s\n", traceback);
         goto out;
+    }
+    {
+        char where[512];
+        snprintf(where, sizeof where, "%s:%d", x->file, x->line);
+        if (rn_mlflow_conf_resolve(x->tracking, x->name, where, &mlconf, &e)) goto out;
     }
     rn_plan_opts po = {.cwd = paths.cwd, .runs_dir = runs, .sets = &a.sets, .smoke = a.smoke,
                        .force = a.force, .threads = a.threads};
@@ -296,7 +303,8 @@ int rn_cmd_run(int argc, char **argv) {
     }
     rec[0] = "runner";
     for (int i = 1; i < argc; i++) rec[i] = argv[i];
-    rn_run_opts ro = {.argc = argc, .argv = rec, .term = stderr, .tty = isatty(STDERR_FILENO), .resume = res};
+    rn_run_opts ro = {.argc = argc, .argv = rec, .term = stderr, .tty = isatty(STDERR_FILENO), .resume = res,
+                      .mlflow = &mlconf};
     rn_sweep_run sw = {.spec = spec, .x = x, .plan = plan, .trial_plan = trial_plan, .user_sets = &a.sets,
                        .exp_file = a.file, .resumed = res != NULL, .term = stderr};
     char *trial_id = NULL;
@@ -340,6 +348,7 @@ out:
     rn_strv_free(&trial_sets);
     cJSON_Delete(trial_desc);
     free(trial_dir);
+    rn_mlflow_conf_free(&mlconf);
     rn_experiment_free(x);
     rn_registry_free(reg);
     rn_paths_free(&paths);

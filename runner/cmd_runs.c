@@ -2,7 +2,8 @@
  * cmd_runs.c -- `runner runs [EXPERIMENT] [--runs DIR]`: every recorded run
  * (oldest first per experiment) with status ("killed" for a run whose
  * process died without ending it), duration, up to three summary metrics
- * (keys starting with "val/" first) and the failure reason.  With
+ * (keys starting with "val/" first), the MLflow sync state (mlflow.h: "-"
+ * when the run was not tracked) and the failure reason.  With
  * EXPERIMENT, the newest sweep run's results table follows, sorted by its
  * metric.
  */
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "jsonutil.h"
+#include "mlflow.h"
 #include "paths.h"
 #include "store.h"
 #include "strv.h"
@@ -22,7 +24,7 @@
 #include "sweep.h"
 
 #define N_METRICS 3
-#define COLS 6
+#define COLS 7
 
 static int list_dirs(const char *dir, rn_strv *out) {
     DIR *d = opendir(dir);
@@ -113,6 +115,9 @@ static int read_run(row *out, const char *exp, const char *run, const char *dir)
     rn_strv_push(cells, status);
     rn_strv_push(cells, dbuf);
     rn_strv_take(cells, metrics_cell(sum));
+    char sync[64];
+    rn_mlflow_sync_state(dir, sync, sizeof sync);
+    rn_strv_push(cells, sync);
     rn_strv_push(cells, why);
     out->started = cJSON_IsNumber(t0) ? t0->valuedouble : 0;
     ok = cells->n == COLS;
@@ -155,7 +160,7 @@ int rn_cmd_runs(int argc, char **argv) {
     row *rows = NULL;
     size_t nrows = 0;
     int status = RN_EXIT_OK;
-    const char *head[COLS] = {"EXPERIMENT", "RUN", "STATUS", "DURATION", "METRICS", "REASON"};
+    const char *head[COLS] = {"EXPERIMENT", "RUN", "STATUS", "DURATION", "METRICS", "MLFLOW", "REASON"};
     for (int c = 0; c < COLS; c++) rn_strv_push(&cells, head[c]);
     if (!runs) {
         rn_cli_error("out of memory");

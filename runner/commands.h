@@ -28,6 +28,10 @@ int rn_cmd_predict(int argc, char **argv);
  *        metrics on a labelled CSV as one JSON document on stdout. */
 int rn_cmd_eval(int argc, char **argv);
 
+/* runner sync [RUN...] [--runs DIR] [--uri URI]: posts what tracked runs
+ *        still hold in their MLflow spool (mlflow.h). */
+int rn_cmd_sync(int argc, char **argv);
+
 /* Usage text of `runner run` (shared by --help outputs). */
 extern const char rn_run_usage[];
 

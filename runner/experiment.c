@@ -9,7 +9,7 @@
 #include "lua_bridge.h"
 #include "suggest.h"
 
-static const char *const EXP_KEYS[] = {"name", "seed", "threads", "description", "stages"};
+static const char *const EXP_KEYS[] = {"name", "seed", "threads", "description", "stages", "tracking"};
 #define N_EXP_KEYS (sizeof EXP_KEYS / sizeof EXP_KEYS[0])
 
 static int name_chars(const char *s, int allow_dot) {
@@ -49,6 +49,7 @@ void rn_experiment_free(rn_experiment *x) {
         cJSON_Delete(x->sweep->spec);
         free(x->sweep);
     }
+    cJSON_Delete(x->tracking);
     free(x->file);
     free(x->name);
     free(x->description);
@@ -176,7 +177,8 @@ rn_experiment *rn_experiment_copy(const rn_experiment *x) {
     c->seed = x->seed;
     c->threads = x->threads;
     c->stages = calloc(x->n + 1, sizeof *c->stages);
-    ok = c->file && c->name && c->description && c->stages;
+    c->tracking = x->tracking ? cJSON_Duplicate(x->tracking, 1) : NULL;
+    ok = c->file && c->name && c->description && c->stages && (c->tracking || !x->tracking);
     for (size_t i = 0; ok && i < x->n; i++) {
         rn_exp_stage *d = &c->stages[i];
         const rn_exp_stage *s = &x->stages[i];
@@ -267,6 +269,11 @@ int rn_experiment_from_json(const cJSON *j, const char *file, rn_experiment **ou
             goto out;
         }
         x->threads = (int)d;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(j, "tracking");
+    if (v && !(x->tracking = cJSON_Duplicate(v, 1))) {
+        rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        goto out;
     }
     v = cJSON_GetObjectItemCaseSensitive(j, "stages");
     if (!cJSON_IsArray(v) || !v->child) {

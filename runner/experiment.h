@@ -49,6 +49,8 @@ typedef struct rn_experiment {
     rn_exp_stage *stages;
     size_t n;
     rn_exp_sweep *sweep; /* NULL when the experiment has no sweep */
+    cJSON *tracking;     /* `tracking = lumen.mlflow { ... }` (owned), or NULL
+                          * (mlflow.h checks it) */
 } rn_experiment;
 
 /* Evaluates `file` with the Lua bridge (lua_dirs: module folders) and builds

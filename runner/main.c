@@ -32,6 +32,7 @@ static const rn_command COMMANDS[] = {
     {"runs", rn_cmd_runs, "[EXPERIMENT] [--runs DIR]", "list recorded runs: status, duration, metrics"},
     {"predict", rn_cmd_predict, "CKPT (IMAGE...|--csv FILE)", "predict PNG images with a checkpoint (CSV out)"},
     {"eval", rn_cmd_eval, "CKPT --csv FILE", "validation metrics of a checkpoint on a labelled CSV (JSON)"},
+    {"sync", rn_cmd_sync, "[RUN...] [--runs DIR] [--uri URI]", "post what tracked runs still hold to MLflow"},
     {"bench", rn_cmd_bench, "[--size N] [--batch N] ...", "time training steps and inference on synthetic data"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -55,7 +56,11 @@ static void usage(FILE *out) {
           "  LUMEN_EVAL_TIMEOUT seconds an experiment file may take to evaluate\n"
           "                     (default 60, 0: no limit)\n"
           "  LUMEN_EVAL_MEMORY  MiB an experiment file may use while evaluating\n"
-          "                     (default 256, 0: no limit)\n",
+          "                     (default 256, 0: no limit)\n"
+          "  LUMEN_TRACKING_URI MLflow server to post runs to (else MLFLOW_TRACKING_URI or\n"
+          "                     the experiment's tracking = lumen.mlflow{...}; off: none);\n"
+          "                     MLFLOW_EXPERIMENT_NAME, MLFLOW_TRACKING_TOKEN/USERNAME/PASSWORD,\n"
+          "                     LUMEN_TRACKING_TIMEOUT/DRAIN/RETRIES (see README)\n",
           out);
 }
 

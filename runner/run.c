@@ -13,6 +13,7 @@
 #include "exec.h"
 #include "host.h"
 #include "jsonutil.h"
+#include "mlflow.h"
 #include "paths.h"
 #include "resume.h"
 #include "signals.h"
@@ -305,6 +306,14 @@ int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
+    if (o->mlflow && o->mlflow->uri) { /* beside the local store, which always runs */
+        void *mf = NULL;
+        if (rn_mlflow_new(o->mlflow, o->term, &mf, e) || rn_trackers_add(&r.trackers, rn_mlflow_tracker(), mf)) {
+            rn_mlflow_tracker()->destroy(mf);
+            rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
     if (res)
         fprintf(o->term, "run %s (resumed; it had %s)\n", rn_display_path(plan->cwd, *run_dir), res->prev_status);
     else
@@ -312,7 +321,7 @@ int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *
     rn_run_info info = {.experiment = plan->name, .run_id = rn_store_run_id(r.store),
                         .run_dir = *run_dir, .exp_file = plan->file, .started = lm_wall_time(),
                         .argc = o->argc, .argv = o->argv, .resumed = res != NULL,
-                        .prev_status = res ? res->prev_status : NULL};
+                        .prev_status = res ? res->prev_status : NULL, .parent_dir = o->upstream_dir};
     rc = rn_track_run_started(&r.trackers, &info, params, e);
     if (rc == 0) rc = write_config(&r, e);
     for (size_t i = 0; i < plan->n && rc == 0; i++) {

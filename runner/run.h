@@ -48,6 +48,8 @@ typedef struct rn_run_opts {
     int (*tail)(void *arg, const rn_run_env *env, lm_err *e);
     void *tail_arg;
     const char *tail_id;
+    /* The MLflow tracker's configuration (mlflow.h); NULL or uri NULL: off. */
+    const struct rn_mlflow_conf *mlflow;
 } rn_run_opts;
 
 /* Returns 0 when every stage succeeded, else the failing code with the

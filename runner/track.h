@@ -14,9 +14,10 @@
  *   summary       any number: the latest value per key wins
  *   run_ended     once: "finished" or "failed" plus the reason
  *
- * The local run store (store.h) is the first and so far only tracker; an
- * MLflow tracker would implement the same ops.  A tracker reports failures through its return
- * value; the runner records the first one as the stage's or run's failure,
+ * The local run store (store.h) is the first tracker; the MLflow tracker
+ * (mlflow.h) implements the same ops, spooling every event to the run
+ * folder and posting from a sender thread.  A tracker reports failures
+ * through its return value; the runner records the first one as the stage's or run's failure,
  * so a tracker that must not fail a run (a remote server being down)
  * should spool and return 0.  Trackers are called from the runner's main
  * thread only.
@@ -42,6 +43,8 @@ typedef struct rn_run_info {
                               * the trackers already know it */
     const char *prev_status; /* resumed: how the last attempt ended
                               * ("failed", "killed", ...) */
+    const char *parent_dir;  /* a sweep trial: the sweep's run folder;
+                              * NULL otherwise */
 } rn_run_info;
 
 typedef struct rn_tracker_ops {
