@@ -162,6 +162,9 @@ static void print_sweep(const rn_sweep_spec *sp, const rn_experiment *x) {
     }
     printf("    seeds:");
     for (size_t s = 0; s < sp->n_seeds; s++) printf(" %llu", (unsigned long long)sp->seeds[s]);
+    if (sp->folds >= 2)
+        printf("\n    cross-validation: %d folds (%s.split.fold), x %zu trial(s) in all", sp->folds, sp->fold_stage,
+               sp->n_configs * rn_sweep_reps(sp));
     printf("\n    stages per trial:");
     for (size_t i = x->sweep->first; i < x->n; i++) printf(" %s", x->stages[i].id);
     printf(" (the plan above shows the first configuration's)\n");
@@ -267,7 +270,7 @@ int rn_cmd_run(int argc, char **argv) {
         }
         if (rn_sweep_validate(spec, reg, x, &po, &trial_plan, &e)) goto out;
         po.sets = &up_sets;
-        if (upstream->n == 0) {
+        if (upstream->n == 0 && spec->folds < 2) { /* crossval: each fold ingests its own split */
             lm_fail(&e, LUMEN_EINVAL, "%s:%d: a sweep needs at least one stage before it (the data it trains on)",
                     x->sweep->file, x->sweep->line);
             goto out;

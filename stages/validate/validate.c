@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "evaluate.h"
 #include "infer.h"
+#include "predictions.h"
 
 void validate_opts_default(validate_opts *o) {
     memset(o, 0, sizeof *o);
@@ -111,40 +112,43 @@ static void eval_progress(void *user, int64_t done, int64_t total) {
     if (o->progress) o->progress(o->user, done, total);
 }
 
-/* Evaluates the chosen source into *r. */
+/* Evaluates the chosen source into *r.  The images stay available for the
+ * error sheet: *set holds the CSV's decoded images (zeroed for the split),
+ * *dsp the open dataset (NULL for a CSV); the caller frees both. */
 static int evaluate(const validate_opts *o, const lm_infer_model *m, nn_engine *e,
-                    lm_eval_result *r, lm_err *err) {
+                    lm_eval_result *r, lm_image_set *set, lm_dataset **dsp, lm_err *err) {
     lm_eval_cfg cfg;
     lm_infer_eval_cfg(m, o->batch, o->tta, &cfg);
     cfg.threads = 2;
     cfg.cancelled = eval_cancelled;
     cfg.progress = eval_progress;
     cfg.user = (void *)o;
+    memset(set, 0, sizeof *set);
+    *dsp = NULL;
     if (o->csv) {
-        lm_image_set s;
         lm_problems probs = {0};
-        int rc = lm_image_set_from_csv(o->csv, o->root, 0, o->limit, m, o->threads, &s, &probs, err);
+        int rc = lm_image_set_from_csv(o->csv, o->root, 0, o->limit, m, o->threads, set, &probs, err);
         if (!rc) {
-            lm_image_set_problems(&s, &probs);
+            lm_image_set_problems(set, &probs);
             if (probs.count) {
                 char msg[LM_ERR_MSG];
                 rc = lm_fail(err, LUMEN_EDATA, "%s",
                              lm_problems_report(&probs, o->csv, msg, sizeof msg));
-            } else if (s.n == 0) {
+            } else if (set->n == 0) {
                 rc = lm_fail(err, LUMEN_EDATA, "%s: no images to evaluate", o->csv);
             }
         }
         if (!rc) {
-            logf_(o, LUMEN_LOG_INFO, "validate: %zu images from %s", s.n, o->csv);
-            rc = lm_infer_eval_set(e, &s, &cfg, r, err);
+            logf_(o, LUMEN_LOG_INFO, "validate: %zu images from %s", set->n, o->csv);
+            rc = lm_infer_eval_set(e, set, &cfg, r, err);
         }
         lm_problems_free(&probs);
-        lm_image_set_free(&s);
         return rc;
     }
     lm_dataset *ds;
     int rc = lm_dataset_open(o->dataset, &ds, err);
     if (rc) return rc;
+    *dsp = ds;
     size_t nval;
     lm_dataset_split(ds, LM_SPLIT_VAL, &nval);
     if (!(rc = check_dataset(ds, m, err)) && nval == 0)
@@ -156,7 +160,6 @@ static int evaluate(const validate_opts *o, const lm_infer_model *m, nn_engine *
         logf_(o, LUMEN_LOG_INFO, "validate: %zu images of the validation split", nval);
         rc = lm_eval_split(e, ds, LM_SPLIT_VAL, &cfg, r, err);
     }
-    lm_dataset_close(ds);
     return rc;
 }
 
@@ -246,6 +249,29 @@ out:
     return rc;
 }
 
+/* <report>/predictions.json: every sample's probabilities, targets and
+ * name (predictions.h), for cross-validation and error analysis. */
+static int write_predictions(const validate_opts *o, const lm_infer_model *m,
+                             const lm_eval_result *r, const lm_image_set *set, lm_err *err) {
+    const char **names = calloc((size_t)r->n + 1, sizeof *names);
+    char *path = lm_path_join(o->report_out, "predictions.json");
+    int rc = 0;
+    if (!names || !path) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory writing the predictions");
+        goto out;
+    }
+    for (int64_t i = 0; i < r->n; i++)
+        names[i] = r->names ? r->names[i]
+                   : set->names && r->index[i] < set->n ? set->names[r->index[i]]
+                                                        : "";
+    rc = lm_preds_write(path, r->probs, r->targets, r->index, names, r->n, r->k,
+                        (const char *const *)m->labels, err);
+out:
+    free(names);
+    free(path);
+    return rc;
+}
+
 typedef struct metric_ctx {
     const validate_opts *o;
     int64_t step;
@@ -273,6 +299,8 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     lm_infer_model m;
     nn_engine *e = NULL;
     lm_eval_result r = {0};
+    lm_image_set set = {0};
+    lm_dataset *ds = NULL;
     int rc = lm_infer_model_load(path, &m, err);
     if (rc) goto out_nomodel;
     if (o->mode == LM_THR_STORED && !m.has_thresholds)
@@ -280,7 +308,7 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     if ((rc = lm_infer_engine(&m, o->backend, o->batch, o->threads, &e, err))) goto out;
     logf_(o, LUMEN_LOG_INFO, "validate: checkpoint %s (epoch %lld), backend %s, tta %s", path,
           (long long)m.epoch, nn_engine_backend(e), o->tta ? "on" : "off");
-    if ((rc = evaluate(o, &m, e, &r, err))) goto out;
+    if ((rc = evaluate(o, &m, e, &r, &set, &ds, err))) goto out;
     res->loss = r.mean_loss;
     res->views = r.views;
     if ((rc = lm_vreport_compute(r.probs, r.targets, r.n, r.k, o->mode, m.thresholds,
@@ -288,6 +316,7 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
         goto out;
     res->seconds = lm_now() - t0;
     if ((rc = write_outputs(o, &m, res, ckpt_file, err))) goto out;
+    if ((rc = write_predictions(o, &m, &r, &set, err))) goto out;
     if (o->metric) {
         metric_ctx mc = {o, m.epoch > 0 ? m.epoch : 0};
         lm_vreport_metrics(&res->report, (const char *const *)m.labels, "val/", emit_metric, &mc);
@@ -296,6 +325,8 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     }
 out:
     lm_eval_result_free(&r);
+    lm_image_set_free(&set);
+    lm_dataset_close(ds);
     nn_engine_free(e);
     lm_infer_model_free(&m);
 out_nomodel:
