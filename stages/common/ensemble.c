@@ -1,6 +1,9 @@
 /* ensemble.c -- see ensemble.h. */
 #include "ensemble.h"
 
+#include "evaluate.h"
+#include "infer.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -234,5 +237,85 @@ int lm_ensemble_from_args(const char *const *args, size_t n, lm_ensemble *out, l
     }
     if (rc == 0 && (manifests != 1 || n != 1)) out->has_thresholds = 0; /* tuned for that set only */
     if (rc) lm_ensemble_free(out);
+    return rc;
+}
+
+static int same_input(const lm_infer_model *a, const lm_infer_model *b, lm_err *err) {
+    int same = a->height == b->height && a->width == b->width && a->channels == b->channels &&
+               a->k == b->k;
+    for (int j = 0; same && j < a->k; j++) same = strcmp(a->labels[j], b->labels[j]) == 0;
+    return same ? 0
+                : lm_fail(err, LUMEN_EDATA,
+                          "ensemble: %s (%dx%dx%d, %d labels) and %s (%dx%dx%d, %d labels) differ in "
+                          "input or labels; an ensemble averages models of one task",
+                          a->path, a->channels, a->height, a->width, a->k, b->path, b->channels,
+                          b->height, b->width, b->k);
+}
+
+int lm_ensemble_eval(const lm_ensemble *ens, const lm_infer_model *m0, const char *backend,
+                     int batch, int threads, lm_ensemble_eval_fn eval, void *user,
+                     lm_eval_result *out, lm_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!ens->n_models) return lm_fail(err, LUMEN_EINVAL, "ensemble: no checkpoints");
+    size_t M = ens->n_models;
+    float **probs = calloc(M, sizeof *probs);
+    if (!probs) return lm_fail(err, LUMEN_ENOMEM, "ensemble: out of memory");
+    int rc = 0;
+    double t0 = lm_now();
+    for (size_t i = 0; rc == 0 && i < M; i++) {
+        lm_infer_model mi;
+        const lm_infer_model *m = m0;
+        if (i > 0) {
+            if ((rc = lm_infer_model_load(ens->models[i], &mi, err))) break;
+            m = &mi;
+            rc = same_input(m0, m, err);
+        }
+        nn_engine *e = NULL;
+        lm_eval_result r = {0};
+        if (rc == 0) rc = lm_infer_engine(m, backend, batch, threads, &e, err);
+        if (rc == 0) rc = eval(user, m, e, &r, err);
+        if (rc == 0 && i > 0 &&
+            (r.n != out->n || r.k != out->k ||
+             memcmp(r.index, out->index, (size_t)r.n * sizeof *r.index) != 0))
+            rc = lm_fail(err, LUMEN_EDATA, "ensemble: %s saw other samples than %s", m->path,
+                         m0->path);
+        if (rc == 0) {
+            if (i == 0) {
+                *out = r; /* keeps targets, index, names */
+                memset(&r, 0, sizeof r);
+                probs[0] = malloc(((size_t)out->n * (size_t)out->k + 1) * sizeof **probs);
+                if (!probs[0]) rc = lm_fail(err, LUMEN_ENOMEM, "ensemble: out of memory");
+                else memcpy(probs[0], out->probs, (size_t)out->n * (size_t)out->k * sizeof **probs);
+            } else {
+                probs[i] = r.probs;
+                r.probs = NULL;
+            }
+        }
+        lm_eval_result_free(&r);
+        nn_engine_free(e);
+        if (i > 0) lm_infer_model_free(&mi);
+    }
+    if (rc == 0) {
+        size_t nk = (size_t)out->n * (size_t)out->k;
+        lm_ensemble_mean((const float *const *)probs, M, nk, out->probs);
+        double total = 0;
+        for (int64_t i = 0; i < out->n; i++) {
+            double s = 0;
+            for (int j = 0; j < out->k; j++) {
+                double p = out->probs[i * out->k + j], y = out->targets[i * out->k + j];
+                const double eps = 1e-7;
+                p = p < eps ? eps : p > 1 - eps ? 1 - eps : p;
+                s += -(y * log(p) + (1 - y) * log(1 - p));
+            }
+            if (out->loss) out->loss[i] = (float)(s / out->k);
+            total += s;
+        }
+        out->mean_loss = out->n ? total / ((double)out->n * out->k) : NAN;
+        out->seconds = lm_now() - t0;
+    } else {
+        lm_eval_result_free(out);
+    }
+    for (size_t i = 0; i < M; i++) free(probs[i]);
+    free(probs);
     return rc;
 }

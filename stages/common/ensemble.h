@@ -62,4 +62,27 @@ void lm_ensemble_mean(const float *const *p, size_t m, size_t count, float *out)
 /* Frees everything and zeroes *e; NULL-safe. */
 void lm_ensemble_free(lm_ensemble *e);
 
+/* ---------------------------------------------------------- evaluation -- */
+
+struct lm_infer_model;
+struct lm_eval_result;
+struct nn_engine;
+
+/* Evaluates one model on the caller's images (each model gets its own
+ * engine and normalization: fold models carry their fold's stats). */
+typedef int (*lm_ensemble_eval_fn)(void *user, const struct lm_infer_model *m,
+                                   struct nn_engine *e, struct lm_eval_result *r, lm_err *err);
+
+/* Runs eval for each checkpoint of ens in order -- the first is m0, already
+ * loaded by the caller (for the input size, labels and decoding); the
+ * others are loaded here and must match m0's input size, channels and
+ * labels (else LUMEN_EDATA naming both files) -- and returns in *out the
+ * first model's result with probs := lm_ensemble_mean of every model's
+ * (samples must come out in the same order), and loss / mean_loss := the
+ * binary cross-entropy of the mean probabilities (no pos_weight).  On
+ * failure *out is zeroed.  backend/batch/threads as lm_infer_engine. */
+int lm_ensemble_eval(const lm_ensemble *ens, const struct lm_infer_model *m0, const char *backend,
+                     int batch, int threads, lm_ensemble_eval_fn eval, void *user,
+                     struct lm_eval_result *out, lm_err *err);
+
 #endif /* LM_ENSEMBLE_H */
