@@ -36,7 +36,6 @@ return lumen.experiment {
         recipe = lumen.variants {
           { "control", { ["train.epochs"] = 12 } },
           { "res224", { ["ingest.size"] = 224 } },
-          { "tta", { ["validate.tta"] = true } },
         },
       },
       timeout = 3600,

@@ -69,7 +69,8 @@ static int apply_own_set(cJSON *spec, const char *id, const char *set, lm_err *e
     int rc = 0;
     if (strcmp(k, "seeds") == 0) {
         v = parse_number_list(text);
-    } else if (!strcmp(k, "trials") || !strcmp(k, "parallel") || !strcmp(k, "timeout") || !strcmp(k, "seed")) {
+    } else if (!strcmp(k, "trials") || !strcmp(k, "parallel") || !strcmp(k, "timeout") || !strcmp(k, "seed") ||
+               !strcmp(k, "folds")) {
         char *end;
         double d = strtod(text, &end);
         if (end != text && !*end) v = cJSON_CreateNumber(d);
@@ -77,8 +78,8 @@ static int apply_own_set(cJSON *spec, const char *id, const char *set, lm_err *e
         v = cJSON_CreateString(text);
     } else {
         char hint[160];
-        static const char *const settable[] = {"strategy", "seeds", "metric", "goal",
-                                               "trials",   "parallel", "timeout", "seed"};
+        static const char *const settable[] = {"strategy", "seeds",   "metric", "goal", "trials",
+                                               "parallel", "timeout", "seed",   "folds"};
         rn_suggest_phrase(hint, sizeof hint, k, settable, sizeof settable / sizeof settable[0]);
         rc = lm_fail(e, LUMEN_EINVAL, "--set %s: the sweep's '%s' cannot be set from the command line%s", set, k,
                      hint);

@@ -415,7 +415,11 @@ static int end_trial(sweep *w, trial *t, lm_err *e) {
     say(w, "trial %zu/%zu %s: %s, %s: %s%s%s (%.0f s)", t->n + 1, w->nt, t->status,
         config_label(w, t->c, lab, sizeof lab), rep_label(sp, t->s, rl, sizeof rl),
         isfinite(t->value) ? sp->metric : "", isfinite(t->value) ? " = " : "",
-        isfinite(t->value) ? num : (t->reason ? t->reason : ""), t->duration);
+        isfinite(t->value) ? num
+        : t->reason        ? t->reason
+        : sp->folds >= 2   ? "scored once every fold is in"
+                           : "",
+        t->duration);
     return rc;
 }
 
