@@ -32,6 +32,13 @@
  * The t interval treats the fold scores as independent; they are not
  * quite (training sets overlap), so read it as approximate.
  *
+ * What "nested" guarantees: fold f's predictions and labels are never an
+ * input of the threshold search that scores fold f.  The other folds'
+ * predictions come from models that did train on fold f (a fully nested
+ * scheme -- inner cross-validation inside every training set -- costs
+ * K (K - 1) more trainings); its labels reach fold f's thresholds only
+ * through those models' weights, not through the search.
+ *
  * A (configuration, seed) with a fold that did not finish is left out of
  * the statistics (its trials keep NAN).  Fails (LUMEN_EDATA) when the
  * trials have no validate stage, when folds overlap (a record predicted in
