@@ -17,7 +17,7 @@
 -- AP with mean, sd and a 95% t interval over the folds.
 --
 --   runner experiments/crossval.lua                  # 3 x 5 = 15 trials
---   runner experiments/crossval.lua --smoke          # 2 configurations x 5 folds, tiny
+--   runner experiments/crossval.lua --smoke          # 2 configurations x 3 folds, tiny
 --   runner predict runs/crossval/<run>/ensemble.json --csv cells.csv   # the fold ensemble
 --
 -- Measured: see the header lines below (filled in from the run).

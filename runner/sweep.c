@@ -417,6 +417,7 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
     if (smoke) {
         if (sp->n_configs > 2) sp->n_configs = 2;
         if (sp->n_seeds > 2) sp->n_seeds = 2;
+        if (sp->folds > 3) sp->folds = 3;
     }
     sp->json = spec;
     spec = NULL;

@@ -105,7 +105,8 @@ cJSON *rn_sweep_trial_desc_rep(const rn_sweep_spec *sp, const rn_experiment *x, 
 /* Reads x->sweep->spec, applying "sweep-id.key=value" overrides from sets
  * (the rest of sets is left alone).  --smoke keeps the first two
  * configurations and the first two seeds.  Errors name file:line and the
- * key: LUMEN_EINVAL, LUMEN_ENOMEM. */
+ * key: LUMEN_EINVAL, LUMEN_ENOMEM.  A crossval also keeps at most 3
+ * folds under --smoke. */
 int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, rn_sweep_spec **out, lm_err *e);
 void rn_sweep_spec_free(rn_sweep_spec *s);
 

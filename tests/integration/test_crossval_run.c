@@ -90,9 +90,16 @@ static void test_crossval_smoke_end_to_end(void **state) {
     char *ep = hx_join(tmp, "exp.lua");
     hx_write(ep, exp);
     hx_result r;
-    hx_runner(&r, tmp, NULL, NULL, "exp.lua", "--smoke", "--threads", "2", NULL);
+    /* hx_runner's 120 s are tight for 6 trials on a loaded 2-core machine
+     * (~25 s when quiet): the same call with a longer timeout */
+    char *runner = hx_join(hx_build_dir(), "runner");
+    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
+    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
+    hx_run(argv, tmp, env, 900, &r);
+    free(runner);
     if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
     assert_non_null(strstr(r.err, "cross-validation: 3 folds"));
+    assert_non_null(strstr(r.err, "scored once every fold is in"));
     assert_non_null(strstr(r.err, "paired by fold and seed"));
     char *rel = hx_last_line(r.out);
     char *run = hx_join(tmp, rel);
