@@ -58,6 +58,46 @@ SUPPORT_SRCS := $(wildcard tests/support/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
+# ------------------------------------------------------------------- CUDA --
+# The cuda engine backend (kernels/cuda/) is built when nvcc and cuDNN's
+# header are found under CUDA_HOME (CUDA=0 turns it off); else one line says
+# it is skipped.  Only host code is needed to build: no GPU, no driver.
+# Device code targets the H100/H200 (sm_90) plus PTX for newer GPUs.
+# The backend is its own library, $(BUILD)/lib/liblumen_cuda.so, which the
+# engine dlopens only when a cuda (or auto) engine is made: the runner, the
+# plugins and the tests neither link nor load CUDA.  Inside it libcudart is
+# static, cuDNN and cuBLAS dynamic (rpath CUDA_HOME/lib64; LD_LIBRARY_PATH
+# may point elsewhere, e.g. a PyTorch wheel's nvidia/*/lib).  Without a GPU,
+# a driver or those libraries the backend reports "no usable GPU: <why>"
+# and auto uses the cpu.
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+CUDA ?= auto
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+# the oldest compute capability CUDA_ARCH runs on (older GPUs: "no usable GPU")
+CUDA_MIN_CC ?= 90
+ifneq ($(CUDA),0)
+HAVE_CUDA := $(shell test -x $(NVCC) && test -f $(CUDA_HOME)/include/cudnn.h && \
+    test -f $(CUDA_HOME)/include/cublas_v2.h && echo 1)
+endif
+ifeq ($(HAVE_CUDA),1)
+CUDA_C_SRCS := $(wildcard kernels/cuda/*.c)
+CUDA_CU_SRCS := $(wildcard kernels/cuda/*.cu)
+CUDA_OBJS := $(call obj,$(CUDA_C_SRCS)) $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRCS))
+CUDA_LIB := $(BUILD)/lib/liblumen_cuda.so
+CPPFLAGS += -DLUMEN_HAVE_CUDA -DNN_CUDA_MIN_CC=$(CUDA_MIN_CC) -isystem $(CUDA_HOME)/include
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart_static \
+    -lstdc++ -lrt -ldl -lpthread -lm
+NVCCFLAGS ?= -O2 -std=c++17 --fmad=false $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-fvisibility=hidden
+else ifeq ($(MAKELEVEL),0)
+$(info cuda: backend not built ($(if $(filter 0,$(CUDA)),CUDA=0,no $(NVCC) or no cudnn.h/cublas_v2.h under CUDA_HOME=$(CUDA_HOME))))
+endif
+# nn_engine.c's object (which backends exist) follows the choice
+CUDA_STAMP := $(BUILD)/cuda-config
+$(shell mkdir -p $(BUILD) && (echo "$(HAVE_CUDA) $(CUDA_HOME)" | cmp -s - $(CUDA_STAMP) || \
+    echo "$(HAVE_CUDA) $(CUDA_HOME)" > $(CUDA_STAMP)))
+$(BUILD)/obj/kernels/nn_engine.o: $(CUDA_STAMP)
+
 LIB_RUNNER := $(BUILD)/lib/librunner.a
 LIB_COMMON := $(BUILD)/lib/libcommon.a
 LIB_ENGINE := $(BUILD)/lib/libengine.a
@@ -73,7 +113,7 @@ ALL_ARCHIVES := $(STAGE_LIBS) $(LIB_RUNNER) $(LIB_ENGINE) $(LIB_COMMON)
 
 # ----------------------------------------------------------------- builds --
 .PHONY: all
-all: $(RUNNER) $(PLUGINS)
+all: $(RUNNER) $(PLUGINS) $(CUDA_LIB)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -82,6 +122,17 @@ $(BUILD)/obj/%.o: %.c
 $(LIB_RUNNER): $(call obj,$(RUNNER_LIB_SRCS))
 $(LIB_COMMON): $(call obj,$(COMMON_SRCS))
 $(LIB_ENGINE): $(call obj,$(ENGINE_SRCS))
+# the cuda backend: its own shared library, dlopen'ed by nn_engine.c when a
+# cuda engine is asked for (so nothing else loads CUDA); self-contained
+# (lm_util.o inside, --no-undefined)
+ifeq ($(HAVE_CUDA),1)
+$(CUDA_LIB): $(CUDA_OBJS) $(call obj,stages/common/lm_util.c)
+	@mkdir -p $(@D)
+	$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -o $@ $^ $(CUDA_LDLIBS)
+endif
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -Ikernels -Ikernels/cuda -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 $(BUILD)/lib/%.a:
 	@mkdir -p $(@D)
 	@rm -f $@
@@ -147,6 +198,33 @@ test: tests
 	    LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_DATA=$${LUMEN_DATA:-$(LUMEN_DATA_TEST)} \
 	    LUMEN_SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
+# tests/unit/fake_device.c: a CPU stand-in for liblumen_cuda.so that
+# test_engine_hooks loads through LUMEN_CUDA_BACKEND (the engine's device
+# hooks and library loading, tested without a GPU)
+FAKE_DEVICE := $(BUILD)/tests/libfake_device.so
+$(FAKE_DEVICE): tests/unit/fake_device.c $(LIB_ENGINE) $(LIB_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared $(LDFLAGS) -o $@ $< \
+	    -Wl,--start-group $(LIB_ENGINE) $(LIB_COMMON) -Wl,--end-group $(LDLIBS)
+test-binaries: $(FAKE_DEVICE)
+
+# GPU tests: tests/gpu/test_*.c -> $(BUILD)/tests/gpu/test_* (cmocka, linked
+# like the tests), built by `make tests` (so CI compiles them), run by `make
+# test-gpu`: the cuda backend against the cpu backend and the reference
+# layers.  Without a cuda build or a usable GPU every case SKIPs, saying why.
+# tests/gpu/device-check.sh runs them (and the benchmark) on a lent GPU.
+GPU_TEST_SRCS := $(wildcard tests/gpu/test_*.c)
+GPU_TESTS := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(GPU_TEST_SRCS))
+$(BUILD)/tests/gpu/%: tests/gpu/%.c $(call obj,$(SUPPORT_SRCS)) $(ALL_ARCHIVES) $(CUDA_OBJS) $(CUDA_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(call obj,$(SUPPORT_SRCS)) \
+	    $(CUDA_OBJS) -Wl,--start-group $(ALL_ARCHIVES) -Wl,--end-group -lcmocka $(LDLIBS) $(CUDA_LDLIBS)
+test-binaries: $(GPU_TESTS)
+.PHONY: test-gpu
+test-gpu: tests
+	@LUMEN_BUILD=$(abspath $(BUILD)) LUMEN_SRC=$(abspath .) LUMEN_SANITIZE=$(SANITIZE) \
+	    LUMEN_FIXTURES=$(abspath tests/fixtures) tests/run.sh $(GPU_TESTS)
+
 # torch, numpy and safetensors from PyPI (the default wheel) in $(VENV), for
 # the benchmarks (tests/bench/engine_vs_torch.sh), tests/torch and the torch
 # interop test (a few GB: the default wheel brings CUDA libraries).  Nothing
@@ -203,11 +281,21 @@ deps_check = $(call deps_missing,$(1)); \
     elif [ "$$(id -u)" = 0 ]; then $(DEPS_INSTALL); \
     else echo "missing Debian packages:" $$missing "-- run: sudo apt-get install" $$missing >&2; exit 1; fi
 
-.PHONY: deps deps-check
-deps:
+# A one-node Slurm cluster for tests/integration/test_slurm.c (the sweep
+# executor lumen.slurm): `make deps` installs it; `make tests` does not need
+# it (those tests are skipped, saying so, without it).
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+
+.PHONY: deps deps-check slurm-deps
+deps: slurm-deps
 	@$(call deps_missing,$(DEB_PACKAGES)); \
 	if [ -n "$$missing" ]; then $(DEPS_INSTALL); \
 	else echo "deps: all installed"; fi
+
+slurm-deps:
+	@$(call deps_missing,$(SLURM_PACKAGES)); \
+	if [ -n "$$missing" ]; then $(DEPS_INSTALL); \
+	else echo "slurm-deps: all installed"; fi
 
 # What `make tests` / `make test` start with (a dpkg query, ~0.15 s).
 deps-check:
@@ -251,6 +339,7 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/lumen/lua $(DESTDIR)$(PREFIX)/include/lumen
 	install -m 755 $(RUNNER) $(DESTDIR)$(PREFIX)/bin/runner
 	$(if $(PLUGINS),install -m 755 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/lumen/plugins/)
+	$(if $(CUDA_LIB),install -m 755 $(CUDA_LIB) $(DESTDIR)$(PREFIX)/lib/lumen/)
 	install -m 644 lua/*.lua $(DESTDIR)$(PREFIX)/share/lumen/lua/
 	install -m 644 plugins/lumen/plugin.h $(DESTDIR)$(PREFIX)/include/lumen/
 

@@ -5,8 +5,12 @@
  *   "cpu"  : oneDNN primitives (conv, BN, pooling) + own OpenMP kernels, float
  *   "ref"  : the double-precision reference layers of nn_ref.h walked over the
  *            graph (slow; for tests and as a second opinion)
- *   "cuda" : cuDNN + cuBLAS (not built yet: create answers LUMEN_ENOTFOUND)
- *   "auto" : "cuda" when available, else "cpu"
+ *   "cuda" : cuDNN + cuBLAS on one NVIDIA GPU (kernels/cuda/; built when the
+ *            CUDA toolkit and cuDNN are found at build time).  Without a
+ *            build, or without a usable GPU at run time, create answers
+ *            LUMEN_ENOTFOUND ("no usable GPU: <reason>").
+ *   "auto" : "cuda" when built and a GPU is usable, else "cpu";
+ *            nn_engine_note says which and why
  * A backend is a vtable (nn_backend_ops in nn_engine_impl.h); this header is
  * all a caller needs.
  *
@@ -66,6 +70,16 @@ typedef struct nn_engine_opts {
      * ("direct" (NULL), "auto", "wino2", "wino4"; backward-weights and the
      * unfolded eval forward stay direct).  Read at create. */
     const char *train_conv;
+    /* cuda backend (ignored by the others; zero = the default):
+     *   gpu: device index (0 = the first);
+     *   precision: "tf32" (NULL: the default -- fp32 storage, TF32 tensor
+     *   cores in convolutions and matmuls), "fp32" (no TF32) or "bf16"
+     *   (convolutions on bf16 copies, fp32 accumulation and master weights);
+     *   deterministic: only deterministic cuDNN algorithms (two runs from
+     *   the same state give bitwise the same losses).  Read at create. */
+    int gpu;
+    const char *precision;
+    int deterministic;
 } nn_engine_opts;
 
 typedef struct nn_loss_cfg {
@@ -113,8 +127,16 @@ typedef struct nn_layer_time {
 int nn_engine_create(const char *backend, const nn_model *model,
                      const nn_engine_opts *opts, nn_engine **out, lm_err *err);
 void nn_engine_free(nn_engine *e);  /* NULL is a no-op */
-/* The backend actually used ("cpu", "ref", ...); static string. */
+/* The backend actually used ("cpu", "ref", "cuda"); static string. */
 const char *nn_engine_backend(const nn_engine *e);
+/* One line on how the backend was chosen and what it runs on, for the log:
+ * "cuda: GPU 0 NVIDIA H100 80GB HBM3, 79.1 GiB, precision tf32" or "auto:
+ * no usable GPU: cudaGetDeviceCount: ...; using cpu"; "" when there is
+ * nothing to say.  Owned by the engine. */
+const char *nn_engine_note(const nn_engine *e);
+/* Non-zero when this build has the cuda backend compiled in (whether a GPU
+ * is usable is only known at create). */
+int nn_engine_cuda_built(void);
 
 /* Copy the canonical state out / in.  Arrays sized model->nparams,
  * ->nbuffers, ->ncounters; any pointer may be NULL (that part skipped). */

@@ -6,8 +6,11 @@
  * gradient norm, dropout masks and argument checks.  A backend supplies the
  * compute: the training step (forward + loss + backward into e->grads, running
  * stats into e->buffers/e->counters) and the eval forward.  A device backend
- * (cuda) would also override the state hooks to keep device copies in sync;
- * the cpu and ref backends compute straight from the host arrays.
+ * (cuda) also sets the optional hooks below: the device copy is then the
+ * master, and the host arrays are mirrors it fills on demand (pull) or reads
+ * after the common layer wrote them (push); the optimizer and the gradient
+ * norm then run on the device.  The cpu and ref backends leave the hooks
+ * NULL and compute straight from the host arrays.
  *
  * e->params_version is bumped whenever params change (set_state, optim_step),
  * e->buffers_version whenever the BN running stats do (set_state,
@@ -31,7 +34,25 @@ typedef struct nn_backend_ops {
     /* fold != 0: the fast inference path (predict); 0: unfolded eval. */
     int (*forward_eval)(nn_engine *e, const float *x, int n, float *logits, int fold,
                         lm_err *err);
+    /* ---- optional: device backends ---- */
+    /* pull: make the host arrays named by `what` (NN_SYNC_*) current;
+     * push: the host arrays named by `what` were just written (set_state,
+     * set_optim_state), copy them to the device. */
+    int (*pull)(nn_engine *e, unsigned what, lm_err *err);
+    int (*push)(nn_engine *e, unsigned what, lm_err *err);
+    /* sum of squares of the gradients (double; NaN/inf propagate) */
+    int (*grad_sumsq)(nn_engine *e, double *sumsq, lm_err *err);
+    /* one update, nn_optim_update's semantics; e->opt_step is already the
+     * number of this update */
+    int (*optim_step)(nn_engine *e, const nn_optim_cfg *cfg, float grad_scale, lm_err *err);
 } nn_backend_ops;
+
+enum {
+    NN_SYNC_PARAMS = 1,
+    NN_SYNC_GRADS = 2,
+    NN_SYNC_BUFFERS = 4,
+    NN_SYNC_MOMENTS = 8,
+};
 
 struct nn_engine {
     const nn_backend_ops *ops;
@@ -50,6 +71,8 @@ struct nn_engine {
     float *dropmask;            /* [batch, fc in] */
     int profiling;
     nn_layer_time *times;       /* graph.n entries */
+    char note[320];             /* nn_engine_note */
+    void *dl;                   /* dlopen handle of the backend's library, or NULL */
 };
 
 /* Loss on host logits (double math): returns the mean loss, writes
@@ -59,5 +82,13 @@ double nn_engine_loss(const float *logits, const float *y, int n, int K,
 
 extern const nn_backend_ops nn_backend_ref;
 extern const nn_backend_ops nn_backend_cpu;
+/* The cuda backend lives in liblumen_cuda.so (kernels/cuda/), loaded by
+ * nn_engine.c on demand; it exports
+ *     const nn_backend_ops *lumen_cuda_backend(size_t engine_size, size_t ops_size);
+ * which answers NULL when the sizes of struct nn_engine / nn_backend_ops
+ * differ from its own (a library from another build). */
+typedef const nn_backend_ops *(*nn_cuda_entry_fn)(size_t engine_size, size_t ops_size);
+#define NN_CUDA_LIB "liblumen_cuda.so"
+#define NN_CUDA_ENTRY "lumen_cuda_backend"
 
 #endif /* NN_ENGINE_IMPL_H */

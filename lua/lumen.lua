@@ -245,6 +245,26 @@ function M.median(t)
   return r
 end
 
+-- Executors: where a sweep's trials run (runner/executor.h).
+-- executor = lumen.slurm { partition = "gpu", time = "02:00:00", cpus = 8,
+--   mem = "32G", gres = "gpu:1", max_running = 16, extra = { "--account=pv" } }
+-- submits them as Slurm job arrays; the default, lumen["local"] {} (also
+-- lumen.processes {} or the string "local"), runs them here.
+function M.slurm(t)
+  if t ~= nil and type(t) ~= "table" then
+    error(("lumen.slurm expects a table, got %s"):format(type(t)), 2)
+  end
+  local r = copy(t or {})
+  r.kind = "slurm"
+  return r
+end
+M["local"] = function(t)
+  local r = copy(t or {})
+  r.kind = "local"
+  return r
+end
+M.processes = M["local"]
+
 -- Any other lumen.<name> is a stage constructor.
 setmetatable(M, {
   __index = function(_, key)

@@ -33,7 +33,8 @@ static double loadavg(void) {
 #define BENCH_USAGE                                                                        \
     "usage: runner bench [--set model.KEY=VALUE]... [--size 300] [--channels 1]\n"           \
     "                    [--batch 32] [--steps 10] [--warmup 2] [--threads N]\n"             \
-    "                    [--backend cpu] [--layout auto|blocked|nhwc]\n"                     \
+    "                    [--backend cpu|cuda|auto|ref] [--layout auto|blocked|nhwc]\n"       \
+    "                    [--precision tf32|fp32|bf16] [--gpu 0]   (cuda backend)\n"         \
     "                    [--infer-conv auto|direct|wino2|wino4]\n"                           \
     "                    [--train-conv direct|auto|wino2|wino4] [--no-layers]\n"             \
     "                    [--no-train]\n"
@@ -59,6 +60,8 @@ int rn_cmd_bench(int argc, char **argv) {
     int train = 1;
     int channels_set = 0;
     const char *backend = "cpu", *layout = NULL, *infer_conv = NULL, *train_conv = NULL;
+    const char *precision = NULL; /* cuda: fp32 | tf32 | bf16 */
+    int gpu = 0;
     lm_err err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -87,6 +90,9 @@ int rn_cmd_bench(int argc, char **argv) {
             infer_conv = v;
         } else if (strcmp(a, "--train-conv") == 0) {
             train_conv = v;
+        } else if (strcmp(a, "--precision") == 0) {
+            precision = v;
+        } else if (strcmp(a, "--gpu") == 0) { dst = &gpu; lo = 0; hi = 1024;
         } else if (strcmp(a, "--size") == 0) { dst = &size; lo = 8; hi = 4096;
         } else if (strcmp(a, "--channels") == 0) { dst = &channels; hi = 16;
         } else if (strcmp(a, "--batch") == 0) { dst = &batch; hi = 4096;
@@ -107,8 +113,11 @@ int rn_cmd_bench(int argc, char **argv) {
     float *x = NULL, *y = NULL, *logits = NULL;
     double *tt = NULL, *ti = NULL, *to = NULL, *lf = NULL, *lb = NULL, *li = NULL;
     int rc = nn_model_create(&cfg, &model, &err);
-    nn_engine_opts o = {batch, channels, size, size, threads, 1, layout, infer_conv, train_conv};
+    nn_engine_opts o = {.batch = batch, .channels = channels, .height = size, .width = size,
+                        .threads = threads, .seed = 1, .layout = layout, .infer_conv = infer_conv,
+                        .train_conv = train_conv, .gpu = gpu, .precision = precision};
     if (!rc) rc = nn_engine_create(backend, model, &o, &eng, &err);
+    if (!rc && *nn_engine_note(eng)) fprintf(stderr, "runner bench: %s\n", nn_engine_note(eng));
     if (rc) {
         fprintf(stderr, "runner bench: %s\n", err.msg);
         nn_model_free(model);

@@ -26,7 +26,7 @@
 static const char USAGE[] =
     "usage: runner eval (CHECKPOINT | --ensemble CKPT... ) --csv FILE [--root DIR] [--tta]\n"
     "                   [--thresholds stored|tune|fixed] [--threshold T] [--seed N]\n"
-    "                   [--batch N] [--threads N] [--backend auto|cpu|ref]\n"
+    "                   [--batch N] [--threads N] [--backend auto|cpu|cuda|ref]\n"
     "\n"
     "Evaluates a lumen checkpoint on a labelled 'filename;<label>;...' CSV (images\n"
     "relative to --root, default the CSV's folder; labels must be the checkpoint's)\n"

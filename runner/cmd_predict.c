@@ -30,7 +30,7 @@
 static const char USAGE[] =
     "usage: runner predict (CHECKPOINT | --ensemble CKPT... --) (--csv FILE [--root DIR] | IMAGE ...)\n"
     "                      [--out FILE]\n"
-    "                      [--tta] [--batch N] [--threads N] [--backend auto|cpu|ref]\n"
+    "                      [--tta] [--batch N] [--threads N] [--backend auto|cpu|cuda|ref]\n"
     "\n"
     "Predicts PNG images with a lumen checkpoint (best.safetensors of a train or validate\n"
     "stage): decoded and resized like ingest, normalized with the checkpoint's stats.\n"

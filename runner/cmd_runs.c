@@ -18,6 +18,7 @@
 #include "paths.h"
 #include "store.h"
 #include "strv.h"
+#include "executor.h"
 #include "sweep.h"
 
 #define N_METRICS 3
@@ -204,6 +205,7 @@ int rn_cmd_runs(int argc, char **argv) {
             fflush(stdout);
             rn_sweep_print_results(rd, stdout, &e);
         }
+        if (rd && i + 1 == nrows) rn_slurm_print_jobs(rd, stdout); /* the newest run's Slurm jobs, if any */
         free(rj);
         free(rd);
         if (has) break;

@@ -6,7 +6,8 @@
  * command lines, tells when they ended, stops them, and finds them again
  * after the sweep's own process restarted (adopt).  The local executor
  * (executor_local.c) runs each trial as a child process in its own process
- * group; a Slurm executor (job arrays) is meant to implement the same ops.
+ * group; the Slurm executor (executor_slurm.c) submits batches of trials as
+ * job arrays and watches them with squeue.
  *
  * Outcomes are not reported through the executor: a trial writes them into
  * its own run folder (status.json, summary.json), which the sweep reads once
@@ -18,6 +19,10 @@
 #ifndef RN_EXECUTOR_H
 #define RN_EXECUTOR_H
 
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
 #include "lm_util.h"
 
 typedef struct rn_job {
@@ -28,7 +33,20 @@ typedef struct rn_job {
     int have_wstatus;
     const char *tag; /* adopt: a string the job's command line contains (the
                       * trial folder), so a reused pid is not mistaken for it */
+    /* slurm: filled when the job ended (poll returned 1) */
+    char state[32];    /* Slurm's job state: COMPLETED, TIMEOUT, CANCELLED, ... */
+    char exit_code[16]; /* Slurm's "exit:signal" */
+    int again;         /* preempted and not requeued by Slurm: submit again
+                        * (the trial continues from its folder) */
 } rn_job;
+
+/* One trial to submit (submit op). */
+typedef struct rn_submit {
+    const char *const *argv; /* as for start */
+    const char *log_path;
+    const char *dir;         /* the trial's folder (markers go there) */
+    rn_job *job;             /* filled for each accepted item */
+} rn_submit;
 
 typedef struct rn_executor_ops {
     const char *name; /* "local", "slurm" */
@@ -42,18 +60,57 @@ typedef struct rn_executor_ops {
     /* A job recorded by an earlier sweep process (job->id set): 1 when it is
      * still running (it is then watched like a started one), else 0. */
     int (*adopt)(void *self, rn_job *job);
+    /* Optional (NULL: start each item): starts items[0..n) at once (Slurm:
+     * one job array) and sets *accepted to how many it took from the front
+     * (fewer while it holds back, see hold); 0 or an error. */
+    int (*submit)(void *self, rn_submit *items, size_t n, size_t *accepted, lm_err *e);
+    /* Optional: *hold = 1 while no new trials should be submitted (Slurm:
+     * the first task has not yet shown the runs folder is writable from the
+     * jobs); an error when that check failed. */
+    int (*hold)(void *self, int *hold, lm_err *e);
+    /* Optional: stops every job at once (the sweep was interrupted);
+     * NULL: cancel(SIGTERM) each. */
+    void (*cancel_all)(void *self);
+    /* Optional: frees self. */
+    void (*close)(void *self);
 } rn_executor_ops;
 
 typedef struct rn_executor {
     const rn_executor_ops *ops;
     void *self;
+    int max_inflight; /* trials submitted at once; 0: the sweep's `parallel` */
+    int threads;      /* --threads of each trial; 0: the sweep's rule */
 } rn_executor;
 
 /* The local executor (no state). */
 rn_executor rn_executor_local(void);
 
-/* A readable account of how a local job ended ("exit status 3", "signal 11
- * (Segmentation fault)", "ended (adopted; status unknown)") into buf. */
+/* What an executor needs to know about its sweep. */
+typedef struct rn_executor_env {
+    const char *file;    /* the experiment file and line of the sweep (errors) */
+    int line;
+    const char *sweep_id;
+    const char *run_dir; /* the sweep's run folder (Slurm: scripts and job output in run_dir/slurm) */
+    FILE *term;          /* where progress and waits are said */
+    int tpe;             /* configurations drawn one at a time (in-flight limit) */
+} rn_executor_env;
+
+/* Checks a sweep's `executor` value (NULL, "local", lumen.local {},
+ * lumen.slurm {...}): LUMEN_EINVAL naming file:line and the key. */
+int rn_executor_check_spec(const cJSON *spec, const char *file, int line, lm_err *e);
+
+/* Makes the executor the spec asks for (the local one for NULL). */
+int rn_executor_open(const cJSON *spec, const rn_executor_env *env, rn_executor *out, lm_err *e);
+
+/* The job's ids and states as `runner runs` shows them: for each trial of
+ * the sweep run in run_dir that went to Slurm, "trial job state" lines on
+ * out (state from squeue while the sweep runs, else from its journal).
+ * Nothing when the sweep never used Slurm. */
+void rn_slurm_print_jobs(const char *run_dir, FILE *out);
+
+/* A readable account of how a job ended ("exit status 3", "signal 11
+ * (Segmentation fault)", "ended (adopted; status unknown)", "Slurm job
+ * 12_3 TIMEOUT, exit code 0:15") into buf. */
 const char *rn_job_describe(const rn_job *job, char *buf, size_t len);
 
 #endif /* RN_EXECUTOR_H */

@@ -98,7 +98,10 @@ static const rn_executor_ops LOCAL_OPS = {
 rn_executor rn_executor_local(void) { return (rn_executor){.ops = &LOCAL_OPS, .self = NULL}; }
 
 const char *rn_job_describe(const rn_job *job, char *buf, size_t len) {
-    if (!job->have_wstatus) snprintf(buf, len, "ended (status unknown)");
+    if (job->state[0])
+        snprintf(buf, len, "Slurm job %s %s, exit code %s", job->id, job->state,
+                 job->exit_code[0] ? job->exit_code : "unknown");
+    else if (!job->have_wstatus) snprintf(buf, len, "ended (status unknown)");
     else if (WIFEXITED(job->wstatus)) snprintf(buf, len, "exit status %d", WEXITSTATUS(job->wstatus));
     else if (WIFSIGNALED(job->wstatus))
         snprintf(buf, len, "signal %d (%s)", WTERMSIG(job->wstatus), strsignal(WTERMSIG(job->wstatus)));

@@ -2,6 +2,7 @@
 #include "infer_cli.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,7 @@ int rn_infer_session_run(const rn_infer_args *a, rn_infer_session *s, lm_err *er
     nn_engine *e;
     int rc = lm_infer_engine(&s->model, a->backend, a->batch, a->threads, &e, err);
     if (rc) return rc;
+    if (strcmp(nn_engine_backend(e), "cuda") == 0) fprintf(stderr, "runner: %s\n", nn_engine_note(e));
     lm_eval_cfg cfg;
     lm_infer_eval_cfg(&s->model, a->batch, a->tta, &cfg);
     rc = lm_infer_eval_set(e, &s->set, &cfg, &s->result, err);

@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "executor.h"
 #include "jsonutil.h"
 #include "suggest.h"
 
 static const char *const SPEC_KEYS[] = {"strategy", "seeds",   "metric", "goal", "space", "trials",
-                                        "parallel", "timeout", "prune",  "seed", "folds"};
+                                        "parallel", "timeout", "prune",  "seed", "executor", "folds"};
 #define N_SPEC_KEYS (sizeof SPEC_KEYS / sizeof SPEC_KEYS[0])
 
 void rn_sweep_spec_free(rn_sweep_spec *s) {
@@ -381,6 +382,8 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
     if ((rc = num_field(spec, "timeout", 0, 0, 1e7, 0, &sp->timeout, sp, e))) goto out;
     if ((rc = num_field(spec, "seed", (double)x->seed, 0, 9007199254740992.0, 1, &d, sp, e))) goto out;
     sp->search_seed = (uint64_t)d;
+    /* where trials run (executor.h) */
+    if ((rc = rn_executor_check_spec(rn_json_item(spec, "executor"), sp->file, sp->line, e))) goto out;
     /* pruning */
     v = rn_json_item(spec, "prune");
     if (v) {

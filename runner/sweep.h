@@ -14,6 +14,7 @@
  *     trials = 20,                       -- random / tpe: configurations
  *     parallel = 1, timeout = 3600,      -- trials at once; seconds per trial
  *     prune = lumen.asha { min_epochs = 3, reduction = 3 },
+ *     executor = lumen.slurm { partition = "gpu", gres = "gpu:1" }, -- default: local (executor.h)
  *     stages = { lumen.augment {...}, lumen.train {...}, lumen.validate {...} },
  *   }
  *

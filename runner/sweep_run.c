@@ -42,6 +42,7 @@ typedef struct trial {
     double *curve;     /* the prune metric by epoch (1-based; NaN = none) */
     int n_curve;
     long mpos;         /* bytes of metrics.jsonl already read */
+    int prepared;      /* its folder was made but the executor held it back */
 } trial;
 
 typedef struct sweep {
@@ -289,39 +290,63 @@ static int prune_now(sweep *w, const trial *t, int ep) {
 
 /* ------------------------------------------------------------- trials -- */
 
-static int start_trial(sweep *w, trial *t, int resuming, lm_err *e) {
+/* A trial about to start: its folder, log and command line. */
+typedef struct launch {
+    trial *t;
+    int resuming;
+    char *dir, *log;
+    char threads[16];
+    const char *argv[16];
+} launch;
+
+static void launch_free(launch *l) {
+    free(l->dir);
+    free(l->log);
+    l->dir = l->log = NULL;
+}
+
+/* Draws the configuration, writes trial.json and builds the command line. */
+static int prepare_trial(sweep *w, launch *l, lm_err *e) {
     const rn_sweep_spec *sp = w->sp;
+    trial *t = l->t;
     int rc = draw_config(w, t->c, e);
     if (rc) return rc;
-    char *dir = trial_dir(w, t->n);
-    char *desc_path = dir ? lm_path_join(dir, "trial.json") : NULL;
-    char *log = dir ? lm_path_join(dir, "runner.log") : NULL;
-    char threads[16];
-    snprintf(threads, sizeof threads, "%d", w->threads);
+    l->dir = trial_dir(w, t->n);
+    char *desc_path = l->dir ? lm_path_join(l->dir, "trial.json") : NULL;
+    l->log = l->dir ? lm_path_join(l->dir, "runner.log") : NULL;
+    snprintf(l->threads, sizeof l->threads, "%d", w->threads);
     cJSON *desc = rn_sweep_trial_desc_rep(sp, w->r->x, &w->points[t->c * sp->nd], t->s, w->r->user_sets);
-    if (!dir || !desc_path || !log || !desc) {
+    if (!l->dir || !desc_path || !l->log || !desc) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
     cJSON_AddStringToObject(desc, "sweep_run", w->env->run_dir);
     cJSON_AddNumberToObject(desc, "trial", (double)t->n);
     cJSON_AddNumberToObject(desc, "config", (double)t->c);
-    if ((rc = lm_mkdirs(dir, e))) goto out;
+    if ((rc = lm_mkdirs(l->dir, e))) goto out;
     if (!lm_exists(desc_path) && (rc = rn_json_write_atomic(desc_path, desc, e))) goto out;
-    const char *argv[16];
     int a = 0;
-    argv[a++] = w->exe;
-    argv[a++] = "run";
-    argv[a++] = w->r->exp_file;
-    argv[a++] = "--trial";
-    argv[a++] = dir;
-    argv[a++] = "--runs";
-    argv[a++] = w->r->plan->runs_dir;
-    argv[a++] = "--threads";
-    argv[a++] = threads;
-    if (w->r->plan->smoke) argv[a++] = "--smoke";
-    argv[a] = NULL;
-    if ((rc = w->ex.ops->start(w->ex.self, argv, log, &t->job, e))) goto out;
+    l->argv[a++] = w->exe;
+    l->argv[a++] = "run";
+    l->argv[a++] = w->r->exp_file;
+    l->argv[a++] = "--trial";
+    l->argv[a++] = l->dir;
+    l->argv[a++] = "--runs";
+    l->argv[a++] = w->r->plan->runs_dir;
+    l->argv[a++] = "--threads";
+    l->argv[a++] = l->threads;
+    if (w->r->plan->smoke) l->argv[a++] = "--smoke";
+    l->argv[a] = NULL;
+out:
+    cJSON_Delete(desc);
+    free(desc_path);
+    return rc;
+}
+
+/* The executor took the trial: journal its start. */
+static int trial_started(sweep *w, launch *l, lm_err *e) {
+    const rn_sweep_spec *sp = w->sp;
+    trial *t = l->t;
     t->state = T_RUNNING;
     t->t0 = lm_now();
     t->stopping = STOP_NONE;
@@ -333,15 +358,37 @@ static int start_trial(sweep *w, trial *t, int resuming, lm_err *e) {
     if (sp->folds >= 2) cJSON_AddNumberToObject(ev, "fold", (double)(t->s / sp->n_seeds));
     cJSON_AddStringToObject(ev, "executor", w->ex.ops->name);
     cJSON_AddStringToObject(ev, "job", t->job.id);
-    rc = journal(w, ev, e);
+    int rc = journal(w, ev, e);
     char lab[512], rl[64];
-    say(w, "trial %zu/%zu %s: %s, %s", t->n + 1, w->nt, resuming ? "continues" : "started",
-        config_label(w, t->c, lab, sizeof lab), rep_label(sp, t->s, rl, sizeof rl));
-out:
-    cJSON_Delete(desc);
-    free(dir);
-    free(desc_path);
-    free(log);
+    say(w, "trial %zu/%zu %s: %s, %s%s%s", t->n + 1, w->nt, l->resuming ? "continues" : "started",
+        config_label(w, t->c, lab, sizeof lab), rep_label(sp, t->s, rl, sizeof rl),
+        w->ex.ops->submit ? ", job " : "", w->ex.ops->submit ? t->job.id : "");
+    return rc;
+}
+
+/* Starts ls[0..n) (one batch where the executor submits batches); *took:
+ * how many from the front it accepted. */
+static int start_trials(sweep *w, launch *ls, size_t n, size_t *took, lm_err *e) {
+    int rc = 0;
+    *took = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) rc = prepare_trial(w, &ls[i], e);
+    if (rc) return rc;
+    if (w->ex.ops->submit) {
+        rn_submit *items = calloc(n + 1, sizeof *items);
+        if (!items) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            items[i] = (rn_submit){.argv = ls[i].argv, .log_path = ls[i].log, .dir = ls[i].dir, .job = &ls[i].t->job};
+        rc = w->ex.ops->submit(w->ex.self, items, n, took, e);
+        free(items);
+    } else {
+        for (size_t i = 0; i < n && rc == 0; i++)
+            if ((rc = w->ex.ops->start(w->ex.self, ls[i].argv, ls[i].log, &ls[i].t->job, e)) == 0) ++*took;
+    }
+    for (size_t i = 0; i < n; i++) ls[i].t->prepared = i >= *took;
+    for (size_t i = 0; i < *took; i++) {
+        int r2 = trial_started(w, &ls[i], e);
+        if (rc == 0) rc = r2;
+    }
     return rc;
 }
 
@@ -386,6 +433,12 @@ static int end_trial(sweep *w, trial *t, lm_err *e) {
     } else if (t->stopping == STOP_TIMEOUT) {
         snprintf(t->status, sizeof t->status, "failed");
         t->reason = lm_sprintf("timeout: still running after %g s (timeout = %g)", lm_now() - t->t0, sp->timeout);
+    } else if (t->job.state[0] && strcmp(t->job.state, "COMPLETED") != 0) {
+        /* Slurm ended it (TIMEOUT, CANCELLED, OUT_OF_MEMORY, NODE_FAIL...) */
+        snprintf(t->status, sizeof t->status, "failed");
+        t->reason = lm_sprintf("%s%s%s", rn_job_describe(&t->job, how, sizeof how),
+                               cJSON_IsString(reason) ? "; the trial: " : "",
+                               cJSON_IsString(reason) ? reason->valuestring : "");
     } else {
         snprintf(t->status, sizeof t->status, "failed");
         if (strcmp(s, "failed") == 0 && cJSON_IsString(reason)) t->reason = lm_strdup(reason->valuestring);
@@ -435,8 +488,21 @@ static int trial_finished_on_disk(sweep *w, const trial *t) {
  * SIGKILL after the grace period.  They are not journaled as ended, so
  * --resume continues them. */
 static void stop_all(sweep *w) {
-    for (size_t i = 0; i < w->nt; i++)
-        if (w->t[i].state == T_RUNNING) w->ex.ops->cancel(w->ex.self, &w->t[i].job, SIGTERM);
+    if (w->ex.ops->cancel_all) {
+        w->ex.ops->cancel_all(w->ex.self);
+        lm_err ignored = {0};
+        for (size_t i = 0; i < w->nt; i++) {
+            if (w->t[i].state != T_RUNNING) continue;
+            cJSON *ev = cJSON_CreateObject();
+            cJSON_AddStringToObject(ev, "t", "cancel");
+            cJSON_AddNumberToObject(ev, "n", (double)w->t[i].n);
+            cJSON_AddStringToObject(ev, "job", w->t[i].job.id);
+            journal(w, ev, &ignored);
+        }
+    } else {
+        for (size_t i = 0; i < w->nt; i++)
+            if (w->t[i].state == T_RUNNING) w->ex.ops->cancel(w->ex.self, &w->t[i].job, SIGTERM);
+    }
     double until = lm_now() + GRACE_S;
     for (;;) {
         int left = 0;
@@ -471,11 +537,21 @@ static int loop(sweep *w, lm_err *e) {
         }
         size_t running = 0, pending = 0;
         int rc = 0;
+        char how[128];
         for (size_t i = 0; i < w->nt && rc == 0; i++) {
             trial *t = &w->t[i];
             if (t->state == T_PENDING) pending++;
             if (t->state != T_RUNNING) continue;
             if (w->ex.ops->poll(w->ex.self, &t->job)) {
+                if (t->job.again && !t->stopping && !trial_finished_on_disk(w, t)) {
+                    /* preempted: submitted again, it continues from its folder */
+                    say(w, "trial %zu/%zu: %s; submitting it again", t->n + 1, w->nt,
+                        rn_job_describe(&t->job, how, sizeof how));
+                    t->duration += lm_now() - t->t0;
+                    t->state = T_PENDING;
+                    pending++;
+                    continue;
+                }
                 rc = end_trial(w, t, e);
                 continue;
             }
@@ -509,22 +585,35 @@ static int loop(sweep *w, lm_err *e) {
         }
         if (rc) return rc;
         /* start what fits; TPE draws a configuration only when it starts */
-        for (size_t i = 0; i < w->nt && (int)running < sp->parallel && rc == 0; i++) {
+        int limit = w->ex.max_inflight > 0 ? w->ex.max_inflight : sp->parallel, hold = 0;
+        if (w->ex.ops->hold && (rc = w->ex.ops->hold(w->ex.self, &hold, e))) return rc;
+        launch *ls = hold ? NULL : calloc((size_t)limit < w->nt ? (size_t)limit + 1 : w->nt + 1, sizeof *ls);
+        size_t nl = 0;
+        for (size_t i = 0; ls && i < w->nt && (int)(running + nl) < limit && rc == 0; i++) {
             trial *t = &w->t[i];
             if (t->state != T_PENDING) continue;
             char *dir = trial_dir(w, t->n);
-            int resuming = dir && lm_exists(dir);
+            int resuming = dir && lm_exists(dir) && !t->prepared;
             free(dir);
             if (resuming && trial_finished_on_disk(w, t)) { /* ended while no sweep watched */
                 rc = draw_config(w, t->c, e);
                 t->t0 = lm_now();
                 if (rc == 0) rc = end_trial(w, t, e);
+                pending--;
                 continue;
             }
-            rc = start_trial(w, t, resuming, e);
-            running++;
-            pending--;
+            ls[nl++] = (launch){.t = t, .resuming = resuming};
+            /* TPE: draw in order, so the next draw sees this one */
+            if (sp->strategy == RN_SWEEP_TPE && w->ex.ops->submit) break;
         }
+        if (nl && rc == 0) {
+            size_t took = 0;
+            rc = start_trials(w, ls, nl, &took, e);
+            running += took;
+            pending -= took;
+        }
+        for (size_t i = 0; i < nl; i++) launch_free(&ls[i]);
+        free(ls);
         if (rc) return rc;
         if (running == 0 && pending == 0) return 0;
         struct timespec ts = {0, (long)(TICK_S * 1e9)};
@@ -577,6 +666,11 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
     w.nt = sp->n_configs * reps;
     w.threads = r->plan->threads / sp->parallel;
     if (w.threads < 1) w.threads = 1;
+    rn_executor_env xenv = {.file = sp->file, .line = sp->line, .sweep_id = sp->id, .run_dir = env->run_dir,
+                            .term = r->term, .tpe = sp->strategy == RN_SWEEP_TPE};
+    int rc = rn_executor_open(rn_json_item(sp->json, "executor"), &xenv, &w.ex, e);
+    if (rc) return rc;
+    if (w.ex.threads > 0) w.threads = w.ex.threads; /* lumen.slurm { cpus = N }: N threads per trial */
     w.journal = lm_path_join(env->run_dir, "journal.jsonl");
     w.trials_dir = lm_path_join(env->run_dir, "trials");
     w.shape = calloc(sp->nd + 1, sizeof *w.shape);
@@ -584,7 +678,6 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
     w.have = calloc(sp->n_configs + 1, 1);
     w.labels = cJSON_CreateArray();
     w.t = calloc(w.nt + 1, sizeof *w.t);
-    int rc = 0;
     if (!w.journal || !w.trials_dir || !w.shape || !w.points || !w.have || !w.labels || !w.t) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
@@ -625,11 +718,13 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
             }
         }
     }
+    char at_once[32];
+    snprintf(at_once, sizeof at_once, "%d at a time", sp->parallel);
     char foldtxt[32] = "";
     if (sp->folds >= 2) snprintf(foldtxt, sizeof foldtxt, " x %d folds", sp->folds);
-    say(&w, "%s, %zu configuration(s) x %zu seed(s)%s = %zu trial(s), %d at a time, %d thread(s) each%s",
+    say(&w, "%s, %zu configuration(s) x %zu seed(s)%s = %zu trial(s), %s, %d thread(s) each%s",
         sp->strategy == RN_SWEEP_GRID ? "grid" : sp->strategy == RN_SWEEP_RANDOM ? "random" : "tpe", sp->n_configs,
-        sp->n_seeds, foldtxt, w.nt, sp->parallel, w.threads, sp->prune == RN_PRUNE_ASHA ? ", ASHA pruning"
+        sp->n_seeds, foldtxt, w.nt, w.ex.ops->submit ? "as Slurm job arrays" : at_once, w.threads, sp->prune == RN_PRUNE_ASHA ? ", ASHA pruning"
                                                     : sp->prune == RN_PRUNE_MEDIAN ? ", median pruning" : "");
     if (r->resumed) say(&w, "resumed: %zu trial(s) ended before, %zu still running (adopted)", done, adopted);
     if ((rc = loop(&w, e))) goto out;
@@ -658,5 +753,6 @@ out:
     free(w.shape);
     free(w.trials_dir);
     free(w.journal);
+    if (w.ex.ops->close) w.ex.ops->close(w.ex.self);
     return rc;
 }

@@ -9,7 +9,9 @@
 set -u
 export CMOCKA_MESSAGE_OUTPUT=STDOUT
 if [ "${LUMEN_SANITIZE:-0}" = 1 ]; then
-    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+    # protect_shadow_gap=0: the CUDA driver maps memory where ASan keeps its
+    # shadow gap (only matters where the cuda backend finds a GPU)
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:protect_shadow_gap=0}
     export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp:print_suppressions=0}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi

@@ -99,8 +99,17 @@ const lumen_param train_params[] = {
     {"seed", LUMEN_INT, "auto", 0, 0, NULL, LUMEN_PF_AUTO,
      "seed of the initialization, data order, augmentation and dropout; auto = the experiment's seed"},
     /* execution */
-    {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|ref", 0,
-     "engine backend: auto (cuda when built, else cpu), cpu (oneDNN), ref (slow double-precision reference)"},
+    {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|cuda|ref", 0,
+     "engine backend: auto (cuda when built and a GPU is usable, else cpu; the log says which and why), "
+     "cpu (oneDNN), cuda (cuDNN + cuBLAS on one GPU; an error when none is usable), ref (slow "
+     "double-precision reference)"},
+    {"gpu", LUMEN_INT, "0", 0, 1024, NULL, 0, "cuda backend: the GPU's index"},
+    {"precision", LUMEN_ENUM, "tf32", 0, 0, "fp32|tf32|bf16", 0,
+     "cuda backend: tf32 (float storage, TF32 tensor cores in convolutions and matmuls), fp32 "
+     "(no TF32), bf16 (convolutions in bf16 with fp32 accumulation; fp32 master weights)"},
+    {"deterministic", LUMEN_BOOL, "false", 0, 0, NULL, 0,
+     "cuda backend: only deterministic cuDNN algorithms (the same run gives bitwise the same losses; "
+     "may be slower)"},
     {"conv", LUMEN_ENUM, "direct", 0, 0, "direct|winograd", 0,
      "cpu backend, training: 3x3 stride-1 convolutions forward and backward-data as oneDNN direct "
      "convolutions, or as Winograd F(4x4,3x3)/F(2x2,3x3) (faster; float rounding differs slightly)"},
@@ -320,6 +329,9 @@ int train_cfg_read(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
     c->loader_threads = h->is_auto(ctx, "loader_threads") ? 1 : (int)h->get_int(ctx, "loader_threads");
     c->eval_tta = h->get_bool(ctx, "eval_tta");
     c->winograd = strcmp(h->get_str(ctx, "conv"), "winograd") == 0;
+    c->gpu = (int)h->get_int(ctx, "gpu");
+    c->precision = h->get_str(ctx, "precision");
+    c->deterministic = h->get_bool(ctx, "deterministic");
     return 0;
 }
 

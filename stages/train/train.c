@@ -217,7 +217,8 @@ static int build_model(trainer *t) {
     if (rc) return fail_err(t, &e, rc);
     nn_engine_opts o = {.batch = c->batch, .channels = C, .height = (int)t->info->height,
                         .width = (int)t->info->width, .threads = t->threads, .seed = c->seed, .layout = NULL,
-                        .train_conv = c->winograd ? "auto" : NULL};
+                        .train_conv = c->winograd ? "auto" : NULL, .gpu = c->gpu,
+                        .precision = c->precision, .deterministic = c->deterministic};
     if ((rc = nn_engine_create(c->backend, t->model, &o, &t->eng, &e))) {
         if (rc == LUMEN_EINVAL && strstr(e.msg, "input"))
             return h->fail(t->ctx, rc, "model: %s (the images are %ux%u)", e.msg, t->info->height, t->info->width);
@@ -254,6 +255,7 @@ static int build_model(trainer *t) {
            "%dx%dx%d",
            t->model_json, t->model->nparams, nn_graph_flops(g) / 1e9, nn_engine_backend(t->eng),
            wino ? " (3x3 training convs: winograd)" : "", t->threads, g->in_c, g->in_h, g->in_w);
+    if (*nn_engine_note(t->eng)) h->log(t->ctx, LUMEN_LOG_INFO, "engine: %s", nn_engine_note(t->eng));
     if (c->winograd && !wino)
         h->log(t->ctx, LUMEN_LOG_WARN, "conv = \"winograd\" applies to the cpu backend only; the %s backend ignores it",
                nn_engine_backend(t->eng));

@@ -63,7 +63,10 @@ typedef struct train_cfg {
     const char *init;      /* host-owned path; NULL = train from scratch */
     int reset_head;
     int64_t max_nonfinite;
-    const char *backend;   /* "auto", "cpu", "ref" */
+    const char *backend;   /* "auto", "cpu", "cuda", "ref" */
+    int gpu;               /* cuda: device index */
+    const char *precision; /* cuda: "fp32", "tf32", "bf16" (host-owned) */
+    int deterministic;     /* cuda: deterministic algorithms only */
     int drop_last;
     int eval_tta;
     int winograd;          /* conv = "winograd": engine train_conv auto */

@@ -34,8 +34,8 @@ static const lumen_param validate_params[] = {
     {"errors", LUMEN_INT, "8", 0, 64, NULL, 0,
      "report/errors.png: a contact sheet of this many worst false positives and false "
      "negatives per label (0 = none)"},
-    {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|ref", 0,
-     "engine backend (auto: cuda when available, else cpu)"},
+    {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|cuda|ref", 0,
+     "engine backend (auto: cuda when built and a GPU is usable, else cpu)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 

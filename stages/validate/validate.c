@@ -390,8 +390,9 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
         rc = lm_ensemble_eval(&ens, &m, o->backend, o->batch, o->threads, eval_source, &src, &r, err);
     } else {
         if ((rc = lm_infer_engine(&m, o->backend, o->batch, o->threads, &e, err))) goto out;
-        logf_(o, LUMEN_LOG_INFO, "validate: checkpoint %s (epoch %lld), backend %s, tta %s", path,
-              (long long)m.epoch, nn_engine_backend(e), o->tta ? "on" : "off");
+        logf_(o, LUMEN_LOG_INFO, "validate: checkpoint %s (epoch %lld), backend %s, tta %s%s%s", path,
+              (long long)m.epoch, nn_engine_backend(e), o->tta ? "on" : "off",
+              *nn_engine_note(e) ? "; " : "", nn_engine_note(e));
         rc = eval_source(&src, &m, e, &r, err);
     }
     if (rc) goto out;

@@ -11,6 +11,10 @@ synthetic data (BCEWithLogitsLoss), channels_last, then times inference
 usage: torch_resnet_bench.py [--size 300] [--channels 1] [--batch 32]
        [--steps 10] [--warmup 2] [--threads 2] [--blocks 1,1,1,1]
        [--widths 64,128,256,512] [--stem 7x7] [--no-channels-last]
+       [--stem-width 64] [--device cpu|cuda] [--precision fp32|tf32|bf16]
+On --device cuda: cudnn.benchmark = True, TF32 as --precision says (tf32:
+on, fp32: off), bf16 = autocast(bfloat16) with fp32 master weights; every
+timed step ends with torch.cuda.synchronize().
 """
 import argparse
 import json
@@ -89,16 +93,31 @@ def main():
     ap.add_argument("--widths", default="64,128,256,512")
     ap.add_argument("--stem", default="7x7")
     ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--stem-width", type=int, default=64)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="tf32", choices=["fp32", "tf32", "bf16"])
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    gpu = dev.type == "cuda"
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+        tf32 = a.precision != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=gpu and a.precision == "bf16")
+
+    def sync():
+        if gpu:
+            torch.cuda.synchronize()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     blocks = [int(v) for v in a.blocks.split(",")]
     widths = [int(v) for v in a.widths.split(",")]
-    model = ResNet(blocks, widths, a.channels, a.stem)
+    model = ResNet(blocks, widths, a.channels, a.stem, stem_width=a.stem_width)
     fmt = torch.contiguous_format if a.no_channels_last else torch.channels_last
-    model = model.to(memory_format=fmt)
-    x = torch.randn(a.batch, a.channels, a.size, a.size).to(memory_format=fmt)
-    y = (torch.rand(a.batch, 2) < 0.3).float()
+    model = model.to(dev, memory_format=fmt)
+    x = torch.randn(a.batch, a.channels, a.size, a.size).to(dev, memory_format=fmt)
+    y = (torch.rand(a.batch, 2) < 0.3).float().to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     lossf = nn.BCEWithLogitsLoss()
     model.train()
@@ -106,9 +125,11 @@ def main():
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = lossf(model(x), y)
+        with amp:
+            loss = lossf(model(x).float(), y)
         loss.backward()
         opt.step()
+        sync()
         if s >= a.warmup:
             tt.append(time.perf_counter() - t0)
     model.eval()
@@ -116,14 +137,16 @@ def main():
     with torch.no_grad():
         for s in range(a.warmup + a.steps):
             t0 = time.perf_counter()
-            model(x)
+            with amp:
+                model(x)
+            sync()
             if s >= a.warmup:
                 ti.append(time.perf_counter() - t0)
     mt, mi = statistics.median(tt), statistics.median(ti)
     print(json.dumps({
         "torch": torch.__version__, "batch": a.batch, "size": a.size,
         "channels": a.channels, "threads": a.threads, "steps": a.steps,
-        "channels_last": not a.no_channels_last,
+        "channels_last": not a.no_channels_last, "device": a.device, "precision": a.precision,
         "train_img_s": round(a.batch / mt, 3), "infer_img_s": round(a.batch / mi, 3),
         "train_ms_step": round(mt * 1e3, 2), "infer_ms_batch": round(mi * 1e3, 2),
         "loss": round(loss.item(), 5), "load_after": os.getloadavg()[0],

@@ -72,7 +72,8 @@ static void close_or_fail(const char *what, float a, float b, double tol) {
 static void compare_backends_conv(const netcase *c, const char *train_conv) {
     nn_model *m = model_of(c);
     int C = m->cfg.in_channels, K = m->cfg.num_classes;
-    nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 77, c->layout, NULL, train_conv};
+    nn_engine_opts o = {.batch = c->batch, .channels = C, .height = c->h, .width = c->w,
+                        .threads = 2, .seed = 77, .layout = c->layout, .train_conv = train_conv};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);
@@ -170,7 +171,7 @@ static void test_overfits_sixteen_images(void **state) {
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 16, 16, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {16, 1, 32, 32, 2, 5, NULL, NULL, NULL};
+    nn_engine_opts o = {.batch = 16, .channels = 1, .height = 32, .width = 32, .threads = 2, .seed = 5};
     nn_engine *e;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &e, &err), 0);
@@ -202,7 +203,7 @@ static void test_folded_predict_equals_unfolded_and_state_round_trip(void **stat
     (void)state;
     netcase c = {{{"widths", "{8,16,32,64}"}}, 4, 4, 32, 32, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {4, 1, 32, 32, 2, 9, NULL, NULL, NULL};
+    nn_engine_opts o = {.batch = 4, .channels = 1, .height = 32, .width = 32, .threads = 2, .seed = 9};
     nn_engine *a, *b;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &a, &e), 0);
@@ -273,7 +274,7 @@ static void test_errors_and_divergence(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 2, 2, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {2, 1, 16, 16, 1, 1, NULL, NULL, NULL};
+    nn_engine_opts o = {.batch = 2, .channels = 1, .height = 16, .width = 16, .threads = 1, .seed = 1};
     nn_engine *e = NULL;
     lm_err err = {0};
     assert_int_equal(nn_engine_create("tpu", m, &o, &e, &err), LUMEN_ENOTFOUND);
@@ -339,7 +340,8 @@ static void wino_case(const netcase *c) {
     nn_engine *en[4];
     lm_err e = {0};
     for (int k = 0; k < 4; k++) {
-        nn_engine_opts o = {c->batch, C, c->h, c->w, 2, 31, c->layout, modes[k], NULL};
+        nn_engine_opts o = {.batch = c->batch, .channels = C, .height = c->h, .width = c->w,
+                            .threads = 2, .seed = 31, .layout = c->layout, .infer_conv = modes[k]};
         assert_int_equal(nn_engine_create("cpu", m, &o, &en[k], &e), 0);
     }
     size_t xn = (size_t)c->batch * C * c->h * c->w;
@@ -419,7 +421,7 @@ static void test_many_batch_sizes(void **state) {
     (void)state;
     netcase c = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}}, 5, 5, 16, 16, NULL, 0, 0};
     nn_model *m = model_of(&c);
-    nn_engine_opts o = {5, 1, 16, 16, 2, 3, NULL, NULL, NULL};
+    nn_engine_opts o = {.batch = 5, .channels = 1, .height = 16, .width = 16, .threads = 2, .seed = 3};
     nn_engine *fast, *ref;
     lm_err e = {0};
     assert_int_equal(nn_engine_create("cpu", m, &o, &fast, &e), 0);

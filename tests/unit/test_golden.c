@@ -158,8 +158,9 @@ static void golden_close(golden *g) {
 }
 
 static nn_engine *engine_at_init(golden *g, const char *backend) {
+    /* precision: the cuda backend without TF32 (tests/gpu/test_golden_cuda.c) */
     nn_engine_opts o = {.batch = g->n, .channels = g->c, .height = g->h, .width = g->w,
-                        .threads = 0, .seed = 1};
+                        .threads = 0, .seed = 1, .precision = "fp32"};
     nn_engine *en;
     lm_err e = {0};
     if (nn_engine_create(backend, g->m, &o, &en, &e)) fail_msg("%s: %s", backend, e.msg);
@@ -304,6 +305,7 @@ static void test_cpu_adam(void **s) { (void)s; check_optimizer("cpu", "adam"); }
 static void test_ref_sgd(void **s) { (void)s; check_optimizer("ref", "sgd"); }
 static void test_cpu_sgd(void **s) { (void)s; check_optimizer("cpu", "sgd"); }
 
+#ifndef GOLDEN_NO_MAIN /* tests/gpu/test_golden_cuda.c reuses this file */
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_forward_backward), cmocka_unit_test(test_cpu_forward_backward),
@@ -312,3 +314,4 @@ int main(void) {
     };
     return cmocka_run_group_tests_name("golden", tests, NULL, NULL);
 }
+#endif
