@@ -252,7 +252,7 @@ static void test_predictions_round_trip(void **s) {
     assert_memory_equal(r.index, index, sizeof index);
     for (int i = 0; i < 3; i++) assert_string_equal(r.names[i], names[i]);
     lm_preds_free(&r);
-    fx_write_text(dir, "p.json", "{\"format\":\"other\"}");
+    free(fx_write_text(dir, "p.json", "{\"format\":\"other\"}"));
     assert_int_equal(lm_preds_read(path, &r, &e), LUMEN_EDATA);
     assert_non_null(strstr(e.msg, "p.json"));
     free(path);
