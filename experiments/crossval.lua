@@ -31,8 +31,15 @@
 -- 160 px.  The cross-validated 0.72 is well below the single split's 0.795
 -- (aug_sweep, same recipe) and close to the 0.70 the baseline scores on
 -- the held-out cells: one split flatters.  Cracks (0.66) remain the weak
--- label.  Not studied for lack of machine time: TTA, pos_weight, schedule
--- length, the 3x3 stem (16x the compute of stage 1 at 160 px).
+-- label.
+-- TTA (8 dihedral views), measured on the control's own fold models: each
+-- fold re-predicted with `runner predict --tta` and rescored by the same
+-- nested procedure (a copy of the run with those predictions in the second
+-- configuration's slots, then --resume), paired by fold:
+--   f1_mean -0.024 +- 0.017, f1_crack +0.012 +- 0.017, f1_inactive
+--   -0.061 +- 0.043, ap_mean +0.004 +- 0.014: no gain; not adopted.
+-- Not studied for lack of machine time: pos_weight, schedule length, the
+-- 3x3 stem (16x the compute of stage 1 at 160 px).
 --
 --   runner experiments/crossval.lua                  # 2 x 5 = 10 trials
 --   runner experiments/crossval.lua --set crossval.parallel=2 --threads 2   # 2 at a time, 1 thread each
