@@ -82,7 +82,7 @@ static int print_table(const cJSON *res, FILE *out) {
                 cJSON_IsString(metric) ? metric->valuestring : "?", maximize ? "higher is better" : "lower is better",
                 cJSON_GetArraySize(seeds));
     fprintf(out, "%-4s %-6s %-8s %-7s %-3s %-20s %-18s %-6s %-8s %s\n", "rank", "config", "mean", "sd", "n",
-            "per seed", "diff vs control", "epochs", "time", "configuration / status");
+            cJSON_IsNumber(folds) ? "per fold x seed" : "per seed", "diff vs control", "epochs", "time", "configuration / status");
     for (size_t i = 0; i < n; i++) {
         const cJSON *r = v[i];
         char mean[32] = "-", sd[32] = "-", diff[48] = "-", per[256] = "", dur[32];
