@@ -164,6 +164,24 @@ function M.sweep(t)
   return entry
 end
 
+-- lumen.crossval { folds = 5, stages = { lumen.ingest {...}, ... } } is a
+-- sweep whose trials are the folds: each (configuration, seed) runs once per
+-- fold with <ingest>.split.folds / split.fold set, and the results score
+-- every fold at thresholds tuned on the other folds' out-of-fold predictions
+-- (runner/crossval.h).  `space` and `seeds` are optional (default: the
+-- recipe as written, the experiment's seed); the rest is lumen.sweep's.
+function M.crossval(t)
+  if type(t) ~= "table" then
+    error(("lumen.crossval expects a table, got %s"):format(type(t)), 2)
+  end
+  if t.folds == nil then t = copy(t); t.folds = 5 end
+  local entry = make_stage("sweep", "lumen.crossval", t, 2)
+  entry.__sweep = true
+  if entry.id == nil then entry.id = "crossval" end
+  if entry.params.metric == nil then entry.params.metric = "cv/f1_mean" end
+  return entry
+end
+
 -- Samplers for a sweep's space (random and tpe; grid needs lists).
 local function sampler(kind, lo, hi, level)
   if type(lo) ~= "number" or type(hi) ~= "number" or not (lo < hi) then

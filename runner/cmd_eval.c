@@ -24,7 +24,7 @@
 #include "valreport.h"
 
 static const char USAGE[] =
-    "usage: runner eval CHECKPOINT --csv FILE [--root DIR] [--tta]\n"
+    "usage: runner eval (CHECKPOINT | --ensemble CKPT... ) --csv FILE [--root DIR] [--tta]\n"
     "                   [--thresholds stored|tune|fixed] [--threshold T] [--seed N]\n"
     "                   [--batch N] [--threads N] [--backend auto|cpu|cuda|ref]\n"
     "\n"
@@ -33,7 +33,10 @@ static const char USAGE[] =
     "and prints the validation metrics as one JSON document: per class precision,\n"
     "recall, F1, AP, support and tp/fp/fn/tn, macro and micro F1 at 0.5 and at the\n"
     "chosen thresholds (default: the checkpoint's stored ones), the in-sample tuned\n"
-    "F1 and its 2-fold cross-fitted estimate (folds seeded by --seed, default 0).\n";
+    "F1 and its 2-fold cross-fitted estimate (folds seeded by --seed, default 0).\n"
+    "An ensemble (--ensemble A.safetensors B.safetensors ..., or a manifest ensemble.json\n"
+    "or a folder of checkpoints as CHECKPOINT) averages its models' probabilities; a\n"
+    "manifest's thresholds are its stored ones.\n";
 
 int rn_cmd_eval(int argc, char **argv) {
     rn_infer_args a;
@@ -44,7 +47,7 @@ int rn_cmd_eval(int argc, char **argv) {
     const char *v;
     static const char *const known[] = {"--csv",   "--root",    "--tta",     "--thresholds",
                                         "--threshold", "--seed", "--batch", "--threads",
-                                        "--backend", "--help",  NULL};
+                                        "--backend", "--ensemble", "--help",  NULL};
     for (int i = 1; i < argc; i++) {
         int m = rn_infer_option("eval", argc, argv, &i, &a);
         if (m == 0 && (m = rn_cli_value(argc, argv, &i, "--thresholds", &v)) == 1 &&
@@ -80,16 +83,16 @@ int rn_cmd_eval(int argc, char **argv) {
             rn_cli_unknown_option(argv[i], known);
             return RN_EXIT_USAGE;
         }
-        if (a.checkpoint) {
+        if (a.checkpoint || a.n_ensemble) {
             fputs(USAGE, stderr);
             rn_cli_error("eval: unexpected argument '%s' (the images come from --csv)", argv[i]);
             return RN_EXIT_USAGE;
         }
         a.checkpoint = argv[i];
     }
-    if (!a.checkpoint || !a.csv) {
+    if ((!a.checkpoint && !a.n_ensemble) || !a.csv) {
         fputs(USAGE, stderr);
-        rn_cli_error("eval: %s", !a.checkpoint ? "no CHECKPOINT given" : "--csv FILE is required");
+        rn_cli_error("eval: %s", !a.checkpoint && !a.n_ensemble ? "no CHECKPOINT given" : "--csv FILE is required");
         return RN_EXIT_USAGE;
     }
 

@@ -28,7 +28,8 @@
 #include "infer_cli.h"
 
 static const char USAGE[] =
-    "usage: runner predict CHECKPOINT (--csv FILE [--root DIR] | IMAGE ...) [--out FILE]\n"
+    "usage: runner predict (CHECKPOINT | --ensemble CKPT... --) (--csv FILE [--root DIR] | IMAGE ...)\n"
+    "                      [--out FILE]\n"
     "                      [--tta] [--batch N] [--threads N] [--backend auto|cpu|cuda|ref]\n"
     "\n"
     "Predicts PNG images with a lumen checkpoint (best.safetensors of a train or validate\n"
@@ -36,7 +37,10 @@ static const char USAGE[] =
     "Writes 'filename;p_<label>...;<label>...' (probabilities, then 0/1 decisions at the\n"
     "checkpoint's thresholds) to --out or stdout.  With --csv, the first column names the\n"
     "images (relative to --root, default the CSV's folder); other columns are ignored.\n"
-    "--tta averages over the dihedral views.  Exit status 1 when any image failed.\n";
+    "--tta averages over the dihedral views.  Exit status 1 when any image failed.\n"
+    "An ensemble (--ensemble A.safetensors B.safetensors ..., or a manifest ensemble.json\n"
+    "or a folder of checkpoints as CHECKPOINT) averages its models' probabilities and\n"
+    "decides at the manifest's thresholds (else the first model's).\n";
 
 /* Appends one CSV field (quoted when needed). */
 static int put_field(FILE *f, const char *s) {
@@ -93,8 +97,12 @@ int rn_cmd_predict(int argc, char **argv) {
         return RN_EXIT_FAIL;
     }
     static const char *const known[] = {"--csv", "--root", "--out",  "--tta", "--batch",
-                                        "--threads", "--backend", "--help", NULL};
+                                        "--threads", "--backend", "--ensemble", "--help", NULL};
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) { /* the rest are images (after --ensemble ...) */
+            while (++i < argc) images[nimages++] = argv[i];
+            break;
+        }
         int m = rn_infer_option("predict", argc, argv, &i, &a);
         if (m == 0 && (m = rn_cli_value(argc, argv, &i, "--out", &v)) == 1) out = v;
         if (m < 0) {
@@ -112,10 +120,10 @@ int rn_cmd_predict(int argc, char **argv) {
             free(images);
             return RN_EXIT_USAGE;
         }
-        if (!a.checkpoint) a.checkpoint = argv[i];
+        if (!a.checkpoint && !a.n_ensemble) a.checkpoint = argv[i];
         else images[nimages++] = argv[i];
     }
-    const char *why = !a.checkpoint                ? "no CHECKPOINT given"
+    const char *why = !a.checkpoint && !a.n_ensemble ? "no CHECKPOINT given"
                       : a.csv && nimages           ? "give either --csv or IMAGE arguments, not both"
                       : !a.csv && nimages == 0     ? "no images given (IMAGE ... or --csv FILE)"
                                                    : NULL;

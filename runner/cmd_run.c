@@ -144,11 +144,12 @@ static void print_plan(const rn_plan *p, const rn_resume *res) {
 }
 
 static void print_sweep(const rn_sweep_spec *sp, const rn_experiment *x) {
-    printf("\n%s: sweep (%s:%d) over the stages after [%zu]: %s, %zu configuration(s) x %zu seed(s) = %zu "
+    printf("\n%s: sweep (%s:%d) over the stages after [%zu]: %s, %zu configuration(s) x %zu seed(s)%s = %zu "
            "trial(s), metric %s (%s)\n",
            sp->id, sp->file, sp->line, x->sweep->first,
            sp->strategy == RN_SWEEP_GRID ? "grid" : sp->strategy == RN_SWEEP_RANDOM ? "random" : "tpe",
-           sp->n_configs, sp->n_seeds, sp->n_configs * sp->n_seeds, sp->metric, sp->maximize ? "max" : "min");
+           sp->n_configs, sp->n_seeds, sp->folds >= 2 ? " x folds" : "", sp->n_configs * rn_sweep_reps(sp),
+           sp->metric, sp->maximize ? "max" : "min");
     printf("    space:\n");
     for (size_t i = 0; i < sp->nd; i++) {
         const rn_sweep_dim *d = &sp->dims[i];
@@ -163,6 +164,9 @@ static void print_sweep(const rn_sweep_spec *sp, const rn_experiment *x) {
     }
     printf("    seeds:");
     for (size_t s = 0; s < sp->n_seeds; s++) printf(" %llu", (unsigned long long)sp->seeds[s]);
+    if (sp->folds >= 2)
+        printf("\n    cross-validation: %d folds (%s.split.folds / split.fold set per trial)", sp->folds,
+               sp->fold_stage);
     printf("\n    stages per trial:");
     for (size_t i = x->sweep->first; i < x->n; i++) printf(" %s", x->stages[i].id);
     printf(" (the plan above shows the first configuration's)\n");
@@ -274,7 +278,7 @@ int rn_cmd_run(int argc, char **argv) {
         }
         if (rn_sweep_validate(spec, reg, x, &po, &trial_plan, &e)) goto out;
         po.sets = &up_sets;
-        if (upstream->n == 0) {
+        if (upstream->n == 0 && spec->folds < 2) { /* crossval: each fold ingests its own split */
             lm_fail(&e, LUMEN_EINVAL, "%s:%d: a sweep needs at least one stage before it (the data it trains on)",
                     x->sweep->file, x->sweep->line);
             goto out;

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "ensemble.h"
 #include "evaluate.h"
 #include "infer.h"
 #include "problems.h"
@@ -19,12 +20,19 @@ typedef struct rn_infer_args {
     int tta;
     int batch;              /* default 32 */
     int threads;            /* default: all cores */
+    /* --ensemble A B ...: checkpoints, manifests or folders (ensemble.h)
+     * averaged as one predictor; also when `checkpoint` is a manifest
+     * (.json) or a folder.  Points into argv. */
+    const char **ensemble;
+    size_t n_ensemble;
 } rn_infer_args;
 
 void rn_infer_args_default(rn_infer_args *a);
 
 /* Matches argv[*i] against the common options (--csv, --root, --tta,
- * --batch, --threads, --backend); `cmd` names the command in messages.
+ * --batch, --threads, --backend, --ensemble X... which takes the arguments
+ * up to the next one starting with '-'); `cmd` names the command in
+ * messages.
  * Returns 1 (consumed, *i advanced past a value), 0 (not one of them) or
  * -1 (bad value; the error is printed). */
 int rn_infer_option(const char *cmd, int argc, char **argv, int *i, rn_infer_args *a);
@@ -35,9 +43,11 @@ typedef struct rn_infer_session {
     lm_problems probs;   /* CSV rows left out (bad rows) */
     size_t listed;       /* images asked for: set.n + CSV rows left out */
     lm_eval_result result;
+    lm_ensemble ens;     /* the ensemble (n_models 0: one checkpoint) */
 } rn_infer_session;
 
-/* Loads the checkpoint and decodes the images: from a->csv (names_only
+/* Loads the checkpoint (an ensemble's first; its manifest's thresholds,
+ * when it has them, replace the model's stored ones) and decodes the images: from a->csv (names_only
  * for predict: first column only) or the `n` names given.  Problems with
  * single images are kept in s->set.errors / s->probs, not returned.
  * Returns 0 or the error of lm_infer_model_load / lm_image_set_* (message
@@ -45,7 +55,8 @@ typedef struct rn_infer_session {
 int rn_infer_session_load(const rn_infer_args *a, int names_only, const char *const *names,
                           size_t n, rn_infer_session *s, lm_err *err);
 
-/* Creates the engine and evaluates every usable image into s->result. */
+/* Creates the engine and evaluates every usable image into s->result
+ * (an ensemble: the mean of its models' probabilities, ensemble.h). */
 int rn_infer_session_run(const rn_infer_args *a, rn_infer_session *s, lm_err *err);
 
 void rn_infer_session_free(rn_infer_session *s);

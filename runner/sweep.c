@@ -11,7 +11,7 @@
 #include "suggest.h"
 
 static const char *const SPEC_KEYS[] = {"strategy", "seeds",   "metric", "goal", "space", "trials",
-                                        "parallel", "timeout", "prune",  "seed", "executor"};
+                                        "parallel", "timeout", "prune",  "seed", "executor", "folds"};
 #define N_SPEC_KEYS (sizeof SPEC_KEYS / sizeof SPEC_KEYS[0])
 
 void rn_sweep_spec_free(rn_sweep_spec *s) {
@@ -28,6 +28,7 @@ void rn_sweep_spec_free(rn_sweep_spec *s) {
     free(s->prune_metric);
     free(s->id);
     free(s->file);
+    free(s->fold_stage);
     cJSON_Delete(s->json);
     free(s);
 }
@@ -69,7 +70,8 @@ static int apply_own_set(cJSON *spec, const char *id, const char *set, lm_err *e
     int rc = 0;
     if (strcmp(k, "seeds") == 0) {
         v = parse_number_list(text);
-    } else if (!strcmp(k, "trials") || !strcmp(k, "parallel") || !strcmp(k, "timeout") || !strcmp(k, "seed")) {
+    } else if (!strcmp(k, "trials") || !strcmp(k, "parallel") || !strcmp(k, "timeout") || !strcmp(k, "seed") ||
+               !strcmp(k, "folds")) {
         char *end;
         double d = strtod(text, &end);
         if (end != text && !*end) v = cJSON_CreateNumber(d);
@@ -77,8 +79,8 @@ static int apply_own_set(cJSON *spec, const char *id, const char *set, lm_err *e
         v = cJSON_CreateString(text);
     } else {
         char hint[160];
-        static const char *const settable[] = {"strategy", "seeds", "metric", "goal",
-                                               "trials",   "parallel", "timeout", "seed"};
+        static const char *const settable[] = {"strategy", "seeds",   "metric", "goal", "trials",
+                                               "parallel", "timeout", "seed",   "folds"};
         rn_suggest_phrase(hint, sizeof hint, k, settable, sizeof settable / sizeof settable[0]);
         rc = lm_fail(e, LUMEN_EINVAL, "--set %s: the sweep's '%s' cannot be set from the command line%s", set, k,
                      hint);
@@ -237,6 +239,7 @@ static int num_field(const cJSON *spec, const char *k, double dflt, double lo, d
 
 int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, rn_sweep_spec **out, lm_err *e) {
     *out = NULL;
+    double d0;
     rn_sweep_spec *sp = calloc(1, sizeof *sp);
     if (!sp) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     sp->id = lm_strdup(x->sweep->id);
@@ -310,21 +313,42 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
                 goto out;
             }
     }
+    /* folds (lumen.crossval) */
+    if ((rc = num_field(spec, "folds", 0, 0, 16, 1, &d0, sp, e))) goto out;
+    sp->folds = (int)d0;
+    if (sp->folds == 1) {
+        rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: crossval folds must be 2 .. 16", sp->file, sp->line);
+        goto out;
+    }
+    if (sp->folds >= 2) {
+        for (size_t i = x->sweep->first; i < x->n && !sp->fold_stage; i++)
+            if (strcmp(x->stages[i].stage, "ingest") == 0) sp->fold_stage = lm_strdup(x->stages[i].id);
+        if (!sp->fold_stage) {
+            rc = lm_fail(e, LUMEN_EINVAL,
+                         "%s:%d: crossval needs its ingest stage inside it (stages = { lumen.ingest {...}, "
+                         "... }): each fold is its own split",
+                         sp->file, sp->line);
+            goto out;
+        }
+    }
     /* space */
     v = rn_json_item(spec, "space");
-    if (!cJSON_IsObject(v) || !v->child) {
+    if (sp->folds >= 2 && !v) {
+        /* one configuration: the recipe as written */
+    } else if (!cJSON_IsObject(v) || !v->child) {
         rc = lm_fail(e, LUMEN_EINVAL,
                      "%s:%d: sweep needs space = { [\"stage.key\"] = { values... }, ... } (at least one entry)",
                      sp->file, sp->line);
         goto out;
     }
     sp->nd = 0;
-    sp->dims = calloc((size_t)cJSON_GetArraySize(v), sizeof *sp->dims);
+    sp->dims = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof *sp->dims);
     if (!sp->dims) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
-    for (const cJSON *c = v->child; c && rc == 0; c = c->next) rc = read_dim(x, sp, c, &sp->dims[sp->nd++], e);
+    for (const cJSON *c = v ? v->child : NULL; c && rc == 0; c = c->next)
+        rc = read_dim(x, sp, c, &sp->dims[sp->nd++], e);
     if (rc) goto out;
     rn_dim *shape = calloc(sp->nd, sizeof *shape);
     if (!shape) {
@@ -396,6 +420,7 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
     if (smoke) {
         if (sp->n_configs > 2) sp->n_configs = 2;
         if (sp->n_seeds > 2) sp->n_seeds = 2;
+        if (sp->folds > 3) sp->folds = 3;
     }
     sp->json = spec;
     spec = NULL;
@@ -462,6 +487,25 @@ cJSON *rn_sweep_trial_desc(const rn_sweep_spec *sp, const rn_experiment *x, cons
     }
     return d;
 oom:
+    cJSON_Delete(d);
+    return NULL;
+}
+
+size_t rn_sweep_reps(const rn_sweep_spec *sp) { return sp->n_seeds * (size_t)(sp->folds >= 2 ? sp->folds : 1); }
+
+cJSON *rn_sweep_trial_desc_rep(const rn_sweep_spec *sp, const rn_experiment *x, const double *point,
+                               size_t rep, const rn_strv *user_sets) {
+    cJSON *d = rn_sweep_trial_desc(sp, x, point, sp->seeds[rep % sp->n_seeds], user_sets);
+    if (!d || sp->folds < 2) return d;
+    cJSON *sets = cJSON_GetObjectItemCaseSensitive(d, "sets");
+    char *a = lm_sprintf("%s.split.folds=%d", sp->fold_stage, sp->folds);
+    char *b = lm_sprintf("%s.split.fold=%zu", sp->fold_stage, rep / sp->n_seeds);
+    int ok = a && b && cJSON_AddItemToArray(sets, cJSON_CreateString(a)) &&
+             cJSON_AddItemToArray(sets, cJSON_CreateString(b)) &&
+             cJSON_AddNumberToObject(d, "fold", (double)(rep / sp->n_seeds));
+    free(a);
+    free(b);
+    if (ok) return d;
     cJSON_Delete(d);
     return NULL;
 }
@@ -533,7 +577,7 @@ int rn_sweep_trial_apply(const cJSON *desc, rn_experiment *x, rn_strv *sets, lm_
 /* Plans the trial of one configuration; errors say which configuration. */
 static int validate_point(const rn_sweep_spec *sp, const rn_registry *reg, const rn_experiment *x,
                           const rn_plan_opts *po, const double *point, rn_plan **keep, lm_err *e) {
-    cJSON *desc = rn_sweep_trial_desc(sp, x, point, sp->seeds[0], po->sets);
+    cJSON *desc = rn_sweep_trial_desc_rep(sp, x, point, 0, po->sets);
     rn_experiment *tx = desc ? rn_experiment_copy(x) : NULL;
     rn_strv sets = {0};
     rn_plan *plan = NULL;

@@ -87,12 +87,27 @@ typedef struct rn_sweep_spec {
     char *prune_metric;
     uint64_t search_seed;
     cJSON *json;      /* the resolved spec, as sweep.json records it */
+    /* lumen.crossval (folds >= 2; crossval.h): every (configuration, seed)
+     * runs once per fold, the fold set on fold_stage (the ingest stage
+     * inside the sweep) as split.folds / split.fold. */
+    int folds;
+    char *fold_stage;
 } rn_sweep_spec;
+
+/* Trials per configuration: seeds x folds (folds < 2: seeds).  Repetition
+ * r of a configuration is fold r / n_seeds with seed index r % n_seeds. */
+size_t rn_sweep_reps(const rn_sweep_spec *sp);
+
+/* rn_sweep_trial_desc for repetition `rep` (seed and, for crossval, the
+ * fold's --set assignments).  NULL on OOM. */
+cJSON *rn_sweep_trial_desc_rep(const rn_sweep_spec *sp, const rn_experiment *x, const double *point,
+                               size_t rep, const rn_strv *user_sets);
 
 /* Reads x->sweep->spec, applying "sweep-id.key=value" overrides from sets
  * (the rest of sets is left alone).  --smoke keeps the first two
  * configurations and the first two seeds.  Errors name file:line and the
- * key: LUMEN_EINVAL, LUMEN_ENOMEM. */
+ * key: LUMEN_EINVAL, LUMEN_ENOMEM.  A crossval also keeps at most 3
+ * folds under --smoke. */
 int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, rn_sweep_spec **out, lm_err *e);
 void rn_sweep_spec_free(rn_sweep_spec *s);
 

@@ -70,15 +70,22 @@ static int print_table(const cJSON *res, FILE *out) {
     size_t n;
     cJSON **v = sorted_rows(rows, maximize, &n);
     if (!v) return LUMEN_ENOMEM;
-    fprintf(out, "%s (%s), %d seed(s); differences are to configuration 0 (the control), paired by seed, with "
-                 "a 95%% t interval\n",
-            cJSON_IsString(metric) ? metric->valuestring : "?", maximize ? "higher is better" : "lower is better",
-            cJSON_GetArraySize(seeds));
+    const cJSON *folds = rn_json_item(res, "folds");
+    if (cJSON_IsNumber(folds))
+        fprintf(out, "%s (%s), %d fold(s) x %d seed(s); differences are to configuration 0 (the control), paired "
+                     "by fold and seed, with a 95%% t interval\n",
+                cJSON_IsString(metric) ? metric->valuestring : "?", maximize ? "higher is better" : "lower is better",
+                (int)folds->valuedouble, cJSON_GetArraySize(seeds));
+    else
+        fprintf(out, "%s (%s), %d seed(s); differences are to configuration 0 (the control), paired by seed, with "
+                     "a 95%% t interval\n",
+                cJSON_IsString(metric) ? metric->valuestring : "?", maximize ? "higher is better" : "lower is better",
+                cJSON_GetArraySize(seeds));
     fprintf(out, "%-4s %-6s %-8s %-7s %-3s %-20s %-18s %-6s %-8s %s\n", "rank", "config", "mean", "sd", "n",
-            "per seed", "diff vs control", "epochs", "time", "configuration / status");
+            cJSON_IsNumber(folds) ? "per fold x seed" : "per seed", "diff vs control", "epochs", "time", "configuration / status");
     for (size_t i = 0; i < n; i++) {
         const cJSON *r = v[i];
-        char mean[32] = "-", sd[32] = "-", diff[48] = "-", per[160] = "", dur[32];
+        char mean[32] = "-", sd[32] = "-", diff[48] = "-", per[256] = "", dur[32];
         if (isfinite(num(r, "mean"))) snprintf(mean, sizeof mean, "%.4f", num(r, "mean"));
         if (isfinite(num(r, "sd"))) snprintf(sd, sizeof sd, "%.4f", num(r, "sd"));
         if ((int)num(r, "config") == 0) snprintf(diff, sizeof diff, "(control)");
@@ -157,9 +164,13 @@ static int write_csv(const rn_sweep_spec *sp, const cJSON *res, const char *path
     csv_field(f, "mean", 0);
     csv_field(f, "sd", 0);
     csv_field(f, "n", 0);
-    for (size_t s = 0; s < sp->n_seeds; s++) {
-        char h[48];
-        snprintf(h, sizeof h, "seed_%llu", (unsigned long long)sp->seeds[s]);
+    for (size_t s = 0; s < rn_sweep_reps(sp); s++) {
+        char h[64];
+        if (sp->folds >= 2)
+            snprintf(h, sizeof h, "fold_%zu_seed_%llu", s / sp->n_seeds,
+                     (unsigned long long)sp->seeds[s % sp->n_seeds]);
+        else
+            snprintf(h, sizeof h, "seed_%llu", (unsigned long long)sp->seeds[s]);
         csv_field(f, h, 0);
     }
     csv_field(f, "diff_vs_control", 0);
@@ -196,7 +207,7 @@ static int write_csv(const rn_sweep_spec *sp, const cJSON *res, const char *path
 
 int rn_sweep_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const cJSON *labels,
                      const rn_trial_result *t, size_t nt, const rn_run_env *env, FILE *term, lm_err *e) {
-    size_t nc = sp->n_configs, ns = sp->n_seeds;
+    size_t nc = sp->n_configs, ns = rn_sweep_reps(sp); /* per configuration: seeds x folds */
     double *vals = calloc(nc * ns + 1, sizeof *vals);
     cJSON *res = cJSON_CreateObject();
     if (!vals || !res) {
@@ -210,7 +221,8 @@ int rn_sweep_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const c
     cJSON_AddStringToObject(res, "metric", sp->metric);
     cJSON_AddStringToObject(res, "goal", sp->maximize ? "max" : "min");
     cJSON *seeds = cJSON_AddArrayToObject(res, "seeds");
-    for (size_t s = 0; s < ns; s++) cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)sp->seeds[s]));
+    for (size_t s = 0; s < sp->n_seeds; s++) cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)sp->seeds[s]));
+    if (sp->folds >= 2) cJSON_AddNumberToObject(res, "folds", sp->folds);
     cJSON_AddNumberToObject(res, "control", 0);
     cJSON *rows = cJSON_AddArrayToObject(res, "rows");
     size_t n_fin = 0, n_fail = 0, n_pruned = 0;

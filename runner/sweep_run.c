@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crossval.h"
 #include "executor.h"
 #include "jsonutil.h"
 #include "paths.h"
@@ -85,6 +86,14 @@ static int journal(sweep *w, cJSON *ev, lm_err *e) {
     return rc;
 }
 
+/* "seed 3" or "fold 2, seed 3". */
+static const char *rep_label(const rn_sweep_spec *sp, size_t rep, char *buf, size_t len) {
+    unsigned long long seed = (unsigned long long)sp->seeds[rep % sp->n_seeds];
+    if (sp->folds >= 2) snprintf(buf, len, "fold %zu, seed %llu", rep / sp->n_seeds, seed);
+    else snprintf(buf, len, "seed %llu", seed);
+    return buf;
+}
+
 static char *trial_dir(const sweep *w, size_t n) { return lm_sprintf("%s/%zu", w->trials_dir, n); }
 
 static const char *config_label(const sweep *w, size_t c, char *buf, size_t len) {
@@ -125,8 +134,9 @@ static int draw_config(sweep *w, size_t c, lm_err *e) {
         for (size_t k = 0; k < c; k++) {
             size_t ended = 0, ok = 0;
             double sum = 0;
-            for (size_t s = 0; s < sp->n_seeds; s++) {
-                const trial *t = &w->t[k * sp->n_seeds + s];
+            size_t reps = rn_sweep_reps(sp);
+            for (size_t s = 0; s < reps; s++) {
+                const trial *t = &w->t[k * reps + s];
                 if (t->state != T_ENDED) continue;
                 ended++;
                 if (strcmp(t->status, "finished") == 0) {
@@ -134,7 +144,7 @@ static int draw_config(sweep *w, size_t c, lm_err *e) {
                     sum += t->value;
                 }
             }
-            if (ended < sp->n_seeds) continue;
+            if (ended < reps) continue;
             memcpy(&X[n_obs * sp->nd], &w->points[k * sp->nd], sp->nd * sizeof *X);
             bad[n_obs] = ok == 0;
             y[n_obs] = ok ? sum / (double)ok : NAN;
@@ -305,7 +315,7 @@ static int prepare_trial(sweep *w, launch *l, lm_err *e) {
     char *desc_path = l->dir ? lm_path_join(l->dir, "trial.json") : NULL;
     l->log = l->dir ? lm_path_join(l->dir, "runner.log") : NULL;
     snprintf(l->threads, sizeof l->threads, "%d", w->threads);
-    cJSON *desc = rn_sweep_trial_desc(sp, w->r->x, &w->points[t->c * sp->nd], sp->seeds[t->s], w->r->user_sets);
+    cJSON *desc = rn_sweep_trial_desc_rep(sp, w->r->x, &w->points[t->c * sp->nd], t->s, w->r->user_sets);
     if (!l->dir || !desc_path || !l->log || !desc) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out;
@@ -344,13 +354,14 @@ static int trial_started(sweep *w, launch *l, lm_err *e) {
     cJSON_AddStringToObject(ev, "t", "start");
     cJSON_AddNumberToObject(ev, "n", (double)t->n);
     cJSON_AddNumberToObject(ev, "c", (double)t->c);
-    cJSON_AddNumberToObject(ev, "seed", (double)sp->seeds[t->s]);
+    cJSON_AddNumberToObject(ev, "seed", (double)sp->seeds[t->s % sp->n_seeds]);
+    if (sp->folds >= 2) cJSON_AddNumberToObject(ev, "fold", (double)(t->s / sp->n_seeds));
     cJSON_AddStringToObject(ev, "executor", w->ex.ops->name);
     cJSON_AddStringToObject(ev, "job", t->job.id);
     int rc = journal(w, ev, e);
-    char lab[512];
-    say(w, "trial %zu/%zu %s: %s, seed %llu%s%s", t->n + 1, w->nt, l->resuming ? "continues" : "started",
-        config_label(w, t->c, lab, sizeof lab), (unsigned long long)sp->seeds[t->s],
+    char lab[512], rl[64];
+    say(w, "trial %zu/%zu %s: %s, %s%s%s", t->n + 1, w->nt, l->resuming ? "continues" : "started",
+        config_label(w, t->c, lab, sizeof lab), rep_label(sp, t->s, rl, sizeof rl),
         w->ex.ops->submit ? ", job " : "", w->ex.ops->submit ? t->job.id : "");
     return rc;
 }
@@ -406,9 +417,10 @@ static int end_trial(sweep *w, trial *t, lm_err *e) {
     t->epochs = cJSON_IsNumber(ep) ? (int)ep->valuedouble : t->n_curve;
     char how[128];
     if (strcmp(s, "finished") == 0) {
-        if (cJSON_IsNumber(v)) {
+        if (cJSON_IsNumber(v) || sp->folds >= 2) {
+            /* crossval: the metric comes from the folds' predictions later */
             snprintf(t->status, sizeof t->status, "finished");
-            t->value = v->valuedouble;
+            t->value = cJSON_IsNumber(v) ? v->valuedouble : NAN;
         } else {
             snprintf(t->status, sizeof t->status, "failed");
             t->reason = lm_sprintf("the trial finished without reporting '%s' (see its summary.json)", sp->metric);
@@ -452,10 +464,15 @@ static int end_trial(sweep *w, trial *t, lm_err *e) {
     int rc = journal(w, ev, e);
     char lab[512], num[64];
     snprintf(num, sizeof num, "%.4f", t->value);
-    say(w, "trial %zu/%zu %s: %s, seed %llu: %s%s%s (%.0f s)", t->n + 1, w->nt, t->status,
-        config_label(w, t->c, lab, sizeof lab), (unsigned long long)sp->seeds[t->s],
+    char rl[64];
+    say(w, "trial %zu/%zu %s: %s, %s: %s%s%s (%.0f s)", t->n + 1, w->nt, t->status,
+        config_label(w, t->c, lab, sizeof lab), rep_label(sp, t->s, rl, sizeof rl),
         isfinite(t->value) ? sp->metric : "", isfinite(t->value) ? " = " : "",
-        isfinite(t->value) ? num : (t->reason ? t->reason : ""), t->duration);
+        isfinite(t->value) ? num
+        : t->reason        ? t->reason
+        : sp->folds >= 2   ? "scored once every fold is in"
+                           : "",
+        t->duration);
     return rc;
 }
 
@@ -645,7 +662,8 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
     const rn_sweep_run *r = arg;
     const rn_sweep_spec *sp = r->spec;
     sweep w = {.r = r, .sp = sp, .env = env, .ex = rn_executor_local()};
-    w.nt = sp->n_configs * sp->n_seeds;
+    size_t reps = rn_sweep_reps(sp);
+    w.nt = sp->n_configs * reps;
     w.threads = r->plan->threads / sp->parallel;
     if (w.threads < 1) w.threads = 1;
     rn_executor_env xenv = {.file = sp->file, .line = sp->line, .sweep_id = sp->id, .run_dir = env->run_dir,
@@ -674,8 +692,8 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
     for (size_t c = 0; c < sp->n_configs; c++) cJSON_AddItemToArray(w.labels, cJSON_CreateNull());
     for (size_t n = 0; n < w.nt; n++) {
         w.t[n].n = n;
-        w.t[n].c = n / sp->n_seeds;
-        w.t[n].s = n % sp->n_seeds;
+        w.t[n].c = n / reps;
+        w.t[n].s = n % reps;
         w.t[n].value = NAN;
     }
     if ((rc = record_spec(&w, e)) || (rc = lm_mkdirs(w.trials_dir, e)) || (rc = replay(&w, e))) goto out;
@@ -702,9 +720,11 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
     }
     char at_once[32];
     snprintf(at_once, sizeof at_once, "%d at a time", sp->parallel);
-    say(&w, "%s, %zu configuration(s) x %zu seed(s) = %zu trial(s), %s, %d thread(s) each%s",
+    char foldtxt[32] = "";
+    if (sp->folds >= 2) snprintf(foldtxt, sizeof foldtxt, " x %d folds", sp->folds);
+    say(&w, "%s, %zu configuration(s) x %zu seed(s)%s = %zu trial(s), %s, %d thread(s) each%s",
         sp->strategy == RN_SWEEP_GRID ? "grid" : sp->strategy == RN_SWEEP_RANDOM ? "random" : "tpe", sp->n_configs,
-        sp->n_seeds, w.nt, w.ex.ops->submit ? "as Slurm job arrays" : at_once, w.threads, sp->prune == RN_PRUNE_ASHA ? ", ASHA pruning"
+        sp->n_seeds, foldtxt, w.nt, w.ex.ops->submit ? "as Slurm job arrays" : at_once, w.threads, sp->prune == RN_PRUNE_ASHA ? ", ASHA pruning"
                                                     : sp->prune == RN_PRUNE_MEDIAN ? ", median pruning" : "");
     if (r->resumed) say(&w, "resumed: %zu trial(s) ended before, %zu still running (adopted)", done, adopted);
     if ((rc = loop(&w, e))) goto out;
@@ -717,7 +737,9 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
         res[n] = (rn_trial_result){.n = n, .c = w.t[n].c, .s = w.t[n].s, .status = w.t[n].status,
                                    .value = w.t[n].value, .epochs = w.t[n].epochs, .duration = w.t[n].duration,
                                    .reason = w.t[n].reason};
-    rc = rn_sweep_results(sp, r->trial_plan, w.labels, res, w.nt, env, r->term, e);
+    if (sp->folds >= 2)
+        rc = rn_crossval_results(sp, r->trial_plan, w.labels, res, w.nt, env, r->term, e);
+    if (rc == 0) rc = rn_sweep_results(sp, r->trial_plan, w.labels, res, w.nt, env, r->term, e);
     free(res);
 out:
     for (size_t n = 0; w.t && n < w.nt; n++) {

@@ -93,3 +93,58 @@ out:
     free(dec);
     return rc;
 }
+
+int lm_crossval_nested(const float *p, const float *y, const uint8_t *fold, int64_t n, int k,
+                       int folds, lm_cv_fold *out, lm_metrics *pooled, lm_err *err) {
+    int rc = check_args(n, k, folds, err);
+    if (rc) return rc;
+    for (int64_t i = 0; i < n; i++)
+        if (fold[i] >= folds)
+            return lm_fail(err, LUMEN_EINVAL, "crossval: sample %lld has fold %d of %d",
+                           (long long)i, fold[i], folds);
+    size_t nk = (size_t)n * (size_t)k;
+    float *sp = malloc((nk + 1) * sizeof *sp), *sy = malloc((nk + 1) * sizeof *sy);
+    float *dec = malloc((nk + 1) * sizeof *dec);
+    if (!sp || !sy || !dec) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "crossval: out of memory");
+        goto out;
+    }
+    for (int f = 0; f < folds && rc == 0; f++) {
+        lm_cv_fold *o = &out[f];
+        memset(o, 0, sizeof *o);
+        /* 1. tune on every other fold: fold f's rows are never copied */
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (fold[i] == f) continue;
+            memcpy(sp + m * k, p + i * k, (size_t)k * sizeof *sp);
+            memcpy(sy + m * k, y + i * k, (size_t)k * sizeof *sy);
+            m++;
+        }
+        if (m > 0) rc = lm_metrics_tune_thresholds(sp, sy, m, k, o->thresholds, err);
+        else
+            for (int j = 0; j < k; j++) o->thresholds[j] = 0.5f;
+        if (rc) break;
+        /* 2. score fold f at those thresholds */
+        m = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (fold[i] != f) continue;
+            memcpy(sp + m * k, p + i * k, (size_t)k * sizeof *sp);
+            memcpy(sy + m * k, y + i * k, (size_t)k * sizeof *sy);
+            for (int j = 0; j < k; j++)
+                dec[i * k + j] = p[i * k + j] >= o->thresholds[j] ? 1.0f : 0.0f;
+            m++;
+        }
+        o->n = m;
+        rc = lm_metrics_compute(sp, sy, m, k, o->thresholds, &o->m, err);
+    }
+    if (rc == 0 && pooled) {
+        rc = lm_metrics_compute(dec, y, n, k, NULL, pooled, err);
+        for (int j = 0; j < k; j++) pooled->cls[j].ap = pooled->cls[j].threshold = NAN;
+        pooled->ap_mean = NAN;
+    }
+out:
+    free(sp);
+    free(sy);
+    free(dec);
+    return rc;
+}

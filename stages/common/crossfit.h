@@ -57,4 +57,28 @@ int lm_crossfit_folds(const float *y, int64_t n, int k, int folds, uint64_t seed
 int lm_crossfit_tuned(const float *p, const float *y, int64_t n, int k, int folds,
                       uint64_t seed, lm_crossfit *out, lm_err *err);
 
+/* --------------------------------------------- nested cross-validation -- */
+
+/* One fold of a k-fold cross-validation, scored honestly. */
+typedef struct lm_cv_fold {
+    int64_t n;                                  /* samples in the fold */
+    float thresholds[LM_METRICS_MAX_CLASSES];   /* tuned on the OTHER folds */
+    lm_metrics m;                               /* this fold at those thresholds;
+                                                 * AP (threshold-free) too */
+} lm_cv_fold;
+
+/* Out-of-fold predictions p[n*k] (each sample predicted by the model that
+ * did not train on its fold) with targets y[n*k] and each sample's fold
+ * fold[n] in 0..folds-1: for every fold f, thresholds are tuned
+ * (lm_metrics_tune_thresholds) on the samples of every fold but f, and fold
+ * f is scored at them into out[f] (folds entries).  By construction the
+ * thresholds applied to fold f are a function of the other folds' (p, y)
+ * alone: changing fold f's predictions or labels cannot change them.  A fold
+ * without samples gets n = 0 and metrics of nothing; when the other folds
+ * hold no samples the thresholds are 0.5.  pooled (may be NULL): the
+ * metrics of every fold's decisions pooled (AP: NAN, as lm_crossfit).
+ * LUMEN_EINVAL (k, folds, a fold id out of range), LUMEN_ENOMEM. */
+int lm_crossval_nested(const float *p, const float *y, const uint8_t *fold, int64_t n, int k,
+                       int folds, lm_cv_fold *out, lm_metrics *pooled, lm_err *err);
+
 #endif /* LM_CROSSFIT_H */

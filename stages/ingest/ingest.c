@@ -16,6 +16,7 @@
 #include "dataset.h"
 #include "problems.h"
 #include "split.h"
+#include "crossfit.h"
 
 void ingest_opts_default(ingest_opts *o) {
     memset(o, 0, sizeof *o);
@@ -64,6 +65,12 @@ static int check_opts(const ingest_opts *o, lm_err *err) {
     if (!isfinite(o->threshold))
         return lm_fail(err, LUMEN_EINVAL, "threshold: must be a number");
     if (o->limit < 0) return lm_fail(err, LUMEN_EINVAL, "limit: must be >= 0");
+    if (o->folds == 1 || o->folds < 0 || o->folds > LM_CROSSFIT_MAX_FOLDS)
+        return lm_fail(err, LUMEN_EINVAL, "split.folds: must be 0 (off) or 2 .. %d, got %d",
+                       LM_CROSSFIT_MAX_FOLDS, o->folds);
+    if (o->folds >= 2 && (o->fold < 0 || o->fold >= o->folds))
+        return lm_fail(err, LUMEN_EINVAL, "split.fold: must be in [0, %d], got %d", o->folds - 1,
+                       o->fold);
     return 0;
 }
 
@@ -286,7 +293,9 @@ static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, cons
              cJSON_AddStringToObject(x, "resize", "area-down/bilinear-up") &&
              (sp = cJSON_AddObjectToObject(x, "split")) != NULL &&
              cJSON_AddNumberToObject(sp, "val", o->val) &&
-             cJSON_AddBoolToObject(sp, "stratify", o->stratify);
+             cJSON_AddBoolToObject(sp, "stratify", o->stratify) &&
+             (o->folds < 2 || (cJSON_AddNumberToObject(sp, "folds", o->folds) &&
+                               cJSON_AddNumberToObject(sp, "fold", o->fold)));
     if (ok) {
         cJSON *s = seed_json(o->seed);
         ok = s && cJSON_AddItemToObject(sp, "seed", s);
@@ -375,7 +384,11 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     }
     for (size_t i = 0; i < n; i++)
         memcpy(lab + i * nl, tab.values + (size_t)sel[i] * nl, nl * sizeof *lab);
-    if ((rc = ingest_split(lab, n, nl, o->val, o->seed, o->stratify, spl, err))) goto out;
+    if (o->folds >= 2) {
+        if ((rc = ingest_split_fold(lab, n, nl, o->folds, o->fold, o->seed, spl, err))) goto out;
+    } else if ((rc = ingest_split(lab, n, nl, o->val, o->seed, o->stratify, spl, err))) {
+        goto out;
+    }
     r.selected = n;
 
     int threads = o->threads > 0 ? o->threads : lm_ncpu();

@@ -53,6 +53,10 @@ typedef struct ingest_opts {
     double val;         /* validation share, [0, 1] */
     uint64_t seed;      /* split (and limit subset) seed */
     int stratify;       /* stratify the split by label combination */
+    int folds;          /* >= 2: k-fold mode (lm_crossfit_folds: stratified by
+                         * label combination, seeded by seed); fold `fold` is
+                         * the validation split, val and stratify are unused */
+    int fold;           /* k-fold mode: 0 .. folds - 1 */
     int skip_bad;       /* 1: skip bad rows; 0: fail */
     int64_t limit;      /* > 0: ingest only this many rows (seeded subset) */
     int threads;        /* decode workers; <= 0: one per core */

@@ -36,6 +36,11 @@ static const lumen_param ingest_params[] = {
      "seed of the split shuffle; auto = the experiment's seed"},
     {"split.stratify", LUMEN_BOOL, "true", 0, 0, NULL, 0,
      "split each label combination separately (false: one seeded shuffle)"},
+    {"split.folds", LUMEN_INT, "0", 0, 16, NULL, 0,
+     "k-fold mode (cross-validation): deal the rows into this many folds, stratified by "
+     "label combination, and validate on fold split.fold (0 = off: split.val decides)"},
+    {"split.fold", LUMEN_INT, "0", 0, 15, NULL, 0,
+     "k-fold mode: the fold (0 .. split.folds - 1) that becomes the validation split"},
     {"on_error", LUMEN_ENUM, "fail", 0, 0, "fail|skip", 0,
      "bad rows or images: fail listing them (file:line), or skip them with warnings"},
     {"limit", LUMEN_INT, "0", 0, 1e9, NULL, 0,
@@ -90,6 +95,8 @@ static void opts_from_params(lumen_ctx *ctx, const lumen_host *h, ingest_opts *o
     o->seed = h->is_auto(ctx, "split.seed") ? h->seed(ctx)
                                              : (uint64_t)h->get_int(ctx, "split.seed");
     o->stratify = h->get_bool(ctx, "split.stratify");
+    o->folds = (int)h->get_int(ctx, "split.folds");
+    o->fold = (int)h->get_int(ctx, "split.fold");
     const char *oe = h->get_str(ctx, "on_error");
     o->skip_bad = oe && !strcmp(oe, "skip");
     o->limit = h->get_int(ctx, "limit");
@@ -129,6 +136,13 @@ static int ingest_stage_check(lumen_ctx *ctx, const lumen_host *h) {
     if (c != 1 && c != 3)
         return h->fail(ctx, LUMEN_EINVAL, "channels: must be 1 (gray) or 3 (RGB), got %lld",
                        (long long)c);
+    int64_t folds = h->get_int(ctx, "split.folds"), fold = h->get_int(ctx, "split.fold");
+    if (folds == 1)
+        return h->fail(ctx, LUMEN_EINVAL, "split.folds: 1 fold leaves nothing to train on; use 0 "
+                                          "(off) or 2 .. 16");
+    if (folds >= 2 && fold >= folds)
+        return h->fail(ctx, LUMEN_EINVAL, "split.fold = %lld: must be below split.folds = %lld",
+                       (long long)fold, (long long)folds);
     return LUMEN_OK;
 }
 

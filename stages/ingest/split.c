@@ -77,3 +77,22 @@ int ingest_subset(size_t n, size_t k, uint64_t seed, uint32_t *pick, lm_err *err
     free(all);
     return 0;
 }
+
+int ingest_split_fold(const float *labels, size_t n, size_t nlabels, int folds, int fold,
+                      uint64_t seed, uint8_t *split, lm_err *err) {
+    if (folds < 2 || folds > LM_CROSSFIT_MAX_FOLDS)
+        return lm_fail(err, LUMEN_EINVAL, "split.folds must be in [2, %d], got %d",
+                       LM_CROSSFIT_MAX_FOLDS, folds);
+    if (fold < 0 || fold >= folds)
+        return lm_fail(err, LUMEN_EINVAL, "split.fold must be in [0, %d], got %d", folds - 1, fold);
+    if (n > INT64_MAX / 2 || nlabels < 1 || nlabels > LM_METRICS_MAX_CLASSES)
+        return lm_fail(err, LUMEN_EINVAL, "split: k-fold mode needs 1 .. %d labels, got %zu",
+                       LM_METRICS_MAX_CLASSES, nlabels);
+    if (n == 0) return 0;
+    uint8_t *f = malloc(n);
+    if (!f) return lm_fail(err, LUMEN_ENOMEM, "split: out of memory");
+    int rc = lm_crossfit_folds(labels, (int64_t)n, (int)nlabels, folds, seed, f, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) split[i] = f[i] == fold;
+    free(f);
+    return rc;
+}

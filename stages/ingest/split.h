@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crossfit.h"
 #include "lm_util.h"
 
 /* Assigns each of n rows to 0 (train) or 1 (val) in split[n].  labels is
@@ -26,6 +27,17 @@
  * LUMEN_ENOMEM. */
 int ingest_split(const float *labels, size_t n, size_t nlabels, double val,
                  uint64_t seed, int stratify, uint8_t *split, lm_err *err);
+
+/* k-fold mode: deals the n rows into `folds` folds with lm_crossfit_folds
+ * (crossfit.h: ordered by label combination, then by a seeded random key,
+ * dealt round-robin, so each combination is spread evenly (+-1) over the
+ * folds and fold sizes differ by at most one; a pure function of the labels
+ * and the seed) and marks the rows of fold `fold` as validation (1), the
+ * rest as train (0).
+ * Returns 0, LUMEN_EINVAL (folds outside 2..LM_CROSSFIT_MAX_FOLDS, fold
+ * outside 0..folds-1) or LUMEN_ENOMEM. */
+int ingest_split_fold(const float *labels, size_t n, size_t nlabels, int folds, int fold,
+                      uint64_t seed, uint8_t *split, lm_err *err);
 
 /* Picks k of n rows at random (seeded), writing their indices in ascending
  * order to pick[k].  k <= n.  Returns 0 or LUMEN_ENOMEM. */

@@ -28,6 +28,12 @@ static const lumen_param validate_params[] = {
      "test-time augmentation: average the probabilities over the dihedral views (8 for square "
      "images)"},
     {"batch", LUMEN_INT, "32", 1, 4096, NULL, 0, "images per forward pass"},
+    {"ensemble", LUMEN_PATH, NULL, 0, 0, NULL, 0,
+     "validate an ensemble instead of the input model: an ensemble.json manifest (its "
+     "thresholds are the stored ones) or a folder of checkpoints; probabilities are averaged"},
+    {"errors", LUMEN_INT, "8", 0, 64, NULL, 0,
+     "report/errors.png: a contact sheet of this many worst false positives and false "
+     "negatives per label (0 = none)"},
     {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|cuda|ref", 0,
      "engine backend (auto: cuda when built and a GPU is usable, else cpu)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
@@ -88,6 +94,8 @@ static int validate_stage_run(lumen_ctx *ctx, const lumen_host *h) {
     o.backend = h->get_str(ctx, "backend");
     o.threads = h->threads(ctx);
     o.seed = h->seed(ctx);
+    o.ensemble = h->is_set(ctx, "ensemble") ? h->get_str(ctx, "ensemble") : NULL;
+    o.errors = (int)h->get_int(ctx, "errors");
     if (h->smoke(ctx) && o.csv) o.limit = SMOKE_LIMIT;
     o.user = &b;
     o.log = cb_log;

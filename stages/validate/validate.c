@@ -14,6 +14,9 @@
 #include "dataset.h"
 #include "evaluate.h"
 #include "infer.h"
+#include "ensemble.h"
+#include "errsheet.h"
+#include "predictions.h"
 
 void validate_opts_default(validate_opts *o) {
     memset(o, 0, sizeof *o);
@@ -22,6 +25,7 @@ void validate_opts_default(validate_opts *o) {
     o->threshold = 0.5f;
     o->batch = 32;
     o->backend = "auto";
+    o->errors = 8;
 }
 
 static void logf_(const validate_opts *o, int level, const char *fmt, ...)
@@ -111,53 +115,100 @@ static void eval_progress(void *user, int64_t done, int64_t total) {
     if (o->progress) o->progress(o->user, done, total);
 }
 
-/* Evaluates the chosen source into *r. */
-static int evaluate(const validate_opts *o, const lm_infer_model *m, nn_engine *e,
-                    lm_eval_result *r, lm_err *err) {
+/* The images being validated: the CSV's decoded images (set), or the
+ * open dataset (ds, NULL for a CSV).  Kept until the outputs are written
+ * (the error sheet shows them). */
+typedef struct source {
+    const validate_opts *o;
+    lm_image_set set;
+    lm_dataset *ds;
+} source;
+
+static int open_source(const validate_opts *o, const lm_infer_model *m, source *src, lm_err *err) {
+    memset(src, 0, sizeof *src);
+    src->o = o;
+    if (o->csv) {
+        lm_problems probs = {0};
+        int rc = lm_image_set_from_csv(o->csv, o->root, 0, o->limit, m, o->threads, &src->set,
+                                       &probs, err);
+        if (!rc) {
+            lm_image_set_problems(&src->set, &probs);
+            if (probs.count) {
+                char msg[LM_ERR_MSG];
+                rc = lm_fail(err, LUMEN_EDATA, "%s",
+                             lm_problems_report(&probs, o->csv, msg, sizeof msg));
+            } else if (src->set.n == 0) {
+                rc = lm_fail(err, LUMEN_EDATA, "%s: no images to evaluate", o->csv);
+            }
+        }
+        if (!rc) logf_(o, LUMEN_LOG_INFO, "validate: %zu images from %s", src->set.n, o->csv);
+        lm_problems_free(&probs);
+        return rc;
+    }
+    int rc = lm_dataset_open(o->dataset, &src->ds, err);
+    if (rc) return rc;
+    size_t nval;
+    lm_dataset_split(src->ds, LM_SPLIT_VAL, &nval);
+    if (!(rc = check_dataset(src->ds, m, err)) && nval == 0)
+        rc = lm_fail(err, LUMEN_EDATA,
+                     "dataset %s has an empty validation split (ingest split.val = 0?); give "
+                     "validate a csv to evaluate on",
+                     o->dataset);
+    if (!rc) logf_(o, LUMEN_LOG_INFO, "validate: %zu images of the validation split", nval);
+    return rc;
+}
+
+static void close_source(source *src) {
+    lm_image_set_free(&src->set);
+    lm_dataset_close(src->ds);
+    src->ds = NULL;
+}
+
+/* Evaluates model m (engine e) on the source into *r
+ * (lm_ensemble_eval_fn). */
+static int eval_source(void *user, const lm_infer_model *m, nn_engine *e, lm_eval_result *r,
+                       lm_err *err) {
+    source *src = user;
+    const validate_opts *o = src->o;
     lm_eval_cfg cfg;
     lm_infer_eval_cfg(m, o->batch, o->tta, &cfg);
     cfg.threads = 2;
     cfg.cancelled = eval_cancelled;
     cfg.progress = eval_progress;
     cfg.user = (void *)o;
-    if (o->csv) {
-        lm_image_set s;
-        lm_problems probs = {0};
-        int rc = lm_image_set_from_csv(o->csv, o->root, 0, o->limit, m, o->threads, &s, &probs, err);
-        if (!rc) {
-            lm_image_set_problems(&s, &probs);
-            if (probs.count) {
-                char msg[LM_ERR_MSG];
-                rc = lm_fail(err, LUMEN_EDATA, "%s",
-                             lm_problems_report(&probs, o->csv, msg, sizeof msg));
-            } else if (s.n == 0) {
-                rc = lm_fail(err, LUMEN_EDATA, "%s: no images to evaluate", o->csv);
-            }
-        }
-        if (!rc) {
-            logf_(o, LUMEN_LOG_INFO, "validate: %zu images from %s", s.n, o->csv);
-            rc = lm_infer_eval_set(e, &s, &cfg, r, err);
-        }
-        lm_problems_free(&probs);
-        lm_image_set_free(&s);
-        return rc;
+    if (o->csv) return lm_infer_eval_set(e, &src->set, &cfg, r, err);
+    int rc = check_dataset(src->ds, m, err);
+    return rc ? rc : lm_eval_split(e, src->ds, LM_SPLIT_VAL, &cfg, r, err);
+}
+
+/* Sample i's pixels for the error sheet (lm_errsheet_pixels_fn); user is
+ * the sheet context. */
+typedef struct sheet_ctx {
+    const source *src;
+    const lm_eval_result *r;
+} sheet_ctx;
+
+static int sheet_pixels(void *user, int64_t i, const uint8_t **px, uint32_t *c, uint32_t *h,
+                        uint32_t *w, lm_err *err) {
+    const sheet_ctx *s = user;
+    uint32_t ix = s->r->index[i];
+    if (s->src->ds) {
+        lm_record rec;
+        if (lm_dataset_get(s->src->ds, ix, &rec))
+            return lm_fail(err, LUMEN_EDATA, "validate: no record %u", ix);
+        *px = rec.pixels;
+        *c = rec.c;
+        *h = rec.h;
+        *w = rec.w;
+        return 0;
     }
-    lm_dataset *ds;
-    int rc = lm_dataset_open(o->dataset, &ds, err);
-    if (rc) return rc;
-    size_t nval;
-    lm_dataset_split(ds, LM_SPLIT_VAL, &nval);
-    if (!(rc = check_dataset(ds, m, err)) && nval == 0)
-        rc = lm_fail(err, LUMEN_EDATA,
-                     "dataset %s has an empty validation split (ingest split.val = 0?); give "
-                     "validate a csv to evaluate on",
-                     o->dataset);
-    if (!rc) {
-        logf_(o, LUMEN_LOG_INFO, "validate: %zu images of the validation split", nval);
-        rc = lm_eval_split(e, ds, LM_SPLIT_VAL, &cfg, r, err);
-    }
-    lm_dataset_close(ds);
-    return rc;
+    const lm_image_set *set = &s->src->set;
+    size_t plane = (size_t)set->channels * set->height * set->width;
+    *px = set->pixels + (size_t)ix * plane;
+    *c = set->channels;
+    *h = set->height;
+    *w = set->width;
+    return 0;
 }
 
 /* ------------------------------------------------------------- outputs -- */
@@ -182,7 +233,8 @@ static void collect_main(void *user, const char *key, double value, int main) {
 }
 
 static int write_outputs(const validate_opts *o, const lm_infer_model *m,
-                         const validate_result *res, const char *ckpt_file, lm_err *err) {
+                         const validate_result *res, const char *ckpt_file,
+                         const lm_ensemble *ens, lm_err *err) {
     const lm_vreport *rep = &res->report;
     const char *const *labels = (const char *const *)m->labels;
     int rc = 0, bad = 0;
@@ -219,10 +271,25 @@ static int write_outputs(const validate_opts *o, const lm_infer_model *m,
                             o->tta ? ", TTA: mean over the dihedral views" : "", text)))
         goto oom;
     if ((rc = lm_write_file_atomic(p_json, json, strlen(json), err)) ||
-        (rc = lm_write_file_atomic(p_text, body, strlen(body), err)) ||
-        (rc = lm_infer_model_save(m, p_ckpt, rep->thresholds, vjson, err)) ||
-        (rc = copy_tree(o->model_in, o->model_out, ckpt_file, err)))
+        (rc = lm_write_file_atomic(p_text, body, strlen(body), err)))
         goto out;
+    if (ens) {
+        /* the input model passes through; the ensemble's manifest, with the
+         * thresholds reported, goes with the report */
+        lm_ensemble w = *ens;
+        w.k = m->k;
+        w.labels = m->labels;
+        w.has_thresholds = 1;
+        memcpy(w.thresholds, rep->thresholds, (size_t)m->k * sizeof *w.thresholds);
+        char *p_ens = lm_path_join(o->report_out, LM_ENSEMBLE_FILE);
+        rc = p_ens ? lm_ensemble_write(p_ens, &w, NULL, err) : LUMEN_ENOMEM;
+        free(p_ens);
+        if (rc == LUMEN_ENOMEM) goto oom;
+        if (rc || (rc = copy_tree(o->model_in, o->model_out, NULL, err))) goto out;
+    } else if ((rc = lm_infer_model_save(m, p_ckpt, rep->thresholds, vjson, err)) ||
+               (rc = copy_tree(o->model_in, o->model_out, ckpt_file, err))) {
+        goto out;
+    }
     /* the table in the log, line by line */
     for (char *line = body, *nl; o->log && *line; line = nl + 1) {
         nl = strchr(line, '\n');
@@ -246,6 +313,29 @@ out:
     return rc;
 }
 
+/* <report>/predictions.json: every sample's probabilities, targets and
+ * name (predictions.h), for cross-validation and error analysis. */
+static int write_predictions(const validate_opts *o, const lm_infer_model *m,
+                             const lm_eval_result *r, const lm_image_set *set, lm_err *err) {
+    const char **names = calloc((size_t)r->n + 1, sizeof *names);
+    char *path = lm_path_join(o->report_out, "predictions.json");
+    int rc = 0;
+    if (!names || !path) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory writing the predictions");
+        goto out;
+    }
+    for (int64_t i = 0; i < r->n; i++)
+        names[i] = r->names ? r->names[i]
+                   : set->names && r->index[i] < set->n ? set->names[r->index[i]]
+                                                        : "";
+    rc = lm_preds_write(path, r->probs, r->targets, r->index, names, r->n, r->k,
+                        (const char *const *)m->labels, err);
+out:
+    free(names);
+    free(path);
+    return rc;
+}
+
 typedef struct metric_ctx {
     const validate_opts *o;
     int64_t step;
@@ -262,7 +352,8 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     memset(res, 0, sizeof *res);
     double t0 = lm_now();
     if (!o->model_in || !o->model_out || !o->report_out || !o->checkpoint ||
-        (!o->csv && !o->dataset) || o->batch < 1)
+        (!o->csv && !o->dataset) || o->batch < 1 || o->errors < 0 ||
+        o->errors > LM_ERRSHEET_MAX_PER)
         return lm_fail(err, LUMEN_EINVAL, "validate: bad options");
     char *ckpt_file = lm_sprintf("%s.safetensors", o->checkpoint);
     char *path = ckpt_file ? lm_path_join(o->model_in, ckpt_file) : NULL;
@@ -270,25 +361,68 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
         free(ckpt_file);
         return lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
     }
+    lm_ensemble ens = {0};
     lm_infer_model m;
     nn_engine *e = NULL;
     lm_eval_result r = {0};
-    int rc = lm_infer_model_load(path, &m, err);
+    source src = {0};
+    int rc = 0;
+    if (o->ensemble) {
+        const char *one[1] = {o->ensemble};
+        if ((rc = lm_ensemble_from_args(one, 1, &ens, err))) goto out_nomodel;
+        logf_(o, LUMEN_LOG_INFO, "validate: ensemble of %zu checkpoints from %s (the input model "
+              "passes through unchanged)", ens.n_models, o->ensemble);
+    }
+    rc = lm_infer_model_load(ens.n_models ? ens.models[0] : path, &m, err);
     if (rc) goto out_nomodel;
+    if (ens.n_models && ens.has_thresholds) {
+        if (ens.k != m.k) {
+            rc = lm_fail(err, LUMEN_EDATA, "%s: %d thresholds for %d labels", o->ensemble, ens.k, m.k);
+            goto out;
+        }
+        memcpy(m.thresholds, ens.thresholds, (size_t)m.k * sizeof *m.thresholds);
+        m.has_thresholds = 1;
+    }
     if (o->mode == LM_THR_STORED && !m.has_thresholds)
-        logf_(o, LUMEN_LOG_WARN, "validate: %s stores no thresholds: using 0.5", path);
-    if ((rc = lm_infer_engine(&m, o->backend, o->batch, o->threads, &e, err))) goto out;
-    logf_(o, LUMEN_LOG_INFO, "validate: checkpoint %s (epoch %lld), backend %s, tta %s%s%s", path,
-          (long long)m.epoch, nn_engine_backend(e), o->tta ? "on" : "off", *nn_engine_note(e) ? "; " : "",
-          nn_engine_note(e));
-    if ((rc = evaluate(o, &m, e, &r, err))) goto out;
+        logf_(o, LUMEN_LOG_WARN, "validate: %s stores no thresholds: using 0.5", m.path);
+    if ((rc = open_source(o, &m, &src, err))) goto out;
+    if (ens.n_models) {
+        rc = lm_ensemble_eval(&ens, &m, o->backend, o->batch, o->threads, eval_source, &src, &r, err);
+    } else {
+        if ((rc = lm_infer_engine(&m, o->backend, o->batch, o->threads, &e, err))) goto out;
+        logf_(o, LUMEN_LOG_INFO, "validate: checkpoint %s (epoch %lld), backend %s, tta %s%s%s", path,
+              (long long)m.epoch, nn_engine_backend(e), o->tta ? "on" : "off",
+              *nn_engine_note(e) ? "; " : "", nn_engine_note(e));
+        rc = eval_source(&src, &m, e, &r, err);
+    }
+    if (rc) goto out;
     res->loss = r.mean_loss;
     res->views = r.views;
     if ((rc = lm_vreport_compute(r.probs, r.targets, r.n, r.k, o->mode, m.thresholds,
                                  o->threshold, o->seed, &res->report, err)))
         goto out;
     res->seconds = lm_now() - t0;
-    if ((rc = write_outputs(o, &m, res, ckpt_file, err))) goto out;
+    if ((rc = write_outputs(o, &m, res, ckpt_file, ens.n_models ? &ens : NULL, err))) goto out;
+    if ((rc = write_predictions(o, &m, &r, &src.set, err))) goto out;
+    if (o->errors > 0) {
+        /* the worst mistakes at the reported thresholds, as a contact sheet */
+        char *png = lm_path_join(o->report_out, "errors.png");
+        const char **names = calloc((size_t)r.n + 1, sizeof *names);
+        sheet_ctx sc = {&src, &r};
+        if (!png || !names) rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+        for (int64_t i = 0; rc == 0 && i < r.n; i++)
+            names[i] = r.names ? r.names[i]
+                       : src.set.names && r.index[i] < src.set.n ? src.set.names[r.index[i]]
+                                                                 : NULL;
+        if (rc == 0)
+            rc = lm_errsheet_write(png, r.probs, r.targets, names, r.n, r.k,
+                                   (const char *const *)m.labels, res->report.thresholds,
+                                   o->errors, sheet_pixels, &sc, err);
+        if (rc == 0) logf_(o, LUMEN_LOG_INFO, "validate: worst errors per label: %s", png);
+        free(png);
+        free(names);
+        if (rc) goto out;
+    }
     if (o->metric) {
         metric_ctx mc = {o, m.epoch > 0 ? m.epoch : 0};
         lm_vreport_metrics(&res->report, (const char *const *)m.labels, "val/", emit_metric, &mc);
@@ -297,9 +431,11 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     }
 out:
     lm_eval_result_free(&r);
+    close_source(&src);
     nn_engine_free(e);
     lm_infer_model_free(&m);
 out_nomodel:
+    lm_ensemble_free(&ens);
     free(path);
     free(ckpt_file);
     return rc;

@@ -16,6 +16,11 @@
  *                                        {"kind":"csv","csv":..,"root":..},
  *                              "tta", "views", "loss_unweighted", "seconds"
  *   <report_out>/report.txt    the same as a readable table
+ *   <report_out>/predictions.json  every sample's probabilities, targets and
+ *                              name (predictions.h)
+ *   <report_out>/errors.png    (errors > 0) the worst false positives and
+ *                              false negatives per label at the reported
+ *                              thresholds, as a contact sheet (errsheet.h)
  *   <model_out>/<checkpoint>.safetensors
  *                              the checkpoint with "thresholds" := the chosen
  *                              ones (the ones reported) and "validated" :=
@@ -61,6 +66,13 @@ typedef struct validate_opts {
     const char *backend;    /* nn_engine_create name; NULL = "auto" */
     int threads;            /* engine and decoding threads; <= 0: all cores */
     uint64_t seed;          /* cross-fitting folds */
+    const char *ensemble;   /* NULL, or a manifest / folder (ensemble.h):
+                             * evaluate the mean of its models instead of
+                             * model_in (which is copied through unchanged;
+                             * <report>/ensemble.json gets the thresholds) */
+    int errors;             /* > 0: <report>/errors.png with this many worst
+                             * false positives and negatives per label
+                             * (errsheet.h); 0: none */
 
     /* Optional callbacks, called from the calling thread. */
     void *user;

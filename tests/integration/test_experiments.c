@@ -108,6 +108,13 @@ static void test_every_experiment_smoke(void **state) {
             assert_non_null(strstr(r.err, "rank config"));
             free(res);
         }
+        if (strstr(v[i], "crossval")) { /* per-fold scores and the fold ensemble */
+            char *cv = hx_join(run, "crossval.csv"), *ens = hx_join(run, "ensemble.json");
+            if (!hx_exists(cv) || !hx_exists(ens)) fail_msg("%s: no crossval.csv / ensemble.json in %s", v[i], run);
+            assert_non_null(strstr(r.err, "cross-validation: 3 folds")); /* --smoke: at most 3 */
+            free(cv);
+            free(ens);
+        }
         free(run);
         free(rel);
         hx_result_free(&r);

@@ -1,0 +1,514 @@
+/* crossval.c -- the cross-validation study's nested scores, tables and
+ * ensemble manifests (see crossval.h). */
+#include "crossval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "crossfit.h"
+#include "ensemble.h"
+#include "jsonutil.h"
+#include "predictions.h"
+#include "sweep_search.h"
+#include "track.h"
+
+#define LM_CROSSVAL_MAX_FOLDS_RN LM_CROSSFIT_MAX_FOLDS
+
+static double num_or_nan(const cJSON *v) { return cJSON_IsNumber(v) ? v->valuedouble : NAN; }
+
+/* Metric m of a scored fold: m < k: F1 of label m; k: mean F1; k+1..2k: AP
+ * of label m-k-1; 2k+1: mean AP; 2k+2: micro F1. */
+static double fold_metric(const lm_metrics *x, int k, int m) {
+    if (m < k) return x->cls[m].f1;
+    if (m == k) return x->f1_mean;
+    if (m <= 2 * k) return x->cls[m - k - 1].ap;
+    if (m == 2 * k + 1) return x->ap_mean;
+    return x->f1_micro;
+}
+
+static char *metric_name(const char *const *labels, int k, int m) {
+    if (m < k) return lm_sprintf("f1_%s", labels[m]);
+    if (m == k) return lm_strdup("f1_mean");
+    if (m <= 2 * k) return lm_sprintf("ap_%s", labels[m - k - 1]);
+    if (m == 2 * k + 1) return lm_strdup("ap_mean");
+    return lm_strdup("f1_micro");
+}
+
+/* The last stage of the trial that writes a "report" (validate). */
+static const rn_plan_stage *report_stage(const rn_plan *p) {
+    const rn_plan_stage *r = NULL;
+    for (size_t i = 0; p && i < p->n; i++)
+        for (size_t k = 0; p->stages[i].desc->outputs && p->stages[i].desc->outputs[k]; k++)
+            if (strcmp(p->stages[i].desc->outputs[k], "report") == 0) r = &p->stages[i];
+    return r;
+}
+
+typedef struct cv {
+    const rn_sweep_spec *sp;
+    const rn_run_env *env;
+    const char *vid;     /* the validate stage's id */
+    const char *ckpt;    /* its checkpoint: "best" / "last" */
+    size_t reps, nm;     /* repetitions per configuration; metrics */
+    int k;
+    char **labels;       /* [k], from the first predictions read */
+    char **mnames;       /* [nm] */
+    double *vals;        /* [config][metric][rep] */
+    int *have;           /* [config][seed]: every fold scored */
+    lm_metrics *pooled;  /* [config][seed] */
+    /* out-of-fold probabilities per record (summed over seeds), per config */
+    size_t nrec;
+    double *oof_sum;     /* [config][nrec][k] */
+    float *oof_y;        /* [nrec][k] */
+    int *oof_cnt;        /* [config][nrec] */
+} cv;
+
+static double *val_at(cv *c, size_t cfg, size_t m, size_t rep) {
+    return &c->vals[(cfg * c->nm + m) * c->reps + rep];
+}
+
+static int set_labels(cv *c, const lm_preds *p, const char *path, lm_err *e) {
+    if (c->labels) {
+        int same = p->k == c->k;
+        for (int j = 0; same && j < c->k; j++) same = strcmp(p->labels[j], c->labels[j]) == 0;
+        return same ? 0 : lm_fail(e, LUMEN_EDATA, "%s: labels differ from the other folds'", path);
+    }
+    if (p->k > LM_METRICS_MAX_CLASSES) return lm_fail(e, LUMEN_EDATA, "%s: too many labels", path);
+    c->k = p->k;
+    c->nm = 2 * (size_t)c->k + 3;
+    c->labels = calloc((size_t)c->k, sizeof *c->labels);
+    c->mnames = calloc(c->nm, sizeof *c->mnames);
+    if (!c->labels || !c->mnames) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (int j = 0; j < c->k; j++)
+        if (!(c->labels[j] = lm_strdup(p->labels[j]))) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (size_t m = 0; m < c->nm; m++)
+        if (!(c->mnames[m] = metric_name((const char *const *)c->labels, c->k, (int)m)))
+            return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    size_t nc = c->sp->n_configs;
+    c->vals = malloc((nc * c->nm * c->reps + 1) * sizeof *c->vals);
+    if (!c->vals) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nc * c->nm * c->reps; i++) c->vals[i] = NAN;
+    return 0;
+}
+
+/* Grows the out-of-fold store to hold record index `need - 1`. */
+static int oof_grow(cv *c, size_t need) {
+    if (need <= c->nrec) return 0;
+    size_t nc = c->sp->n_configs, k = (size_t)c->k, n = need;
+    double *s = calloc(nc * n * k + 1, sizeof *s);
+    float *y = calloc(n * k + 1, sizeof *y);
+    int *cnt = calloc(nc * n + 1, sizeof *cnt);
+    if (!s || !y || !cnt) {
+        free(s);
+        free(y);
+        free(cnt);
+        return LUMEN_ENOMEM;
+    }
+    for (size_t cf = 0; cf < nc && c->nrec; cf++) {
+        memcpy(s + cf * n * k, c->oof_sum + cf * c->nrec * k, c->nrec * k * sizeof *s);
+        memcpy(cnt + cf * n, c->oof_cnt + cf * c->nrec, c->nrec * sizeof *cnt);
+    }
+    if (c->nrec) memcpy(y, c->oof_y, c->nrec * k * sizeof *y);
+    free(c->oof_sum);
+    free(c->oof_y);
+    free(c->oof_cnt);
+    c->oof_sum = s;
+    c->oof_y = y;
+    c->oof_cnt = cnt;
+    c->nrec = n;
+    return 0;
+}
+
+static char *preds_path(const cv *c, size_t n) {
+    return lm_sprintf("%s/trials/%zu/%s/report/predictions.json", c->env->run_dir, n, c->vid);
+}
+
+/* Scores configuration cf, seed index s over its folds. */
+static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e) {
+    const rn_sweep_spec *sp = c->sp;
+    int K = sp->folds, rc = 0;
+    lm_preds p[LM_CROSSVAL_MAX_FOLDS_RN];
+    memset(p, 0, sizeof p);
+    size_t tn[LM_CROSSVAL_MAX_FOLDS_RN];
+    for (int f = 0; f < K; f++) {
+        tn[f] = cf * c->reps + (size_t)f * sp->n_seeds + s;
+        if (!t[tn[f]].status || strcmp(t[tn[f]].status, "finished") != 0) goto out; /* incomplete */
+    }
+    int64_t n = 0;
+    for (int f = 0; f < K && rc == 0; f++) {
+        char *path = preds_path(c, tn[f]);
+        if (!path) {
+            rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+            break;
+        }
+        rc = lm_preds_read(path, &p[f], e);
+        if (rc == 0) rc = set_labels(c, &p[f], path, e);
+        free(path);
+        n += p[f].n;
+    }
+    if (rc) goto out;
+    size_t k = (size_t)c->k;
+    float *P = malloc(((size_t)n * k + 1) * sizeof *P), *Y = malloc(((size_t)n * k + 1) * sizeof *Y);
+    uint8_t *F = malloc((size_t)n + 1);
+    uint32_t maxi = 0;
+    for (int f = 0; f < K; f++)
+        for (int64_t i = 0; i < p[f].n; i++)
+            if (p[f].index[i] > maxi) maxi = p[f].index[i];
+    int8_t *seen = calloc((size_t)maxi + 1, 1);
+    if (!P || !Y || !F || !seen) {
+        rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        goto out2;
+    }
+    int64_t q = 0;
+    for (int f = 0; f < K && rc == 0; f++)
+        for (int64_t i = 0; i < p[f].n; i++, q++) {
+            uint32_t ix = p[f].index[i];
+            if (seen[ix]) {
+                rc = lm_fail(e, LUMEN_EDATA,
+                             "crossval: record %u (%s) is in the validation split of two folds (trial %zu and "
+                             "another): the folds do not partition the set",
+                             ix, p[f].names[i], tn[f]);
+                break;
+            }
+            seen[ix] = 1;
+            memcpy(P + q * k, p[f].p + i * k, k * sizeof *P);
+            memcpy(Y + q * k, p[f].y + i * k, k * sizeof *Y);
+            F[q] = (uint8_t)f;
+        }
+    lm_cv_fold folds[LM_CROSSVAL_MAX_FOLDS_RN];
+    lm_metrics pooled;
+    if (rc == 0) rc = lm_crossval_nested(P, Y, F, n, (int)k, K, folds, &pooled, e);
+    if (rc == 0 && (rc = oof_grow(c, (size_t)maxi + 1)))
+        rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc == 0) {
+        c->have[cf * sp->n_seeds + s] = 1;
+        c->pooled[cf * sp->n_seeds + s] = pooled;
+        const char *want = strncmp(sp->metric, "cv/", 3) == 0 ? sp->metric + 3 : NULL;
+        for (int f = 0; f < K; f++) {
+            size_t rep = (size_t)f * sp->n_seeds + s;
+            for (size_t m = 0; m < c->nm; m++) {
+                double v = fold_metric(&folds[f].m, (int)k, (int)m);
+                *val_at(c, cf, m, rep) = v;
+                if (want && strcmp(want, c->mnames[m]) == 0) t[tn[f]].value = v;
+            }
+        }
+        q = 0;
+        for (int f = 0; f < K; f++)
+            for (int64_t i = 0; i < p[f].n; i++, q++) {
+                uint32_t ix = p[f].index[i];
+                c->oof_cnt[cf * c->nrec + ix]++;
+                for (size_t j = 0; j < k; j++) {
+                    c->oof_sum[(cf * c->nrec + ix) * k + j] += P[q * k + j];
+                    c->oof_y[ix * k + j] = Y[q * k + j];
+                }
+            }
+    }
+out2:
+    free(P);
+    free(Y);
+    free(F);
+    free(seen);
+out:
+    for (int f = 0; f < K; f++) lm_preds_free(&p[f]);
+    return rc;
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+    cJSON_AddItemToObject(o, k, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+}
+
+/* The ensemble manifest of configuration cf: its finished fold models and
+ * thresholds tuned on the out-of-fold predictions.  *rel: the manifest's
+ * path relative to the run folder. */
+static int write_ensemble(cv *c, size_t cf, const rn_trial_result *t, const char *path, const char *prefix,
+                          cJSON *row, lm_err *e) {
+    const rn_sweep_spec *sp = c->sp;
+    lm_ensemble ens = {0};
+    ens.k = c->k;
+    ens.labels = c->labels;
+    char **models = calloc(c->reps + 1, sizeof *models);
+    if (!models) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (size_t r = 0; r < c->reps; r++) {
+        size_t n = cf * c->reps + r;
+        if (!c->have[cf * sp->n_seeds + r % sp->n_seeds]) continue;
+        char *rel = lm_sprintf("trials/%zu/%s/model/%s.safetensors", n, c->vid, c->ckpt);
+        char *abs = rel ? lm_path_join(c->env->run_dir, rel) : NULL;
+        struct stat st;
+        if (rel && abs && stat(abs, &st) == 0) models[ens.n_models++] = lm_sprintf("%s%s", prefix, rel);
+        free(rel);
+        free(abs);
+    }
+    (void)t;
+    int rc = 0;
+    size_t k = (size_t)c->k, m = 0;
+    float *P = malloc((c->nrec * k + 1) * sizeof *P), *Y = malloc((c->nrec * k + 1) * sizeof *Y);
+    if (!P || !Y) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < c->nrec; i++) {
+        int cnt = c->oof_cnt[cf * c->nrec + i];
+        if (!cnt) continue;
+        for (size_t j = 0; j < k; j++) {
+            P[m * k + j] = (float)(c->oof_sum[(cf * c->nrec + i) * k + j] / cnt);
+            Y[m * k + j] = c->oof_y[i * k + j];
+        }
+        m++;
+    }
+    lm_metrics om;
+    if (rc == 0 && ens.n_models && m) {
+        ens.models = models;
+        if ((rc = lm_metrics_tune_thresholds(P, Y, (int64_t)m, (int)k, ens.thresholds, e)) == 0)
+            rc = lm_metrics_compute(P, Y, (int64_t)m, (int)k, ens.thresholds, &om, e);
+        ens.has_thresholds = 1;
+        cJSON *extra = cJSON_CreateObject();
+        char *from = lm_sprintf("tuned on the %zu out-of-fold predictions of the fold models (mean over %zu "
+                                "seed(s)); the ensemble's own scores on new data are not measured here",
+                                m, sp->n_seeds);
+        if (!extra || !from) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        if (rc == 0) {
+            cJSON_AddStringToObject(extra, "thresholds_from", from);
+            cJSON_AddNumberToObject(extra, "folds", sp->folds);
+            cJSON *oof = cJSON_AddObjectToObject(extra, "oof_in_sample");
+            add_num(oof, "f1_mean", om.f1_mean);
+            add_num(oof, "ap_mean", om.ap_mean);
+            rc = lm_ensemble_write(path, &ens, extra, e);
+        }
+        free(from);
+        cJSON_Delete(extra);
+        if (rc == 0 && row) {
+            cJSON_AddNumberToObject(row, "ensemble_models", (double)ens.n_models);
+            cJSON *th = cJSON_AddArrayToObject(row, "ensemble_thresholds");
+            for (size_t j = 0; j < k; j++) cJSON_AddItemToArray(th, cJSON_CreateNumber(ens.thresholds[j]));
+        }
+    }
+    for (size_t i = 0; i < ens.n_models; i++) free(models[i]);
+    free(models);
+    free(P);
+    free(Y);
+    return rc;
+}
+
+static char *params_text(const cJSON *p) {
+    char *s = lm_strdup("");
+    for (const cJSON *v = p ? p->child : NULL; s && v; v = v->next) {
+        char num[64];
+        const char *txt = cJSON_IsString(v) ? v->valuestring : rn_num_str(v->valuedouble, num, sizeof num);
+        char *n = lm_sprintf("%s%s%s=%s", s, *s ? " " : "", v->string, txt);
+        free(s);
+        s = n;
+    }
+    return s;
+}
+
+static void csv_text(FILE *f, const char *s, int last) {
+    int q = strpbrk(s, ",\"\n") != NULL;
+    if (q) {
+        fputc('"', f);
+        for (const char *p = s; *p; p++) {
+            if (*p == '"') fputc('"', f);
+            fputc(*p, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(s, f);
+    }
+    fputc(last ? '\n' : ',', f);
+}
+
+static void csv_num(FILE *f, double v, int last) {
+    char b[64] = "";
+    if (isfinite(v)) snprintf(b, sizeof b, "%.17g", v);
+    csv_text(f, b, last);
+}
+
+int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const cJSON *labels,
+                        rn_trial_result *t, size_t nt, const rn_run_env *env, FILE *term, lm_err *e) {
+    const rn_plan_stage *vs = report_stage(trial_plan);
+    if (!vs)
+        return lm_fail(e, LUMEN_EDATA,
+                       "%s:%d: crossval needs a validate stage inside it (its predictions are what the folds "
+                       "are scored on)",
+                       sp->file, sp->line);
+    if (sp->folds > LM_CROSSVAL_MAX_FOLDS_RN) return lm_fail(e, LUMEN_EINVAL, "crossval: too many folds");
+    const cJSON *ck = rn_json_item(vs->params, "checkpoint");
+    cv c = {.sp = sp, .env = env, .vid = vs->id, .ckpt = cJSON_IsString(ck) ? ck->valuestring : "best",
+            .reps = rn_sweep_reps(sp)};
+    size_t nc = sp->n_configs, ns = sp->n_seeds;
+    c.have = calloc(nc * ns + 1, sizeof *c.have);
+    c.pooled = calloc(nc * ns + 1, sizeof *c.pooled);
+    int rc = c.have && c.pooled ? 0 : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (nt < nc * c.reps) rc = lm_fail(e, LUMEN_EINVAL, "crossval: %zu trials for %zu", nt, nc * c.reps);
+    for (size_t cf = 0; rc == 0 && cf < nc; cf++)
+        for (size_t s = 0; rc == 0 && s < ns; s++) rc = score_cell(&c, cf, s, t, e);
+    if (rc) goto out;
+    if (!c.labels) {
+        fprintf(term, "\n[%s] no configuration has every fold finished: no cross-validated scores\n", sp->id);
+        goto out;
+    }
+    /* statistics */
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *cfgs = cJSON_AddArrayToObject(doc, "configs");
+    cJSON *mn = cJSON_AddArrayToObject(doc, "metrics");
+    cJSON_AddNumberToObject(doc, "folds", sp->folds);
+    cJSON *seeds = cJSON_AddArrayToObject(doc, "seeds");
+    for (size_t s = 0; s < ns; s++) cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)sp->seeds[s]));
+    cJSON_AddStringToObject(doc, "scoring",
+                            "each fold at thresholds tuned on the other folds' out-of-fold predictions; mean, sd "
+                            "and 95% t interval over folds x seeds; differences paired by fold and seed");
+    cJSON_AddNumberToObject(doc, "control", 0);
+    for (size_t m = 0; m < c.nm; m++) cJSON_AddItemToArray(mn, cJSON_CreateString(c.mnames[m]));
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *csv = open_memstream(&text, &tlen);
+    if (!doc || !cfgs || !mn || !csv) {
+        if (csv) fclose(csv);
+        free(text);
+        cJSON_Delete(doc);
+        rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    const char *hdr[] = {"config", "params", "metric", "mean", "sd", "ci95_lo", "ci95_hi", "n", "diff_vs_control",
+                         "diff_ci95", "pairs"};
+    for (size_t i = 0; i < 11; i++) csv_text(csv, hdr[i], i == 10);
+    fprintf(term, "\ncross-validation: %d folds x %zu seed(s); each fold scored at thresholds tuned on the other "
+                  "folds' out-of-fold predictions\n(mean over folds x seeds, sd, 95%% t interval; differences to "
+                  "configuration 0 paired by fold and seed)\n",
+            sp->folds, ns);
+    int best = -1;
+    double bestv = NAN;
+    size_t f1m = (size_t)c.k;
+    double *a = malloc((c.reps + 1) * sizeof *a), *b = malloc((c.reps + 1) * sizeof *b);
+    for (size_t cf = 0; a && b && cf < nc; cf++) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddItemToArray(cfgs, row);
+        cJSON_AddNumberToObject(row, "config", (double)cf);
+        const cJSON *lab = cJSON_GetArrayItem(labels, (int)cf);
+        cJSON_AddItemToObject(row, "params", cJSON_IsObject(lab) ? cJSON_Duplicate(lab, 1) : cJSON_CreateObject());
+        char *pt = params_text(lab);
+        cJSON *ms = cJSON_AddObjectToObject(row, "metrics");
+        fprintf(term, "\nconfiguration %zu%s%s%s\n  %-18s %-8s %-8s %-19s %-3s %s\n", cf, pt && *pt ? " (" : "",
+                pt ? pt : "", pt && *pt ? ")" : "", "metric", "mean", "sd", "95% interval", "n",
+                cf ? "diff vs control (paired)" : "");
+        for (size_t m = 0; m < c.nm; m++) {
+            size_t n = 0, np = 0;
+            cJSON *mo = cJSON_AddObjectToObject(ms, c.mnames[m]), *vl = cJSON_AddArrayToObject(mo, "values");
+            double *v = a;
+            for (size_t r = 0; r < c.reps; r++) {
+                double x = *val_at(&c, cf, m, r);
+                cJSON_AddItemToArray(vl, isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull());
+                if (isfinite(x)) v[n++] = x;
+            }
+            double mean = NAN, sd = NAN, half = NAN, dm = NAN, dh = NAN;
+            if (n) rn_mean_sd(v, n, &mean, &sd);
+            if (n >= 2) half = rn_t975((int)n - 1) * sd / sqrt((double)n);
+            else sd = NAN;
+            if (cf > 0) {
+                double *u = b, *w = a;
+                for (size_t r = 0, q = 0; r < c.reps; r++) {
+                    double x0 = *val_at(&c, 0, m, r), x1 = *val_at(&c, cf, m, r);
+                    (void)q;
+                    if (isfinite(x0) && isfinite(x1)) {
+                        u[np] = x0;
+                        w[np++] = x1;
+                    }
+                }
+                if (np) rn_paired_diff(u, w, np, &dm, &dh);
+            }
+            add_num(mo, "mean", mean);
+            add_num(mo, "sd", sd);
+            add_num(mo, "ci95_lo", mean - half);
+            add_num(mo, "ci95_hi", mean + half);
+            cJSON_AddNumberToObject(mo, "n", (double)n);
+            add_num(mo, "diff", dm);
+            add_num(mo, "diff_ci95", dh);
+            cJSON_AddNumberToObject(mo, "pairs", (double)np);
+            csv_num(csv, (double)cf, 0);
+            csv_text(csv, pt ? pt : "", 0);
+            csv_text(csv, c.mnames[m], 0);
+            csv_num(csv, mean, 0);
+            csv_num(csv, sd, 0);
+            csv_num(csv, mean - half, 0);
+            csv_num(csv, mean + half, 0);
+            csv_num(csv, (double)n, 0);
+            csv_num(csv, dm, 0);
+            csv_num(csv, dh, 0);
+            csv_num(csv, (double)np, 1);
+            char iv[48] = "-", dv[48] = "", ms_[16] = "-", ss[16] = "-";
+            if (isfinite(mean)) snprintf(ms_, sizeof ms_, "%.4f", mean);
+            if (isfinite(sd)) snprintf(ss, sizeof ss, "%.4f", sd);
+            if (isfinite(half)) snprintf(iv, sizeof iv, "[%.4f, %.4f]", mean - half, mean + half);
+            if (cf > 0 && isfinite(dm))
+                snprintf(dv, sizeof dv, isfinite(dh) ? "%+.4f +- %.4f" : "%+.4f", dm, dh);
+            fprintf(term, "  %-18s %-8s %-8s %-19s %-3zu %s\n", c.mnames[m], ms_, ss, iv, n, dv);
+            if (m == f1m && isfinite(mean) && (best < 0 || mean > bestv)) {
+                best = (int)cf;
+                bestv = mean;
+            }
+        }
+        /* pooled out-of-fold decisions, mean over seeds */
+        cJSON *po = cJSON_AddObjectToObject(row, "pooled_oof");
+        double pf = 0;
+        size_t pn = 0;
+        for (size_t s = 0; s < ns; s++)
+            if (c.have[cf * ns + s]) {
+                pf += c.pooled[cf * ns + s].f1_mean;
+                pn++;
+            }
+        add_num(po, "f1_mean", pn ? pf / (double)pn : NAN);
+        char *mpath = lm_sprintf("%s/ensembles/%zu/%s", env->run_dir, cf, LM_ENSEMBLE_FILE);
+        char *mdir = lm_sprintf("%s/ensembles/%zu", env->run_dir, cf);
+        if (!mpath || !mdir) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        if (rc == 0 && pn) rc = lm_mkdirs(mdir, e);
+        if (rc == 0 && pn) rc = write_ensemble(&c, cf, t, mpath, "../../", row, e);
+        if (rc == 0 && pn) {
+            char *rel = lm_sprintf("ensembles/%zu/%s", cf, LM_ENSEMBLE_FILE);
+            cJSON_AddStringToObject(row, "ensemble", rel ? rel : "");
+            free(rel);
+        }
+        free(mpath);
+        free(mdir);
+        free(pt);
+        if (rc) break;
+    }
+    if (!a || !b) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    free(a);
+    free(b);
+    if (rc == 0 && best >= 0) {
+        cJSON_AddNumberToObject(doc, "best", best);
+        char *path = lm_path_join(env->run_dir, LM_ENSEMBLE_FILE);
+        rc = path ? write_ensemble(&c, (size_t)best, t, path, "", NULL, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        free(path);
+        fprintf(term, "\nbest by mean F1: configuration %d; its fold models as one predictor: %s/%s\n", best,
+                env->run_dir, LM_ENSEMBLE_FILE);
+    }
+    int bad = ferror(csv);
+    bad |= fclose(csv) != 0;
+    char *jpath = lm_path_join(env->run_dir, "crossval.json"), *cpath = lm_path_join(env->run_dir, "crossval.csv");
+    if (rc == 0 && (bad || !jpath || !cpath || !text)) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc == 0) rc = rn_json_write_atomic(jpath, doc, e);
+    if (rc == 0) rc = lm_write_file_atomic(cpath, text, tlen, e);
+    if (rc == 0 && best >= 0) {
+        const cJSON *bm = rn_json_item(rn_json_item(cJSON_GetArrayItem(cfgs, best), "metrics"), "f1_mean");
+        cJSON *v = cJSON_CreateNumber(num_or_nan(rn_json_item(bm, "mean")));
+        char key[64];
+        snprintf(key, sizeof key, "cv/f1_mean_best");
+        if (v) rc = rn_track_summary(env->trackers, key, v, e);
+        cJSON_Delete(v);
+    }
+    free(jpath);
+    free(cpath);
+    free(text);
+    cJSON_Delete(doc);
+    fflush(term);
+out:
+    for (int j = 0; c.labels && j < c.k; j++) free(c.labels[j]);
+    for (size_t m = 0; c.mnames && m < c.nm; m++) free(c.mnames[m]);
+    free(c.labels);
+    free(c.mnames);
+    free(c.vals);
+    free(c.have);
+    free(c.pooled);
+    free(c.oof_sum);
+    free(c.oof_y);
+    free(c.oof_cnt);
+    return rc;
+}

@@ -1,0 +1,270 @@
+/*
+ * test_crossval_run.c -- lumen.crossval through the real runner and the
+ * real stages (ingest, normalize-stats, augment, train, validate) on a
+ * generated ELPV-shaped set, under --smoke: 2 configurations x 3 folds.
+ * Checks that the folds' validation splits partition the cells, that each
+ * fold's score is the nested one (thresholds from the other folds'
+ * out-of-fold predictions, recomputed here with lm_crossval_nested), that
+ * crossval.json's mean/sd/interval agree with its per-fold values and the
+ * configurations are paired by fold, that the ensemble manifest predicts
+ * the mean of its fold models' own predictions (runner predict), that
+ * runner eval takes --ensemble, and that each fold's errors.png decodes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <spng.h>
+
+#include "crossfit.h"
+#include "errsheet.h"
+#include "harness.h"
+#include "ingest_fx.h"
+#include "predictions.h"
+
+#define FOLDS 3
+#define CELLS 48
+
+static const cJSON *at(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+static cJSON *read_json(const char *dir, const char *name) {
+    char *path = hx_join(dir, name);
+    char *text = hx_read(path);
+    if (!text) fail_msg("%s is missing", path);
+    cJSON *j = cJSON_Parse(text);
+    if (!j) fail_msg("%s is not JSON", path);
+    free(text);
+    free(path);
+    return j;
+}
+
+/* "filename;p_a;p_b;a;b" rows -> the probabilities, in row order. */
+static int read_pred_csv(const char *text, float *p, int max) {
+    int n = 0;
+    const char *line = strchr(text, '\n');
+    while (line && line[1] && n + 2 <= max) {
+        line++;
+        const char *semi = strchr(line, ';');
+        if (!semi) break;
+        p[n] = strtof(semi + 1, NULL);
+        const char *s2 = strchr(semi + 1, ';');
+        p[n + 1] = strtof(s2 + 1, NULL);
+        n += 2;
+        line = strchr(line, '\n');
+    }
+    return n / 2;
+}
+
+static void test_crossval_smoke_end_to_end(void **state) {
+    (void)state;
+    char *tmp = fx_elpv_fixture("cvrun", CELLS, CELLS);
+    char *exp = hx_fmt("local lumen = require \"lumen\"\n"
+                       "return lumen.experiment {\n"
+                       "  name = \"cv\", seed = 5,\n"
+                       "  stages = {\n"
+                       "    lumen.crossval {\n"
+                       "      folds = %d, seeds = { 3 },\n"
+                       "      space = { recipe = lumen.variants {\n"
+                       "        { \"a\", { [\"train.optimizer.lr\"] = 0.001 } },\n"
+                       "        { \"b\", { [\"train.optimizer.lr\"] = 0.003 } } } },\n"
+                       "      stages = {\n"
+                       "        lumen.ingest { csv = \"%s/data.csv\", size = 32 },\n"
+                       "        lumen.normalize_stats {},\n"
+                       "        lumen.augment { flip = true },\n"
+                       "        lumen.train { epochs = 1, batch = 8,\n"
+                       "          model = lumen.resnet { blocks = { 1, 1 }, widths = { 8, 16 }, stem_width = 8 } },\n"
+                       "        lumen.validate { errors = 4 },\n"
+                       "      },\n"
+                       "    },\n"
+                       "  },\n"
+                       "}\n",
+                       FOLDS, tmp);
+    char *ep = hx_join(tmp, "exp.lua");
+    hx_write(ep, exp);
+    hx_result r;
+    /* hx_runner's 120 s are tight for 6 trials on a loaded 2-core machine
+     * (~25 s when quiet): the same call with a longer timeout */
+    char *runner = hx_join(hx_build_dir(), "runner");
+    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
+    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
+    hx_run(argv, tmp, env, 900, &r);
+    free(runner);
+    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    assert_non_null(strstr(r.err, "cross-validation: 3 folds"));
+    assert_non_null(strstr(r.err, "scored once every fold is in"));
+    assert_non_null(strstr(r.err, "paired by fold and seed"));
+    char *rel = hx_last_line(r.out);
+    char *run = hx_join(tmp, rel);
+    hx_result_free(&r);
+
+    cJSON *cv = read_json(run, "crossval.json");
+    cJSON *res = read_json(run, "results.json");
+    assert_int_equal((int)cJSON_GetNumberValue(at(cv, "folds")), FOLDS);
+    assert_int_equal(cJSON_GetArraySize(at(cv, "configs")), 2);
+    char *csvp = hx_join(run, "crossval.csv");
+    char *csv = hx_read(csvp);
+    free(csvp);
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, "f1_crack"));
+    assert_non_null(strstr(csv, "ap_inactive"));
+    free(csv);
+    lm_err e = {0};
+    for (int c = 0; c < 2; c++) {
+        /* the folds' validation splits partition the cells */
+        lm_preds pr[FOLDS];
+        int seen[CELLS + 1] = {0};
+        int64_t n = 0;
+        for (int f = 0; f < FOLDS; f++) {
+            char *path = hx_fmt("%s/trials/%d/validate/report/predictions.json", run, c * FOLDS + f);
+            assert_int_equal(lm_preds_read(path, &pr[f], &e), 0);
+            for (int64_t i = 0; i < pr[f].n; i++) {
+                assert_true(pr[f].index[i] < CELLS);
+                seen[pr[f].index[i]]++;
+            }
+            n += pr[f].n;
+            free(path);
+            /* the error sheet decodes, at its documented size */
+            char *png = hx_fmt("%s/trials/%d/validate/report/errors.png", run, c * FOLDS + f);
+            FILE *fp = fopen(png, "rb");
+            assert_non_null(fp);
+            spng_ctx *ctx = spng_ctx_new(0);
+            spng_set_png_file(ctx, fp);
+            struct spng_ihdr ih;
+            assert_int_equal(spng_get_ihdr(ctx, &ih), 0);
+            int ew, eh;
+            lm_errsheet_size(2, 4, &ew, &eh);
+            assert_int_equal(ih.width, (uint32_t)ew);
+            assert_int_equal(ih.height, (uint32_t)eh);
+            size_t size;
+            assert_int_equal(spng_decoded_image_size(ctx, SPNG_FMT_G8, &size), 0);
+            void *img = malloc(size);
+            assert_int_equal(spng_decode_image(ctx, img, size, SPNG_FMT_G8, 0), 0);
+            free(img);
+            spng_ctx_free(ctx);
+            fclose(fp);
+            free(png);
+        }
+        assert_int_equal(n, CELLS);
+        for (int i = 0; i < CELLS; i++) assert_int_equal(seen[i], 1);
+        /* each fold's value is the nested score, recomputed here */
+        float *P = malloc((size_t)n * 2 * sizeof *P), *Y = malloc((size_t)n * 2 * sizeof *Y);
+        uint8_t *F = malloc((size_t)n);
+        int64_t q = 0;
+        for (int f = 0; f < FOLDS; f++)
+            for (int64_t i = 0; i < pr[f].n; i++, q++) {
+                memcpy(P + q * 2, pr[f].p + i * 2, 2 * sizeof *P);
+                memcpy(Y + q * 2, pr[f].y + i * 2, 2 * sizeof *Y);
+                F[q] = (uint8_t)f;
+            }
+        lm_cv_fold folds[FOLDS];
+        assert_int_equal(lm_crossval_nested(P, Y, F, n, 2, FOLDS, folds, NULL, &e), 0);
+        const cJSON *row = cJSON_GetArrayItem(at(cv, "configs"), c);
+        const cJSON *f1 = at(at(row, "metrics"), "f1_mean");
+        const cJSON *vals = at(f1, "values");
+        const cJSON *rrow = cJSON_GetArrayItem(at(res, "rows"), c);
+        double sum = 0;
+        for (int f = 0; f < FOLDS; f++) {
+            double v = cJSON_GetNumberValue(cJSON_GetArrayItem(vals, f));
+            assert_true(fabs(v - folds[f].m.f1_mean) < 1e-12);
+            /* the sweep table ranks on the same per-fold values */
+            assert_true(fabs(cJSON_GetNumberValue(cJSON_GetArrayItem(at(rrow, "values"), f)) - v) < 1e-12);
+            sum += v;
+        }
+        double mean = cJSON_GetNumberValue(at(f1, "mean")), sd = cJSON_GetNumberValue(at(f1, "sd"));
+        assert_true(fabs(mean - sum / FOLDS) < 1e-12);
+        /* 95% t interval with df = 2: t = 4.303 */
+        double half = cJSON_GetNumberValue(at(f1, "ci95_hi")) - mean;
+        assert_true(fabs(half - 4.302652729911275 * sd / sqrt(3.0)) < 1e-6);
+        if (c == 1) assert_int_equal((int)cJSON_GetNumberValue(at(f1, "pairs")), FOLDS);
+        free(P);
+        free(Y);
+        free(F);
+        for (int f = 0; f < FOLDS; f++) lm_preds_free(&pr[f]);
+    }
+
+    /* the ensemble manifest predicts the mean of its fold models */
+    cJSON *ens = read_json(run, "ensemble.json");
+    const cJSON *models = at(ens, "models");
+    assert_int_equal(cJSON_GetArraySize(models), FOLDS);
+    assert_int_equal(cJSON_GetArraySize(at(ens, "thresholds")), 2);
+    char *data = hx_join(tmp, "data.csv");
+    char *mpath = hx_join(run, "ensemble.json");
+    hx_runner(&r, tmp, NULL, NULL, "predict", mpath, "--csv", data, "--threads", "1", NULL);
+    if (r.exit_code != 0) fail_msg("predict with the manifest exited %d:\n%s", r.exit_code, r.err);
+    float pe[2 * CELLS], pm[FOLDS][2 * CELLS];
+    assert_int_equal(read_pred_csv(r.out, pe, 2 * CELLS), CELLS);
+    hx_result_free(&r);
+    for (int m = 0; m < FOLDS; m++) {
+        char *ck = hx_join(run, cJSON_GetArrayItem(models, m)->valuestring);
+        hx_runner(&r, tmp, NULL, NULL, "predict", ck, "--csv", data, "--threads", "1", NULL);
+        if (r.exit_code != 0) fail_msg("predict %s exited %d:\n%s", ck, r.exit_code, r.err);
+        assert_int_equal(read_pred_csv(r.out, pm[m], 2 * CELLS), CELLS);
+        hx_result_free(&r);
+        free(ck);
+    }
+    for (int i = 0; i < 2 * CELLS; i++) {
+        double want = 0;
+        for (int m = 0; m < FOLDS; m++) want += pm[m][i];
+        want /= FOLDS;
+        if (fabs(pe[i] - want) > 2e-6) fail_msg("value %d: ensemble %.9g, mean of models %.9g", i, pe[i], want);
+    }
+    /* runner eval --ensemble with the fold checkpoints */
+    char *m0 = hx_join(run, cJSON_GetArrayItem(models, 0)->valuestring);
+    char *m1 = hx_join(run, cJSON_GetArrayItem(models, 1)->valuestring);
+    hx_runner(&r, tmp, NULL, NULL, "eval", "--ensemble", m0, m1, "--csv", data, NULL);
+    if (r.exit_code != 0) fail_msg("eval --ensemble exited %d:\n%s", r.exit_code, r.err);
+    cJSON *doc = cJSON_Parse(r.out);
+    assert_non_null(doc);
+    assert_int_equal((int)cJSON_GetNumberValue(at(doc, "n")), CELLS);
+    cJSON_Delete(doc);
+    hx_result_free(&r);
+    free(m0);
+    free(m1);
+    free(data);
+    free(mpath);
+    cJSON_Delete(ens);
+    cJSON_Delete(cv);
+    cJSON_Delete(res);
+    free(run);
+    free(rel);
+    free(ep);
+    free(exp);
+    fx_rmtree(tmp);
+}
+
+static void test_crossval_needs_ingest_inside(void **state) {
+    (void)state;
+    char *tmp = hx_tmpdir();
+    char *ep = hx_join(tmp, "exp.lua");
+    hx_write(ep, "local lumen = require \"lumen\"\n"
+                 "return lumen.experiment { name = \"cv\", stages = {\n"
+                 "  lumen.ingest { csv = \"data.csv\" },\n"
+                 "  lumen.crossval { folds = 4, stages = { lumen.normalize_stats {}, lumen.validate {} } } } }\n");
+    hx_result r;
+    hx_runner(&r, tmp, NULL, NULL, "exp.lua", "--dry-run", NULL);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "exp.lua:4"));
+    assert_non_null(strstr(last, "ingest stage inside it"));
+    free(last);
+    hx_result_free(&r);
+    free(ep);
+    hx_rmtree(tmp);
+    free(tmp);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crossval_smoke_end_to_end),
+        cmocka_unit_test(test_crossval_needs_ingest_inside),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
