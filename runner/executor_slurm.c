@@ -27,6 +27,15 @@
  * the call is repeated with backoff (1 s doubling to 30 s), saying so; a
  * timed-out sbatch is looked up by its unique job name before it is
  * repeated, so no batch is submitted twice.
+ *
+ * Before its sbatch, each batch's intent (job name, trial folders) is
+ * written to <run>/slurm/batch-<b>.json, and the job id added once sbatch
+ * answered.  A sweep process that died between sbatch and journaling the
+ * trials' starts leaves that batch only there: on --resume (recover) the
+ * newest batch holding a trial the journal has no running job for is
+ * looked up by its job name (when its id was never recorded) and its tasks
+ * adopted; when Slurm does not know it, the trial's folder decides
+ * (finished: ended; otherwise submitted), as for adopted jobs.
  */
 #include "executor.h"
 
