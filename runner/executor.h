@@ -73,6 +73,15 @@ typedef struct rn_executor_ops {
     void (*cancel_all)(void *self);
     /* Optional: frees self. */
     void (*close)(void *self);
+    /* Optional (--resume): a trial (its folder dir) with no running job in
+     * the journal may still have been submitted by an earlier sweep process
+     * that died before journaling its start (Slurm: the batch's intent,
+     * recorded before sbatch, is looked up by its job name).  Sets *alive =
+     * 1 and job->id when such a job still runs (it is then adopted and its
+     * start journaled), else *alive = 0 (submit it, unless its folder says
+     * it finished).  0 or an error (the lookup failed: resuming again is
+     * safe, guessing is not). */
+    int (*recover)(void *self, const char *dir, rn_job *job, int *alive, lm_err *e);
 } rn_executor_ops;
 
 typedef struct rn_executor {

@@ -27,9 +27,19 @@
  * the call is repeated with backoff (1 s doubling to 30 s), saying so; a
  * timed-out sbatch is looked up by its unique job name before it is
  * repeated, so no batch is submitted twice.
+ *
+ * Before its sbatch, each batch's intent (job name, trial folders) is
+ * written to <run>/slurm/batch-<b>.json, and the job id added once sbatch
+ * answered.  A sweep process that died between sbatch and journaling the
+ * trials' starts leaves that batch only there: on --resume (recover) the
+ * newest batch holding a trial the journal has no running job for is
+ * looked up by its job name (when its id was never recorded) and its tasks
+ * adopted; when Slurm does not know it, the trial's folder decides
+ * (finished: ended; otherwise submitted), as for adopted jobs.
  */
 #include "executor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -265,6 +275,8 @@ typedef struct slurm {
     char *first_marker, *first_dir;
     int said_wait;
     int batch;         /* the next batch number */
+    int sbatches;      /* sbatch calls that returned (test hook) */
+    cJSON *intents;    /* --resume: the batches' intents (batch-<N>.json), loaded by sl_recover */
 } slurm;
 
 static void say(slurm *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -745,6 +757,19 @@ static int sl_submit(void *self, rn_submit *items, size_t n, size_t *accepted, l
     for (size_t i = 0; i < s->extra.n && a < 60; i++) argv[a++] = s->extra.v[i];
     argv[a++] = path;
     argv[a] = NULL;
+    /* the batch's intent, before sbatch: a sweep process that dies before
+     * journaling the trials' starts leaves it for --resume (sl_recover) */
+    char *ipath = lm_sprintf("%s/batch-%d.json", s->dir, s->batch - 1);
+    cJSON *intent = cJSON_CreateObject(), *dirs = cJSON_AddArrayToObject(intent, "trials");
+    cJSON_AddStringToObject(intent, "name", name);
+    for (size_t i = 0; i < k; i++) cJSON_AddItemToArray(dirs, cJSON_CreateString(items[i].dir));
+    rc = ipath && dirs ? rn_json_write_atomic(ipath, intent, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc) {
+        cJSON_Delete(intent);
+        free(ipath);
+        free(path);
+        return rc;
+    }
     lookup lk = {.name = name};
     cmd_res r;
     int cr = slurm_call(s, argv, CMD_TIMEOUT_S, 1, 0, find_by_name, &lk, &r);
@@ -752,7 +777,19 @@ static int sl_submit(void *self, rn_submit *items, size_t n, size_t *accepted, l
     if (cr == CALL_OK) {
         if (lk.id[0]) snprintf(id, sizeof id, "%s", lk.id);
         else if (r.out) snprintf(id, sizeof id, "%.*s", (int)strcspn(r.out, ";\n "), r.out);
+        /* TEST ONLY (tests/integration/test_slurm.c): the sweep process dies
+         * right after its Nth sbatch returned, before the job id is recorded
+         * anywhere, to test that --resume finds that batch by its job name. */
+        const char *die = getenv("LUMEN_TEST_SLURM_DIE_AFTER_SBATCH");
+        if (die && atoi(die) > 0 && ++s->sbatches == atoi(die)) raise(SIGKILL);
+        if (id[0]) {
+            cJSON_AddStringToObject(intent, "job", id);
+            lm_err ignored = {0}; /* only saves --resume a lookup by name */
+            rn_json_write_atomic(ipath, intent, &ignored);
+        }
     }
+    cJSON_Delete(intent);
+    free(ipath);
     if (cr == CALL_GAVE_UP) {
         rc = lm_fail(e, LUMEN_ECANCELED, "interrupted while waiting for slurmctld to take a batch");
     } else if (cr != CALL_OK || !id[0] || strspn(id, "0123456789") != strlen(id)) {
@@ -786,6 +823,94 @@ static int sl_submit(void *self, rn_submit *items, size_t n, size_t *accepted, l
             snprintf(throttle, sizeof throttle, ", at most %d at once", s->max_running);
         say(s, "submitted %zu trial(s) as job array %s%s", k, id, throttle);
     }
+    return 0;
+}
+
+/* Every batch's intent in s->dir (batch-<N>.json, written before its
+ * sbatch), each with its number added as "batch". */
+static cJSON *load_intents(slurm *s) {
+    cJSON *all = cJSON_CreateArray();
+    DIR *d = all ? opendir(s->dir) : NULL;
+    for (struct dirent *de = d ? readdir(d) : NULL; de; de = readdir(d)) {
+        int b;
+        char tail[8];
+        if (sscanf(de->d_name, "batch-%d.%7s", &b, tail) != 2 || strcmp(tail, "json") != 0) continue;
+        char *p = lm_path_join(s->dir, de->d_name);
+        cJSON *it = NULL;
+        lm_err ignored = {0};
+        if (p && rn_json_read_file(p, &it, &ignored) == 0 && cJSON_IsString(rn_json_item(it, "name")) &&
+            cJSON_IsArray(rn_json_item(it, "trials"))) {
+            cJSON_AddNumberToObject(it, "batch", b);
+            cJSON_AddItemToArray(all, it);
+        } else {
+            cJSON_Delete(it);
+        }
+        free(p);
+    }
+    if (d) closedir(d);
+    return all;
+}
+
+/* Do two paths name the same trial folder of this run (<run>/trials/<n>)?
+ * By the folder's name: a resumed sweep may name the run folder otherwise
+ * (relative, absolute) than the process that submitted. */
+static int same_trial(const char *a, const char *b) {
+    const char *x = strrchr(a, '/'), *y = strrchr(b, '/');
+    return strcmp(x ? x + 1 : a, y ? y + 1 : b) == 0;
+}
+
+static int sl_recover(void *self, const char *dir, rn_job *job, int *alive, lm_err *e) {
+    slurm *s = self;
+    *alive = 0;
+    if (!s->intents && !(s->intents = load_intents(s))) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    /* the newest batch that holds the trial */
+    cJSON *best = NULL;
+    int best_k = -1;
+    for (cJSON *it = s->intents->child; it; it = it->next) {
+        int k = 0;
+        for (const cJSON *t = rn_json_item(it, "trials")->child; t; t = t->next, k++)
+            if (cJSON_IsString(t) && same_trial(t->valuestring, dir) &&
+                (!best || cJSON_GetNumberValue(rn_json_item(it, "batch")) >
+                              cJSON_GetNumberValue(rn_json_item(best, "batch")))) {
+                best = it;
+                best_k = k;
+            }
+    }
+    if (!best) return 0;
+    const char *name = rn_json_item(best, "name")->valuestring;
+    if (!rn_json_item(best, "job")) {
+        /* sbatch was called but its job id never recorded: ask Slurm by the
+         * batch's unique job name (also jobs that ended and are still known) */
+        const char *argv[] = {"squeue", "-h", "-t", "all", "-n", name, "-o", "%F", NULL};
+        cmd_res r;
+        int cr = slurm_call(s, argv, CMD_TIMEOUT_S, 1, 0, NULL, NULL, &r);
+        char id[48] = "";
+        if (cr == CALL_OK && r.out && sscanf(r.out, "%47s", id) == 1 && strspn(id, "0123456789") == strlen(id)) {
+            say(s, "batch %.0f (job array %s) was submitted before the sweep stopped: adopting its tasks, not "
+                   "submitting them again", cJSON_GetNumberValue(rn_json_item(best, "batch")), id);
+            cJSON_AddStringToObject(best, "job", id);
+        } else if (cr == CALL_OK) {
+            cJSON_AddNullToObject(best, "job"); /* Slurm does not know it (any more) */
+        } else {
+            char ll[256];
+            int rc = lm_fail(e, cr == CALL_GAVE_UP ? LUMEN_ECANCELED : LUMEN_EIO,
+                             "--resume: cannot tell whether batch %.0f (job name %s) was submitted: squeue %s; "
+                             "nothing was submitted, --resume again (Slurm commands: %s)",
+                             cJSON_GetNumberValue(rn_json_item(best, "batch")), name,
+                             cr == CALL_GAVE_UP ? "interrupted" : last_line(r.err, ll, sizeof ll), s->cmdlog);
+            cmd_res_free(&r);
+            return rc;
+        }
+        cmd_res_free(&r);
+    }
+    const cJSON *id = rn_json_item(best, "job");
+    if (!cJSON_IsString(id)) return 0; /* never reached slurmctld, or forgotten: the trial's folder decides */
+    char old[sizeof job->id];
+    snprintf(old, sizeof old, "%s", job->id);
+    snprintf(job->id, sizeof job->id, "%s_%d", id->valuestring, best_k);
+    if (strcmp(old, job->id) == 0) return 0; /* the journaled job: adopt already looked at it */
+    *alive = sl_adopt(self, job);
+    if (!*alive) snprintf(job->id, sizeof job->id, "%s", old);
     return 0;
 }
 
@@ -840,6 +965,7 @@ static void sl_close(void *self) {
     free(s->tasks);
     free(s->first_marker);
     free(s->first_dir);
+    cJSON_Delete(s->intents);
     free(s);
 }
 
@@ -851,7 +977,8 @@ static const rn_executor_ops SLURM_OPS = {.name = "slurm",
                                           .submit = sl_submit,
                                           .hold = sl_hold,
                                           .cancel_all = sl_cancel_all,
-                                          .close = sl_close};
+                                          .close = sl_close,
+                                          .recover = sl_recover};
 
 static char *str_or_num(const cJSON *v) {
     if (!v) return NULL;

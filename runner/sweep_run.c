@@ -717,6 +717,25 @@ int rn_sweep_tail(void *arg, const rn_run_env *env, lm_err *e) {
                 t->state = T_PENDING; /* interrupted: continues from its folder */
             }
         }
+        if (t->state == T_PENDING && w.ex.ops->recover) {
+            /* submitted by an earlier sweep process that died before it
+             * journaled the start: adopt that job, never submit it twice */
+            char *dir = trial_dir(&w, n);
+            int alive = 0;
+            if (dir && lm_exists(dir)) {
+                t->job.tag = dir;
+                rc = w.ex.ops->recover(w.ex.self, dir, &t->job, &alive, e);
+                t->job.tag = NULL;
+            }
+            free(dir);
+            if (rc == 0 && alive) {
+                launch l = {.t = t, .resuming = 1};
+                if ((rc = draw_config(&w, t->c, e)) == 0) rc = trial_started(&w, &l, e);
+                adopted++;
+                read_curve(&w, t);
+            }
+            if (rc) goto out;
+        }
     }
     char at_once[32];
     snprintf(at_once, sizeof at_once, "%d at a time", sp->parallel);

@@ -9,7 +9,9 @@
  * task fails that trial (CANCELLED) and a task over its `time` fails
  * (TIMEOUT) while the other trial finishes; the sweep's runner SIGKILLed,
  * then --resume adopts the jobs and every trial runs exactly once with no
- * batch submitted twice; slurmctld stopped for 20 s while trials run: the
+ * batch submitted twice; the runner dead right after an sbatch, before
+ * journaling those starts: --resume adopts that batch by its job name;
+ * slurmctld stopped for 20 s while trials run: the
  * sweep says it waits, and finishes.
  */
 #include <setjmp.h>
@@ -410,6 +412,68 @@ static void test_slurm_sigkill_then_resume_adopts_jobs(void **state) {
     free(runner);
 }
 
+/* The sweep's runner dies right after sbatch accepted the second batch
+ * and before it journaled those trials' starts (a test-only hook makes it
+ * SIGKILL itself there): --resume finds that batch by its job name and
+ * adopts its tasks; no batch is submitted twice, every trial ends once. */
+static void test_slurm_die_after_sbatch_resume_submits_none_twice(void **state) {
+    need_cluster();
+    hx_fixture *f = *state;
+    write_sweep(f,
+                "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
+                "      executor = lumen.slurm { cpus = 1, max_running = 2, poll = 0.5 },",
+                "epochs = 4, sleep = 0.75");
+    char *runner = hx_join(hx_build_dir(), "runner");
+    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
+    const char *argv[] = {runner, "run", "exp.lua", NULL};
+    const char *env[] = {pp, "LUMEN_TEST_SLURM_DIE_AFTER_SBATCH=2", "LUMEN_RUNS", NULL};
+    char *rec = hx_join(f->tmp, "rec.txt");
+    char *errf = hx_join(f->tmp, "sweep.err");
+    pid_t pid = hx_spawn(argv, f->tmp, env, NULL, errf);
+    int status;
+    if (!hx_wait(pid, 90, &status)) {
+        kill(pid, SIGKILL);
+        fail_msg("the sweep did not die after its second sbatch within 90 s");
+    }
+    char *err = hx_read(errf);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) fail_msg("expected the test hook's SIGKILL:\n%s", err);
+    char *run = newest_run(f);
+    /* the lone first task was journaled; the second batch (3 trials) was not */
+    assert_int_equal(journal_count(run, "start", -1, NULL, 0), 1);
+    char *cmdlog = hx_join(run, "slurm/commands.log");
+    char *text = hx_read(cmdlog);
+    assert_int_equal(hx_count(text, "sbatch --parsable"), 2);
+    free(text);
+    char *rerr;
+    char *done = run_ok(f, 120, &rerr, "--resume", run, NULL);
+    assert_string_equal(done, run);
+    for (int n = 0; n < 4; n++) {
+        assert_int_equal(journal_count(run, "end", n, NULL, 0), 1);
+        char *td = hx_fmt("%s/trials/%d", run, n);
+        cJSON *st = read_json(td, "status.json");
+        assert_string_equal(at(st, "status")->valuestring, "finished");
+        cJSON_Delete(st);
+        free(td);
+    }
+    /* every trial ran exactly once, from its start; no batch was submitted again */
+    text = hx_read(rec);
+    assert_int_equal(hx_count(text, "run "), 4);
+    assert_int_equal(hx_count(text, "from=0"), 4);
+    free(text);
+    text = hx_read(cmdlog);
+    if (hx_count(text, "sbatch --parsable") != 2) fail_msg("a batch was submitted twice:\n%s\n%s", text, rerr);
+    free(text);
+    free(rerr);
+    free(done);
+    free(cmdlog);
+    free(run);
+    free(err);
+    free(errf);
+    free(rec);
+    free(pp);
+    free(runner);
+}
+
 static void test_slurm_controller_down_sweep_waits(void **state) {
     need_cluster();
     hx_fixture *f = *state;
@@ -544,6 +608,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slurm_spec_errors_name_the_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_sigkill_then_resume_adopts_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_sigterm_cancels_jobs_resume_completes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slurm_die_after_sbatch_resume_submits_none_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_scancel_and_time_limit_fail_others_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slurm_controller_down_sweep_waits, setup, teardown),
     };
