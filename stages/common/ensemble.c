@@ -3,6 +3,7 @@
 
 #include "evaluate.h"
 #include "infer.h"
+#include "predictions.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -49,19 +50,11 @@ int lm_ensemble_write(const char *path, const lm_ensemble *ens, const cJSON *ext
         cJSON_DeleteItemFromObjectCaseSensitive(d, c->string);
         ok = cJSON_AddItemToObject(d, c->string, cJSON_Duplicate(c, 1));
     }
-    char *text = ok ? cJSON_Print(d) : NULL;
-    cJSON_Delete(d);
-    if (!text) return lm_fail(err, LUMEN_ENOMEM, "%s: out of memory", path);
-    size_t len = strlen(text);
-    char *t2 = realloc(text, len + 2);
-    if (!t2) {
-        free(text);
+    if (!ok) {
+        cJSON_Delete(d);
         return lm_fail(err, LUMEN_ENOMEM, "%s: out of memory", path);
     }
-    memcpy(t2 + len, "\n", 2);
-    int rc = lm_write_file_atomic(path, t2, len + 1, err);
-    free(t2);
-    return rc;
+    return lm_json_write(path, d, 1, err);
 }
 
 static char *dir_of(const char *path) {

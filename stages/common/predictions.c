@@ -54,11 +54,8 @@ oom:
     return NULL;
 }
 
-int lm_preds_write(const char *path, const float *p, const float *y, const uint32_t *index,
-                   const char *const *names, int64_t n, int k, const char *const *labels,
-                   lm_err *err) {
-    cJSON *d = lm_preds_json(p, y, index, names, n, k, labels);
-    char *text = d ? cJSON_PrintUnformatted(d) : NULL;
+int lm_json_write(const char *path, cJSON *d, int pretty, lm_err *err) {
+    char *text = d ? (pretty ? cJSON_Print(d) : cJSON_PrintUnformatted(d)) : NULL;
     cJSON_Delete(d);
     if (!text) return lm_fail(err, LUMEN_ENOMEM, "%s: out of memory", path);
     size_t len = strlen(text);
@@ -71,6 +68,12 @@ int lm_preds_write(const char *path, const float *p, const float *y, const uint3
     int rc = lm_write_file_atomic(path, t2, len + 1, err);
     free(t2);
     return rc;
+}
+
+int lm_preds_write(const char *path, const float *p, const float *y, const uint32_t *index,
+                   const char *const *names, int64_t n, int k, const char *const *labels,
+                   lm_err *err) {
+    return lm_json_write(path, lm_preds_json(p, y, index, names, n, k, labels), 0, err);
 }
 
 void lm_preds_free(lm_preds *r) {

@@ -42,6 +42,10 @@ cJSON *lm_preds_json(const float *p, const float *y, const uint32_t *index,
                      const char *const *names, int64_t n, int k, const char *const *labels);
 
 /* Writes the document atomically to path. */
+/* Writes d as JSON (pretty or compact) plus a newline to path atomically
+ * and frees d (NULL: out of memory).  0, LUMEN_ENOMEM or LUMEN_EIO. */
+int lm_json_write(const char *path, cJSON *d, int pretty, lm_err *err);
+
 int lm_preds_write(const char *path, const float *p, const float *y, const uint32_t *index,
                    const char *const *names, int64_t n, int k, const char *const *labels,
                    lm_err *err);
