@@ -329,8 +329,8 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
                        "are scored on)",
                        sp->file, sp->line);
     if (sp->folds > LM_CROSSVAL_MAX_FOLDS_RN) return lm_fail(e, LUMEN_EINVAL, "crossval: too many folds");
-    const cJSON *ck = rn_json_item(vs->params, "checkpoint");
-    cv c = {.sp = sp, .env = env, .vid = vs->id, .ckpt = cJSON_IsString(ck) ? ck->valuestring : "best",
+    /* every fold is scored on its last epoch (sweep.c sets checkpoint=last) */
+    cv c = {.sp = sp, .env = env, .vid = vs->id, .ckpt = "last",
             .reps = rn_sweep_reps(sp)};
     size_t nc = sp->n_configs, ns = sp->n_seeds;
     c.have = calloc(nc * ns + 1, sizeof *c.have);

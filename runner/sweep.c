@@ -29,6 +29,7 @@ void rn_sweep_spec_free(rn_sweep_spec *s) {
     free(s->id);
     free(s->file);
     free(s->fold_stage);
+    free(s->fold_validate);
     cJSON_Delete(s->json);
     free(s);
 }
@@ -330,6 +331,20 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
                          sp->file, sp->line);
             goto out;
         }
+        for (size_t i = x->sweep->first; i < x->n; i++) {
+            if (strcmp(x->stages[i].stage, "validate") != 0) continue;
+            const cJSON *ck = rn_json_item(x->stages[i].params, "checkpoint");
+            if (cJSON_IsString(ck) && strcmp(ck->valuestring, "last") != 0) {
+                rc = lm_fail(e, LUMEN_EINVAL,
+                             "%s:%d: %s.checkpoint = \"%s\" inside crossval: the best epoch would be chosen "
+                             "on the fold being scored; crossval scores each fold's last epoch (leave "
+                             "checkpoint unset or \"last\")",
+                             x->stages[i].file, x->stages[i].line, x->stages[i].id, ck->valuestring);
+                goto out;
+            }
+            free(sp->fold_validate);
+            sp->fold_validate = lm_strdup(x->stages[i].id);
+        }
     }
     /* space */
     v = rn_json_item(spec, "space");
@@ -500,11 +515,14 @@ cJSON *rn_sweep_trial_desc_rep(const rn_sweep_spec *sp, const rn_experiment *x, 
     cJSON *sets = cJSON_GetObjectItemCaseSensitive(d, "sets");
     char *a = lm_sprintf("%s.split.folds=%d", sp->fold_stage, sp->folds);
     char *b = lm_sprintf("%s.split.fold=%zu", sp->fold_stage, rep / sp->n_seeds);
-    int ok = a && b && cJSON_AddItemToArray(sets, cJSON_CreateString(a)) &&
+    char *c = sp->fold_validate ? lm_sprintf("%s.checkpoint=last", sp->fold_validate) : NULL;
+    int ok = a && b && (!sp->fold_validate || c) && cJSON_AddItemToArray(sets, cJSON_CreateString(a)) &&
              cJSON_AddItemToArray(sets, cJSON_CreateString(b)) &&
+             (!c || cJSON_AddItemToArray(sets, cJSON_CreateString(c))) &&
              cJSON_AddNumberToObject(d, "fold", (double)(rep / sp->n_seeds));
     free(a);
     free(b);
+    free(c);
     if (ok) return d;
     cJSON_Delete(d);
     return NULL;

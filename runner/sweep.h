@@ -89,9 +89,12 @@ typedef struct rn_sweep_spec {
     cJSON *json;      /* the resolved spec, as sweep.json records it */
     /* lumen.crossval (folds >= 2; crossval.h): every (configuration, seed)
      * runs once per fold, the fold set on fold_stage (the ingest stage
-     * inside the sweep) as split.folds / split.fold. */
+     * inside the sweep) as split.folds / split.fold; the validate stage
+     * inside it (fold_validate) scores the last epoch's model: picking the
+     * "best" epoch would pick it on the fold being scored. */
     int folds;
     char *fold_stage;
+    char *fold_validate;
 } rn_sweep_spec;
 
 /* Trials per configuration: seeds x folds (folds < 2: seeds).  Repetition

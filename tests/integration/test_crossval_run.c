@@ -194,6 +194,21 @@ static void test_crossval_smoke_end_to_end(void **state) {
     cJSON *ens = read_json(run, "ensemble.json");
     const cJSON *models = at(ens, "models");
     assert_int_equal(cJSON_GetArraySize(models), FOLDS);
+    /* each fold is scored, and ensembled, at its last epoch: the "best"
+     * epoch would have been picked on the fold being scored */
+    for (int m = 0; m < FOLDS; m++) {
+        const char *name = cJSON_GetArrayItem(models, m)->valuestring;
+        size_t ln = strlen(name), ls = strlen("/last.safetensors");
+        assert_true(ln > ls && strcmp(name + ln - ls, "/last.safetensors") == 0);
+        char *tn = hx_fmt("trials/%d/trial.json", m);
+        cJSON *tj = read_json(run, tn);
+        free(tn);
+        int found = 0;
+        const cJSON *s;
+        cJSON_ArrayForEach(s, at(tj, "sets")) found |= strcmp(s->valuestring, "validate.checkpoint=last") == 0;
+        assert_true(found);
+        cJSON_Delete(tj);
+    }
     assert_int_equal(cJSON_GetArraySize(at(ens, "thresholds")), 2);
     char *data = hx_join(tmp, "data.csv");
     char *mpath = hx_join(run, "ensemble.json");
@@ -261,10 +276,34 @@ static void test_crossval_needs_ingest_inside(void **state) {
     free(tmp);
 }
 
+static void test_crossval_refuses_best_checkpoint(void **state) {
+    (void)state;
+    char *tmp = hx_tmpdir();
+    char *ep = hx_join(tmp, "exp.lua");
+    hx_write(ep, "local lumen = require \"lumen\"\n"
+                 "return lumen.experiment { name = \"cv\", stages = {\n"
+                 "  lumen.crossval { folds = 4, stages = {\n"
+                 "    lumen.ingest { csv = \"data.csv\" },\n"
+                 "    lumen.validate { checkpoint = \"best\" } } } } }\n");
+    hx_result r;
+    hx_runner(&r, tmp, NULL, NULL, "exp.lua", "--dry-run", NULL);
+    assert_int_equal(r.exit_code, 1);
+    char *last = hx_last_line(r.err);
+    assert_non_null(strstr(last, "exp.lua:5"));
+    assert_non_null(strstr(last, "validate.checkpoint = \"best\""));
+    assert_non_null(strstr(last, "fold being scored"));
+    free(last);
+    hx_result_free(&r);
+    free(ep);
+    hx_rmtree(tmp);
+    free(tmp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crossval_smoke_end_to_end),
         cmocka_unit_test(test_crossval_needs_ingest_inside),
+        cmocka_unit_test(test_crossval_refuses_best_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
