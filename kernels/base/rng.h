@@ -57,6 +57,7 @@ enum lm_rng_domain {
     LM_RNG_MATERIALIZE = 3, /* offline augmented copies */
     LM_RNG_CROSSFIT = 4, /* fold assignment of cross-fitted threshold tuning */
     LM_RNG_SWEEP = 5, /* hyperparameter sweep points (runner/sweep_search.h) */
+    LM_RNG_MIXUP = 6, /* mixup's lam and partner permutation per training step */
 };
 
 typedef struct lm_rng {

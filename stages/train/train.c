@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "normstats.h"
 #include "policy.h"
+#include "mixup.h"
 #include "train.h"
 
 typedef struct trainer {
@@ -66,6 +67,9 @@ typedef struct trainer {
     train_progress pr;
     int have_best_ckpt; /* best.safetensors holds a finite-metric epoch */
     double last_val_f1;
+    /* mixup (cfg.mixup > 0): the mixed batch and its partner permutation */
+    float *mix_x, *mix_y;
+    uint32_t *mix_perm;
     /* scratch for undoing a skipped step's BN statistics */
     float *bn_buffers;
     int64_t *bn_counters;
@@ -223,6 +227,13 @@ static int build_model(trainer *t) {
         if (rc == LUMEN_EINVAL && strstr(e.msg, "input"))
             return h->fail(t->ctx, rc, "model: %s (the images are %ux%u)", e.msg, t->info->height, t->info->width);
         return fail_err(t, &e, rc);
+    }
+    if (c->mixup > 0) {
+        size_t chw = (size_t)C * t->info->height * t->info->width;
+        t->mix_x = malloc(sizeof(float) * (size_t)c->batch * chw);
+        t->mix_y = malloc(sizeof(float) * (size_t)c->batch * (size_t)t->K);
+        t->mix_perm = malloc(sizeof(uint32_t) * (size_t)c->batch);
+        if (!t->mix_x || !t->mix_y || !t->mix_perm) return h->fail(t->ctx, LUMEN_ENOMEM, "train: out of memory");
     }
     t->bn_buffers = malloc(sizeof(float) * (t->model->nbuffers + 1));
     t->bn_counters = malloc(sizeof(int64_t) * (t->model->ncounters + 1));
@@ -416,7 +427,15 @@ static int train_epoch(trainer *t, int64_t epoch, epoch_stats *es) {
         float loss = 0;
         double norm = 0;
         lm_err se = {0};
-        rc = nn_engine_train_step(t->eng, b.x, b.y, b.n, &t->loss, &loss, NULL, &se);
+        const float *bx = b.x, *by = b.y;
+        if (c->mixup > 0) {
+            size_t chw = (size_t)t->cfg.model.in_channels * t->info->height * t->info->width;
+            lm_mixup_batch(b.x, b.y, b.n, chw, t->K, c->mixup, c->seed, epoch, step, t->mix_x, t->mix_y,
+                           t->mix_perm);
+            bx = t->mix_x;
+            by = t->mix_y;
+        }
+        rc = nn_engine_train_step(t->eng, bx, by, b.n, &t->loss, &loss, NULL, &se);
         if (rc == 0) rc = nn_engine_grad_norm(t->eng, &norm, &se);
         if (rc == LUMEN_ENUMERIC) {
             nn_engine_set_state(t->eng, NULL, t->bn_buffers, t->bn_counters, &e);
@@ -644,6 +663,9 @@ static void trainer_free(trainer *t) {
     nn_model_free(t->model);
     lm_dataset_close(t->ds);
     cJSON_Delete(t->pr.history);
+    free(t->mix_x);
+    free(t->mix_y);
+    free(t->mix_perm);
     free(t->bn_buffers);
     free(t->bn_counters);
     free(t->ema.params);

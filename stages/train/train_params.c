@@ -75,6 +75,9 @@ const lumen_param train_params[] = {
      "per label over the training split"},
     {"loss.label_smoothing", LUMEN_NUM, "0", 0, 1, NULL, 0, "targets y (1 - s) + s / 2"},
     /* regularity */
+    {"mixup", LUMEN_NUM, "0", 0, 10, NULL, 0,
+     "mixup alpha: each batch is mixed with a permutation of itself, inputs and targets, by one "
+     "lam ~ Beta(alpha, alpha) per batch (0.2-0.4 typical; 0 = off)"},
     {"clip_grad_norm", LUMEN_NUM, "0", 0, 1e6, NULL, 0,
      "clip the global gradient L2 norm to this (0 = off)"},
     {"ema", LUMEN_NUM, "0", 0, 0.99999, NULL, 0,
@@ -271,6 +274,7 @@ static int read_loss(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
         c->n_pos_weight = (int)n;
     }
     c->label_smoothing = (float)h->get_num(ctx, "loss.label_smoothing");
+    c->mixup = h->get_num(ctx, "mixup");
     return 0;
 }
 

@@ -25,7 +25,7 @@ static void test_table_is_valid_and_documented(void **state) {
                           "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "schedule.kind", "schedule.warmup",
                           "schedule.step_size", "schedule.gamma", "schedule.milestones", "schedule.min_lr",
                           "schedule.factor", "schedule.patience", "loss.kind", "loss.pos_weight",
-                          "loss.label_smoothing", "clip_grad_norm", "early_stop.patience", "early_stop.min_delta",
+                          "loss.label_smoothing", "mixup", "clip_grad_norm", "early_stop.patience", "early_stop.min_delta",
                           "metric", "goal", "init", "reset_head", "max_nonfinite", "backend", "drop_last",
                           "eval_tta", NULL};
     for (int i = 0; must[i]; i++) {
