@@ -63,6 +63,7 @@ static void test_defaults(void **state) {
     assert_false(c.eval_tta);
     assert_null(c.init);
     assert_int_equal(c.loader_threads, 1);
+    assert_true(c.mixup == 0); /* off */
     assert_string_equal(fh_fail_msg(f), "");
     assert_null(fh_bad_key(f));
     fh_free(f);
@@ -72,7 +73,9 @@ static void test_defaults(void **state) {
     fh_set(f, "metric", "val/loss");
     fh_set(f, "loss.pos_weight", "{2, 0.5}");
     fh_set(f, "seed", "5");
+    fh_set(f, "mixup", "0.3");
     assert_int_equal(train_cfg_read(fh_ctx(f), fh_host(), &c), 0);
+    assert_float_equal(c.mixup, 0.3, 0);
     assert_float_equal(c.optim.weight_decay, 0, 0);
     assert_false(c.early.goal_max); /* a loss: lower is better */
     assert_false(c.sched.mode_max);
