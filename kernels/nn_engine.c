@@ -292,8 +292,8 @@ double nn_engine_loss(const float *logits, const float *y, int n, int K,
     double *x = calloc(nk * 2, sizeof(double));
     if (!x) return NAN;
     for (size_t i = 0; i < nk; i++) x[i] = logits[i];
-    double loss = nn_ref_bce_forward(x, y, lc->pos_weight, lc->label_smoothing, n, K);
-    nn_ref_bce_backward(x + nk, x, y, lc->pos_weight, lc->label_smoothing, n, K);
+    double loss = nn_ref_focal_forward(x, y, lc->pos_weight, lc->label_smoothing, lc->focal_gamma, n, K);
+    nn_ref_focal_backward(x + nk, x, y, lc->pos_weight, lc->label_smoothing, lc->focal_gamma, n, K);
     for (size_t i = 0; i < nk; i++) dlogits[i] = (float)x[nk + i];
     free(x);
     return loss;
@@ -310,11 +310,13 @@ int nn_engine_train_step(nn_engine *e, const float *x, const float *y, int n,
                          const nn_loss_cfg *lc, float *loss, float *logits, lm_err *err) {
     int rc = check_n(e, n, err);
     if (rc) return rc;
-    static const nn_loss_cfg none = {NULL, 0.0f};
+    static const nn_loss_cfg none = {NULL, 0.0f, 0.0f};
     if (!lc) lc = &none;
     if (!(lc->label_smoothing >= 0 && lc->label_smoothing <= 1))
         return lm_fail(err, LUMEN_EINVAL, "loss.label_smoothing: must be in [0, 1], got %g",
                        (double)lc->label_smoothing);
+    if (!(lc->focal_gamma >= 0 && lc->focal_gamma <= 10))
+        return lm_fail(err, LUMEN_EINVAL, "loss.gamma: must be in [0, 10], got %g", (double)lc->focal_gamma);
     const float *mask = NULL;
     const nn_node *last = &e->graph.nodes[e->graph.n - 1];
     if (e->graph.n >= 2 && e->graph.nodes[e->graph.n - 2].op == NN_OP_DROPOUT) {

@@ -85,6 +85,7 @@ typedef struct nn_engine_opts {
 typedef struct nn_loss_cfg {
     const float *pos_weight;  /* [K], NULL = all 1 (BCEWithLogitsLoss pos_weight) */
     float label_smoothing;    /* s: targets y (1 - s) + s / 2; 0 = off */
+    float focal_gamma;        /* focal modulation (nn_ref_focal_*); 0 = plain BCE */
 } nn_loss_cfg;
 
 typedef enum { NN_OPT_SGD = 0, NN_OPT_ADAM = 1, NN_OPT_ADAMW = 2 } nn_optim_kind;

@@ -191,10 +191,11 @@ static int ref_train_step(nn_engine *e, const float *x, const float *y, int N,
     const double *lg = s->out[g->n - 1];
     if (logits)
         for (int i = 0; i < N * K; i++) logits[i] = (float)lg[i];
-    *loss = nn_ref_bce_forward(lg, y, lc->pos_weight, lc->label_smoothing, N, K);
+    *loss = nn_ref_focal_forward(lg, y, lc->pos_weight, lc->label_smoothing, lc->focal_gamma, N, K);
     char *seen = calloc((size_t)g->n, 1);
     if (!seen) return lm_fail(err, LUMEN_ENOMEM, "engine: out of memory");
-    nn_ref_bce_backward(s->dout[g->n - 1], lg, y, lc->pos_weight, lc->label_smoothing, N, K);
+    nn_ref_focal_backward(s->dout[g->n - 1], lg, y, lc->pos_weight, lc->label_smoothing, lc->focal_gamma,
+                          N, K);
     seen[g->n - 1] = 1;
     double *D = s->dparams;
     memset(D, 0, sizeof(double) * m->nparams);

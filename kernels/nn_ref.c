@@ -266,3 +266,39 @@ void nn_ref_bce_backward(double *dlogits, const double *logits, const float *y,
             dlogits[i] = (pw * t * (sg - 1) + (1 - t) * sg) * scale;
         }
 }
+
+/* log sigmoid(x) = -softplus(-x); 1 - sigmoid(x) = sigmoid(-x). */
+double nn_ref_focal_forward(const double *logits, const float *y, const float *pos_weight,
+                            double smoothing, double gamma, int N, int K) {
+    if (gamma == 0) return nn_ref_bce_forward(logits, y, pos_weight, smoothing, N, K);
+    double s = 0;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            double x = logits[(size_t)n * K + k];
+            double t = y[(size_t)n * K + k] * (1 - smoothing) + smoothing / 2;
+            double pw = pos_weight ? pos_weight[k] : 1.0;
+            double p = 1.0 / (1.0 + exp(-x)), q = 1.0 / (1.0 + exp(x));
+            s += pw * t * pow(q, gamma) * softplus(-x) + (1 - t) * pow(p, gamma) * softplus(x);
+        }
+    return s / ((double)N * K);
+}
+
+void nn_ref_focal_backward(double *dlogits, const double *logits, const float *y,
+                           const float *pos_weight, double smoothing, double gamma, int N, int K) {
+    if (gamma == 0) {
+        nn_ref_bce_backward(dlogits, logits, y, pos_weight, smoothing, N, K);
+        return;
+    }
+    double scale = 1.0 / ((double)N * K);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) {
+            size_t i = (size_t)n * K + k;
+            double x = logits[i], p = 1.0 / (1.0 + exp(-x)), q = 1.0 / (1.0 + exp(x));
+            double t = y[i] * (1 - smoothing) + smoothing / 2;
+            double pw = pos_weight ? pos_weight[k] : 1.0;
+            double logp = -softplus(-x), logq = -softplus(x);
+            double d = pw * t * pow(q, gamma) * (gamma * p * logp - q) +
+                       (1 - t) * pow(p, gamma) * (p - gamma * q * logq);
+            dlogits[i] = d * scale;
+        }
+}

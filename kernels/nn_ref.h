@@ -94,4 +94,18 @@ double nn_ref_bce_forward(const double *logits, const float *y, const float *pos
 void nn_ref_bce_backward(double *dlogits, const double *logits, const float *y,
                          const float *pos_weight, double smoothing, int N, int K);
 
+/* ---- loss: focal BCE (Lin et al. 2017), soft targets allowed ---- */
+/* With p = sigmoid(x) and t as above, per element
+ *   l = pw[k] t (1 - p)^g softplus(-x) + (1 - t) p^g softplus(x)
+ * averaged over N*K: the BCE above with each term scaled down where the
+ * model is already right (g = gamma >= 0; g = 0 is exactly the BCE, and
+ * the calls below then are nn_ref_bce_*).  pw plays the part of the
+ * paper's alpha. */
+double nn_ref_focal_forward(const double *logits, const float *y, const float *pos_weight,
+                            double smoothing, double gamma, int N, int K);
+/* dl/dx = pw t (1 - p)^g (g p log p - (1 - p)) + (1 - t) p^g (p - g (1 - p) log(1 - p)),
+ * divided by N K. */
+void nn_ref_focal_backward(double *dlogits, const double *logits, const float *y,
+                           const float *pos_weight, double smoothing, double gamma, int N, int K);
+
 #endif /* NN_REF_H */

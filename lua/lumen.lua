@@ -93,7 +93,7 @@ end
 
 -- Helper constructors: tagged copies.
 local KINDS = { "resnet", "sgd", "adam", "adamw", "constant", "step", "multistep",
-                "cosine", "plateau", "bce" }
+                "cosine", "plateau", "bce", "focal" }
 for _, kind in ipairs(KINDS) do
   M[kind] = function(t)
     if t == nil then t = {} end

@@ -146,7 +146,7 @@ int rn_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < batch * K; i++) y[i] = lm_xoshiro_uniform(&r) < 0.3 ? 1.0f : 0.0f;
     nn_optim_cfg opt = {.kind = NN_OPT_ADAM, .lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f,
                         .eps = 1e-8f};
-    nn_loss_cfg lc = {NULL, 0.0f};
+    nn_loss_cfg lc = {0};
     double load0 = loadavg();
     float loss = 0;
     /* training: warmup, then timed steps; one more profiled pass per step

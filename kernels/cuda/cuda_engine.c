@@ -722,7 +722,7 @@ static int cu_train_step(nn_engine *e, const float *x, const float *y, int n,
     /* the running stats changed on the device */
     s->host_stale |= NN_SYNC_BUFFERS | NN_SYNC_GRADS;
     KL(nn_cu_bce(s->st, s->scalar, s->dout[g->n - 1], s->out[g->n - 1], s->y,
-                 lc->pos_weight ? s->pw : NULL, lc->label_smoothing, n, K, s->scratch));
+                 lc->pos_weight ? s->pw : NULL, lc->label_smoothing, lc->focal_gamma, n, K, s->scratch));
     if ((rc = backward(e, pl, dropmask != NULL, err))) return rc;
     CU(cudaMemcpyAsync(s->h_scalar, s->scalar, sizeof(double), cudaMemcpyDeviceToHost, s->st));
     if (logits)

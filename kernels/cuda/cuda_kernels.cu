@@ -401,15 +401,22 @@ __device__ static double softplus_d(double x) {
 
 // per block: partial loss sums; dlogits written elementwise
 __global__ static void k_bce(double *part, float *dl, const float *x, const float *y,
-                             const float *pw, double s, int K, size_t n, size_t span) {
+                             const float *pw, double s, double g, int K, size_t n, size_t span) {
     __shared__ double sh[TPB];
     size_t j0 = blockIdx.x * span, j1 = j0 + span < n ? j0 + span : n;
     double acc = 0, scale = 1.0 / (double)n;
     for (size_t i = j0 + threadIdx.x; i < j1; i += TPB) {
         double v = x[i], t = y[i] * (1 - s) + s / 2, w = pw ? pw[i % K] : 1.0;
-        acc += w * t * softplus_d(-v) + (1 - t) * softplus_d(v);
         double sg = 1.0 / (1.0 + exp(-v));
-        dl[i] = (float)((w * t * (sg - 1) + (1 - t) * sg) * scale);
+        if (g == 0) {
+            acc += w * t * softplus_d(-v) + (1 - t) * softplus_d(v);
+            dl[i] = (float)((w * t * (sg - 1) + (1 - t) * sg) * scale);
+        } else { /* focal, as nn_ref_focal_* */
+            double q = 1.0 / (1.0 + exp(v)), lp = -softplus_d(-v), lq = -softplus_d(v);
+            double mq = pow(q, g), mp = pow(sg, g);
+            acc += -w * t * mq * lp - (1 - t) * mp * lq;
+            dl[i] = (float)((w * t * mq * (g * sg * lp - q) + (1 - t) * mp * (sg - g * q * lq)) * scale);
+        }
     }
     acc = block_sum(acc, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = acc;
@@ -421,13 +428,13 @@ __global__ static void k_sum_partials(double *out, const double *part, int P, do
     *out = s / div;
 }
 extern "C" int nn_cu_bce(cudaStream_t st, double *loss, float *dlogits, const float *logits,
-                         const float *y, const float *pos_weight, float smoothing, int N, int K,
-                         double *scratch) {
+                         const float *y, const float *pos_weight, float smoothing, float gamma,
+                         int N, int K, double *scratch) {
     size_t n = (size_t)N * K;
     int P = partials_of(n);
     size_t span = (n + P - 1) / P;
-    k_bce<<<P, TPB, 0, st>>>(scratch, dlogits, logits, y, pos_weight, (double)smoothing, K, n,
-                             span);
+    k_bce<<<P, TPB, 0, st>>>(scratch, dlogits, logits, y, pos_weight, (double)smoothing,
+                             (double)gamma, K, n, span);
     k_sum_partials<<<1, 1, 0, st>>>(loss, scratch, P, (double)n);
     return launched();
 }

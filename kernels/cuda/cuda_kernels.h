@@ -87,11 +87,11 @@ int nn_cu_fold_bn(cudaStream_t st, float *fw, float *fb, const float *w, const f
 int nn_cu_to_bf16(cudaStream_t st, void *dst, const float *src, size_t n);
 int nn_cu_from_bf16(cudaStream_t st, float *dst, const void *src, size_t n, int acc);
 
-/* ---- loss: BCEWithLogits(pos_weight, label smoothing s), mean over N*K ---- */
-/* dlogits[N,K] (float) and *loss (double, device) as nn_ref_bce_*;
- * pos_weight may be NULL.  scratch: nn_cu_partials(N*K, 1) doubles. */
+/* ---- loss: BCEWithLogits(pos_weight, label smoothing s, focal gamma g), mean over N*K ---- */
+/* dlogits[N,K] (float) and *loss (double, device) as nn_ref_focal_* (g = 0:
+ * nn_ref_bce_*); pos_weight may be NULL.  scratch: nn_cu_partials(N*K, 1) doubles. */
 int nn_cu_bce(cudaStream_t st, double *loss, float *dlogits, const float *logits, const float *y,
-              const float *pos_weight, float smoothing, int N, int K, double *scratch);
+              const float *pos_weight, float smoothing, float gamma, int N, int K, double *scratch);
 
 /* ---- whole-array reductions and the optimizer ---- */
 /* *out = sum g[i]^2 in double.  scratch: nn_cu_partials(n, 1) doubles. */

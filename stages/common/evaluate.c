@@ -45,6 +45,17 @@ double lm_eval_bce_logit(double x, double y, double pw, double s) {
     return pw * t * softplus(-x) + (1 - t) * softplus(x);
 }
 
+/* Focal terms from log p and log (1 - p); g = 0 is the BCE. */
+static double focal_from_logs(double lp, double lq, double t, double pw, double g) {
+    if (g == 0) return -pw * t * lp - (1 - t) * lq;
+    return -pw * t * pow(exp(lq), g) * lp - (1 - t) * pow(exp(lp), g) * lq;
+}
+
+double lm_eval_focal_logit(double x, double y, double pw, double s, double g) {
+    if (g == 0) return lm_eval_bce_logit(x, y, pw, s);
+    return focal_from_logs(-softplus(-x), -softplus(x), y * (1 - s) + s / 2, pw, g);
+}
+
 /* log(mean_v e^{a_v}) for v < n. */
 static double log_mean_exp(const double *a, int n) {
     double m = a[0];
@@ -91,7 +102,7 @@ static int eval_batch(eval_run *r, const lm_batch *b, lm_eval_result *out, int64
             double y = b->y[i], pw = cfg->pos_weight ? cfg->pos_weight[c] : 1.0, s = cfg->label_smoothing;
             double l;
             if (V == 1) {
-                l = lm_eval_bce_logit(r->logits[i], y, pw, s);
+                l = lm_eval_focal_logit(r->logits[i], y, pw, s, cfg->focal_gamma);
             } else {
                 double lp[8], lq[8], p = 0;
                 for (int v = 0; v < V; v++) {
@@ -102,7 +113,7 @@ static int eval_batch(eval_run *r, const lm_batch *b, lm_eval_result *out, int64
                 }
                 probs[i] = (float)(p / V);
                 double t = y * (1 - s) + s / 2;
-                l = -pw * t * log_mean_exp(lp, V) - (1 - t) * log_mean_exp(lq, V);
+                l = focal_from_logs(log_mean_exp(lp, V), log_mean_exp(lq, V), t, pw, cfg->focal_gamma);
             }
             sample += l;
         }
@@ -172,6 +183,8 @@ static int check_cfg(nn_engine *e, const lm_loader_source *shape, const lm_eval_
     if (!cfg || cfg->batch < 1) return lm_fail(err, LUMEN_EINVAL, "evaluate: batch must be >= 1");
     if (!(cfg->label_smoothing >= 0 && cfg->label_smoothing <= 1))
         return lm_fail(err, LUMEN_EINVAL, "evaluate: label_smoothing must be in [0, 1]");
+    if (!(cfg->focal_gamma >= 0 && cfg->focal_gamma <= 10))
+        return lm_fail(err, LUMEN_EINVAL, "evaluate: focal_gamma must be in [0, 10]");
     const nn_graph *g = nn_engine_graph(e);
     int K = g->nodes[g->n - 1].c;
     if ((int)shape->channels != g->in_c || (int)shape->height != g->in_h || (int)shape->width != g->in_w)

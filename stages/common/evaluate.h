@@ -70,6 +70,7 @@ typedef struct lm_eval_cfg {
     int tta;                 /* non-zero: average over the dihedral views */
     const float *pos_weight; /* [K] loss weight of positives; NULL = 1 */
     float label_smoothing;   /* as in training; 0 = off */
+    float focal_gamma;       /* as in training (nn_ref_focal_*); 0 = BCE */
     /* Optional: polled between batches; non-zero stops with
      * LUMEN_ECANCELED. */
     int (*cancelled)(void *user);
@@ -117,6 +118,9 @@ int lm_eval_tta_views(int h, int w, int views[8]);
 /* The training loss of one element: pw t softplus(-x) + (1 - t)
  * softplus(x) with t = y (1 - s) + s / 2 (double precision). */
 double lm_eval_bce_logit(double x, double y, double pw, double s);
+/* The same with the focal factors of exponent g: pw t (1 - p)^g softplus(-x)
+ * + (1 - t) p^g softplus(x), p = sigmoid(x); g = 0 is lm_eval_bce_logit. */
+double lm_eval_focal_logit(double x, double y, double pw, double s, double g);
 
 /* Frees every array and zeroes *r; NULL and a zeroed result are fine. */
 void lm_eval_result_free(lm_eval_result *r);

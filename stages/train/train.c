@@ -202,6 +202,7 @@ static int set_pos_weight(trainer *t) {
     }
     t->loss.pos_weight = t->pos_weight;
     t->loss.label_smoothing = c->label_smoothing;
+    t->loss.focal_gamma = c->focal_gamma;
     return 0;
 }
 
@@ -505,6 +506,7 @@ static int validate_epoch(trainer *t, cJSON *em, float *thr) {
     ec.tta = t->cfg.eval_tta;
     ec.pos_weight = t->pos_weight;
     ec.label_smoothing = t->cfg.label_smoothing;
+    ec.focal_gamma = t->cfg.focal_gamma;
     ec.cancelled = is_cancelled;
     ec.user = t;
     lm_eval_result r;

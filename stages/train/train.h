@@ -59,6 +59,7 @@ typedef struct train_cfg {
     double pos_weight[TRAIN_MAX_CLASSES];
     int n_pos_weight;      /* 1 (applies to every class) or K */
     float label_smoothing;
+    float focal_gamma;     /* loss.kind = focal: loss.gamma; bce: 0 */
     double mixup;          /* mixup alpha; 0 = off (mixup.h) */
     double clip_grad_norm; /* 0 = off */
     double ema;            /* weight-average decay per step; 0 = off */

@@ -68,8 +68,10 @@ const lumen_param train_params[] = {
     {"schedule.threshold", LUMEN_NUM, "0.0001", 0, 1, NULL, 0, "plateau: relative improvement that counts"},
     {"schedule.cooldown", LUMEN_INT, "0", 0, 100000, NULL, 0, "plateau: epochs to wait after a reduction"},
     /* loss */
-    {"loss.kind", LUMEN_ENUM, "bce", 0, 0, "bce", 0,
-     "loss: binary cross-entropy on the logits, one sigmoid per label (lumen.bce)"},
+    {"loss.kind", LUMEN_ENUM, "bce", 0, 0, "bce|focal", 0,
+     "loss: binary cross-entropy on the logits, one sigmoid per label (lumen.bce), or its focal "
+     "form (lumen.focal: each term scaled by (1 - p_true)^gamma, Lin et al. 2017)"},
+    {"loss.gamma", LUMEN_NUM, "2", 0, 10, NULL, 0, "focal: the exponent gamma (0 = the BCE); bce ignores it"},
     {"loss.pos_weight", LUMEN_NUMS, "auto", 0, 1e6, NULL, LUMEN_PF_AUTO,
      "weight of positives per label ({w} for all, or one per label); auto = negatives/positives "
      "per label over the training split"},
@@ -274,6 +276,8 @@ static int read_loss(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
         c->n_pos_weight = (int)n;
     }
     c->label_smoothing = (float)h->get_num(ctx, "loss.label_smoothing");
+    const char *lk = h->get_str(ctx, "loss.kind");
+    c->focal_gamma = lk && strcmp(lk, "focal") == 0 ? (float)h->get_num(ctx, "loss.gamma") : 0.0f;
     c->mixup = h->get_num(ctx, "mixup");
     return 0;
 }
@@ -316,7 +320,8 @@ int train_cfg_read(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
     int rc;
     const char *mk = h->get_str(ctx, "model.kind"), *lk = h->get_str(ctx, "loss.kind");
     if (mk && strcmp(mk, "resnet") != 0) return fail(ctx, h, "model.kind: unknown model '%s'", mk);
-    if (lk && strcmp(lk, "bce") != 0) return fail(ctx, h, "loss.kind: unknown loss '%s'", lk);
+    if (lk && strcmp(lk, "bce") != 0 && strcmp(lk, "focal") != 0)
+        return fail(ctx, h, "loss.kind: unknown loss '%s'", lk);
     if ((rc = read_model(ctx, h, c)) || (rc = read_optimizer(ctx, h, c)) || (rc = read_selection(ctx, h, c)) ||
         (rc = read_schedule(ctx, h, c)) || (rc = read_loss(ctx, h, c)))
         return rc;

@@ -356,18 +356,21 @@ static void test_loss(void **st) {
     y[4] = 0.3f; /* a soft target */
     float *dx = dput(x, 4 * n), *dyy = dput(y, 4 * n), *dpw = dput(pw, 12), *ddl = dput(NULL, 4 * n);
     double *dloss = dput(NULL, 8), *scr = dput(NULL, 8 * nn_cu_partials(n, 1));
-    for (int v = 0; v < 2; v++) {
-        float s = v ? 0.1f : 0.0f;
-        KK(nn_cu_bce(ST, dloss, ddl, dx, dyy, v ? dpw : NULL, s, N, K, scr));
+    for (int v = 0; v < 3; v++) { /* plain; pos_weight + smoothing; + focal gamma 2 */
+        float s = v ? 0.1f : 0.0f, g = v == 2 ? 2.0f : 0.0f;
+        KK(nn_cu_bce(ST, dloss, ddl, dx, dyy, v ? dpw : NULL, s, g, N, K, scr));
         double loss;
         dget(&loss, dloss, 8);
         dget(dl, ddl, 4 * n);
         double *X = widen(x, n), DL[21];
-        double ref = nn_ref_bce_forward(X, y, v ? pw : NULL, s, N, K);
-        nn_ref_bce_backward(DL, X, y, v ? pw : NULL, s, N, K);
-        if (fabs(loss - ref) > 1e-12 * fmax(1, fabs(ref)))
-            fail_msg("bce loss %.17g vs reference %.17g", loss, ref);
-        close_rel(v ? "bce dlogits (pos_weight, smoothing 0.1)" : "bce dlogits", dl, DL, n, 1e-6, 1e-6);
+        double ref = nn_ref_focal_forward(X, y, v ? pw : NULL, s, g, N, K);
+        nn_ref_focal_backward(DL, X, y, v ? pw : NULL, s, g, N, K);
+        if (fabs(loss - ref) > 1e-11 * fmax(1, fabs(ref)))
+            fail_msg("bce loss (case %d) %.17g vs reference %.17g", v, loss, ref);
+        close_rel(v == 2 ? "focal dlogits (gamma 2, pos_weight, smoothing 0.1)"
+                  : v    ? "bce dlogits (pos_weight, smoothing 0.1)"
+                         : "bce dlogits",
+                  dl, DL, n, 1e-6, 1e-6);
         free(X);
     }
     cudaFree(dx), cudaFree(dyy), cudaFree(dpw), cudaFree(ddl), cudaFree(dloss), cudaFree(scr);

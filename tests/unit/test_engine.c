@@ -32,6 +32,7 @@ typedef struct netcase {
     const char *layout;
     float smoothing;
     int pos_weight;
+    float focal_gamma;
 } netcase;
 
 static nn_model *model_of(const netcase *c) {
@@ -82,7 +83,8 @@ static void compare_backends_conv(const netcase *c, const char *train_conv) {
     size_t xn = (size_t)c->n * C * c->h * c->w;
     float *x = randn(1, xn), *y = labels(2, c->n, K);
     float pw[4] = {2.0f, 0.5f, 1.5f, 3.0f};
-    nn_loss_cfg lc = {c->pos_weight ? pw : NULL, c->smoothing};
+    nn_loss_cfg lc = {.pos_weight = c->pos_weight ? pw : NULL, .label_smoothing = c->smoothing,
+                      .focal_gamma = c->focal_gamma};
     float *la = malloc(sizeof(float) * (size_t)c->n * K), *lb = malloc(sizeof(float) * (size_t)c->n * K);
     float *ga = malloc(sizeof(float) * m->nparams), *gb = malloc(sizeof(float) * m->nparams);
     float *ba = malloc(sizeof(float) * m->nbuffers), *bb = malloc(sizeof(float) * m->nbuffers);
@@ -147,10 +149,12 @@ static void test_fast_matches_reference_default_stem(void **state) {
 static void test_fast_matches_reference_variants(void **state) {
     (void)state;
     /* 3x3 stem, 3 channels, odd size, two blocks in a stage, dropout, pos_weight,
-     * label smoothing, a partial batch (n < batch) */
+     * label smoothing, a partial batch (n < batch); then the same with the focal loss */
     netcase a = {{{"blocks", "{2,1,1}"}, {"widths", "{8,16,24}"}, {"stem", "3x3"},
                   {"in_channels", "3"}, {"dropout", "0.3"}},
-                 5, 3, 13, 11, NULL, 0.1f, 1};
+                 5, 3, 13, 11, NULL, 0.1f, 1, 0};
+    compare_backends(&a);
+    a.focal_gamma = 2;
     compare_backends(&a);
     /* identity shortcut straight off the stem (stem width = widths[0]), nhwc */
     netcase b = {{{"blocks", "{1,1}"}, {"widths", "{16,16}"}, {"stem_width", "16"},

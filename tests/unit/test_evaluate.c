@@ -237,6 +237,11 @@ static void test_loss_by_hand(void **state) {
     assert_float_equal(lm_eval_bce_logit(2.0, 1.0, 3.0, 0.0), -3.0 * log(q), 1e-12);
     assert_float_equal(lm_eval_bce_logit(2.0, 0.0, 3.0, 0.0), -log(1 - q), 1e-12);
     assert_true(isfinite(lm_eval_bce_logit(800.0, 0.0, 1.0, 0.0))); /* no overflow */
+    /* focal: gamma 0 is the BCE; gamma 2 scales each term by (1 - p_true)^2 */
+    assert_true(lm_eval_focal_logit(2.0, 1.0, 3.0, 0.1, 0.0) == lm_eval_bce_logit(2.0, 1.0, 3.0, 0.1));
+    assert_float_equal(lm_eval_focal_logit(2.0, 1.0, 3.0, 0.0, 2.0), -3.0 * (1 - q) * (1 - q) * log(q), 1e-12);
+    assert_float_equal(lm_eval_focal_logit(2.0, 0.0, 3.0, 0.0, 2.0), -q * q * log(1 - q), 1e-12);
+    assert_true(isfinite(lm_eval_focal_logit(800.0, 0.0, 1.0, 0.0, 2.0)));
     nn_engine_set_state(f->e, saved, NULL, NULL, &e);
     free(p);
     free(saved);

@@ -494,7 +494,7 @@ static void test_loss_against_pytorch(void **state) {
     for (int i = 0; i < 4; i++) assert_true(fabs(g[i] - wantg[i]) < 1e-12);
     /* the float path the engines use */
     float xf[4] = {0.5f, -1.0f, 2.0f, 0.3f}, gf[4];
-    nn_loss_cfg lc = {pw, 0.1f};
+    nn_loss_cfg lc = {.pos_weight = pw, .label_smoothing = 0.1f};
     double lf = nn_engine_loss(xf, y, 2, 2, &lc, gf);
     assert_true(fabs(lf - want) < 1e-6);
     for (int i = 0; i < 4; i++) assert_true(fabs(gf[i] - wantg[i]) < 1e-6);
@@ -502,6 +502,58 @@ static void test_loss_against_pytorch(void **state) {
     double big[2] = {40.0, -40.0};
     float yb[2] = {0, 1};
     assert_true(fabs(nn_ref_bce_forward(big, yb, NULL, 0, 1, 2) - 40.0) < 1e-9);
+}
+
+/* ---- loss: focal BCE (Lin et al. 2017) ---- */
+static void test_focal_loss(void **state) {
+    (void)state;
+    double x[6] = {0.5, -1.0, 2.0, 0.3, -3.0, 4.0};
+    float y[6] = {1, 0, 0, 1, 1, 0.25f}, pw[2] = {2, 3};
+    /* hard targets, no smoothing: the paper's -a (1-p)^g log p / -(p^g) log(1-p),
+     * written out naively */
+    double g = 2.0, naive = 0;
+    for (int i = 0; i < 4; i++) {
+        double p = 1 / (1 + exp(-x[i])), a = pw[i % 2];
+        naive += y[i] ? -a * pow(1 - p, g) * log(p) : -pow(p, g) * log(1 - p);
+    }
+    assert_true(fabs(nn_ref_focal_forward(x, y, pw, 0, g, 2, 2) - naive / 4) < 1e-12);
+    /* gamma 0 is the BCE, bit for bit */
+    double gb[6], gf[6];
+    assert_true(nn_ref_focal_forward(x, y, pw, 0.1, 0, 3, 2) == nn_ref_bce_forward(x, y, pw, 0.1, 3, 2));
+    nn_ref_bce_backward(gb, x, y, pw, 0.1, 3, 2);
+    nn_ref_focal_backward(gf, x, y, pw, 0.1, 0, 3, 2);
+    assert_memory_equal(gb, gf, sizeof gb);
+    /* the focal terms are smaller than the BCE's (each factor is <= 1) */
+    assert_true(nn_ref_focal_forward(x, y, pw, 0.1, 2, 3, 2) < nn_ref_bce_forward(x, y, pw, 0.1, 3, 2));
+    /* the gradient against central differences: soft targets, smoothing,
+     * pos_weight, two exponents */
+    const double gammas[2] = {2.0, 0.5};
+    for (int c = 0; c < 2; c++) {
+        double d[6];
+        nn_ref_focal_backward(d, x, y, pw, 0.1, gammas[c], 3, 2);
+        for (int i = 0; i < 6; i++) {
+            double xp[6], xm[6], h = 1e-5;
+            memcpy(xp, x, sizeof x), memcpy(xm, x, sizeof x);
+            xp[i] += h, xm[i] -= h;
+            double fd = (nn_ref_focal_forward(xp, y, pw, 0.1, gammas[c], 3, 2) -
+                         nn_ref_focal_forward(xm, y, pw, 0.1, gammas[c], 3, 2)) / (2 * h);
+            if (fabs(fd - d[i]) > 1e-8 * fmax(1, fabs(fd)))
+                fail_msg("focal gamma %g: d/dx[%d] = %.12g, finite difference %.12g", gammas[c], i, d[i], fd);
+        }
+    }
+    /* stable for big |x| */
+    double big[2] = {40.0, -40.0};
+    float yb[2] = {0, 1};
+    double lb = nn_ref_focal_forward(big, yb, NULL, 0, 2, 1, 2);
+    assert_true(isfinite(lb) && fabs(lb - 40.0) < 1e-9);
+    /* the float path the engines use */
+    float xf[6], gfl[6];
+    for (int i = 0; i < 6; i++) xf[i] = (float)x[i];
+    nn_loss_cfg lc = {.pos_weight = pw, .label_smoothing = 0.1f, .focal_gamma = 2.0f};
+    double want = nn_ref_focal_forward(x, y, pw, 0.1, 2, 3, 2);
+    nn_ref_focal_backward(gf, x, y, pw, 0.1, 2, 3, 2);
+    assert_true(fabs(nn_engine_loss(xf, y, 3, 2, &lc, gfl) - want) < 1e-6);
+    for (int i = 0; i < 6; i++) assert_true(fabs(gfl[i] - gf[i]) < 1e-6);
 }
 
 /* ---- optimizers: two steps against torch.optim ---- */
@@ -560,6 +612,7 @@ int main(void) {
         cmocka_unit_test(test_linear_gap_relu_fd),
         cmocka_unit_test(test_dropout_add_combine),
         cmocka_unit_test(test_loss_against_pytorch),
+        cmocka_unit_test(test_focal_loss),
         cmocka_unit_test(test_optimizers_against_pytorch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

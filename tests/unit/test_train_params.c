@@ -24,7 +24,7 @@ static void test_table_is_valid_and_documented(void **state) {
                           "optimizer.lr", "optimizer.weight_decay", "optimizer.momentum", "optimizer.nesterov",
                           "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "schedule.kind", "schedule.warmup",
                           "schedule.step_size", "schedule.gamma", "schedule.milestones", "schedule.min_lr",
-                          "schedule.factor", "schedule.patience", "loss.kind", "loss.pos_weight",
+                          "schedule.factor", "schedule.patience", "loss.kind", "loss.pos_weight", "loss.gamma",
                           "loss.label_smoothing", "mixup", "clip_grad_norm", "early_stop.patience", "early_stop.min_delta",
                           "metric", "goal", "init", "reset_head", "max_nonfinite", "backend", "drop_last",
                           "eval_tta", NULL};
@@ -64,6 +64,7 @@ static void test_defaults(void **state) {
     assert_null(c.init);
     assert_int_equal(c.loader_threads, 1);
     assert_true(c.mixup == 0); /* off */
+    assert_true(c.focal_gamma == 0); /* bce */
     assert_string_equal(fh_fail_msg(f), "");
     assert_null(fh_bad_key(f));
     fh_free(f);
@@ -82,6 +83,16 @@ static void test_defaults(void **state) {
     assert_int_equal(c.n_pos_weight, 2);
     assert_float_equal(c.pos_weight[1], 0.5, 0);
     assert_int_equal(c.seed, 5);
+    assert_true(c.focal_gamma == 0); /* loss.gamma is the focal loss's only */
+    fh_free(f);
+
+    f = fh_new(&train_stage);
+    fh_set(f, "loss.kind", "focal");
+    assert_int_equal(train_cfg_read(fh_ctx(f), fh_host(), &c), 0);
+    assert_float_equal(c.focal_gamma, 2, 0); /* the paper's default */
+    fh_set(f, "loss.gamma", "0.5");
+    assert_int_equal(train_cfg_read(fh_ctx(f), fh_host(), &c), 0);
+    assert_float_equal(c.focal_gamma, 0.5, 0);
     fh_free(f);
 }
 
