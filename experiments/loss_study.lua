@@ -25,8 +25,9 @@
 -- Conclusion: the focal loss ranks first on mean and crack F1, but only the
 -- crack AP gain is beyond its interval (barely: +0.011 +- 0.010), the mean
 -- F1's is not (fold 2 drops by 0.047, the others gain 0.010-0.053).
--- Adopted in experiments/best.lua as a weak preference -- it is the crack label that needs help, and nothing
--- is worse beyond its interval -- not as a proven gain.
+-- Adopted in experiments/best.lua as a weak preference -- it is the crack
+-- label that needs help, and nothing is worse beyond its interval -- not as
+-- a proven gain.
 --   runner experiments/loss_study.lua --set crossval.parallel=2 --threads 2
 --   runner experiments/loss_study.lua --smoke
 local lumen = require "lumen"
