@@ -60,6 +60,7 @@ static char *params_text(const cJSON *params) {
         }
         off += (size_t)snprintf(s + off, cap - off, "%s%s=%s", off ? " " : "", p->string, v);
     }
+    if (s && !off) snprintf(s, cap, "(no search space)"); /* e.g. a crossval of one recipe */
     return s;
 }
 

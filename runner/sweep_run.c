@@ -105,6 +105,7 @@ static const char *config_label(const sweep *w, size_t c, char *buf, size_t len)
         const char *text = cJSON_IsString(v) ? v->valuestring : rn_num_str(v->valuedouble, num, sizeof num);
         off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", off ? " " : "", v->string, text);
     }
+    if (!buf[0]) snprintf(buf, len, "(no search space)"); /* e.g. a crossval of one recipe */
     return buf;
 }
 
