@@ -1,0 +1,61 @@
+-- best.lua -- the recommended recipe for the two-label ELPV task (crack,
+-- inactive) and its default predictor: the ensemble of its 5 fold models.
+--
+-- What it runs: 5-fold cross-validation (lumen.crossval: folds stratified by
+-- label combination, each fold scored at its last epoch with thresholds
+-- tuned on the other folds' out-of-fold predictions) of the small recipe
+-- (lua/small_recipe.lua: 160x160 gray, ResNet with one BasicBlock per stage,
+-- widths 32-256, ~1.2 M parameters; AdamW + cosine; pos_weight = auto; the
+-- 8 dihedral symmetries; a weight average, ema 0.99) trained for 30 epochs
+-- with the focal loss (gamma 2).  It writes <run>/ensemble.json: the 5
+-- fold models with thresholds tuned on all 1,700 out-of-fold predictions.
+-- Predict with it:
+--   runner predict <run>/ensemble.json --csv cells.csv [--root DIR]
+--   runner eval <run>/ensemble.json --csv labelled.csv
+--
+-- Why this recipe (5-fold CV, paired by fold; each file's header has its
+-- table): 30 epochs instead of 12 raise the mean AP by +0.029 +- 0.027
+-- (recipe_study.lua; mean F1 +0.011 +- 0.016), the focal loss on top raises
+-- the crack AP by +0.011 +- 0.010 (loss_study.lua; mean F1 +0.017 +- 0.049,
+-- crack F1 +0.026 +- 0.050): each beyond its interval on one threshold-free
+-- metric, neither on the mean F1 itself, and no metric worse beyond its
+-- interval -- a weak preference, stated as such.  pos_weight = 1, stronger
+-- augmentation, 224 px input, 8-view TTA, mixup, 60 epochs and {2,2,2,2}
+-- blocks did not help beyond their intervals (crossval.lua,
+-- recipe_study.lua, recipe_study2.lua).
+--
+-- Measured (2026-12-06, ../shared/data/elpv, 1700 cells, seed 1; 2-core
+-- "Intel(R) Xeon(R) Processor" (AVX-512)): cross-validated
+--   f1_mean     0.747 [0.681, 0.813]   (mean over folds [95% t interval])
+--   f1_crack    0.692 [0.662, 0.723]
+--   f1_inactive 0.801 [0.696, 0.907]
+--   ap_mean     0.801 [0.772, 0.831]   (crack 0.734, inactive 0.868)
+-- -- below the issue's 0.85 target.  These are the fold models' own
+-- scores; the ensemble's on new cells is not measured here (the nearest
+-- estimate is the single models').  Duration: ~300 s per fold trial, 2 at
+-- a time with 1 thread each: ~15 minutes in all.
+--   runner experiments/best.lua                (make run EXPERIMENT=experiments/best.lua)
+--   runner experiments/best.lua --smoke
+local lumen = require "lumen"
+local small = require "small_recipe"
+
+return lumen.experiment {
+  name = "best",
+  seed = 42,
+  description = "the recommended recipe, 5-fold CV; writes the fold ensemble (ensemble.json)",
+  stages = {
+    lumen.crossval {
+      folds = 5,
+      seeds = { 1 },
+      parallel = 2, -- 2 fold trials at a time, --threads split between them
+      timeout = 3600,
+      stages = {
+        lumen.ingest(small.ingest { csv = lumen.labels() }),
+        lumen.normalize_stats {},
+        lumen.augment { flip = true, rotate90 = true },
+        lumen.train(small.train { epochs = 30, ema = 0.99, loss = lumen.focal { gamma = 2, pos_weight = "auto" } }),
+        lumen.validate { thresholds = "tune" },
+      },
+    },
+  },
+}
