@@ -243,19 +243,36 @@ static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp
 
 double nn_ref_bce_forward(const double *logits, const float *y, const float *pos_weight,
                           double smoothing, int N, int K) {
+    return nn_ref_focal_forward(logits, y, pos_weight, smoothing, 0, N, K);
+}
+
+void nn_ref_bce_backward(double *dlogits, const double *logits, const float *y,
+                         const float *pos_weight, double smoothing, int N, int K) {
+    nn_ref_focal_backward(dlogits, logits, y, pos_weight, smoothing, 0, N, K);
+}
+
+/* g = 0 takes the BCE's own expressions (no pow, no extra rounding);
+ * log sigmoid(x) = -softplus(-x), 1 - sigmoid(x) = sigmoid(-x). */
+double nn_ref_focal_forward(const double *logits, const float *y, const float *pos_weight,
+                            double smoothing, double gamma, int N, int K) {
     double s = 0;
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) {
             double x = logits[(size_t)n * K + k];
             double t = y[(size_t)n * K + k] * (1 - smoothing) + smoothing / 2;
             double pw = pos_weight ? pos_weight[k] : 1.0;
-            s += pw * t * softplus(-x) + (1 - t) * softplus(x);
+            if (gamma == 0) {
+                s += pw * t * softplus(-x) + (1 - t) * softplus(x);
+            } else {
+                double p = 1.0 / (1.0 + exp(-x)), q = 1.0 / (1.0 + exp(x));
+                s += pw * t * pow(q, gamma) * softplus(-x) + (1 - t) * pow(p, gamma) * softplus(x);
+            }
         }
     return s / ((double)N * K);
 }
 
-void nn_ref_bce_backward(double *dlogits, const double *logits, const float *y,
-                         const float *pos_weight, double smoothing, int N, int K) {
+void nn_ref_focal_backward(double *dlogits, const double *logits, const float *y,
+                           const float *pos_weight, double smoothing, double gamma, int N, int K) {
     double scale = 1.0 / ((double)N * K);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) {
@@ -263,42 +280,13 @@ void nn_ref_bce_backward(double *dlogits, const double *logits, const float *y,
             double x = logits[i], sg = 1.0 / (1.0 + exp(-x));
             double t = y[i] * (1 - smoothing) + smoothing / 2;
             double pw = pos_weight ? pos_weight[k] : 1.0;
-            dlogits[i] = (pw * t * (sg - 1) + (1 - t) * sg) * scale;
-        }
-}
-
-/* log sigmoid(x) = -softplus(-x); 1 - sigmoid(x) = sigmoid(-x). */
-double nn_ref_focal_forward(const double *logits, const float *y, const float *pos_weight,
-                            double smoothing, double gamma, int N, int K) {
-    if (gamma == 0) return nn_ref_bce_forward(logits, y, pos_weight, smoothing, N, K);
-    double s = 0;
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            double x = logits[(size_t)n * K + k];
-            double t = y[(size_t)n * K + k] * (1 - smoothing) + smoothing / 2;
-            double pw = pos_weight ? pos_weight[k] : 1.0;
-            double p = 1.0 / (1.0 + exp(-x)), q = 1.0 / (1.0 + exp(x));
-            s += pw * t * pow(q, gamma) * softplus(-x) + (1 - t) * pow(p, gamma) * softplus(x);
-        }
-    return s / ((double)N * K);
-}
-
-void nn_ref_focal_backward(double *dlogits, const double *logits, const float *y,
-                           const float *pos_weight, double smoothing, double gamma, int N, int K) {
-    if (gamma == 0) {
-        nn_ref_bce_backward(dlogits, logits, y, pos_weight, smoothing, N, K);
-        return;
-    }
-    double scale = 1.0 / ((double)N * K);
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            size_t i = (size_t)n * K + k;
-            double x = logits[i], p = 1.0 / (1.0 + exp(-x)), q = 1.0 / (1.0 + exp(x));
-            double t = y[i] * (1 - smoothing) + smoothing / 2;
-            double pw = pos_weight ? pos_weight[k] : 1.0;
-            double logp = -softplus(-x), logq = -softplus(x);
-            double d = pw * t * pow(q, gamma) * (gamma * p * logp - q) +
-                       (1 - t) * pow(p, gamma) * (p - gamma * q * logq);
-            dlogits[i] = d * scale;
+            if (gamma == 0) {
+                dlogits[i] = (pw * t * (sg - 1) + (1 - t) * sg) * scale;
+            } else {
+                double q = 1.0 / (1.0 + exp(x)), logp = -softplus(-x), logq = -softplus(x);
+                double d = pw * t * pow(q, gamma) * (gamma * sg * logp - q) +
+                           (1 - t) * pow(sg, gamma) * (sg - gamma * q * logq);
+                dlogits[i] = d * scale;
+            }
         }
 }

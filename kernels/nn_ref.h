@@ -99,7 +99,7 @@ void nn_ref_bce_backward(double *dlogits, const double *logits, const float *y,
  *   l = pw[k] t (1 - p)^g softplus(-x) + (1 - t) p^g softplus(x)
  * averaged over N*K: the BCE above with each term scaled down where the
  * model is already right (g = gamma >= 0; g = 0 is exactly the BCE, and
- * the calls below then are nn_ref_bce_*).  pw plays the part of the
+ * nn_ref_bce_* are these with g = 0).  pw plays the part of the
  * paper's alpha. */
 double nn_ref_focal_forward(const double *logits, const float *y, const float *pos_weight,
                             double smoothing, double gamma, int N, int K);

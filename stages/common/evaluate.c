@@ -40,11 +40,6 @@ int lm_eval_tta_views(int h, int w, int views[8]) {
 /* log(1 + e^x) without overflow or cancellation. */
 static double softplus(double x) { return (x > 0 ? x : 0) + log1p(exp(-fabs(x))); }
 
-double lm_eval_bce_logit(double x, double y, double pw, double s) {
-    double t = y * (1 - s) + s / 2;
-    return pw * t * softplus(-x) + (1 - t) * softplus(x);
-}
-
 /* Focal terms from log p and log (1 - p); g = 0 is the BCE. */
 static double focal_from_logs(double lp, double lq, double t, double pw, double g) {
     if (g == 0) return -pw * t * lp - (1 - t) * lq;
@@ -52,9 +47,10 @@ static double focal_from_logs(double lp, double lq, double t, double pw, double 
 }
 
 double lm_eval_focal_logit(double x, double y, double pw, double s, double g) {
-    if (g == 0) return lm_eval_bce_logit(x, y, pw, s);
     return focal_from_logs(-softplus(-x), -softplus(x), y * (1 - s) + s / 2, pw, g);
 }
+
+double lm_eval_bce_logit(double x, double y, double pw, double s) { return lm_eval_focal_logit(x, y, pw, s, 0); }
 
 /* log(mean_v e^{a_v}) for v < n. */
 static double log_mean_exp(const double *a, int n) {
