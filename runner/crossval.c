@@ -62,6 +62,10 @@ typedef struct cv {
     double *oof_sum;     /* [config][nrec][k] */
     float *oof_y;        /* [nrec][k] */
     int *oof_cnt;        /* [config][nrec] */
+    /* seed ensembles (n_seeds >= 2): each fold scored at the mean of its
+     * seeds' probabilities */
+    double *ens;         /* [config][metric][fold] */
+    int ens_skipped;     /* a configuration's seeds had different folds */
 } cv;
 
 static double *val_at(cv *c, size_t cfg, size_t m, size_t rep) {
@@ -214,6 +218,103 @@ out:
     return rc;
 }
 
+/* Scores configuration cf's seed ensemble: every record of fold f at the
+ * mean of the probabilities that fold's models (one per seed; they differ
+ * only in the training seed) gave it, each fold at thresholds tuned on the
+ * other folds' averaged out-of-fold predictions (nested as for one seed).
+ * Needs every seed scored (c->have); otherwise leaves c->ens at NAN. */
+static int score_seed_ensemble(cv *c, size_t cf, lm_err *e) {
+    const rn_sweep_spec *sp = c->sp;
+    size_t ns = sp->n_seeds, k = (size_t)c->k;
+    int K = sp->folds, rc = 0;
+    for (size_t s = 0; s < ns; s++)
+        if (!c->have[cf * ns + s]) return 0;
+    lm_preds p[LM_CROSSVAL_MAX_FOLDS_RN], q = {0};
+    memset(p, 0, sizeof p);
+    int64_t n = 0;
+    double *sum[LM_CROSSVAL_MAX_FOLDS_RN] = {0};
+    int32_t *slot = NULL; /* record index -> row of p[f], for the fold being read */
+    size_t nslot = 0;
+    for (int f = 0; f < K && rc == 0; f++) {
+        for (size_t s = 0; s < ns && rc == 0; s++) {
+            char *path = preds_path(c, cf * c->reps + (size_t)f * ns + s);
+            lm_preds *d = s == 0 ? &p[f] : &q;
+            rc = path ? lm_preds_read(path, d, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+            if (rc == 0) rc = set_labels(c, d, path, e);
+            if (rc == 0 && s == 0) {
+                uint32_t maxi = 0;
+                for (int64_t i = 0; i < d->n; i++)
+                    if (d->index[i] > maxi) maxi = d->index[i];
+                if ((size_t)maxi + 1 > nslot) {
+                    int32_t *g = realloc(slot, ((size_t)maxi + 1) * sizeof *g);
+                    if (!g) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+                    else {
+                        slot = g;
+                        nslot = (size_t)maxi + 1;
+                    }
+                }
+                for (size_t i = 0; rc == 0 && i < nslot; i++) slot[i] = -1;
+                for (int64_t i = 0; rc == 0 && i < d->n; i++) slot[d->index[i]] = (int32_t)i;
+                sum[f] = calloc((size_t)d->n * k + 1, sizeof *sum[f]);
+                if (rc == 0 && !sum[f]) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+                n += d->n;
+            }
+            /* the folds are a function of the labels and ingest's
+             * split.seed; when that follows the trial seed ("auto"), the
+             * seeds' folds hold different records: nothing to average */
+            int same = rc == 0 && d->n == p[f].n;
+            for (int64_t i = 0; same && i < d->n; i++) {
+                uint32_t ix = d->index[i];
+                int32_t r = ix < nslot ? slot[ix] : -1;
+                if (r < 0) {
+                    same = 0;
+                    break;
+                }
+                for (size_t j = 0; j < k; j++) sum[f][(size_t)r * k + j] += d->p[i * k + j];
+            }
+            if (rc == 0 && !same) {
+                c->ens_skipped = 1;
+                free(path);
+                if (s > 0) lm_preds_free(&q);
+                goto done;
+            }
+            free(path);
+            if (s > 0) lm_preds_free(&q);
+        }
+    }
+    float *P = calloc((size_t)n * k + 1, sizeof *P), *Y = calloc((size_t)n * k + 1, sizeof *Y);
+    uint8_t *F = calloc((size_t)n + 1, 1);
+    if (rc == 0 && (!P || !Y || !F)) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    int64_t w = 0;
+    for (int f = 0; rc == 0 && f < K; f++)
+        for (int64_t i = 0; i < p[f].n; i++, w++) {
+            for (size_t j = 0; j < k; j++) P[w * k + j] = (float)(sum[f][i * k + j] / (double)ns);
+            memcpy(Y + w * k, p[f].y + i * k, k * sizeof *Y);
+            F[w] = (uint8_t)f;
+        }
+    lm_cv_fold folds[LM_CROSSVAL_MAX_FOLDS_RN];
+    memset(folds, 0, sizeof folds);
+    if (rc == 0) rc = lm_crossval_nested(P, Y, F, n, (int)k, K, folds, NULL, e);
+    if (rc == 0 && !c->ens) {
+        size_t m = sp->n_configs * c->nm * (size_t)K;
+        if (!(c->ens = malloc((m + 1) * sizeof *c->ens))) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == 0 && i < m; i++) c->ens[i] = NAN;
+    }
+    for (int f = 0; rc == 0 && f < K; f++)
+        for (size_t m = 0; m < c->nm; m++)
+            c->ens[(cf * c->nm + m) * (size_t)K + (size_t)f] = fold_metric(&folds[f].m, (int)k, (int)m);
+    free(P);
+    free(Y);
+    free(F);
+done:
+    free(slot);
+    for (int f = 0; f < K; f++) {
+        free(sum[f]);
+        lm_preds_free(&p[f]);
+    }
+    return rc;
+}
+
 static void add_num(cJSON *o, const char *k, double v) {
     cJSON_AddItemToObject(o, k, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
 }
@@ -320,6 +421,70 @@ static void csv_num(FILE *f, double v, int last) {
     csv_text(f, b, last);
 }
 
+/* The seed ensemble's block of configuration cf (score_seed_ensemble):
+ * per metric the mean, sd and 95% t interval over the folds, and the
+ * paired difference ensemble - single model, the single model's fold score
+ * being the mean over its seeds.  Into row ("seed_ensemble"), the csv (as
+ * configuration "<cf>", params "<params> [seed ensemble]") and term. */
+static void seed_ensemble_rows(cv *c, size_t cf, const char *pt, cJSON *row, FILE *csv, FILE *term) {
+    size_t K = (size_t)c->sp->folds, ns = c->sp->n_seeds;
+    double v[LM_CROSSVAL_MAX_FOLDS_RN], u[LM_CROSSVAL_MAX_FOLDS_RN], w[LM_CROSSVAL_MAX_FOLDS_RN];
+    cJSON *se = cJSON_AddObjectToObject(row, "seed_ensemble");
+    cJSON_AddStringToObject(se, "scoring",
+                            "each fold at the mean of its seeds' probabilities, thresholds nested as above; "
+                            "diff: ensemble - mean of the single models' scores, paired by fold");
+    cJSON_AddNumberToObject(se, "models", (double)ns);
+    char *ptx = lm_sprintf("%s%s[seed ensemble]", pt ? pt : "", pt && *pt ? " " : "");
+    fprintf(term, "  seed ensemble: each fold at the mean of its %zu models' probabilities\n  %-18s %-8s %-8s "
+                  "%-19s %-3s %s\n",
+            ns, "metric", "mean", "sd", "95% interval", "n", "ensemble - single model (paired by fold)");
+    for (size_t m = 0; m < c->nm; m++) {
+        size_t n = 0, np = 0;
+        cJSON *mo = cJSON_AddObjectToObject(se, c->mnames[m]), *vl = cJSON_AddArrayToObject(mo, "values");
+        for (size_t f = 0; f < K; f++) {
+            double x = c->ens[(cf * c->nm + m) * K + f], single = 0;
+            cJSON_AddItemToArray(vl, isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull());
+            if (!isfinite(x)) continue;
+            v[n++] = x;
+            for (size_t s = 0; s < ns; s++) single += *val_at(c, cf, m, f * ns + s) / (double)ns;
+            if (isfinite(single)) {
+                u[np] = single;
+                w[np++] = x;
+            }
+        }
+        double mean = NAN, sd = NAN, half = NAN, dm = NAN, dh = NAN;
+        if (n) rn_mean_sd(v, n, &mean, &sd);
+        if (n >= 2) half = rn_t975((int)n - 1) * sd / sqrt((double)n);
+        else sd = NAN;
+        if (np) rn_paired_diff(u, w, np, &dm, &dh);
+        add_num(mo, "mean", mean);
+        add_num(mo, "sd", sd);
+        add_num(mo, "ci95_lo", mean - half);
+        add_num(mo, "ci95_hi", mean + half);
+        cJSON_AddNumberToObject(mo, "n", (double)n);
+        add_num(mo, "diff_vs_single", dm);
+        add_num(mo, "diff_ci95", dh);
+        csv_num(csv, (double)cf, 0);
+        csv_text(csv, ptx ? ptx : "[seed ensemble]", 0);
+        csv_text(csv, c->mnames[m], 0);
+        csv_num(csv, mean, 0);
+        csv_num(csv, sd, 0);
+        csv_num(csv, mean - half, 0);
+        csv_num(csv, mean + half, 0);
+        csv_num(csv, (double)n, 0);
+        csv_num(csv, dm, 0);
+        csv_num(csv, dh, 0);
+        csv_num(csv, (double)np, 1);
+        char iv[48] = "-", dv[48] = "", ms_[16] = "-", ss[16] = "-";
+        if (isfinite(mean)) snprintf(ms_, sizeof ms_, "%.4f", mean);
+        if (isfinite(sd)) snprintf(ss, sizeof ss, "%.4f", sd);
+        if (isfinite(half)) snprintf(iv, sizeof iv, "[%.4f, %.4f]", mean - half, mean + half);
+        if (isfinite(dm)) snprintf(dv, sizeof dv, isfinite(dh) ? "%+.4f +- %.4f" : "%+.4f", dm, dh);
+        fprintf(term, "  %-18s %-8s %-8s %-19s %-3zu %s\n", c->mnames[m], ms_, ss, iv, n, dv);
+    }
+    free(ptx);
+}
+
 int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const cJSON *labels,
                         rn_trial_result *t, size_t nt, const rn_run_env *env, FILE *term, lm_err *e) {
     const rn_plan_stage *vs = report_stage(trial_plan);
@@ -339,6 +504,7 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
     if (nt < nc * c.reps) rc = lm_fail(e, LUMEN_EINVAL, "crossval: %zu trials for %zu", nt, nc * c.reps);
     for (size_t cf = 0; rc == 0 && cf < nc; cf++)
         for (size_t s = 0; rc == 0 && s < ns; s++) rc = score_cell(&c, cf, s, t, e);
+    for (size_t cf = 0; rc == 0 && ns >= 2 && cf < nc; cf++) rc = score_seed_ensemble(&c, cf, e);
     if (rc) goto out;
     if (!c.labels) {
         fprintf(term, "\n[%s] no configuration has every fold finished: no cross-validated scores\n", sp->id);
@@ -373,6 +539,9 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
                   "folds' out-of-fold predictions\n(mean over folds x seeds, sd, 95%% t interval; differences to "
                   "configuration 0 paired by fold and seed)\n",
             sp->folds, ns);
+    if (c.ens_skipped)
+        fprintf(term, "(no seed ensemble: the seeds' folds hold different records -- ingest's split.seed follows "
+                      "the trial seed; set it to a number to keep the folds fixed across seeds)\n");
     int best = -1;
     double bestv = NAN;
     size_t f1m = (size_t)c.k;
@@ -444,6 +613,7 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
                 bestv = mean;
             }
         }
+        if (c.ens && isfinite(c.ens[(cf * c.nm + f1m) * (size_t)sp->folds])) seed_ensemble_rows(&c, cf, pt, row, csv, term);
         /* pooled out-of-fold decisions, mean over seeds */
         cJSON *po = cJSON_AddObjectToObject(row, "pooled_oof");
         double pf = 0;
@@ -510,5 +680,6 @@ out:
     free(c.oof_sum);
     free(c.oof_y);
     free(c.oof_cnt);
+    free(c.ens);
     return rc;
 }

@@ -24,6 +24,14 @@
  *     folds x seeds, the sd, the 95% t interval mean +- t975(n-1) sd/sqrt(n),
  *     the per-fold values, and the paired difference to configuration 0
  *     with its 95% t interval; plus the pooled out-of-fold F1;
+ *   - with two or more seeds, a seed ensemble per configuration
+ *     ("seed_ensemble" in crossval.json, "[seed ensemble]" rows in the
+ *     csv): every fold scored at the mean of its seeds' probabilities
+ *     (thresholds nested the same way) and the paired difference ensemble
+ *     - single model (the fold's mean over seeds).  It needs the same
+ *     folds for every seed, i.e. a numeric ingest split.seed; with "auto"
+ *     the folds follow the trial seed and the table says why there is no
+ *     ensemble;
  *   - writes an ensemble manifest per configuration,
  *     <run>/ensembles/<c>/ensemble.json (ensemble.h): the fold models
  *     (every seed's) with thresholds tuned on the out-of-fold predictions

@@ -184,6 +184,8 @@ static void test_crossval_smoke_end_to_end(void **state) {
         double half = cJSON_GetNumberValue(at(f1, "ci95_hi")) - mean;
         assert_true(fabs(half - 4.302652729911275 * sd / sqrt(3.0)) < 1e-6);
         if (c == 1) assert_int_equal((int)cJSON_GetNumberValue(at(f1, "pairs")), FOLDS);
+        /* one seed: no seed ensemble to score */
+        assert_null(at(row, "seed_ensemble"));
         free(P);
         free(Y);
         free(F);
@@ -255,6 +257,109 @@ static void test_crossval_smoke_end_to_end(void **state) {
     fx_rmtree(tmp);
 }
 
+/* Two training seeds: each fold is also scored at the mean of its two
+ * models' probabilities (thresholds nested the same way), recomputed here
+ * from the trials' own predictions, with the paired difference to the
+ * single models' mean score.  split.seed is a number: "auto" would follow
+ * the trial seed and give each seed its own folds (no ensemble then). */
+static void test_crossval_seed_ensemble(void **state) {
+    (void)state;
+    char *tmp = fx_elpv_fixture("cvseeds", CELLS, CELLS);
+    char *exp = hx_fmt("local lumen = require \"lumen\"\n"
+                       "return lumen.experiment {\n"
+                       "  name = \"cvs\", seed = 5,\n"
+                       "  stages = {\n"
+                       "    lumen.crossval {\n"
+                       "      folds = %d, seeds = { 3, 4 },\n"
+                       "      stages = {\n"
+                       "        lumen.ingest { csv = \"%s/data.csv\", size = 32, split = { seed = 7 } },\n"
+                       "        lumen.normalize_stats {},\n"
+                       "        lumen.train { epochs = 1, batch = 8,\n"
+                       "          model = lumen.resnet { blocks = { 1, 1 }, widths = { 8, 16 }, stem_width = 8 } },\n"
+                       "        lumen.validate {},\n"
+                       "      },\n"
+                       "    },\n"
+                       "  },\n"
+                       "}\n",
+                       FOLDS, tmp);
+    char *ep = hx_join(tmp, "exp.lua");
+    hx_write(ep, exp);
+    hx_result r;
+    char *runner = hx_join(hx_build_dir(), "runner");
+    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
+    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
+    hx_run(argv, tmp, env, 900, &r);
+    free(runner);
+    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    if (!strstr(r.err, "seed ensemble: each fold at the mean of its 2 models' probabilities"))
+        fail_msg("no seed ensemble block:\n%s", r.err);
+    char *rel = hx_last_line(r.out);
+    char *run = hx_join(tmp, rel);
+    hx_result_free(&r);
+    cJSON *cv = read_json(run, "crossval.json");
+    const cJSON *row = cJSON_GetArrayItem(at(cv, "configs"), 0);
+    const cJSON *se = at(row, "seed_ensemble");
+    assert_non_null(se);
+    assert_int_equal((int)cJSON_GetNumberValue(at(se, "models")), 2);
+    lm_err e = {0};
+    /* trial f*2+s is fold f, seed s: average the two seeds per record */
+    float P[CELLS * 2], Y[CELLS * 2];
+    uint8_t F[CELLS];
+    int64_t q = 0;
+    for (int f = 0; f < FOLDS; f++) {
+        lm_preds a, b;
+        char *pa = hx_fmt("%s/trials/%d/validate/report/predictions.json", run, f * 2);
+        char *pb = hx_fmt("%s/trials/%d/validate/report/predictions.json", run, f * 2 + 1);
+        assert_int_equal(lm_preds_read(pa, &a, &e), 0);
+        assert_int_equal(lm_preds_read(pb, &b, &e), 0);
+        assert_int_equal(a.n, b.n);
+        for (int64_t i = 0; i < a.n; i++, q++) {
+            int64_t j = 0;
+            while (j < b.n && b.index[j] != a.index[i]) j++;
+            assert_true(j < b.n);
+            for (int l = 0; l < 2; l++) {
+                P[q * 2 + l] = (float)(((double)a.p[i * 2 + l] + b.p[j * 2 + l]) / 2);
+                Y[q * 2 + l] = a.y[i * 2 + l];
+            }
+            F[q] = (uint8_t)f;
+        }
+        /* the seeds' models differ: the ensemble is not one of them */
+        int differ = 0;
+        for (int64_t i = 0; i < a.n * 2; i++) differ |= a.p[i] != b.p[i];
+        assert_true(differ);
+        lm_preds_free(&a);
+        lm_preds_free(&b);
+        free(pa);
+        free(pb);
+    }
+    assert_int_equal(q, CELLS);
+    lm_cv_fold folds[FOLDS];
+    assert_int_equal(lm_crossval_nested(P, Y, F, q, 2, FOLDS, folds, NULL, &e), 0);
+    const cJSON *ef1 = at(se, "f1_mean"), *sf1 = at(at(row, "metrics"), "f1_mean");
+    double dsum = 0;
+    for (int f = 0; f < FOLDS; f++) {
+        double v = cJSON_GetNumberValue(cJSON_GetArrayItem(at(ef1, "values"), f));
+        if (fabs(v - folds[f].m.f1_mean) > 1e-12) fail_msg("fold %d: %.17g, recomputed %.17g", f, v, folds[f].m.f1_mean);
+        double s0 = cJSON_GetNumberValue(cJSON_GetArrayItem(at(sf1, "values"), f * 2));
+        double s1 = cJSON_GetNumberValue(cJSON_GetArrayItem(at(sf1, "values"), f * 2 + 1));
+        dsum += v - (s0 + s1) / 2;
+    }
+    assert_true(fabs(cJSON_GetNumberValue(at(ef1, "diff_vs_single")) - dsum / FOLDS) < 1e-12);
+    assert_int_equal((int)cJSON_GetNumberValue(at(ef1, "n")), FOLDS);
+    char *csvp = hx_join(run, "crossval.csv");
+    char *csv = hx_read(csvp);
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, "[seed ensemble]"));
+    free(csv);
+    free(csvp);
+    cJSON_Delete(cv);
+    free(run);
+    free(rel);
+    free(ep);
+    free(exp);
+    fx_rmtree(tmp);
+}
+
 static void test_crossval_needs_ingest_inside(void **state) {
     (void)state;
     char *tmp = hx_tmpdir();
@@ -302,6 +407,7 @@ static void test_crossval_refuses_best_checkpoint(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crossval_smoke_end_to_end),
+        cmocka_unit_test(test_crossval_seed_ensemble),
         cmocka_unit_test(test_crossval_needs_ingest_inside),
         cmocka_unit_test(test_crossval_refuses_best_checkpoint),
     };
