@@ -13,6 +13,12 @@
 #include "rng.h"
 
 /* ------------------------------------------------------------ config -- */
+const char *nn_stem_name(nn_stem s) {
+    return s == NN_STEM_3X3 ? "3x3" : s == NN_STEM_7X7_NOPOOL ? "7x7-nopool" : "7x7";
+}
+
+int nn_stem_kernel(nn_stem s) { return s == NN_STEM_3X3 ? 3 : 7; }
+
 void nn_resnet_cfg_default(nn_resnet_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->nstages = 4;
@@ -47,8 +53,8 @@ int nn_resnet_cfg_validate(const nn_resnet_cfg *c, lm_err *err) {
     if (c->stem_width < 1 || c->stem_width > 8192)
         return lm_fail(err, LUMEN_EINVAL, "model.stem_width: must be in 1..8192, got %d",
                        c->stem_width);
-    if (c->stem != NN_STEM_7X7 && c->stem != NN_STEM_3X3)
-        return lm_fail(err, LUMEN_EINVAL, "model.stem: must be \"7x7\" or \"3x3\"");
+    if (c->stem != NN_STEM_7X7 && c->stem != NN_STEM_3X3 && c->stem != NN_STEM_7X7_NOPOOL)
+        return lm_fail(err, LUMEN_EINVAL, "model.stem: must be \"7x7\", \"3x3\" or \"7x7-nopool\"");
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return lm_fail(err, LUMEN_EINVAL, "model.dropout: must be in [0, 1), got %g",
                        (double)c->dropout);
@@ -122,9 +128,10 @@ int nn_resnet_cfg_set(nn_resnet_cfg *c, const char *key, const char *value,
     if (strcmp(k, "stem") == 0) {
         if (strcmp(value, "7x7") == 0) c->stem = NN_STEM_7X7;
         else if (strcmp(value, "3x3") == 0) c->stem = NN_STEM_3X3;
+        else if (strcmp(value, "7x7-nopool") == 0) c->stem = NN_STEM_7X7_NOPOOL;
         else
-            return lm_fail(err, LUMEN_EINVAL, "model.stem: must be \"7x7\" or \"3x3\", got '%s'",
-                           value);
+            return lm_fail(err, LUMEN_EINVAL,
+                           "model.stem: must be \"7x7\", \"3x3\" or \"7x7-nopool\", got '%s'", value);
         return LUMEN_OK;
     }
     if (strcmp(k, "dropout") == 0) {
@@ -168,7 +175,7 @@ char *nn_resnet_cfg_to_json(const nn_resnet_cfg *c) {
     cJSON_AddItemToObject(o, "blocks", cJSON_CreateIntArray(c->blocks, c->nstages));
     cJSON_AddItemToObject(o, "widths", cJSON_CreateIntArray(c->widths, c->nstages));
     cJSON_AddNumberToObject(o, "in_channels", c->in_channels);
-    cJSON_AddStringToObject(o, "stem", c->stem == NN_STEM_3X3 ? "3x3" : "7x7");
+    cJSON_AddStringToObject(o, "stem", nn_stem_name(c->stem));
     cJSON_AddNumberToObject(o, "stem_width", c->stem_width);
     cJSON_AddNumberToObject(o, "dropout", shortest_double(c->dropout));
     cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
@@ -333,7 +340,7 @@ int nn_model_create(const nn_resnet_cfg *cfg, nn_model **out, lm_err *err) {
     m->cfg = *cfg;
     builder b = {m, 0};
     int ok = 1;
-    int k1 = cfg->stem == NN_STEM_7X7 ? 7 : 3;
+    int k1 = nn_stem_kernel(cfg->stem);
     ok &= add_conv(&b, "conv1", cfg->stem_width, cfg->in_channels, k1) >= 0;
     ok &= add_bn(&b, "bn1", cfg->stem_width) >= 0;
     int inch = cfg->stem_width;
@@ -500,7 +507,7 @@ int nn_model_graph(const nn_model *m, int in_h, int in_w, nn_graph *g, lm_err *e
         rc = lm_fail(err, LUMEN_EINVAL, "input size: %dx%d is not a valid image size", in_h, in_w);
         goto fail;
     }
-    if (cfg->stem == NN_STEM_7X7) rc = conv_node(&gb, m, "conv1", NN_INPUT, 7, 2, 3, err);
+    if (nn_stem_kernel(cfg->stem) == 7) rc = conv_node(&gb, m, "conv1", NN_INPUT, 7, 2, 3, err);
     else rc = conv_node(&gb, m, "conv1", NN_INPUT, 3, 1, 1, err);
     if (rc) goto fail;
     if ((rc = bn_node(&gb, m, "bn1", g->n - 1, 1, err))) goto fail;

@@ -5,7 +5,8 @@
  * config as JSON (stored in checkpoint metadata).
  *
  * The model is torchvision's ResNet with BasicBlock:
- *   conv1 (stem: 7x7/2 pad 3 + maxpool 3x3/2 pad 1, or 3x3/1 pad 1 and no pool)
+ *   conv1 (stem: 7x7/2 pad 3 + maxpool 3x3/2 pad 1; 7x7/2 pad 3 and no pool,
+ *   twice the feature map of torchvision's stem; or 3x3/1 pad 1 and no pool)
  *   bn1, ReLU, layer1..layerS (blocks[s] BasicBlocks of widths[s] channels; the
  *   first block of every stage but the first has stride 2; a block gets a
  *   downsample = 1x1 conv (stride s, no bias) + BN when its stride != 1 or its
@@ -40,7 +41,12 @@
 #define NN_NAME_MAX 48        /* tensor / node names incl. NUL */
 
 /* ------------------------------------------------------------ config -- */
-typedef enum { NN_STEM_7X7 = 0, NN_STEM_3X3 = 1 } nn_stem;
+typedef enum { NN_STEM_7X7 = 0, NN_STEM_3X3 = 1, NN_STEM_7X7_NOPOOL = 2 } nn_stem;
+
+/* "7x7", "3x3", "7x7-nopool" */
+const char *nn_stem_name(nn_stem s);
+/* conv1's kernel size: 7 or 3 */
+int nn_stem_kernel(nn_stem s);
 
 typedef struct nn_resnet_cfg {
     int nstages;                      /* 1..8 */
@@ -48,7 +54,7 @@ typedef struct nn_resnet_cfg {
     int widths[NN_MAX_STAGES];        /* channels per stage, 1..8192 */
     int in_channels;                  /* image channels, 1..16 (1 or 3 in practice) */
     int stem_width;                   /* conv1 filters (torchvision: 64) */
-    nn_stem stem;                     /* "7x7" (default) or "3x3" */
+    nn_stem stem;                     /* "7x7" (default), "3x3" or "7x7-nopool" */
     float dropout;                    /* before fc, training only, [0, 1) */
     int num_classes;                  /* K logits, 1..4096 */
 } nn_resnet_cfg;
@@ -63,7 +69,7 @@ int nn_resnet_cfg_validate(const nn_resnet_cfg *cfg, lm_err *err);
 
 /* Sets one key from text, as given on a command line ("blocks",
  * "model.blocks", value "{2,2,2,2}" or "[2,2,2,2]" or "2,2,2,2"; "stem" value
- * "7x7"/"3x3"; numbers for the rest).  Changing "blocks" to a list of another
+ * "7x7"/"3x3"/"7x7-nopool"; numbers for the rest).  Changing "blocks" to a list of another
  * length keeps widths as they are (validate afterwards).  LUMEN_EINVAL naming
  * the key for unknown keys and malformed values. */
 int nn_resnet_cfg_set(nn_resnet_cfg *cfg, const char *key, const char *value,

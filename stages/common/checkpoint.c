@@ -624,7 +624,7 @@ static int check_file_meta(const lm_st_file *f, lm_err *e) {
                        "%s: metadata \"model\": model.dropout is %g, more than %g (the train "
                        "stage's range)",
                        path, (double)cfg.dropout, LM_CKPT_MAX_DROPOUT);
-    int k = cfg.stem == NN_STEM_7X7 ? 7 : 3;
+    int k = nn_stem_kernel(cfg.stem);
     const int64_t conv1[4] = {cfg.stem_width, cfg.in_channels, k, k};
     const int64_t fcw[2] = {cfg.num_classes, cfg.widths[cfg.nstages - 1]};
     const int64_t fcb[1] = {cfg.num_classes};

@@ -25,8 +25,9 @@ const lumen_param train_params[] = {
      "BasicBlocks per stage ({2,2,2,2} = ResNet-18)"},
     {"model.widths", LUMEN_INTS, "{64,128,256,512}", 1, 8192, NULL, 0,
      "channels per stage, one per entry of model.blocks"},
-    {"model.stem", LUMEN_ENUM, "7x7", 0, 0, "7x7|3x3", 0,
-     "first layer: 7x7/2 conv + 3x3/2 max pool (ImageNet style) or 3x3/1 conv, no pool (small images)"},
+    {"model.stem", LUMEN_ENUM, "7x7", 0, 0, "7x7|3x3|7x7-nopool", 0,
+     "first layer: 7x7/2 conv + 3x3/2 max pool (ImageNet style), 7x7/2 conv without the pool (twice "
+     "the feature map), or 3x3/1 conv, no pool (small images)"},
     {"model.stem_width", LUMEN_INT, "64", 1, 8192, NULL, 0, "filters of the first conv"},
     {"model.dropout", LUMEN_NUM, "0", 0, 0.99, NULL, 0, "dropout probability before the classifier"},
     {"model.in_channels", LUMEN_INT, "auto", 1, 16, NULL, LUMEN_PF_AUTO,
@@ -171,7 +172,9 @@ static int read_model(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
         m->widths[i] = (int)widths[i];
     }
     const char *stem = h->get_str(ctx, "model.stem");
-    m->stem = stem && strcmp(stem, "3x3") == 0 ? NN_STEM_3X3 : NN_STEM_7X7;
+    m->stem = !stem || strcmp(stem, "7x7") == 0 ? NN_STEM_7X7
+              : strcmp(stem, "3x3") == 0        ? NN_STEM_3X3
+                                                : NN_STEM_7X7_NOPOOL;
     m->stem_width = (int)h->get_int(ctx, "model.stem_width");
     m->dropout = (float)h->get_num(ctx, "model.dropout");
     m->in_channels = h->is_auto(ctx, "model.in_channels") ? 0 : (int)h->get_int(ctx, "model.in_channels");

@@ -17,6 +17,7 @@ Config keys (the "model" metadata JSON of a checkpoint):
     in_channels  image channels (1 for the ELPV images)
     stem         "7x7": conv 7x7/2 pad 3 + BN + ReLU + maxpool 3x3/2 pad 1
                  "3x3": conv 3x3/1 pad 1 + BN + ReLU, no maxpool
+                 "7x7-nopool": conv 7x7/2 pad 3 + BN + ReLU, no maxpool
     stem_width   conv1 filters (torchvision: 64)
     dropout      nn.Dropout before fc (no parameters)
     num_classes  logits (one per label; sigmoid, multi-label)
@@ -76,12 +77,12 @@ class LumenResNet(nn.Module):
         super().__init__()
         if len(blocks) != len(widths) or not blocks:
             raise ValueError("blocks and widths need the same, non-zero length")
-        if stem not in ("7x7", "3x3"):
-            raise ValueError(f"stem must be '7x7' or '3x3', got {stem!r}")
+        if stem not in ("7x7", "3x3", "7x7-nopool"):
+            raise ValueError(f"stem must be '7x7', '3x3' or '7x7-nopool', got {stem!r}")
         self.config = {"arch": "resnet", "blocks": list(blocks), "widths": list(widths),
                        "in_channels": in_channels, "stem": stem, "stem_width": stem_width,
                        "dropout": dropout, "num_classes": num_classes}
-        if stem == "7x7":
+        if stem in ("7x7", "7x7-nopool"):
             self.conv1 = nn.Conv2d(in_channels, stem_width, 7, 2, 3, bias=False)
         else:
             self.conv1 = nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)

@@ -171,6 +171,10 @@ static void test_fast_matches_reference_variants(void **state) {
     netcase f = {{{"blocks", "{2}"}, {"widths", "{16}"}, {"stem", "3x3"}, {"stem_width", "16"}},
                  2, 2, 12, 10, NULL, 0, 0};
     compare_backends(&f);
+    /* 7x7/2 stem without the pool feeding an identity shortcut, odd size */
+    netcase g = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}, {"stem", "7x7-nopool"}, {"stem_width", "8"}},
+                 3, 3, 19, 17, NULL, 0, 1};
+    compare_backends(&g);
 }
 
 static void test_overfits_sixteen_images(void **state) {

@@ -213,6 +213,31 @@ static void test_graph_shapes(void **state) {
     nn_graph_free(&g);
     nn_model_free(m);
 
+    /* 7x7-nopool: the 7x7/2 conv (same weights' shape as "7x7") and no
+     * pool, so every stage sees twice the side: 300 -> 150 into layer1 */
+    nn_resnet_cfg_default(&c);
+    assert_int_equal(nn_resnet_cfg_set(&c, "stem", "7x7-nopool", &e), 0);
+    m = make(&c);
+    const nn_tensor *w1 = tensor(m, "conv1.weight");
+    assert_int_equal(w1->dims[2], 7);
+    assert_int_equal(w1->dims[3], 7);
+    assert_int_equal(nn_model_graph(m, 300, 300, &g, &e), 0);
+    assert_int_equal(g.nodes[0].h, 150);
+    for (int i = 0; i < g.n; i++) assert_int_not_equal(g.nodes[i].op, NN_OP_MAXPOOL);
+    assert_int_equal(g.nodes[2].ih, 150); /* layer1.0.conv1 reads bn1's 150x150 */
+    assert_int_equal(g.nodes[g.n - 2].ih, 19); /* 150 -> 75 -> 38 -> 19 */
+    nn_graph_free(&g);
+    char *j = nn_resnet_cfg_to_json(&c);
+    assert_non_null(strstr(j, "\"stem\":\"7x7-nopool\""));
+    nn_resnet_cfg back;
+    assert_int_equal(nn_resnet_cfg_from_json(j, &back, &e), 0);
+    assert_int_equal(back.stem, NN_STEM_7X7_NOPOOL);
+    free(j);
+    nn_model_free(m);
+    assert_int_equal(nn_resnet_cfg_set(&c, "stem", "5x5", &e), LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "7x7-nopool"));
+    lm_err_clear(&e);
+
     /* a non-positive size is refused, naming it */
     nn_resnet_cfg_default(&c);
     m = make(&c);
