@@ -421,6 +421,46 @@ static void csv_num(FILE *f, double v, int last) {
     csv_text(f, b, last);
 }
 
+/* One metric's row of a table: the mean, sd and 95% t interval of v[n]
+ * (finite values) and, when np > 0, the paired difference b - a over np
+ * pairs with its interval; into mo (JSON, the difference under diff_key),
+ * the csv (configuration cf, params text pt) and term.  *mean_out: the mean. */
+static void metric_row(cJSON *mo, FILE *csv, FILE *term, size_t cf, const char *pt, const char *mname,
+                       const double *v, size_t n, const double *a, const double *b, size_t np,
+                       const char *diff_key, double *mean_out) {
+    double mean = NAN, sd = NAN, half = NAN, dm = NAN, dh = NAN;
+    if (n) rn_mean_sd(v, n, &mean, &sd);
+    if (n >= 2) half = rn_t975((int)n - 1) * sd / sqrt((double)n);
+    else sd = NAN;
+    if (np) rn_paired_diff(a, b, np, &dm, &dh);
+    add_num(mo, "mean", mean);
+    add_num(mo, "sd", sd);
+    add_num(mo, "ci95_lo", mean - half);
+    add_num(mo, "ci95_hi", mean + half);
+    cJSON_AddNumberToObject(mo, "n", (double)n);
+    add_num(mo, diff_key, dm);
+    add_num(mo, "diff_ci95", dh);
+    cJSON_AddNumberToObject(mo, "pairs", (double)np);
+    csv_num(csv, (double)cf, 0);
+    csv_text(csv, pt, 0);
+    csv_text(csv, mname, 0);
+    csv_num(csv, mean, 0);
+    csv_num(csv, sd, 0);
+    csv_num(csv, mean - half, 0);
+    csv_num(csv, mean + half, 0);
+    csv_num(csv, (double)n, 0);
+    csv_num(csv, dm, 0);
+    csv_num(csv, dh, 0);
+    csv_num(csv, (double)np, 1);
+    char iv[48] = "-", dv[48] = "", ms[16] = "-", ss[16] = "-";
+    if (isfinite(mean)) snprintf(ms, sizeof ms, "%.4f", mean);
+    if (isfinite(sd)) snprintf(ss, sizeof ss, "%.4f", sd);
+    if (isfinite(half)) snprintf(iv, sizeof iv, "[%.4f, %.4f]", mean - half, mean + half);
+    if (np && isfinite(dm)) snprintf(dv, sizeof dv, isfinite(dh) ? "%+.4f +- %.4f" : "%+.4f", dm, dh);
+    fprintf(term, "  %-18s %-8s %-8s %-19s %-3zu %s\n", mname, ms, ss, iv, n, dv);
+    if (mean_out) *mean_out = mean;
+}
+
 /* The seed ensemble's block of configuration cf (score_seed_ensemble):
  * per metric the mean, sd and 95% t interval over the folds, and the
  * paired difference ensemble - single model, the single model's fold score
@@ -452,35 +492,8 @@ static void seed_ensemble_rows(cv *c, size_t cf, const char *pt, cJSON *row, FIL
                 w[np++] = x;
             }
         }
-        double mean = NAN, sd = NAN, half = NAN, dm = NAN, dh = NAN;
-        if (n) rn_mean_sd(v, n, &mean, &sd);
-        if (n >= 2) half = rn_t975((int)n - 1) * sd / sqrt((double)n);
-        else sd = NAN;
-        if (np) rn_paired_diff(u, w, np, &dm, &dh);
-        add_num(mo, "mean", mean);
-        add_num(mo, "sd", sd);
-        add_num(mo, "ci95_lo", mean - half);
-        add_num(mo, "ci95_hi", mean + half);
-        cJSON_AddNumberToObject(mo, "n", (double)n);
-        add_num(mo, "diff_vs_single", dm);
-        add_num(mo, "diff_ci95", dh);
-        csv_num(csv, (double)cf, 0);
-        csv_text(csv, ptx ? ptx : "[seed ensemble]", 0);
-        csv_text(csv, c->mnames[m], 0);
-        csv_num(csv, mean, 0);
-        csv_num(csv, sd, 0);
-        csv_num(csv, mean - half, 0);
-        csv_num(csv, mean + half, 0);
-        csv_num(csv, (double)n, 0);
-        csv_num(csv, dm, 0);
-        csv_num(csv, dh, 0);
-        csv_num(csv, (double)np, 1);
-        char iv[48] = "-", dv[48] = "", ms_[16] = "-", ss[16] = "-";
-        if (isfinite(mean)) snprintf(ms_, sizeof ms_, "%.4f", mean);
-        if (isfinite(sd)) snprintf(ss, sizeof ss, "%.4f", sd);
-        if (isfinite(half)) snprintf(iv, sizeof iv, "[%.4f, %.4f]", mean - half, mean + half);
-        if (isfinite(dm)) snprintf(dv, sizeof dv, isfinite(dh) ? "%+.4f +- %.4f" : "%+.4f", dm, dh);
-        fprintf(term, "  %-18s %-8s %-8s %-19s %-3zu %s\n", c->mnames[m], ms_, ss, iv, n, dv);
+        metric_row(mo, csv, term, cf, ptx ? ptx : "[seed ensemble]", c->mnames[m], v, n, u, w, np,
+                   "diff_vs_single", NULL);
     }
     free(ptx);
 }
@@ -546,7 +559,8 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
     double bestv = NAN;
     size_t f1m = (size_t)c.k;
     double *a = malloc((c.reps + 1) * sizeof *a), *b = malloc((c.reps + 1) * sizeof *b);
-    for (size_t cf = 0; a && b && cf < nc; cf++) {
+    double *d = malloc((c.reps + 1) * sizeof *d);
+    for (size_t cf = 0; a && b && d && cf < nc; cf++) {
         cJSON *row = cJSON_CreateObject();
         cJSON_AddItemToArray(cfgs, row);
         cJSON_AddNumberToObject(row, "config", (double)cf);
@@ -566,48 +580,15 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
                 cJSON_AddItemToArray(vl, isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull());
                 if (isfinite(x)) v[n++] = x;
             }
-            double mean = NAN, sd = NAN, half = NAN, dm = NAN, dh = NAN;
-            if (n) rn_mean_sd(v, n, &mean, &sd);
-            if (n >= 2) half = rn_t975((int)n - 1) * sd / sqrt((double)n);
-            else sd = NAN;
-            if (cf > 0) {
-                double *u = b, *w = a;
-                for (size_t r = 0, q = 0; r < c.reps; r++) {
-                    double x0 = *val_at(&c, 0, m, r), x1 = *val_at(&c, cf, m, r);
-                    (void)q;
-                    if (isfinite(x0) && isfinite(x1)) {
-                        u[np] = x0;
-                        w[np++] = x1;
-                    }
+            double *u = b, *w = d, mean;
+            for (size_t r = 0; cf > 0 && r < c.reps; r++) {
+                double x0 = *val_at(&c, 0, m, r), x1 = *val_at(&c, cf, m, r);
+                if (isfinite(x0) && isfinite(x1)) {
+                    u[np] = x0;
+                    w[np++] = x1;
                 }
-                if (np) rn_paired_diff(u, w, np, &dm, &dh);
             }
-            add_num(mo, "mean", mean);
-            add_num(mo, "sd", sd);
-            add_num(mo, "ci95_lo", mean - half);
-            add_num(mo, "ci95_hi", mean + half);
-            cJSON_AddNumberToObject(mo, "n", (double)n);
-            add_num(mo, "diff", dm);
-            add_num(mo, "diff_ci95", dh);
-            cJSON_AddNumberToObject(mo, "pairs", (double)np);
-            csv_num(csv, (double)cf, 0);
-            csv_text(csv, pt ? pt : "", 0);
-            csv_text(csv, c.mnames[m], 0);
-            csv_num(csv, mean, 0);
-            csv_num(csv, sd, 0);
-            csv_num(csv, mean - half, 0);
-            csv_num(csv, mean + half, 0);
-            csv_num(csv, (double)n, 0);
-            csv_num(csv, dm, 0);
-            csv_num(csv, dh, 0);
-            csv_num(csv, (double)np, 1);
-            char iv[48] = "-", dv[48] = "", ms_[16] = "-", ss[16] = "-";
-            if (isfinite(mean)) snprintf(ms_, sizeof ms_, "%.4f", mean);
-            if (isfinite(sd)) snprintf(ss, sizeof ss, "%.4f", sd);
-            if (isfinite(half)) snprintf(iv, sizeof iv, "[%.4f, %.4f]", mean - half, mean + half);
-            if (cf > 0 && isfinite(dm))
-                snprintf(dv, sizeof dv, isfinite(dh) ? "%+.4f +- %.4f" : "%+.4f", dm, dh);
-            fprintf(term, "  %-18s %-8s %-8s %-19s %-3zu %s\n", c.mnames[m], ms_, ss, iv, n, dv);
+            metric_row(mo, csv, term, cf, pt ? pt : "", c.mnames[m], v, n, u, w, np, "diff", &mean);
             if (m == f1m && isfinite(mean) && (best < 0 || mean > bestv)) {
                 best = (int)cf;
                 bestv = mean;
@@ -639,9 +620,10 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
         free(pt);
         if (rc) break;
     }
-    if (!a || !b) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (!a || !b || !d) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
     free(a);
     free(b);
+    free(d);
     if (rc == 0 && best >= 0) {
         cJSON_AddNumberToObject(doc, "best", best);
         char *path = lm_path_join(env->run_dir, LM_ENSEMBLE_FILE);
