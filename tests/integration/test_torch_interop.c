@@ -2,7 +2,8 @@
  * test_torch_interop.c -- a lumen checkpoint loaded into PyTorch gives the
  * same answers as lumen.
  *
- * Trains a tiny ResNet for one epoch through the runner (16 generated
+ * Trains a tiny ResNet (the 7x7 stem, then the 7x7-nopool one) for one
+ * epoch through the runner (16 generated
  * ELPV-shaped cells, fx_elpv_fixture, at their native 300x300, so no
  * resampling can differ), predicts four cells
  * with `runner predict`, then runs tests/torch/check_lumen_checkpoint.py
@@ -38,8 +39,9 @@
 static const char *const CELLS[] = {"images/cell0001.png", "images/cell0004.png", "images/cell0011.png",
                                     "images/cell0030.png", NULL};
 
-static void test_torch_twin_matches_runner_predict(void **state) {
-    (void)state;
+/* Trains `model` (a lumen.resnet{...} expression) for one epoch and
+ * compares runner predict with the PyTorch twin on four cells. */
+static void twin_matches(const char *model) {
     const char *py = getenv("LUMEN_TORCH_PYTHON");
     if (!py || !*py) {
         print_message("no LUMEN_TORCH_PYTHON (make torch-venv creates .venv with torch)\n");
@@ -62,9 +64,8 @@ static void test_torch_twin_matches_runner_predict(void **state) {
     char *stages = hx_fmt(
         "lumen.ingest { csv = \"%s\", size = 300, limit = 16, split = { val = 0.25 } },\n"
         "lumen.normalize_stats {},\n"
-        "lumen.train { model = lumen.resnet { widths = {8,16,32,64}, stem_width = 8 },"
-        " epochs = 1, batch = 4 },\n",
-        csv);
+        "lumen.train { model = %s, epochs = 1, batch = 4 },\n",
+        csv, model);
     hx_write_experiment(tmp, "tiny.lua", "tiny", stages);
     hx_result r;
     hx_runner(&r, tmp, NULL, NULL, "tiny.lua", NULL);
@@ -121,7 +122,7 @@ static void test_torch_twin_matches_runner_predict(void **state) {
         tline = strtok_r(NULL, "\n", &save_t);
     }
     assert_int_equal(rows, 4);
-    printf("torch twin vs runner predict: worst |dp| = %.2g over %d images\n", worst, rows);
+    printf("torch twin vs runner predict (%s): worst |dp| = %.2g over %d images\n", model, worst, rows);
 
     hx_result_free(&pr);
     hx_result_free(&tr);
@@ -138,9 +139,21 @@ static void test_torch_twin_matches_runner_predict(void **state) {
     free(tmp);
 }
 
+static void test_torch_twin_matches_runner_predict(void **state) {
+    (void)state;
+    twin_matches("lumen.resnet { widths = {8,16,32,64}, stem_width = 8 }");
+}
+
+/* the 7x7/2 stem without its max pool: conv1 feeds layer1 directly */
+static void test_torch_twin_matches_nopool_stem(void **state) {
+    (void)state;
+    twin_matches("lumen.resnet { widths = {8,16,32,64}, stem = \"7x7-nopool\", stem_width = 8 }");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_torch_twin_matches_runner_predict),
+        cmocka_unit_test(test_torch_twin_matches_nopool_stem),
     };
     return cmocka_run_group_tests_name("torch_interop", tests, NULL, NULL);
 }
