@@ -15,6 +15,22 @@
 --
 -- What it runs: 5-fold CV (lumen.crossval, folds stratified by label
 -- combination, thresholds nested) of the three recipes, paired by fold.
+--
+-- Measured (2026-12-06, ../shared/data/elpv, 1,700 cells, seed 1; 2-core
+-- "Intel(R) Xeon(R) Processor" (AVX-512), 2 trials at a time with 1 thread
+-- each, sharing the cores with ensemble_study.lua; 4,112 s: ~420 s per
+-- control trial while shared, ~650-690 s per 7x7-nopool trial):
+--                    f1_mean [95% t]        paired diff       crack F1 (diff)     inactive F1 (diff)   ap_mean (diff)
+--   control          0.747 [0.681, 0.813]   --                0.692               0.801                0.801
+--   pos_weight = 1   0.741 [0.700, 0.782]   -0.006 +- 0.030   0.677 (-0.015 +- 0.032)  0.805 (+0.004)  0.811 (+0.010 +- 0.016)
+--   7x7-nopool stem  0.707 [0.657, 0.758]   -0.040 +- 0.031   0.663 (-0.030 +- 0.053)  0.752 (-0.050 +- 0.043)  0.782 (-0.019 +- 0.023)
+-- The control reproduced best.lua's folds to the digit (0.7469).
+-- Conclusion: pos_weight = 1 does not help the focal loss (nothing beyond
+-- its interval).  The pool-less stem is WORSE, beyond its interval on mean
+-- F1 and on inactive F1: finer feature maps do not find the thin cracks,
+-- and each filter seeing a smaller share of the cell costs the inactive
+-- regions (large dark areas) most.  Neither is adopted.
+--   runner experiments/recipe_study3.lua --smoke     # < 1 min
 local lumen = require "lumen"
 local small = require "small_recipe"
 
