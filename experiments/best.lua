@@ -19,10 +19,15 @@
 -- the crack AP by +0.011 +- 0.010 (loss_study.lua; mean F1 +0.017 +- 0.049,
 -- crack F1 +0.026 +- 0.050): each beyond its interval on one threshold-free
 -- metric, neither on the mean F1 itself, and no metric worse beyond its
--- interval -- a weak preference, stated as such.  pos_weight = 1, stronger
--- augmentation, 224 px input, 8-view TTA, mixup, 60 epochs and {2,2,2,2}
--- blocks did not help beyond their intervals (crossval.lua,
--- recipe_study.lua, recipe_study2.lua).
+-- interval -- a weak preference, stated as such.  pos_weight = 1 (with BCE
+-- and with focal), stronger augmentation, 224 px input (at 12 and 30
+-- epochs), 128 px, 8-view TTA, mixup, 60 epochs and {2,2,2,2} blocks did
+-- not help beyond their intervals; 96 px and the pool-less 7x7 stem were
+-- worse beyond theirs (crossval.lua, recipe_study.lua, recipe_study2.lua,
+-- recipe_study3.lua, resolution_study.lua, resolution_study2.lua).  A
+-- second training seed scores 0.748 on the same folds, and averaging the
+-- two seeds' models raises the mean AP by +0.005 +- 0.004 but not the F1
+-- (ensemble_study.lua).
 --
 -- Measured (2026-12-06, ../shared/data/elpv, 1700 cells, seed 1; 2-core
 -- "Intel(R) Xeon(R) Processor" (AVX-512)): cross-validated
