@@ -63,6 +63,22 @@ static int read_pred_csv(const char *text, float *p, int max) {
     return n / 2;
 }
 
+/* Writes exp into tmp/exp.lua and runs it under --smoke; fails the test
+ * unless the runner exits 0.  hx_runner's 120 s are tight for 6 trials on
+ * a loaded 2-core machine (~25 s when quiet): the same call with a longer
+ * timeout.  *r: the runner's output, for the caller to free. */
+static void run_smoke(const char *tmp, const char *exp, hx_result *r) {
+    char *ep = hx_join(tmp, "exp.lua");
+    hx_write(ep, exp);
+    free(ep);
+    char *runner = hx_join(hx_build_dir(), "runner");
+    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
+    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
+    hx_run(argv, tmp, env, 900, r);
+    free(runner);
+    if (r->exit_code != 0) fail_msg("runner exited %d:\n%s", r->exit_code, r->err);
+}
+
 static void test_crossval_smoke_end_to_end(void **state) {
     (void)state;
     char *tmp = fx_elpv_fixture("cvrun", CELLS, CELLS);
@@ -87,17 +103,8 @@ static void test_crossval_smoke_end_to_end(void **state) {
                        "  },\n"
                        "}\n",
                        FOLDS, tmp);
-    char *ep = hx_join(tmp, "exp.lua");
-    hx_write(ep, exp);
     hx_result r;
-    /* hx_runner's 120 s are tight for 6 trials on a loaded 2-core machine
-     * (~25 s when quiet): the same call with a longer timeout */
-    char *runner = hx_join(hx_build_dir(), "runner");
-    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
-    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
-    hx_run(argv, tmp, env, 900, &r);
-    free(runner);
-    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    run_smoke(tmp, exp, &r);
     assert_non_null(strstr(r.err, "cross-validation: 3 folds"));
     assert_non_null(strstr(r.err, "scored once every fold is in"));
     assert_non_null(strstr(r.err, "paired by fold and seed"));
@@ -252,7 +259,6 @@ static void test_crossval_smoke_end_to_end(void **state) {
     cJSON_Delete(res);
     free(run);
     free(rel);
-    free(ep);
     free(exp);
     fx_rmtree(tmp);
 }
@@ -282,15 +288,8 @@ static void test_crossval_seed_ensemble(void **state) {
                        "  },\n"
                        "}\n",
                        FOLDS, tmp);
-    char *ep = hx_join(tmp, "exp.lua");
-    hx_write(ep, exp);
     hx_result r;
-    char *runner = hx_join(hx_build_dir(), "runner");
-    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
-    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
-    hx_run(argv, tmp, env, 900, &r);
-    free(runner);
-    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    run_smoke(tmp, exp, &r);
     if (!strstr(r.err, "seed ensemble: each fold at the mean of its 2 models' probabilities"))
         fail_msg("no seed ensemble block:\n%s", r.err);
     char *rel = hx_last_line(r.out);
@@ -355,7 +354,6 @@ static void test_crossval_seed_ensemble(void **state) {
     cJSON_Delete(cv);
     free(run);
     free(rel);
-    free(ep);
     free(exp);
     fx_rmtree(tmp);
 }
