@@ -172,9 +172,9 @@ static int read_model(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
         m->widths[i] = (int)widths[i];
     }
     const char *stem = h->get_str(ctx, "model.stem");
-    m->stem = !stem || strcmp(stem, "7x7") == 0 ? NN_STEM_7X7
-              : strcmp(stem, "3x3") == 0        ? NN_STEM_3X3
-                                                : NN_STEM_7X7_NOPOOL;
+    m->stem = NN_STEM_7X7;
+    lm_err se = {0}; /* the host checked the enum; the model's own parser maps it */
+    if (stem && nn_resnet_cfg_set(m, "stem", stem, &se)) return fail(ctx, h, "%s", se.msg);
     m->stem_width = (int)h->get_int(ctx, "model.stem_width");
     m->dropout = (float)h->get_num(ctx, "model.dropout");
     m->in_channels = h->is_auto(ctx, "model.in_channels") ? 0 : (int)h->get_int(ctx, "model.in_channels");
