@@ -76,7 +76,7 @@ static void run_smoke(const char *tmp, const char *exp, hx_result *r) {
     const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
     hx_run(argv, tmp, env, 900, r);
     free(runner);
-    if (r->exit_code != 0) fail_msg("runner exited %d:\n%s", r->exit_code, r->err);
+    hx_assert_ran(r, "runner");
 }
 
 static void test_crossval_smoke_end_to_end(void **state) {
@@ -222,14 +222,14 @@ static void test_crossval_smoke_end_to_end(void **state) {
     char *data = hx_join(tmp, "data.csv");
     char *mpath = hx_join(run, "ensemble.json");
     hx_runner(&r, tmp, NULL, NULL, "predict", mpath, "--csv", data, "--threads", "1", NULL);
-    if (r.exit_code != 0) fail_msg("predict with the manifest exited %d:\n%s", r.exit_code, r.err);
+    hx_assert_ran(&r, "predict with the manifest");
     float pe[2 * CELLS], pm[FOLDS][2 * CELLS];
     assert_int_equal(read_pred_csv(r.out, pe, 2 * CELLS), CELLS);
     hx_result_free(&r);
     for (int m = 0; m < FOLDS; m++) {
         char *ck = hx_join(run, cJSON_GetArrayItem(models, m)->valuestring);
         hx_runner(&r, tmp, NULL, NULL, "predict", ck, "--csv", data, "--threads", "1", NULL);
-        if (r.exit_code != 0) fail_msg("predict %s exited %d:\n%s", ck, r.exit_code, r.err);
+        hx_assert_ran(&r, "predict %s", ck);
         assert_int_equal(read_pred_csv(r.out, pm[m], 2 * CELLS), CELLS);
         hx_result_free(&r);
         free(ck);
@@ -244,7 +244,7 @@ static void test_crossval_smoke_end_to_end(void **state) {
     char *m0 = hx_join(run, cJSON_GetArrayItem(models, 0)->valuestring);
     char *m1 = hx_join(run, cJSON_GetArrayItem(models, 1)->valuestring);
     hx_runner(&r, tmp, NULL, NULL, "eval", "--ensemble", m0, m1, "--csv", data, NULL);
-    if (r.exit_code != 0) fail_msg("eval --ensemble exited %d:\n%s", r.exit_code, r.err);
+    hx_assert_ran(&r, "eval --ensemble");
     cJSON *doc = cJSON_Parse(r.out);
     assert_non_null(doc);
     assert_int_equal((int)cJSON_GetNumberValue(at(doc, "n")), CELLS);

@@ -81,7 +81,7 @@ static void test_every_experiment_plans(void **state) {
     for (size_t i = 0; i < n; i++) {
         hx_result r;
         hx_runner(&r, tmp, NULL, NULL, v[i], "--dry-run", NULL);
-        if (r.exit_code != 0) fail_msg("%s --dry-run exited %d:\n%s", v[i], r.exit_code, r.err);
+        hx_assert_ran(&r, "%s --dry-run", v[i]);
         assert_non_null(strstr(r.err, "dry run: nothing was run"));
         hx_result_free(&r);
     }
@@ -99,7 +99,7 @@ static void test_every_experiment_smoke(void **state) {
     for (size_t i = 0; i < n; i++) {
         hx_result r;
         hx_runner(&r, tmp, NULL, NULL, v[i], "--smoke", NULL);
-        if (r.exit_code != 0) fail_msg("%s --smoke exited %d:\n%s", v[i], r.exit_code, r.err);
+        hx_assert_ran(&r, "%s --smoke", v[i]);
         char *rel = hx_last_line(r.out);
         char *run = hx_join(tmp, rel);
         if (strstr(v[i], "sweep") || strstr(v[i], "pretrain")) {

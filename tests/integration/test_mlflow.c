@@ -468,7 +468,7 @@ static char *run_exp(hx_fixture *f, const char *const *env, char **err, const ch
     envs[n] = NULL;
     hx_result r;
     hx_runner(&r, f->tmp, f->plugins, envs, "exp.lua", a1, NULL);
-    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *dir = hx_join(f->tmp, rel);
     if (err) *err = strdup(r.err);
@@ -966,11 +966,7 @@ static void test_mlflow_train_pipeline_artifacts(void **state) {
     const char *env[] = {de, ue, "LUMEN_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME=mlt_train_exp", NULL};
     hx_result r;
     hx_runner(&r, tmp, NULL, env, "exp.lua", "--threads", "2", NULL);
-    /* the flag first: cmocka cuts long messages, and a kill at the
-     * harness's deadline looks like any failure in the text */
-    if (r.exit_code != 0)
-        fail_msg("runner failed (exit %d%s):\n%s", r.exit_code, r.timed_out ? ", killed at the harness deadline" : "",
-                 r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *run = hx_join(tmp, rel);
     char *id = experiment_id("mlt_train_exp");

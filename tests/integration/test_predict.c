@@ -154,7 +154,7 @@ static void test_predict_equals_engine_on_ingested_pixels(void **state) {
     hx_runner(&r, f->tmp, NULL, NULL, "predict", f->ckpt, IMGS[0].name, IMGS[1].name,
               IMGS[2].name, IMGS[3].name, IMGS[4].name, IMGS[5].name, "--out", out, "--threads",
               "2", NULL);
-    if (r.exit_code != 0) fail_msg("predict failed:\n%s", r.err);
+    hx_assert_ran(&r, "predict");
     assert_string_equal(r.out, "");
     hx_result_free(&r);
     char *path = hx_join(f->tmp, out);
@@ -178,7 +178,7 @@ static void test_predict_equals_engine_on_ingested_pixels(void **state) {
 
     /* --csv (first column only) to stdout: the same rows, byte for byte */
     predict(&r, f, "--csv", "labels.csv", NULL);
-    if (r.exit_code != 0) fail_msg("predict --csv failed:\n%s", r.err);
+    hx_assert_ran(&r, "predict --csv");
     assert_string_equal(r.out, text);
     hx_result_free(&r);
     free(px);
@@ -190,7 +190,7 @@ static void test_predict_tta_is_the_mean_of_the_views(void **state) {
     fixture *f = *state;
     hx_result r;
     predict(&r, f, "--csv", f->csv, "--tta");
-    if (r.exit_code != 0) fail_msg("predict --tta failed:\n%s", r.err);
+    hx_assert_ran(&r, "predict --tta");
     row rows[NIMG];
     assert_int_equal(parse_rows(r.out, rows, NIMG), NIMG);
     uint8_t *px = ingested_pixels(f);
@@ -385,7 +385,7 @@ static void test_eval_json(void **state) {
 
     hx_runner(&r, f->tmp, NULL, NULL, "eval", f->ckpt, "--csv", "labels.csv", "--root", ".",
               "--seed", "5", NULL);
-    if (r.exit_code != 0) fail_msg("eval failed:\n%s", r.err);
+    hx_assert_ran(&r, "eval");
     cJSON *doc = cJSON_Parse(r.out);
     assert_non_null(doc);
     assert_true(get(doc, "n")->valuedouble == NIMG);

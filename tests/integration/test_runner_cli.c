@@ -395,7 +395,7 @@ static void test_run_with_plugins_that_crash_while_loading(void **state) {
     hx_write_experiment(f->tmp, "exp.lua", "survive", "    lumen.counter { record = \"rec.txt\" },\n");
     hx_result r;
     hx_runner(&r, f->tmp, f->plugins, SHORT_PROBE, "exp.lua", NULL);
-    if (r.exit_code != 0) fail_msg("runner exited %d (signal %d):\n%s", r.exit_code, r.signal, r.err);
+    hx_assert_ran(&r, "runner");
     char *want = hx_fmt("plugin %s/ctor_segv.so refused: crashed while loading: signal 11 (Segmentation fault)",
                         f->plugins);
     assert_non_null(strstr(r.err, want));

@@ -49,7 +49,7 @@ static void build_example(const char *dir) {
     const char *env[] = {env_out, NULL};
     hx_result r;
     hx_run(argv, src, env, 120, &r);
-    if (r.exit_code != 0) fail_msg("building the example failed:\n%s", r.err);
+    hx_assert_ran(&r, "building the example");
     assert_true(hx_exists(out));
     hx_result_free(&r);
     free(env_out);
@@ -86,7 +86,7 @@ static void test_example_plugin_runs_in_a_pipeline(void **state) {
     hx_write(input, "AAAA\x01\x02zz\xff"); /* 9 bytes: 2 below 64, 6 in 64..127, 1 at 255 */
     hx_write_experiment(f->tmp, "exp.lua", "hello", "    lumen.hello { file = \"input.txt\", bins = 4 },\n");
     hx_runner(&r, f->tmp, plugdir, NULL, "exp.lua", NULL);
-    if (r.exit_code != 0) fail_msg("runner failed:\n%s", r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *csv_path = hx_fmt("%s/%s/hello/histogram/histogram.csv", f->tmp, rel);
     char *csv = hx_read(csv_path);
@@ -152,7 +152,7 @@ static void test_installed_layout_from_another_folder(void **state) {
     const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", NULL};
     hx_result r;
     hx_run(argv, work, env, 120, &r);
-    if (r.exit_code != 0) fail_msg("installed runner failed:\n%s", r.err);
+    hx_assert_ran(&r, "installed runner");
     char *rec = hx_join(work, "rec.txt");
     char *text = hx_read(rec);
     assert_non_null(strstr(text, "ran "));

@@ -47,7 +47,7 @@ static int teardown(void **state) {
 static char *run_ok(fixture *f, char **err, const char *a1, const char *a2) {
     hx_result r;
     hx_runner(&r, f->tmp, f->plugins, NULL, "exp.lua", a1, a2, NULL);
-    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *dir = hx_join(f->tmp, rel);
     assert_true(hx_exists(dir));

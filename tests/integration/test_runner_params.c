@@ -198,7 +198,7 @@ static char *probe_values(fixture *f, const char *stages, const char *a1, const 
     hx_write_experiment(f->tmp, "exp.lua", "values", stages);
     hx_result r;
     hx_runner(&r, f->tmp, f->plugins, NULL, "exp.lua", a1, a2, NULL);
-    if (r.exit_code != 0) fail_msg("runner failed:\n%s", r.err);
+    hx_assert_ran(&r, "runner");
     char *run_dir = hx_last_line(r.out);
     char *path = hx_fmt("%s/%s/probe/probe/values.txt", f->tmp, run_dir);
     char *v = hx_read(path);

@@ -148,7 +148,7 @@ static char *run_ok(hx_fixture *f, double timeout_s, char **err, const char *a1,
     const char *env[] = {pp, "LUMEN_RUNS", NULL};
     hx_result r;
     hx_run(argv, f->tmp, env, timeout_s, &r);
-    if (r.exit_code != 0) fail_msg("runner exited %d%s:\n%s", r.exit_code, r.timed_out ? " (timed out)" : "", r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *dir = hx_join(f->tmp, rel);
     if (err) *err = strdup(r.err);
@@ -300,7 +300,7 @@ static void scancel(const char *id) {
     const char *argv[] = {"/usr/bin/env", "scancel", id, NULL};
     hx_result r;
     hx_run(argv, NULL, NULL, 30, &r);
-    if (r.exit_code != 0) fail_msg("scancel %s: %s", id, r.err);
+    hx_assert_ran(&r, "scancel %s", id);
     hx_result_free(&r);
 }
 

@@ -79,7 +79,7 @@ static const cJSON *at(const cJSON *o, const char *k) { return cJSON_GetObjectIt
 static char *run_ok(fixture *f, char **err, const char *a1, const char *a2, const char *a3) {
     hx_result r;
     hx_runner(&r, f->tmp, f->plugins, NULL, "exp.lua", a1, a2, a3, NULL);
-    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *dir = hx_join(f->tmp, rel);
     if (err) *err = strdup(r.err);
@@ -186,7 +186,7 @@ static void test_crash_and_timeout_fail_others_finish(void **state) {
     const char *env[] = {asan, NULL};
     hx_result r;
     hx_runner(&r, f->tmp, f->plugins, env, "exp.lua", NULL);
-    if (r.exit_code != 0) fail_msg("runner exited %d:\n%s", r.exit_code, r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *run = hx_join(f->tmp, rel);
     cJSON *res = read_json(run, "results.json");

@@ -69,7 +69,7 @@ static void twin_matches(const char *model) {
     hx_write_experiment(tmp, "tiny.lua", "tiny", stages);
     hx_result r;
     hx_runner(&r, tmp, NULL, NULL, "tiny.lua", NULL);
-    if (r.exit_code != 0) fail_msg("training failed:\n%s", r.err);
+    hx_assert_ran(&r, "training");
     char *rel = hx_last_line(r.out);
     hx_result_free(&r);
     char *ckpt = hx_fmt("%s/%s/train/model/best.safetensors", tmp, rel);
@@ -83,7 +83,7 @@ static void twin_matches(const char *model) {
     pargv[7] = NULL;
     hx_result pr;
     hx_run(pargv, tmp, NULL, 120, &pr);
-    if (pr.exit_code != 0) fail_msg("predict failed:\n%s", pr.err);
+    hx_assert_ran(&pr, "predict");
 
     /* torch's answer */
     char *src = hx_src_dir();
@@ -91,7 +91,7 @@ static void twin_matches(const char *model) {
     const char *targv[8] = {py, script, ckpt, paths[0], paths[1], paths[2], paths[3], NULL};
     hx_result tr;
     hx_run(targv, tmp, NULL, 300, &tr);
-    if (tr.exit_code != 0) fail_msg("check_lumen_checkpoint.py failed:\n%s", tr.err);
+    hx_assert_ran(&tr, "check_lumen_checkpoint.py");
 
     /* predict: header "filename;p_crack;p_inactive;crack;inactive", then rows
      * in argument order; torch: one JSON line per input, same order */

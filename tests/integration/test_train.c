@@ -77,7 +77,7 @@ static char *run_dir_of(const hx_result *r) {
 static char *run_ok(const char *const *env, const char *exp, const char *a1, const char *a2) {
     hx_result r;
     runner(&r, env, exp, a1, a2, NULL, NULL);
-    if (r.exit_code != 0) fail_msg("runner %s failed:\n%s", exp, r.err);
+    hx_assert_ran(&r, "runner %s", exp);
     char *dir = run_dir_of(&r);
     hx_result_free(&r);
     return dir;
@@ -449,7 +449,7 @@ static void resume_and_compare(const char *killed, const char *reference) {
     char *id = strrchr(killed, '/') + 1;
     hx_result r;
     runner(&r, NULL, "res.lua", "--resume", id, NULL, NULL);
-    if (r.exit_code != 0) fail_msg("resume failed:\n%s", r.err);
+    hx_assert_ran(&r, "resume");
     assert_non_null(strstr(r.err, "resuming from state.safetensors"));
     char *printed = run_dir_of(&r);
     assert_string_equal(printed, killed); /* the same run folder */
@@ -643,7 +643,7 @@ static void test_ema_checkpoints_and_resume(void **state) {
     char *killed = newest_run("ema");
     assert_string_not_equal(killed, ref);
     runner(&r, NULL, "ema.lua", "--resume", strrchr(killed, '/') + 1, NULL, NULL);
-    if (r.exit_code != 0) fail_msg("resume failed:\n%s", r.err);
+    hx_assert_ran(&r, "resume");
     hx_result_free(&r);
     char *klast = file_in(killed, "train/model/last.safetensors");
     char *kstate = file_in(killed, "train/model/state.safetensors");
@@ -761,7 +761,7 @@ static void test_resume_checks_the_fingerprint(void **state) {
     char *st = file_in(killed, "train/model/state.safetensors");
     assert_true(rewrite_st_header(st, "\\\"dropout\\\":0.2,", "\\\"dropout\\\":0.20000000298023224,") >= 1);
     runner(&r, NULL, "fp.lua", "--resume", id, NULL, NULL);
-    if (r.exit_code != 0) fail_msg("resume with the old dropout text failed:\n%s", r.err);
+    hx_assert_ran(&r, "resume with the old dropout text");
     assert_non_null(strstr(r.err, "resuming from state.safetensors: 1 of 2 epoch(s) done"));
     hx_result_free(&r);
     char *s = status_of(killed);
@@ -778,7 +778,7 @@ static void test_smoke_keeps_the_7x7_stem(void **state) {
                                " epochs = 5, batch = 32 },\n");
     hx_result r;
     runner(&r, NULL, "smoke.lua", "--smoke", NULL, NULL, NULL);
-    if (r.exit_code != 0) fail_msg("%s", r.err);
+    hx_assert_ran(&r, "runner smoke.lua --smoke");
     assert_non_null(strstr(r.err, "train: smoke run: 1 epoch, batch 16"));
     char *run = run_dir_of(&r);
     cJSON *hist = read_json(run, "train/model/history.json");

@@ -72,7 +72,7 @@ static void test_pipeline(void **state) {
     hx_write_experiment(tmp, "exp.lua", "valpipe", STAGES);
     hx_result r;
     hx_runner(&r, tmp, NULL, NULL, "exp.lua", "--threads", "2", NULL);
-    if (r.exit_code != 0) fail_msg("runner failed:\n%s", r.err);
+    hx_assert_ran(&r, "runner");
     char *rel = hx_last_line(r.out);
     char *run = hx_join(tmp, rel);
     hx_result_free(&r);
@@ -132,7 +132,7 @@ static void test_pipeline(void **state) {
     const char *root = data;
     char *img1 = hx_fmt("%s/images/cell0001.png", root), *img2 = hx_fmt("%s/images/cell0002.png", root);
     hx_runner(&r, tmp, NULL, NULL, "predict", ckpt, img1, img2, NULL);
-    if (r.exit_code != 0) fail_msg("predict failed:\n%s", r.err);
+    hx_assert_ran(&r, "predict");
     int rows = 0;
     for (char *line = strchr(r.out, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
         float p[2];
@@ -154,7 +154,7 @@ static void test_pipeline(void **state) {
     char *head = hx_join(tmp, "head.csv");
     hx_write(head, all);
     hx_runner(&r, tmp, NULL, NULL, "eval", ckpt, "--csv", head, "--root", root, NULL);
-    if (r.exit_code != 0) fail_msg("eval failed:\n%s", r.err);
+    hx_assert_ran(&r, "eval");
     cJSON *ev = cJSON_Parse(r.out);
     assert_non_null(ev);
     assert_true(get(ev, "n")->valuedouble == 100);

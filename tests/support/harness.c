@@ -229,6 +229,20 @@ char *hx_last_line(const char *text) {
     return s;
 }
 
+char *hx_failure_text(const hx_result *r, char *what) {
+    fprintf(stderr, "---- %s: stdout ----\n%s\n---- %s: stderr ----\n%s\n---- end of %s ----\n", what,
+            r->out ? r->out : "", what, r->err ? r->err : "", what);
+    char *how = r->timed_out    ? hx_fmt("killed at the harness's deadline (signal %d)", r->signal)
+                : r->signal > 0 ? hx_fmt("killed by signal %d", r->signal)
+                                : hx_fmt("exit status %d", r->exit_code);
+    char *last = hx_last_line(r->err);
+    char *text = hx_fmt("%s failed: %s; its whole output is printed above; last line of stderr: %s", what, how, last);
+    free(last);
+    free(how);
+    free(what);
+    return text;
+}
+
 char *hx_value(const char *text, const char *key) {
     size_t kl = strlen(key);
     for (const char *p = text; p && *p;) {

@@ -55,6 +55,21 @@ char *hx_last_line(const char *text);
 /* The value after "key=" on its own line in text ("key=value\n"), or NULL. */
 char *hx_value(const char *text, const char *key);
 
+/* Fails the calling test unless r exited 0.  First the command's whole
+ * stdout and stderr go to this process's stderr, which the test log keeps:
+ * cmocka cuts a failure message at about 1 KB, and that cut has hidden
+ * the cause of a failing runner before.  The failure message itself says
+ * what ran (a printf format and its arguments), how it ended (exit status,
+ * signal, or killed at the harness's deadline) and the last line of its
+ * stderr. */
+#define hx_assert_ran(r, ...)                                                                                  \
+    do {                                                                                                       \
+        if ((r)->exit_code != 0) fail_msg("%s", hx_failure_text((r), hx_fmt(__VA_ARGS__)));                   \
+    } while (0)
+/* hx_assert_ran's report: prints r's output and returns the one-paragraph
+ * summary (takes what, malloc'ed; the result is malloc'ed). */
+char *hx_failure_text(const hx_result *r, char *what);
+
 /* $LUMEN_BUILD (the test fails when it is unset). */
 const char *hx_build_dir(void);
 /* The lumen source folder: $LUMEN_SRC, else $LUMEN_BUILD/.. */
