@@ -105,28 +105,6 @@ static void need_cluster(void) {
     }
 }
 
-/* An experiment: a counter stage, then a sweep with `fields` over one
- * curve stage with params `curve`. */
-static void write_sweep(hx_fixture *f, const char *fields, const char *curve) {
-    char *text = hx_fmt("local lumen = require \"lumen\"\n"
-                        "return lumen.experiment {\n"
-                        "  name = \"sw\", seed = 42,\n"
-                        "  stages = {\n"
-                        "    lumen.counter { record = \"up.txt\" },\n"
-                        "    lumen.sweep {\n"
-                        "      metric = \"val/score\",\n"
-                        "%s\n"
-                        "      stages = { lumen.curve { record = \"rec.txt\", %s } },\n"
-                        "    },\n"
-                        "  },\n"
-                        "}\n",
-                        fields, curve);
-    char *path = hx_join(f->tmp, "exp.lua");
-    hx_write(path, text);
-    free(path);
-    free(text);
-}
-
 static const cJSON *at(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
 static cJSON *read_json(const char *dir, const char *name) {
@@ -213,9 +191,9 @@ static void test_slurm_smoke_sweep_matches_local(void **state) {
     hx_fixture *f = *state;
     const char *space = "      seeds = { 1, 2, 3 },\n      space = { [\"curve.a\"] = { 0.5, 0.9, 0.2 } },\n";
     char *fields = hx_fmt("%s      executor = lumen.slurm { cpus = 1, time = 5, poll = 0.5 },", space);
-    write_sweep(f, space, "epochs = 3");
+    hx_write_sweep(f->tmp, space, "epochs = 3");
     char *local = run_ok(f, 120, NULL, "--smoke", NULL, NULL);
-    write_sweep(f, fields, "epochs = 3");
+    hx_write_sweep(f->tmp, fields, "epochs = 3");
     char *err;
     char *slurm = run_ok(f, 120, &err, "--smoke", NULL, NULL);
     assert_non_null(strstr(err, "as Slurm job arrays"));
@@ -310,12 +288,12 @@ static void scancel(const char *id) {
 static void test_slurm_scancel_and_time_limit_fail_others_finish(void **state) {
     need_cluster();
     hx_fixture *f = *state;
-    write_sweep(f,
-                "      space = { arm = lumen.variants { { \"ok\", { [\"curve.mode\"] = \"ok\" } },\n"
-                "        { \"cancelled\", { [\"curve.mode\"] = \"hang\" } },\n"
-                "        { \"late\", { [\"curve.mode\"] = \"hang\", [\"curve.b\"] = 2 } } } },\n"
-                "      executor = lumen.slurm { time = 1, poll = 0.5 },",
-                "epochs = 2, sleep = 1");
+    hx_write_sweep(f->tmp,
+                   "      space = { arm = lumen.variants { { \"ok\", { [\"curve.mode\"] = \"ok\" } },\n"
+                   "        { \"cancelled\", { [\"curve.mode\"] = \"hang\" } },\n"
+                   "        { \"late\", { [\"curve.mode\"] = \"hang\", [\"curve.b\"] = 2 } } } },\n"
+                   "      executor = lumen.slurm { time = 1, poll = 0.5 },",
+                   "epochs = 2, sleep = 1");
     char *runner = hx_join(hx_build_dir(), "runner");
     char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
     const char *argv[] = {runner, "run", "exp.lua", NULL};
@@ -360,10 +338,10 @@ static void test_slurm_scancel_and_time_limit_fail_others_finish(void **state) {
 static void test_slurm_sigkill_then_resume_adopts_jobs(void **state) {
     need_cluster();
     hx_fixture *f = *state;
-    write_sweep(f,
-                "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
-                "      executor = lumen.slurm { cpus = 1, max_running = 2, poll = 0.5 },",
-                "epochs = 4, sleep = 0.75");
+    hx_write_sweep(f->tmp,
+                   "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
+                   "      executor = lumen.slurm { cpus = 1, max_running = 2, poll = 0.5 },",
+                   "epochs = 4, sleep = 0.75");
     char *runner = hx_join(hx_build_dir(), "runner");
     char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
     const char *argv[] = {runner, "run", "exp.lua", NULL};
@@ -419,10 +397,10 @@ static void test_slurm_sigkill_then_resume_adopts_jobs(void **state) {
 static void test_slurm_die_after_sbatch_resume_submits_none_twice(void **state) {
     need_cluster();
     hx_fixture *f = *state;
-    write_sweep(f,
-                "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
-                "      executor = lumen.slurm { cpus = 1, max_running = 2, poll = 0.5 },",
-                "epochs = 4, sleep = 0.75");
+    hx_write_sweep(f->tmp,
+                   "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
+                   "      executor = lumen.slurm { cpus = 1, max_running = 2, poll = 0.5 },",
+                   "epochs = 4, sleep = 0.75");
     char *runner = hx_join(hx_build_dir(), "runner");
     char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
     const char *argv[] = {runner, "run", "exp.lua", NULL};
@@ -477,10 +455,10 @@ static void test_slurm_die_after_sbatch_resume_submits_none_twice(void **state) 
 static void test_slurm_controller_down_sweep_waits(void **state) {
     need_cluster();
     hx_fixture *f = *state;
-    write_sweep(f,
-                "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
-                "      executor = lumen.slurm { cpus = 1, poll = 0.5 },",
-                "epochs = 4, sleep = 2");
+    hx_write_sweep(f->tmp,
+                   "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
+                   "      executor = lumen.slurm { cpus = 1, poll = 0.5 },",
+                   "epochs = 4, sleep = 2");
     char *runner = hx_join(hx_build_dir(), "runner");
     char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
     const char *argv[] = {runner, "run", "exp.lua", NULL};
@@ -526,10 +504,10 @@ static void test_slurm_controller_down_sweep_waits(void **state) {
 static void test_slurm_sigterm_cancels_jobs_resume_completes(void **state) {
     need_cluster();
     hx_fixture *f = *state;
-    write_sweep(f,
-                "      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
-                "      executor = lumen.slurm { cpus = 1, poll = 0.5 },",
-                "epochs = 4, sleep = 1");
+    hx_write_sweep(f->tmp,
+                   "      space = { [\"curve.a\"] = { 0.5, 0.9 } },\n"
+                   "      executor = lumen.slurm { cpus = 1, poll = 0.5 },",
+                   "epochs = 4, sleep = 1");
     char *runner = hx_join(hx_build_dir(), "runner");
     char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
     const char *argv[] = {runner, "run", "exp.lua", NULL};
@@ -590,7 +568,7 @@ static void test_slurm_spec_errors_name_the_key(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *fields = hx_fmt("      space = { [\"curve.a\"] = { 0.5 } }, executor = %s,", cases[i].exec);
-        write_sweep(f, fields, "epochs = 1");
+        hx_write_sweep(f->tmp, fields, "epochs = 1");
         hx_result r;
         hx_runner(&r, f->tmp, f->plugins, NULL, "run", "exp.lua", NULL);
         assert_int_equal(r.exit_code, 1);

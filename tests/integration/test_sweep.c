@@ -40,29 +40,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* An experiment: a counter stage upstream, then the sweep whose fields
- * (everything but stages) are `fields`, over one curve stage with params
- * `curve`. */
-static void write_sweep(fixture *f, const char *fields, const char *curve) {
-    char *text = hx_fmt("local lumen = require \"lumen\"\n"
-                        "return lumen.experiment {\n"
-                        "  name = \"sw\", seed = 42,\n"
-                        "  stages = {\n"
-                        "    lumen.counter { record = \"up.txt\" },\n"
-                        "    lumen.sweep {\n"
-                        "      metric = \"val/score\",\n"
-                        "%s\n"
-                        "      stages = { lumen.curve { record = \"rec.txt\", %s } },\n"
-                        "    },\n"
-                        "  },\n"
-                        "}\n",
-                        fields, curve);
-    char *path = hx_join(f->tmp, "exp.lua");
-    hx_write(path, text);
-    free(path);
-    free(text);
-}
-
 static cJSON *read_json(const char *dir, const char *name) {
     char *path = hx_join(dir, name);
     char *text = hx_read(path);
@@ -116,7 +93,7 @@ static const cJSON *row_of(const cJSON *res, int config) {
 
 static void test_smoke_sweep_table_matches_trials(void **state) {
     fixture *f = *state;
-    write_sweep(f, "      seeds = { 1, 2, 3 },\n      space = { [\"curve.a\"] = { 0.5, 0.9, 0.2 } },", "epochs = 3");
+    hx_write_sweep(f->tmp, "      seeds = { 1, 2, 3 },\n      space = { [\"curve.a\"] = { 0.5, 0.9, 0.2 } },", "epochs = 3");
     char *err;
     char *run = run_ok(f, &err, "--smoke", NULL, NULL);
     /* --smoke: the first two configurations x the first two seeds */
@@ -180,7 +157,7 @@ static void test_smoke_sweep_table_matches_trials(void **state) {
 
 static void test_crash_and_timeout_fail_others_finish(void **state) {
     fixture *f = *state;
-    write_sweep(f, "      timeout = 2,\n      space = { [\"curve.mode\"] = { \"ok\", \"crash\", \"hang\" } },",
+    hx_write_sweep(f->tmp, "      timeout = 2,\n      space = { [\"curve.mode\"] = { \"ok\", \"crash\", \"hang\" } },",
                 "epochs = 2");
     char *asan = hx_asan_env("handle_segv=0"); /* let the signal kill the stage */
     const char *env[] = {asan, NULL};
@@ -205,10 +182,10 @@ static void test_crash_and_timeout_fail_others_finish(void **state) {
 
 static void test_asha_prunes_the_hopeless(void **state) {
     fixture *f = *state;
-    write_sweep(f,
-                "      space = { [\"curve.a\"] = { 0.9, 0.2, 0.95, 0.1 } },\n"
-                "      prune = lumen.asha { metric = \"val/score\", min_epochs = 1, reduction = 2 },",
-                "epochs = 4, sleep = 0.3");
+    hx_write_sweep(f->tmp,
+                   "      space = { [\"curve.a\"] = { 0.9, 0.2, 0.95, 0.1 } },\n"
+                   "      prune = lumen.asha { metric = \"val/score\", min_epochs = 1, reduction = 2 },",
+                   "epochs = 4, sleep = 0.3");
     char *err;
     char *run = run_ok(f, &err, NULL, NULL, NULL);
     cJSON *res = read_json(run, "results.json");
@@ -225,10 +202,10 @@ static void test_asha_prunes_the_hopeless(void **state) {
 
 static void test_variants_name_the_alternatives(void **state) {
     fixture *f = *state;
-    write_sweep(f,
-                "      space = { curve = lumen.variants { { \"low\", { a = 0.2, record = \"rec.txt\" } },\n"
-                "                                         { \"high\", { a = 0.8, record = \"rec.txt\" } } } },",
-                "a = 0.5");
+    hx_write_sweep(f->tmp,
+                   "      space = { curve = lumen.variants { { \"low\", { a = 0.2, record = \"rec.txt\" } },\n"
+                   "                                         { \"high\", { a = 0.8, record = \"rec.txt\" } } } },",
+                   "a = 0.5");
     char *run = run_ok(f, NULL, NULL, NULL, NULL);
     cJSON *res = read_json(run, "results.json");
     assert_string_equal(at(at(row_of(res, 0), "params"), "curve")->valuestring, "low");
@@ -260,10 +237,10 @@ static char *journal_points(const char *run) {
 
 static void test_random_draws_are_deterministic(void **state) {
     fixture *f = *state;
-    write_sweep(f,
-                "      strategy = \"random\", trials = 3,\n"
-                "      space = { [\"curve.a\"] = lumen.loguniform(0.01, 1), [\"curve.b\"] = lumen.uniform(0.5, 2) },",
-                "epochs = 1");
+    hx_write_sweep(f->tmp,
+                   "      strategy = \"random\", trials = 3,\n"
+                   "      space = { [\"curve.a\"] = lumen.loguniform(0.01, 1), [\"curve.b\"] = lumen.uniform(0.5, 2) },",
+                   "epochs = 1");
     char *r1 = run_ok(f, NULL, NULL, NULL, NULL);
     char *r2 = run_ok(f, NULL, NULL, NULL, NULL);
     char *p1 = journal_points(r1), *p2 = journal_points(r2);
@@ -293,7 +270,7 @@ static void test_space_typos_fail_before_running(void **state) {
         {"      space = { [\"curve.a\"] = { 1, 20 } },", "exp.lua:6: sweep configuration"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_sweep(f, cases[i].fields, "epochs = 1");
+        hx_write_sweep(f->tmp, cases[i].fields, "epochs = 1");
         hx_result r;
         hx_runner(&r, f->tmp, f->plugins, NULL, "exp.lua", NULL);
         assert_int_equal(r.exit_code, 1);
@@ -335,7 +312,7 @@ static char *only_run(fixture *f) {
 
 static void test_sigkill_then_resume_runs_each_trial_once(void **state) {
     fixture *f = *state;
-    write_sweep(f, "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },",
+    hx_write_sweep(f->tmp, "      seeds = { 1, 2 },\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },",
                 "epochs = 4, sleep = 0.25");
     char *runner = hx_join(hx_build_dir(), "runner");
     char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
@@ -448,7 +425,7 @@ static char *journal_order(const char *run) {
 
 static void test_parallel_splits_threads(void **state) {
     fixture *f = *state;
-    write_sweep(f, "      parallel = 2,\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },", "epochs = 2, sleep = 0.5");
+    hx_write_sweep(f->tmp, "      parallel = 2,\n      space = { [\"curve.a\"] = { 0.5, 0.9 } },", "epochs = 2, sleep = 0.5");
     char *run = run_ok(f, NULL, "--threads", "2", NULL);
     char *order = journal_order(run);
     /* both start before either ends (that is the parallelism); the two
@@ -467,7 +444,7 @@ static void test_parallel_splits_threads(void **state) {
 
 static void test_sigint_stops_trials_and_resume_continues(void **state) {
     fixture *f = *state;
-    write_sweep(f, "      space = { [\"curve.a\"] = { 0.5, 0.9 } },", "epochs = 4, sleep = 0.4");
+    hx_write_sweep(f->tmp, "      space = { [\"curve.a\"] = { 0.5, 0.9 } },", "epochs = 4, sleep = 0.4");
     char *runner = hx_join(hx_build_dir(), "runner");
     char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
     const char *argv[] = {runner, "exp.lua", NULL};

@@ -340,3 +340,23 @@ void hx_fixture_free(hx_fixture *f) {
     free(f->plugins);
     free(f);
 }
+
+void hx_write_sweep(const char *dir, const char *fields, const char *curve) {
+    char *text = hx_fmt("local lumen = require \"lumen\"\n"
+                        "return lumen.experiment {\n"
+                        "  name = \"sw\", seed = 42,\n"
+                        "  stages = {\n"
+                        "    lumen.counter { record = \"up.txt\" },\n"
+                        "    lumen.sweep {\n"
+                        "      metric = \"val/score\",\n"
+                        "%s\n"
+                        "      stages = { lumen.curve { record = \"rec.txt\", %s } },\n"
+                        "    },\n"
+                        "  },\n"
+                        "}\n",
+                        fields, curve);
+    char *path = hx_join(dir, "exp.lua");
+    hx_write(path, text);
+    free(path);
+    free(text);
+}

@@ -98,6 +98,11 @@ void hx_runner(hx_result *r, const char *cwd, const char *plugin_path, const cha
  * `stage_lines` (Lua, one stage per line): line k of stage_lines is line
  * 4 + k of the file, so messages can be checked as "exp.lua:5: ...". */
 void hx_write_experiment(const char *dir, const char *file, const char *name, const char *stage_lines);
+/* Writes dir/exp.lua: a counter stage (test plugin, record "up.txt"), then
+ * a sweep on "val/score" whose other fields are `fields` (Lua lines) over
+ * one curve stage (record "rec.txt") with the extra params `curve`: the
+ * sweep tests' experiment (test_sweep, test_slurm). */
+void hx_write_sweep(const char *dir, const char *fields, const char *curve);
 
 /* "ASAN_OPTIONS=<current value>:<extra>" (for a child that must die by a
  * signal the sanitizer would otherwise catch). */
