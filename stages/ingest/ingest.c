@@ -65,6 +65,9 @@ static int check_opts(const ingest_opts *o, lm_err *err) {
     if (!isfinite(o->threshold))
         return lm_fail(err, LUMEN_EINVAL, "threshold: must be a number");
     if (o->limit < 0) return lm_fail(err, LUMEN_EINVAL, "limit: must be >= 0");
+    if (!(o->negatives_max_prob >= 0.0 && o->negatives_max_prob < 1.0))
+        return lm_fail(err, LUMEN_EINVAL, "negatives.max_prob: must be in [0, 1), got %g",
+                       o->negatives_max_prob);
     if (o->folds == 1 || o->folds < 0 || o->folds > LM_CROSSFIT_MAX_FOLDS)
         return lm_fail(err, LUMEN_EINVAL, "split.folds: must be 0 (off) or 2 .. %d, got %d",
                        LM_CROSSFIT_MAX_FOLDS, o->folds);
@@ -170,16 +173,26 @@ static void stop_all(pipeline *p) {
 
 /* ------------------------------------------------------------- helpers -- */
 
+/* "x.csv" or "x.csv and its negatives file n.txt": where problems are. */
+static void inputs_named(const ingest_opts *o, char *buf, size_t size) {
+    if (o->negatives && *o->negatives)
+        snprintf(buf, size, "%s and its negatives file %s", o->csv, o->negatives);
+    else
+        snprintf(buf, size, "%s", o->csv);
+}
+
 static int fail_report(const ingest_opts *o, const lm_problems *probs, lm_err *err) {
-    char head[512], msg[LM_ERR_MSG];
-    snprintf(head, sizeof head, "bad input in %s (on_error = \"fail\")", o->csv);
+    char head[512], msg[LM_ERR_MSG], files[400];
+    inputs_named(o, files, sizeof files);
+    snprintf(head, sizeof head, "bad input in %s (on_error = \"fail\")", files);
     lm_problems_report(probs, head, msg, sizeof msg);
     return lm_fail(err, LUMEN_EDATA, "%s", msg);
 }
 
 static void warn_report(const ingest_opts *o, const lm_problems *probs) {
-    char head[512], msg[4096];
-    snprintf(head, sizeof head, "skipped bad input in %s (on_error = \"skip\")", o->csv);
+    char head[512], msg[4096], files[400];
+    inputs_named(o, files, sizeof files);
+    snprintf(head, sizeof head, "skipped bad input in %s (on_error = \"skip\")", files);
     lm_problems_report(probs, head, msg, sizeof msg);
     say(o, LUMEN_LOG_WARN, "%s", msg);
 }
@@ -272,6 +285,75 @@ out:
     return rc;
 }
 
+/* Reads the negatives file (see ingest_opts.negatives) into *neg, keeping
+ * only its negative rows whose path `tab` (the whole csv) does not list;
+ * logs what was kept.  Returns 0; LUMEN_ENOTFOUND / LUMEN_EIO (unreadable),
+ * LUMEN_EDATA (it does not parse, has bad rows -- "file:line" each --, or
+ * holds no negative row), LUMEN_ENOMEM; every message names the file. */
+static int load_negatives(const ingest_opts *o, const lm_label_table *tab, lm_label_table *neg,
+                          lm_err *err) {
+    lm_problems np;
+    lm_problems_init(&np);
+    /* ELPV: "defective" = probability >= threshold, so a row is a negative
+     * (value 0) exactly when its probability is <= max_prob */
+    lm_labels_opts lo = {.format = LM_LABELS_AUTO, .threshold = nextafter(o->negatives_max_prob, 2.0)};
+    lm_err e = {0};
+    const char **names = NULL;
+    int rc = lm_labels_load(o->negatives, &lo, neg, &np, &e);
+    if (rc) {
+        lm_problems_free(&np);
+        return lm_fail(err, rc, "negatives: %s", e.msg);
+    }
+    if (np.count) {
+        char head[512], msg[LM_ERR_MSG];
+        snprintf(head, sizeof head, "negatives: bad rows in %s", o->negatives);
+        lm_problems_report(&np, head, msg, sizeof msg);
+        rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
+        goto out;
+    }
+    if (tab->nrows && !(names = malloc(tab->nrows * sizeof *names))) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < tab->nrows; i++) names[i] = tab->rows[i].name;
+    if (tab->nrows) qsort(names, tab->nrows, sizeof *names, cmp_name);
+    size_t nl = neg->nlabels, kept = 0, total = neg->nrows, listed = 0, positive = 0;
+    for (size_t i = 0; i < total; i++) {
+        lm_label_row *row = &neg->rows[i];
+        int in_csv = tab->nrows && bsearch(&row->name, names, tab->nrows, sizeof *names, cmp_name);
+        int is_neg = 1;
+        for (size_t j = 0; j < nl; j++) is_neg &= neg->values[i * nl + j] == 0.0f;
+        if (in_csv || !is_neg) {
+            listed += in_csv;
+            positive += !in_csv;
+            free(row->name);
+            free(row->meta);
+            continue;
+        }
+        neg->rows[kept++] = *row;
+    }
+    neg->nrows = kept;
+    char bound[64];
+    if (neg->format == LM_LABELS_ELPV)
+        snprintf(bound, sizeof bound, "defect probability <= %g", o->negatives_max_prob);
+    else
+        snprintf(bound, sizeof bound, "every label 0");
+    if (kept == 0) {
+        rc = lm_fail(err, LUMEN_EDATA, "negatives: %s: none of its %zu rows is a negative (%s) "
+                                       "outside %s (%zu listed there, %zu not negative)",
+                     o->negatives, total, bound, o->csv, listed, positive);
+        goto out;
+    }
+    say(o, LUMEN_LOG_INFO, "negatives: %zu of %zu rows of %s (%s, not in %s) join the training "
+                           "split with every label 0; %zu listed in %s, %zu not negative",
+        kept, total, o->negatives, bound, o->csv, listed, o->csv, positive);
+
+out:
+    free(names);
+    lm_problems_free(&np);
+    return rc;
+}
+
 /* A JSON number when exactly representable, else a decimal string. */
 static cJSON *seed_json(uint64_t seed) {
     if (seed <= (1ull << 53)) return cJSON_CreateNumber((double)seed);
@@ -281,7 +363,7 @@ static cJSON *seed_json(uint64_t seed) {
 }
 
 static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, const char *root,
-                           size_t skipped, size_t rows, size_t excluded) {
+                           size_t skipped, size_t rows, size_t excluded, size_t negatives) {
     cJSON *x = cJSON_CreateObject(), *sp = NULL;
     if (!x) return NULL;
     int ok = cJSON_AddStringToObject(x, "source", o->csv) &&
@@ -306,6 +388,13 @@ static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, cons
              cJSON_AddNumberToObject(x, "excluded", (double)excluded);
     if (ok && tab->format == LM_LABELS_ELPV)
         ok = cJSON_AddNumberToObject(x, "threshold", o->threshold) != NULL;
+    if (ok && o->negatives && *o->negatives) {
+        cJSON *ng = cJSON_AddObjectToObject(x, "negatives");
+        ok = ng && cJSON_AddStringToObject(ng, "source", o->negatives) &&
+             cJSON_AddNumberToObject(ng, "max_prob", o->negatives_max_prob) &&
+             cJSON_AddNumberToObject(ng, "rows", (double)negatives) &&
+             cJSON_AddStringToObject(ng, "split", "train");
+    }
     if (!ok) {
         cJSON_Delete(x);
         return NULL;
@@ -324,7 +413,8 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
 
     lm_problems probs;
     lm_problems_init(&probs);
-    lm_label_table tab;
+    lm_label_table tab, neg;
+    memset(&neg, 0, sizeof neg);
     char *root = NULL;
     uint32_t *sel = NULL;
     float *lab = NULL;
@@ -346,6 +436,8 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     if ((rc = resolve_root(o, &root, err))) goto out;
     r.rows = tab.nrows;
     r.nlabels = tab.nlabels;
+    /* against the whole csv: a row listed there is never a negative */
+    if (o->negatives && *o->negatives && (rc = load_negatives(o, &tab, &neg, err))) goto out;
     /* before the bad-input check: an excluded row's image is not needed */
     if (o->exclude && *o->exclude && (rc = apply_exclude(o, &tab, &r.excluded, err))) goto out;
 
@@ -367,12 +459,13 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
         goto out;
     }
 
-    /* rows to ingest */
-    size_t n = tab.nrows, nl = tab.nlabels;
+    /* rows to ingest: csv's, then the negatives' (after the split) */
+    size_t n = tab.nrows, nl = tab.nlabels, nneg = neg.nrows;
     if (o->limit > 0 && (uint64_t)o->limit < n) n = (size_t)o->limit;
-    sel = malloc(n * sizeof *sel);
-    lab = malloc(n * nl * sizeof *lab);
-    spl = malloc(n);
+    if (o->limit > 0 && (uint64_t)o->limit < nneg) nneg = (size_t)o->limit;
+    sel = malloc((n + nneg) * sizeof *sel);
+    lab = malloc((n + nneg) * nl * sizeof *lab);
+    spl = malloc(n + nneg);
     if (!sel || !lab || !spl) {
         rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
         goto out;
@@ -389,6 +482,31 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     } else if ((rc = ingest_split(lab, n, nl, o->val, o->seed, o->stratify, spl, err))) {
         goto out;
     }
+    const size_t n_csv = n, csv_rows = tab.nrows;
+    if (nneg) {
+        /* the negatives' rows move into tab (it owns and frees them) */
+        size_t base = tab.nrows;
+        lm_label_row *rows = realloc(tab.rows, (base + neg.nrows) * sizeof *rows);
+        if (!rows) {
+            rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+            goto out;
+        }
+        tab.rows = rows;
+        memcpy(tab.rows + base, neg.rows, neg.nrows * sizeof *rows);
+        tab.nrows += neg.nrows;
+        neg.nrows = 0;
+        uint32_t *pick = sel + n;
+        if (nneg < tab.nrows - base) {
+            if ((rc = ingest_subset(tab.nrows - base, nneg, o->seed, pick, err))) goto out;
+        } else {
+            for (size_t i = 0; i < nneg; i++) pick[i] = (uint32_t)i;
+        }
+        for (size_t i = 0; i < nneg; i++) pick[i] += (uint32_t)base;
+        memset(lab + n * nl, 0, nneg * nl * sizeof *lab);
+        memset(spl + n, LM_SPLIT_TRAIN, nneg);
+        n += nneg;
+        r.negatives = nneg;
+    }
     r.selected = n;
 
     int threads = o->threads > 0 ? o->threads : lm_ncpu();
@@ -402,10 +520,12 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
                                tab.bad_rows == 1 ? "" : "s");
     if (r.excluded && wl < sizeof why)
         wl += (size_t)snprintf(why + wl, sizeof why - wl, "; %zu excluded", r.excluded);
-    if (n < tab.nrows && wl < sizeof why)
-        snprintf(why + wl, sizeof why - wl, "; limit %lld", (long long)o->limit);
+    if (n_csv < csv_rows && wl < sizeof why)
+        wl += (size_t)snprintf(why + wl, sizeof why - wl, "; limit %lld", (long long)o->limit);
+    if (r.negatives && wl < sizeof why)
+        snprintf(why + wl, sizeof why - wl, "; + %zu training negatives", r.negatives);
     say(o, LUMEN_LOG_INFO,
-        "ingest: %zu of %zu data rows from %s (%s%s), %zu label%s, %dx%dx%d, %d thread%s", n,
+        "ingest: %zu of %zu data rows from %s (%s%s), %zu label%s, %dx%dx%d, %d thread%s", n_csv,
         r.rows + tab.bad_rows, o->csv, lm_labels_format_name(tab.format), why, nl,
         nl == 1 ? "" : "s", o->channels, o->size, o->size, threads, threads == 1 ? "" : "s");
 
@@ -454,10 +574,13 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
         }
         slot *s = &p.slots[k % p.nslots];
         const lm_label_row *row = &tab.rows[sel[k]];
+        const char *file = k < n_csv ? o->csv : o->negatives;
         if (s->rc == LUMEN_EDATA || s->rc == LUMEN_ENOTFOUND) {
-            lm_problems_add(&probs, row->line, "%s:%d: %s", o->csv, row->line, s->err.msg);
+            /* the negatives' problems sort after csv's */
+            long key = (long)row->line + (k < n_csv ? 0 : 1L << 40);
+            lm_problems_add(&probs, key, "%s:%d: %s", file, row->line, s->err.msg);
         } else if (s->rc) {
-            rc = lm_fail(err, s->rc, "%s:%d: %s", o->csv, row->line, s->err.msg);
+            rc = lm_fail(err, s->rc, "%s:%d: %s", file, row->line, s->err.msg);
             goto out;
         } else if (o->skip_bad || probs.count == 0) {
             lm_record rec = {.h = (uint32_t)o->size, .w = (uint32_t)o->size,
@@ -489,7 +612,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
                      r.skipped);
         goto out;
     }
-    extra = schema_extra(o, &tab, root, r.skipped, r.rows + tab.bad_rows, r.excluded);
+    extra = schema_extra(o, &tab, root, r.skipped, r.rows + tab.bad_rows, r.excluded, r.negatives);
     if (!extra) {
         rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
         goto out;
@@ -540,12 +663,48 @@ out:
     free(spl);
     free(root);
     lm_labels_free(&tab);
+    lm_labels_free(&neg);
     lm_problems_free(&probs);
     if (res) *res = r;
     return rc;
 }
 
 /* ------------------------------------------------------------------ key -- */
+
+/* Folds every usable row of a label file (when it parses) into the key:
+ * its path and its image's size and mtime (stat only). */
+static int key_rows(const char *file, const char *text, size_t len, const lm_labels_opts *lo,
+                    const char *root, void (*add)(void *user, const void *data, size_t len),
+                    void *user, lm_err *err) {
+    lm_problems probs;
+    lm_problems_init(&probs);
+    lm_label_table tab;
+    int rc = 0;
+    if (lm_labels_parse(file, text, len, lo, &tab, &probs, NULL) == 0) {
+        for (size_t i = 0; i < tab.nrows && !rc; i++) {
+            const char *name = tab.rows[i].name;
+            char *path = lm_path_join(root, name);
+            if (!path) {
+                rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+                break;
+            }
+            struct stat st;
+            int64_t v[4] = {0, -1, 0, 0}; /* exists, size, mtime s, mtime ns */
+            if (stat(path, &st) == 0) {
+                v[0] = 1;
+                v[1] = (int64_t)st.st_size;
+                v[2] = (int64_t)st.st_mtim.tv_sec;
+                v[3] = (int64_t)st.st_mtim.tv_nsec;
+            }
+            add(user, name, strlen(name) + 1);
+            add(user, v, sizeof v);
+            free(path);
+        }
+        lm_labels_free(&tab);
+    }
+    lm_problems_free(&probs);
+    return rc;
+}
 
 int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, size_t len),
                void *user, lm_err *err) {
@@ -576,33 +735,26 @@ int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, s
         add(user, xt, xlen);
         free(xt);
     }
-    lm_problems probs;
-    lm_problems_init(&probs);
-    lm_label_table tab;
-    lm_labels_opts lo = {.format = o->format, .threshold = o->threshold};
-    if (lm_labels_parse(o->csv, text, len, &lo, &tab, &probs, NULL) == 0) {
-        for (size_t i = 0; i < tab.nrows && !rc; i++) {
-            const char *name = tab.rows[i].name;
-            char *path = lm_path_join(root, name);
-            if (!path) {
-                rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
-                break;
-            }
-            struct stat st;
-            int64_t v[4] = {0, -1, 0, 0}; /* exists, size, mtime s, mtime ns */
-            if (stat(path, &st) == 0) {
-                v[0] = 1;
-                v[1] = (int64_t)st.st_size;
-                v[2] = (int64_t)st.st_mtim.tv_sec;
-                v[3] = (int64_t)st.st_mtim.tv_nsec;
-            }
-            add(user, name, strlen(name) + 1);
-            add(user, v, sizeof v);
-            free(path);
+    if (o->negatives && *o->negatives) {
+        char *nt;
+        size_t nlen;
+        lm_err e = {0};
+        if ((rc = lm_read_file(o->negatives, &nt, &nlen, &e))) {
+            free(root);
+            free(text);
+            return lm_fail(err, rc, "negatives: %s", e.msg);
         }
-        lm_labels_free(&tab);
+        uint64_t n = nlen;
+        add(user, "negatives", 10);
+        add(user, &o->negatives_max_prob, sizeof o->negatives_max_prob);
+        add(user, &n, sizeof n);
+        add(user, nt, nlen);
+        lm_labels_opts nlo = {.format = LM_LABELS_AUTO, .threshold = 0.5};
+        rc = key_rows(o->negatives, nt, nlen, &nlo, root, add, user, err);
+        free(nt);
     }
-    lm_problems_free(&probs);
+    lm_labels_opts lo = {.format = o->format, .threshold = o->threshold};
+    if (!rc) rc = key_rows(o->csv, text, len, &lo, root, add, user, err);
     free(root);
     free(text);
     return rc;

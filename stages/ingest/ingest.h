@@ -46,6 +46,22 @@ typedef struct ingest_opts {
      * skip_bad says: a dropped exclude row would let its image in);
      * excluding every usable row fails too. */
     const char *exclude;
+    /* Optional (NULL or "": none): a label file of extra TRAINING
+     * negatives, format auto-detected.  Its rows that are negatives -- an
+     * ELPV row with defect probability <= negatives_max_prob, a CSV row
+     * whose every label is 0 -- and whose path `csv` does not list (as
+     * written, excluded or not) join the training split with every label
+     * of `csv` set to 0: an ELPV cell the experts rated defect-free has
+     * neither a crack nor an inactive region.  They never enter the
+     * validation split, and the split or folds of csv's own rows are the
+     * same with or without them (assigned before they are added), so runs
+     * with and without them pair fold by fold.  Image paths are relative to
+     * the same root as csv's; `limit` caps them too (a seeded subset);
+     * `exclude` applies to csv only.  A missing file or any bad row fails,
+     * naming file:line (whatever skip_bad says); an image that does not
+     * decode is bad input like one of csv's. */
+    const char *negatives;
+    double negatives_max_prob; /* ELPV negatives file: probability bound, [0, 1) */
     int format;         /* enum lm_labels_format */
     double threshold;   /* ELPV: defective = probability >= threshold */
     int size;           /* images become size x size */
@@ -78,6 +94,7 @@ void ingest_opts_default(ingest_opts *o);
 typedef struct ingest_result {
     size_t rows;      /* usable rows in the label file (before exclude, limit) */
     size_t excluded;  /* usable rows dropped because `exclude` lists them */
+    size_t negatives; /* rows of the negatives file added to the training split */
     size_t selected;  /* rows chosen for ingest (after exclude and limit) */
     size_t images;    /* records written */
     size_t skipped;   /* problems skipped (bad rows + bad images) */
@@ -99,7 +116,9 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err);
  * resolved root, the exclude file's bytes (when o->exclude is set; nothing
  * is added when it is not, so such keys are unchanged), and for every
  * usable row of the label file (excluded or not) its relative path, file
- * size and mtime (stat only, nothing decoded).  `add` receives the bytes.
+ * size and mtime (stat only, nothing decoded); with o->negatives set, the
+ * same for the negatives file (bytes, every row's image) and its
+ * probability bound.  `add` receives the bytes.
  * Returns 0, LUMEN_ENOTFOUND / LUMEN_EIO (label or exclude file
  * unreadable; the message names it) or LUMEN_ENOMEM; a label file that
  * does not parse is folded by content only. */

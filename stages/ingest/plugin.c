@@ -24,6 +24,13 @@ static const lumen_param ingest_params[] = {
      "label file (CSV or ELPV, auto-detected; labels ignored) whose image paths (first "
      "column) are left out of csv; compared byte for byte with csv's paths as written "
      "(no normalisation: './a.png' != 'a.png')"},
+    {"negatives.csv", LUMEN_PATH, NULL, 0, 0, NULL, 0,
+     "label file (ELPV or CSV, auto-detected) of extra TRAINING negatives: its rows with "
+     "defect probability <= negatives.max_prob (ELPV) or every label 0 (CSV) that csv does "
+     "not list join the training split with every label 0; never validated on, csv's split "
+     "and folds unchanged"},
+    {"negatives.max_prob", LUMEN_NUM, "0", 0, 0.999, NULL, 0,
+     "ELPV negatives file: the largest defect probability that counts as a negative"},
     {"threshold", LUMEN_NUM, "0.5", 0, 1, NULL, 0,
      "ELPV: label 'defective' = defect probability >= threshold"},
     {"size", LUMEN_INT, "300", 8, 4096, NULL, 0,
@@ -87,6 +94,8 @@ static void opts_from_params(lumen_ctx *ctx, const lumen_host *h, ingest_opts *o
     o->csv = h->get_str(ctx, "csv");
     o->root = h->is_set(ctx, "root") ? h->get_str(ctx, "root") : NULL;
     o->exclude = h->is_set(ctx, "exclude") ? h->get_str(ctx, "exclude") : NULL;
+    o->negatives = h->is_set(ctx, "negatives.csv") ? h->get_str(ctx, "negatives.csv") : NULL;
+    o->negatives_max_prob = h->get_num(ctx, "negatives.max_prob");
     o->format = format_of(h->get_str(ctx, "format"));
     o->threshold = h->get_num(ctx, "threshold");
     o->size = (int)h->get_int(ctx, "size");
@@ -168,6 +177,7 @@ static int ingest_stage_run(lumen_ctx *ctx, const lumen_host *h) {
     h->summary(ctx, "ingest/val", (double)r.val);
     h->summary(ctx, "ingest/skipped", (double)r.skipped);
     h->summary(ctx, "ingest/excluded", (double)r.excluded);
+    if (o.negatives) h->summary(ctx, "ingest/negatives", (double)r.negatives);
     h->summary(ctx, "ingest/seconds", r.seconds);
     h->summary(ctx, "ingest/images_per_s", r.seconds > 0 ? (double)r.images / r.seconds : 0);
     return LUMEN_OK;

@@ -844,6 +844,221 @@ static void test_exclude_elpv_labels_minus_data(void **s) {
     free(real);
 }
 
+/* ----------------------------------------------------------- negatives -- */
+
+/* The generated set ingested in 5-fold mode (fold 2) at 8 px, with the
+ * given negatives file and bound (NULL: none); fails the test on error. */
+static void ingest_folds(const char *out, const char *negatives, double max_prob, ingest_result *r,
+                         logbuf *lb) {
+    char *dcsv = lm_path_join(data, "data.csv");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = dcsv, o.out = out, o.size = 8, o.folds = 5, o.fold = 2, o.seed = 7;
+    o.negatives = negatives, o.negatives_max_prob = max_prob;
+    o.user = lb, o.log = lb ? log_cb : NULL;
+    lm_err e = {0};
+    if (ingest_run(&o, r, &e)) fail_msg("%s", e.msg);
+    free(dcsv);
+}
+
+/* The cells of the generated labels.csv that data.csv does not list
+ * (cells FX_DATA+1 ..) with probability <= max_prob: read from the file
+ * itself, not from the ingest's parser. */
+static int expected_negative(const char *name, double max_prob) {
+    char *lpath = lm_path_join(data, "labels.csv");
+    FILE *fp = fopen(lpath, "r");
+    assert_non_null(fp);
+    char line[256], nm[128];
+    double p;
+    int hit = 0;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "%127s %lf", nm, &p) == 2 && !strcmp(nm, name))
+            hit = atoi(nm + strlen("images/cell")) > FX_DATA && p <= max_prob;
+    fclose(fp);
+    free(lpath);
+    return hit;
+}
+
+static int count_expected_negatives(double max_prob) {
+    int n = 0;
+    for (int i = FX_DATA + 1; i <= FX_CELLS; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "images/cell%04d.png", i);
+        n += expected_negative(nm, max_prob);
+    }
+    return n;
+}
+
+/* Negatives join the training split only, every label 0, and leave
+ * data.csv's own records -- names, labels, folds -- exactly as they are
+ * without them. */
+static void test_negatives_train_only(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("ingest-neg");
+    char *out0 = lm_path_join(dir, "plain"), *out1 = lm_path_join(dir, "neg");
+    char *lcsv = lm_path_join(data, "labels.csv");
+    ingest_result r0, r1;
+    logbuf lb = {0};
+    ingest_folds(out0, NULL, 0, &r0, NULL);
+    ingest_folds(out1, lcsv, 0, &r1, &lb);
+    int want = count_expected_negatives(0.0);
+    assert_true(want > 0);
+    assert_int_equal(r0.negatives, 0);
+    assert_int_equal(r1.negatives, want);
+    assert_int_equal(r1.images, r0.images + (size_t)want);
+    assert_int_equal(r1.train, r0.train + (size_t)want);
+    assert_int_equal(r1.val, r0.val);
+    char msg[256];
+    snprintf(msg, sizeof msg, "negatives: %d of %d rows of %s (defect probability <= 0, not in ", want,
+             FX_CELLS, lcsv);
+    if (!strstr(lb.text, msg)) fail_msg("no '%s' in the log:\n%s", msg, lb.text);
+
+    lm_dataset *d0, *d1;
+    lm_err e = {0};
+    assert_int_equal(lm_dataset_open(out0, &d0, &e), 0);
+    assert_int_equal(lm_dataset_open(out1, &d1, &e), 0);
+    size_t n0 = lm_dataset_count(d0);
+    for (size_t i = 0; i < lm_dataset_count(d1); i++) {
+        lm_record a, b;
+        assert_int_equal(lm_dataset_get(d1, i, &b), 0);
+        if (i < n0) { /* data.csv's record: unchanged */
+            assert_int_equal(lm_dataset_get(d0, i, &a), 0);
+            assert_string_equal(a.name, b.name);
+            assert_int_equal(a.split, b.split);
+            assert_memory_equal(a.labels, b.labels, 2 * sizeof(float));
+            assert_memory_equal(a.pixels, b.pixels, 8 * 8);
+        } else { /* a negative: training only, no label set, from outside data.csv */
+            assert_int_equal(b.split, LM_SPLIT_TRAIN);
+            assert_true(b.labels[0] == 0.0f && b.labels[1] == 0.0f);
+            if (!expected_negative(b.name, 0.0)) fail_msg("%s is not a negative outside data.csv", b.name);
+        }
+    }
+    const cJSON *ng = cJSON_GetObjectItem(lm_dataset_schema(d1), "negatives");
+    assert_non_null(ng);
+    assert_string_equal(cJSON_GetObjectItem(ng, "source")->valuestring, lcsv);
+    assert_int_equal(cJSON_GetObjectItem(ng, "rows")->valueint, want);
+    assert_null(cJSON_GetObjectItem(lm_dataset_schema(d0), "negatives"));
+    lm_dataset_close(d0);
+    lm_dataset_close(d1);
+
+    /* a looser bound takes the 1/3-probability cells too */
+    int want3 = count_expected_negatives(0.34);
+    assert_true(want3 > want);
+    ingest_folds(out1, lcsv, 0.34, &r1, NULL);
+    assert_int_equal(r1.negatives, want3);
+    assert_int_equal(r1.val, r0.val);
+    free(lcsv);
+    free(out0);
+    free(out1);
+    fx_rmtree(dir);
+}
+
+/* A negatives file that is missing, has bad rows or holds no negative
+ * fails naming it (and file:line); a CSV one counts rows whose every
+ * label is 0; the file, its content and the bound join the cache key. */
+static void test_negatives_errors_and_key(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "x.csv", "filename;crack\nimg/a.png;0\nimg/b.png;1\n");
+    char *out = lm_path_join(dir, "dataset");
+    char *dm = lm_path_join(out, "data.mdb");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.out = out, o.size = 8, o.val = 0.5;
+
+    char *missing = lm_path_join(dir, "no-such-negatives.csv");
+    o.negatives = missing;
+    lm_err e = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "negatives"));
+    assert_non_null(strstr(e.msg, missing));
+    assert_false(lm_exists(dm));
+
+    char *bad = fx_write_text(dir, "bad-neg.txt", "img/d.png 0.0 mono\n../up.png 0.0 mono\n");
+    o.negatives = bad, o.skip_bad = 1;
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EDATA);
+    assert_non_null(strstr(e2.msg, "bad-neg.txt:2:"));
+    assert_false(lm_exists(dm));
+
+    /* only positives, or only rows csv lists already */
+    char *none = fx_write_text(dir, "none.txt", "img/d.png 1.0 mono\nimg/a.png 0.0 mono\n");
+    o.negatives = none, o.skip_bad = 0;
+    lm_err e3 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e3), LUMEN_EDATA);
+    assert_non_null(strstr(e3.msg, "none.txt: none of its 2 rows is a negative"));
+    assert_non_null(strstr(e3.msg, "1 listed there, 1 not negative"));
+
+    /* a CSV negatives file (labels of its own): rows whose labels are all 0 */
+    char *cneg = fx_write_text(dir, "neg.csv", "filename;defect\nimg/d.png;0\nimg/big.png;1\n");
+    o.negatives = cneg;
+    ingest_result r;
+    lm_err e4 = {0};
+    if (ingest_run(&o, &r, &e4)) fail_msg("%s", e4.msg);
+    assert_int_equal(r.negatives, 1);
+    assert_int_equal(r.images, 3);
+    size_t n;
+    char *names = record_names(out, &n);
+    assert_string_equal(names, "img/a.png,img/b.png,img/d.png");
+    free(names);
+
+    /* a negative whose image is broken: bad input naming the negatives file */
+    char *brk = fx_write_text(dir, "img/broken.png", "not a png");
+    char *bneg = fx_write_text(dir, "bneg.txt", "img/broken.png 0.0 poly\n");
+    o.negatives = bneg;
+    lm_err e5 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e5), LUMEN_EDATA);
+    assert_non_null(strstr(e5.msg, "bneg.txt:1:"));
+    assert_non_null(strstr(e5.msg, "x.csv and its negatives file "));
+    assert_false(lm_exists(dm));
+
+    /* the key */
+    o.negatives = NULL;
+    uint64_t k0 = key_of(&o);
+    o.negatives = "";
+    assert_true(key_of(&o) == k0);
+    o.negatives = cneg;
+    uint64_t k1 = key_of(&o);
+    assert_true(k1 != k0);
+    o.negatives_max_prob = 0.4;
+    uint64_t k2 = key_of(&o);
+    assert_true(k2 != k1);
+    free(fx_write_text(dir, "neg.csv", "filename;defect\nimg/d.png;0\n"));
+    assert_true(key_of(&o) != k2);
+    o.negatives = missing;
+    uint64_t h = 0;
+    lm_err e6 = {0};
+    assert_int_equal(ingest_key(&o, key_cb, &h, &e6), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e6.msg, missing));
+
+    /* the plugin: nested Lua keys, the summary */
+    fh *f = fh_new(&ingest_stage);
+    fh_set(f, "csv", csv);
+    fh_set(f, "negatives.csv", cneg);
+    fh_set(f, "split.val", "0.5");
+    fh_set(f, "size", "8");
+    char *pout = lm_path_join(dir, "plugin-dataset");
+    fh_set_output(f, "dataset", pout);
+    int rc = fh_run(f);
+    if (rc) fail_msg("%s", fh_fail_msg(f));
+    assert_null(fh_bad_key(f));
+    int found = 0;
+    assert_int_equal((int)fh_summary(f, "ingest/negatives", &found), 1);
+    assert_true(found);
+    fh_free(f);
+    free(pout);
+    free(brk);
+    free(bneg);
+    free(cneg);
+    free(none);
+    free(bad);
+    free(missing);
+    free(dm);
+    free(out);
+    free(csv);
+    fx_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elpv_slice_end_to_end),
@@ -861,6 +1076,8 @@ int main(void) {
         cmocka_unit_test(test_exclude_joins_key),
         cmocka_unit_test(test_exclude_labels_minus_data),
         cmocka_unit_test(test_exclude_elpv_labels_minus_data),
+        cmocka_unit_test(test_negatives_train_only),
+        cmocka_unit_test(test_negatives_errors_and_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
