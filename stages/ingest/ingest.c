@@ -706,6 +706,24 @@ static int key_rows(const char *file, const char *text, size_t len, const lm_lab
     return rc;
 }
 
+/* Adds `what` (NUL included), the file's length and its bytes to the key;
+ * *text gets the bytes (the caller frees them), *len their count (len may
+ * be NULL).  Errors name `what` and the file. */
+static int key_file(const char *path, const char *what,
+                    void (*add)(void *user, const void *data, size_t len), void *user, char **text,
+                    size_t *len, lm_err *err) {
+    size_t n;
+    lm_err e = {0};
+    int rc = lm_read_file(path, text, &n, &e);
+    if (rc) return lm_fail(err, rc, "%s: %s", what, e.msg);
+    uint64_t n64 = n;
+    add(user, what, strlen(what) + 1);
+    add(user, &n64, sizeof n64);
+    add(user, *text, n);
+    if (len) *len = n;
+    return 0;
+}
+
 int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, size_t len),
                void *user, lm_err *err) {
     if (!o->csv || !*o->csv) return lm_fail(err, LUMEN_EINVAL, "csv: no label file given");
@@ -722,39 +740,21 @@ int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, s
     add(user, root, strlen(root) + 1);
     if (o->exclude && *o->exclude) {
         char *xt;
-        size_t xlen;
-        lm_err e = {0};
-        if ((rc = lm_read_file(o->exclude, &xt, &xlen, &e))) {
-            free(root);
-            free(text);
-            return lm_fail(err, rc, "exclude: %s", e.msg);
-        }
-        uint64_t n = xlen;
-        add(user, "exclude", 8);
-        add(user, &n, sizeof n);
-        add(user, xt, xlen);
+        if ((rc = key_file(o->exclude, "exclude", add, user, &xt, NULL, err))) goto out;
         free(xt);
     }
     if (o->negatives && *o->negatives) {
         char *nt;
         size_t nlen;
-        lm_err e = {0};
-        if ((rc = lm_read_file(o->negatives, &nt, &nlen, &e))) {
-            free(root);
-            free(text);
-            return lm_fail(err, rc, "negatives: %s", e.msg);
-        }
-        uint64_t n = nlen;
-        add(user, "negatives", 10);
+        if ((rc = key_file(o->negatives, "negatives", add, user, &nt, &nlen, err))) goto out;
         add(user, &o->negatives_max_prob, sizeof o->negatives_max_prob);
-        add(user, &n, sizeof n);
-        add(user, nt, nlen);
         lm_labels_opts nlo = {.format = LM_LABELS_AUTO, .threshold = 0.5};
         rc = key_rows(o->negatives, nt, nlen, &nlo, root, add, user, err);
         free(nt);
     }
     lm_labels_opts lo = {.format = o->format, .threshold = o->threshold};
     if (!rc) rc = key_rows(o->csv, text, len, &lo, root, add, user, err);
+out:
     free(root);
     free(text);
     return rc;
