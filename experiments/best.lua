@@ -28,8 +28,10 @@
 -- second training seed scores 0.748 on the same folds, and averaging the
 -- two seeds' models raises the mean AP by +0.005 +- 0.004 but not the F1
 -- (ensemble_study.lua).  Widths x1.5 and x0.5 (width_study.lua) and lr
--- 1e-3 (lr_study.lua) did not help beyond their intervals; lr 4e-3 was
--- worse beyond its interval.
+-- 1e-3 (lr_study.lua) did not help beyond their intervals; lr 4e-3 and
+-- ELPV's 354 defect-free cells outside data.csv as extra training
+-- negatives (negatives_study.lua, inactive F1 -0.049 +- 0.041) were worse
+-- beyond theirs.
 --
 -- Measured (2026-12-06, ../shared/data/elpv, 1700 cells, seed 1; 2-core
 -- "Intel(R) Xeon(R) Processor" (AVX-512)): cross-validated
