@@ -58,13 +58,11 @@ return lumen.experiment {
       seeds = { 1 },
       parallel = 2, -- 2 fold trials at a time, --threads split between them
       timeout = 3600,
-      stages = {
-        lumen.ingest(small.ingest { csv = lumen.labels() }),
-        lumen.normalize_stats {},
-        lumen.augment { flip = true, rotate90 = true },
-        lumen.train(small.train { epochs = 30, ema = 0.99, loss = lumen.focal { gamma = 2, pos_weight = "auto" } }),
-        lumen.validate { thresholds = "tune" },
-      },
+      -- the recipe (lua/small_recipe.lua, best_stages: one definition that
+      -- every study's control shares): ingest at 160 px, normalize-stats,
+      -- augment with the 8 dihedral symmetries, train 30 epochs with the
+      -- focal loss and ema 0.99, validate with tuned thresholds
+      stages = small.best_stages(),
     },
   },
 }

@@ -47,13 +47,7 @@ return lumen.experiment {
       folds = 5,
       seeds = { 1, 2 },
       timeout = 3600,
-      stages = {
-        lumen.ingest(small.ingest { csv = lumen.labels() }),
-        lumen.normalize_stats {},
-        lumen.augment { flip = true, rotate90 = true },
-        lumen.train(small.train { epochs = 30, ema = 0.99, loss = lumen.focal { gamma = 2, pos_weight = "auto" } }),
-        lumen.validate { thresholds = "tune" },
-      },
+      stages = small.best_stages(), -- lua/small_recipe.lua: best.lua's recipe
     },
   },
 }

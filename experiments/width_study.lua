@@ -46,13 +46,7 @@ return lumen.experiment {
         },
       },
       timeout = 7200,
-      stages = {
-        lumen.ingest(small.ingest { csv = lumen.labels() }),
-        lumen.normalize_stats {},
-        lumen.augment { flip = true, rotate90 = true },
-        lumen.train(small.train { epochs = 30, ema = 0.99, loss = lumen.focal { gamma = 2, pos_weight = "auto" } }),
-        lumen.validate { thresholds = "tune" },
-      },
+      stages = small.best_stages(), -- lua/small_recipe.lua: best.lua's recipe
     },
   },
 }

@@ -12,6 +12,11 @@ so errors point at the experiment's line:
     local small = require "small_recipe"
     lumen.ingest(small.ingest { csv = lumen.labels() })
     lumen.train(small.train { ema = 0.99 })
+
+One exception: best_stages() returns experiments/best.lua's whole stage
+list (the stage constructors run here), the control of every study since
+resolution_study.lua -- one definition, so a study's control is
+best.lua's recipe by construction.
 --]]
 local lumen = require "lumen"
 
@@ -43,6 +48,21 @@ function M.train(t)
     loss = lumen.bce { pos_weight = "auto" },
     metric = "val/ap_mean",
   }, t)
+end
+
+-- experiments/best.lua's recipe, the stages each of its folds runs: 160 px
+-- gray, normalize-stats, the 8 dihedral symmetries, 30 epochs of the small
+-- ResNet with the focal loss (gamma 2, pos_weight auto) and a weight
+-- average (ema 0.99), thresholds tuned.  A study varies it with --set-style
+-- keys in its crossval space ("train.optimizer.lr", "ingest.size", ...).
+function M.best_stages()
+  return {
+    lumen.ingest(M.ingest { csv = lumen.labels() }),
+    lumen.normalize_stats {},
+    lumen.augment { flip = true, rotate90 = true },
+    lumen.train(M.train { epochs = 30, ema = 0.99, loss = lumen.focal { gamma = 2, pos_weight = "auto" } }),
+    lumen.validate { thresholds = "tune" },
+  }
 end
 
 return M
