@@ -88,8 +88,7 @@ typedef struct slot {
 
 typedef struct pipeline {
     const ingest_opts *o;
-    const lm_label_table *tab;
-    const uint32_t *sel; /* selected row indices into tab, [n] */
+    const lm_label_row *const *rows; /* record k's label row, [n] */
     size_t n;
     const char *root;
     lm_image_limits lim;
@@ -118,7 +117,7 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&p->mu);
 
         slot *s = &p->slots[k % p->nslots];
-        const lm_label_row *row = &p->tab->rows[p->sel[k]];
+        const lm_label_row *row = p->rows[k];
         lm_err e = {0};
         char *path = lm_path_join(p->root, row->name);
         int rc = path ? lm_png_load_u8(path, p->o->channels, (uint32_t)size, (uint32_t)size,
@@ -216,6 +215,17 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* t's row paths (borrowed), sorted for bsearch with cmp_name; NULL when t
+ * has no rows.  Returns 0 or LUMEN_ENOMEM. */
+static int sorted_names(const lm_label_table *t, const char ***names, lm_err *err) {
+    *names = NULL;
+    if (!t->nrows) return 0;
+    if (!(*names = malloc(t->nrows * sizeof **names))) return lm_fail(err, LUMEN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < t->nrows; i++) (*names)[i] = t->rows[i].name;
+    qsort(*names, t->nrows, sizeof **names, cmp_name);
+    return 0;
+}
+
 /* Drops from *tab the rows whose path the exclude file lists (see
  * ingest_opts.exclude), keeping file order, and logs the count.  Sets
  * *excluded.  Returns 0; LUMEN_ENOTFOUND / LUMEN_EIO (exclude file
@@ -243,12 +253,7 @@ static int apply_exclude(const ingest_opts *o, lm_label_table *tab, size_t *excl
         rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
         goto out;
     }
-    if (ex.nrows && !(names = malloc(ex.nrows * sizeof *names))) {
-        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < ex.nrows; i++) names[i] = ex.rows[i].name;
-    if (ex.nrows) qsort(names, ex.nrows, sizeof *names, cmp_name);
+    if ((rc = sorted_names(&ex, &names, err))) goto out;
 
     /* both files hold each path at most once (duplicates are bad rows), so
      * every hit is one row dropped and one exclude name used */
@@ -311,12 +316,7 @@ static int load_negatives(const ingest_opts *o, const lm_label_table *tab, lm_la
         rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
         goto out;
     }
-    if (tab->nrows && !(names = malloc(tab->nrows * sizeof *names))) {
-        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < tab->nrows; i++) names[i] = tab->rows[i].name;
-    if (tab->nrows) qsort(names, tab->nrows, sizeof *names, cmp_name);
+    if ((rc = sorted_names(tab, &names, err))) goto out;
     size_t nl = neg->nlabels, kept = 0, total = neg->nrows, listed = 0, positive = 0;
     for (size_t i = 0; i < total; i++) {
         lm_label_row *row = &neg->rows[i];
@@ -417,6 +417,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     memset(&neg, 0, sizeof neg);
     char *root = NULL;
     uint32_t *sel = NULL;
+    const lm_label_row **rows = NULL;
     float *lab = NULL;
     uint8_t *spl = NULL;
     lm_dataset_writer *w = NULL;
@@ -482,31 +483,24 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     } else if ((rc = ingest_split(lab, n, nl, o->val, o->seed, o->stratify, spl, err))) {
         goto out;
     }
-    const size_t n_csv = n, csv_rows = tab.nrows;
-    if (nneg) {
-        /* the negatives' rows move into tab (it owns and frees them) */
-        size_t base = tab.nrows;
-        lm_label_row *rows = realloc(tab.rows, (base + neg.nrows) * sizeof *rows);
-        if (!rows) {
-            rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
-            goto out;
-        }
-        tab.rows = rows;
-        memcpy(tab.rows + base, neg.rows, neg.nrows * sizeof *rows);
-        tab.nrows += neg.nrows;
-        neg.nrows = 0;
+    const size_t n_csv = n;
+    if (nneg) { /* sel[n_csv ..] index neg.rows */
         uint32_t *pick = sel + n;
-        if (nneg < tab.nrows - base) {
-            if ((rc = ingest_subset(tab.nrows - base, nneg, o->seed, pick, err))) goto out;
+        if (nneg < neg.nrows) {
+            if ((rc = ingest_subset(neg.nrows, nneg, o->seed, pick, err))) goto out;
         } else {
             for (size_t i = 0; i < nneg; i++) pick[i] = (uint32_t)i;
         }
-        for (size_t i = 0; i < nneg; i++) pick[i] += (uint32_t)base;
         memset(lab + n * nl, 0, nneg * nl * sizeof *lab);
         memset(spl + n, LM_SPLIT_TRAIN, nneg);
         n += nneg;
         r.negatives = nneg;
     }
+    if (!(rows = malloc(n * sizeof *rows))) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++) rows[k] = k < n_csv ? &tab.rows[sel[k]] : &neg.rows[sel[k]];
     r.selected = n;
 
     int threads = o->threads > 0 ? o->threads : lm_ncpu();
@@ -520,7 +514,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
                                tab.bad_rows == 1 ? "" : "s");
     if (r.excluded && wl < sizeof why)
         wl += (size_t)snprintf(why + wl, sizeof why - wl, "; %zu excluded", r.excluded);
-    if (n_csv < csv_rows && wl < sizeof why)
+    if (n_csv < tab.nrows && wl < sizeof why)
         wl += (size_t)snprintf(why + wl, sizeof why - wl, "; limit %lld", (long long)o->limit);
     if (r.negatives && wl < sizeof why)
         snprintf(why + wl, sizeof why - wl, "; + %zu training negatives", r.negatives);
@@ -537,8 +531,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
 
     /* start the decode workers */
     p.o = o;
-    p.tab = &tab;
-    p.sel = sel;
+    p.rows = rows;
     p.n = n;
     p.root = root;
     p.lim = o->limits.max_width ? o->limits : LM_IMAGE_LIMITS_DEFAULT;
@@ -573,7 +566,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
             goto out;
         }
         slot *s = &p.slots[k % p.nslots];
-        const lm_label_row *row = &tab.rows[sel[k]];
+        const lm_label_row *row = rows[k];
         const char *file = k < n_csv ? o->csv : o->negatives;
         if (s->rc == LUMEN_EDATA || s->rc == LUMEN_ENOTFOUND) {
             /* the negatives' problems sort after csv's */
@@ -659,6 +652,7 @@ out:
     }
     cJSON_Delete(extra);
     free(sel);
+    free(rows);
     free(lab);
     free(spl);
     free(root);
