@@ -5,12 +5,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -93,6 +97,22 @@ void rn_mlflow_conf_free(rn_mlflow_conf *c) {
 
 /* --------------------------------------------------------------- tracker */
 
+/* What the runner tells its sender process, in a shared anonymous mapping
+ * (MAP_SHARED, made before the fork).  The runner sets the flags; the
+ * sender clears dirty, flush and wake as it takes them.  The flags go
+ * through the __atomic builtins (sequentially consistent), and the runner
+ * rings the bell (one byte down a pipe) after a change, so the sender may
+ * sleep in poll() in between. */
+typedef struct mf_shared {
+    int dirty;                /* the spool grew since the sender last looked */
+    int flush;                /* send now, without lingering (a stage's end) */
+    int stopping;             /* the run ended: send what is left, then exit */
+    int wake;                 /* cut a backoff short (the run's end) */
+    volatile int abort;       /* abandon the request in flight (mf_client) */
+    volatile double deadline; /* lm_now() the drain ends; 0 before */
+    volatile double dirty_since; /* written before dirty is set */
+} mf_shared;
+
 typedef struct mlf {
     rn_mlflow_conf conf;
     FILE *term;
@@ -101,18 +121,17 @@ typedef struct mlf {
     int warned;    /* the spool could not be written (said once) */
     mf_sender *snd;
     char open_err[sizeof(((lm_err *)0)->msg)];
-    /* the sender thread */
-    pthread_t th;
-    int have_thread, have_sync; /* the thread runs; mu and cv exist */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int dirty, flush, stopping, done, wake;
-    double dirty_since;
-    volatile int abort;
-    volatile double deadline;
-    mf_class last;
-    int is_trial;         /* a sweep trial (its sweep's runner does the siblings) */
-    int siblings_done;    /* earlier runs' pending events were looked at */
+    /* The sender is a process, not a thread: the runner forks a process
+     * for every stage, and a fork while a sender thread held a lock (in
+     * malloc, in the sanitizers' allocator, in stdio) left that lock held
+     * forever in the stage's process.  So the runner stays single-threaded
+     * and the sender, forked once at the run's start, runs beside it. */
+    mf_shared *sh;      /* NULL until the sender process is started */
+    pid_t pid;          /* the sender process; 0 when none */
+    int bell_r, bell_w; /* runner -> sender wake-ups */
+    int done_r;         /* EOF when the sender process has exited */
+    int is_trial;       /* a sweep trial (its sweep's runner does the siblings) */
+    int siblings_done;  /* earlier runs' pending events were looked at (sender) */
 } mlf;
 
 static int sync_tree(const char *run_dir, const char *uri, FILE *out, int tries, const volatile int *abort,
@@ -124,9 +143,34 @@ static double mono(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void wait_until(mlf *t, double when) {
-    struct timespec ts = {.tv_sec = (time_t)when, .tv_nsec = (long)((when - (double)(time_t)when) * 1e9)};
-    pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+
+/* The runner wakes the sender (a full pipe already holds a wake-up). */
+static void ring(mlf *t) {
+    if (t->bell_w < 0) return;
+    char b = 1;
+    while (write(t->bell_w, &b, 1) < 0 && errno == EINTR) {
+    }
+}
+
+/* The sender sleeps until rung or `when` (mono()); the bytes are drained.
+ * Returns -1 when the runner has gone (every write end closed). */
+static int bell_wait(int bell_r, double when) {
+    double left = when - mono();
+    if (left <= 0) return 0;
+    struct pollfd p = {.fd = bell_r, .events = POLLIN};
+    int rc = poll(&p, 1, (int)(left * 1000) + 1);
+    if (rc > 0 && (p.revents & POLLIN)) {
+        char buf[256];
+        ssize_t n;
+        while ((n = read(bell_r, buf, sizeof buf)) > 0) {
+        }
+        if (n == 0) return -1;
+    } else if (rc > 0 && (p.revents & (POLLHUP | POLLERR))) {
+        return -1;
+    }
+    return 0;
 }
 
 static void spool(mlf *t, cJSON *ev, int sync) {
@@ -146,13 +190,14 @@ static void spool(mlf *t, cJSON *ev, int sync) {
         fprintf(t->term, "mlflow: cannot write the spool in %s/%s (%s); this run is not fully tracked\n", t->run_dir,
                 MF_DIR, strerror(errno));
     }
-    if (!t->have_thread) return;
-    pthread_mutex_lock(&t->mu);
-    if (!t->dirty) t->dirty_since = mono();
-    t->dirty = 1;
-    t->flush |= sync;
-    pthread_cond_signal(&t->cv);
-    pthread_mutex_unlock(&t->mu);
+    if (!t->pid) return;
+    int was = LOAD(t->sh->dirty);
+    if (!was) {
+        t->sh->dirty_since = mono(); /* before dirty: the sender reads it after */
+        STORE(t->sh->dirty, 1);
+    }
+    if (sync) STORE(t->sh->flush, 1);
+    if (!was || sync) ring(t);
 }
 
 static cJSON *event(const char *type) {
@@ -225,24 +270,19 @@ static void add_str(cJSON *o, const char *k, const char *v) {
     if (v) cJSON_AddStringToObject(o, k, v);
 }
 
-static void *sender_main(void *arg);
-
-/* The run's end (wake) cuts a backoff short, not the server's Retry-After. */
-static int thread_nap(void *arg, double s, double must) {
+/* In the sender process.  The run's end (wake) cuts a backoff short, not
+ * the server's Retry-After. */
+static int sender_nap(void *arg, double s, double must) {
     mlf *t = arg;
-    pthread_mutex_lock(&t->mu);
     double start = mono(), until = start + s;
-    while (!t->abort && mono() < until) {
-        if (t->wake) {
-            t->wake = 0;
+    while (!t->sh->abort && mono() < until) {
+        if (__atomic_exchange_n(&t->sh->wake, 0, __ATOMIC_SEQ_CST)) {
             if (start + must < until) until = start + must;
             continue;
         }
-        wait_until(t, until);
+        if (bell_wait(t->bell_r, until) < 0) t->sh->abort = 1;
     }
-    int stop = t->abort;
-    pthread_mutex_unlock(&t->mu);
-    return stop;
+    return t->sh->abort;
 }
 
 /* The other runs of this experiment folder that were tracked to the same
@@ -265,14 +305,14 @@ static void sync_siblings(mlf *t) {
         if (de->d_name[0] != '.' && strcmp(de->d_name, slash + 1) != 0) rn_strv_push(&names, de->d_name);
     if (d) closedir(d);
     rn_strv_sort(&names);
-    for (size_t i = 0; i < names.n && !t->abort; i++) {
+    for (size_t i = 0; i < names.n && !t->sh->abort; i++) {
         char *rd = lm_path_join(exp_dir, names.v[i]);
         long pending = 0, rejected = 0;
         char err[8];
         char *uri = rd ? mf_spool_uri(rd) : NULL;
         if (uri && strcmp(uri, t->conf.uri) == 0 && mf_spool_state(rd, &pending, &rejected, err, sizeof err) == 0) {
             lm_err ig = {0};
-            sync_tree(rd, t->conf.uri, NULL, 1, &t->abort, &ig); /* a busy one (still running) is skipped */
+            sync_tree(rd, t->conf.uri, NULL, 1, &t->sh->abort, &ig); /* a busy one (still running) is skipped */
         }
         free(uri);
         free(rd);
@@ -281,55 +321,112 @@ static void sync_siblings(mlf *t) {
     free(exp_dir);
 }
 
-static void *sender_main(void *arg) {
-    mlf *t = arg;
+/* The sender process's life: sends the spool as it grows (after LINGER_S,
+ * or at once on a flush) until the run ends, then what is left until the
+ * deadline; leaves how far it got in state.json; never returns. */
+static void sender_main(mlf *t, pid_t runner) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != runner) _exit(0); /* the runner died before prctl */
+    signal(SIGINT, SIG_IGN);           /* Ctrl-C ends the run; the runner then drains */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    mf_shared *sh = t->sh;
     for (;;) {
-        pthread_mutex_lock(&t->mu);
-        while (!t->abort && !t->stopping && !(t->dirty && (t->flush || mono() >= t->dirty_since + LINGER_S)))
-            wait_until(t, t->dirty ? t->dirty_since + LINGER_S : mono() + 1);
-        int abort = t->abort;
-        t->dirty = t->flush = 0;
-        pthread_mutex_unlock(&t->mu);
-        if (abort) break;
-        mf_class c = mf_send_drive(t->snd, 0, &t->deadline, thread_nap, t);
-        pthread_mutex_lock(&t->mu);
-        t->last = c;
-        int stopping = t->stopping, more = t->dirty;
-        if (c == MF_AUTH || c == MF_REFUSED) /* cannot go on: the rest stays in the spool */
-            while (!t->stopping && !t->abort) pthread_cond_wait(&t->cv, &t->mu);
-        pthread_mutex_unlock(&t->mu);
-        if (c == MF_ABORTED || c == MF_AUTH || c == MF_REFUSED) break;
+        while (!sh->abort && !LOAD(sh->stopping) &&
+               !(LOAD(sh->dirty) && (LOAD(sh->flush) || mono() >= sh->dirty_since + LINGER_S))) {
+            double when = LOAD(sh->dirty) ? sh->dirty_since + LINGER_S : mono() + 1;
+            if (bell_wait(t->bell_r, when) < 0) sh->abort = 1;
+        }
+        if (sh->abort) break;
+        STORE(sh->dirty, 0); /* before reading the spool: a line spooled after this rings again */
+        STORE(sh->flush, 0);
+        mf_class c = mf_send_drive(t->snd, 0, &sh->deadline, sender_nap, t);
+        int stopping = LOAD(sh->stopping), more = LOAD(sh->dirty);
+        if (c == MF_ABORTED || c == MF_AUTH || c == MF_REFUSED) break; /* AUTH/REFUSED: the rest stays spooled */
         if (c == MF_OK && !t->siblings_done) sync_siblings(t); /* bounded by the drain at the end */
-        if (stopping && (c != MF_OK || !more)) break; /* all sent, or the deadline passed */
+        if (stopping && (c != MF_OK || !more)) break;         /* all sent, or the deadline passed */
     }
-    pthread_mutex_lock(&t->mu);
-    t->done = 1;
-    pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
-    return NULL;
+    mf_sender_save(t->snd); /* the last failure's message, for the runner's last line */
+    _exit(0);
 }
 
-static int start_thread(mlf *t) {
+/* Waits until the sender process has exited (its end of done_r closed) or
+ * `until` (mono()); 1 when it has. */
+static int sender_exited(mlf *t, double until) {
+    for (;;) {
+        double left = until - mono();
+        struct pollfd p = {.fd = t->done_r, .events = POLLIN};
+        int rc = poll(&p, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
+        if (rc == 0) return 0;
+        if (rc < 0 && errno != EINTR) return 0;
+        if (rc > 0) return 1; /* EOF (POLLIN or POLLHUP): the sender never writes to it */
+    }
+}
+
+/* Ends the sender process: it has until `until` (mono()) to finish on its
+ * own, then `grace` seconds after abort (a request in flight is
+ * abandoned), then SIGKILL -- state.json is written atomically, so at
+ * worst `runner sync` sends again what may have landed, and it
+ * deduplicates.  Then re-reads how far it got. */
+static void stop_sender(mlf *t, double until, double grace) {
+    if (!t->pid) return;
+    if (!sender_exited(t, until)) {
+        t->sh->abort = 1;
+        ring(t);
+        if (!sender_exited(t, mono() + grace)) kill(t->pid, SIGKILL);
+    }
+    while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    t->pid = 0;
+    close(t->done_r);
+    close(t->bell_w);
+    t->done_r = t->bell_w = -1;
+    if (t->snd) mf_sender_reload(t->snd);
+}
+
+static int start_sender(mlf *t) {
     int busy = 0;
     lm_err e = {0};
-    if (mf_sender_open(t->run_dir, t->conf.uri, &t->abort, &t->snd, &busy, &e)) {
+    void *m = mmap(NULL, sizeof *t->sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        snprintf(t->open_err, sizeof t->open_err, "cannot map the sender's flags: %s", strerror(errno));
+        return -1;
+    }
+    t->sh = m;
+    memset(t->sh, 0, sizeof *t->sh);
+    /* opened before the fork: the runner says a busy spool, and both hold
+     * the lock (an flock on one shared open file) */
+    if (mf_sender_open(t->run_dir, t->conf.uri, &t->sh->abort, &t->snd, &busy, &e)) {
         snprintf(t->open_err, sizeof t->open_err, "%s", e.msg);
         return -1;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&t->mu, NULL);
-    t->have_sync = 1;
-    if (pthread_create(&t->th, NULL, sender_main, t) != 0) {
-        snprintf(t->open_err, sizeof t->open_err, "cannot start the sender thread");
+    int bell[2] = {-1, -1}, done[2] = {-1, -1};
+    pid_t runner = getpid(), pid = -1;
+    if (pipe2(bell, O_CLOEXEC | O_NONBLOCK) == 0 && pipe2(done, O_CLOEXEC) == 0) {
+        fflush(NULL); /* nothing buffered is written twice */
+        pid = fork();
+    }
+    if (pid == 0) {
+        close(bell[1]);
+        close(done[0]);
+        t->bell_r = bell[0];
+        t->bell_w = -1;
+        sender_main(t, runner); /* holds done[1] until it exits */
+    }
+    int err = errno;
+    for (int i = 0; i < 2; i++)
+        if (bell[i] >= 0 && (pid < 0 || i == 0)) close(bell[i]);
+    for (int i = 0; i < 2; i++)
+        if (done[i] >= 0 && (pid < 0 || i == 1)) close(done[i]);
+    if (pid < 0) {
+        snprintf(t->open_err, sizeof t->open_err, "cannot start the sender process: %s", strerror(err));
         mf_sender_close(t->snd);
         t->snd = NULL;
         return -1;
     }
-    t->have_thread = 1;
+    t->pid = pid;
+    t->bell_w = bell[1];
+    t->done_r = done[0];
     return 0;
 }
 
@@ -407,11 +504,11 @@ static int op_run_started(void *self, const rn_run_info *run, const cJSON *param
         rn_strv_free(&cut);
         if (t->fd >= 0) fdatasync(t->fd);
     }
-    if (start_thread(t) == 0) {
-        pthread_mutex_lock(&t->mu);
-        t->dirty = t->flush = 1;
-        pthread_cond_signal(&t->cv);
-        pthread_mutex_unlock(&t->mu);
+    if (start_sender(t) == 0) {
+        t->sh->dirty_since = mono(); /* before dirty: the sender reads it after */
+        STORE(t->sh->dirty, 1);
+        STORE(t->sh->flush, 1);
+        ring(t);
     }
     return 0;
 }
@@ -463,11 +560,9 @@ static int op_stage_status(void *self, const char *stage_id, const char *status,
     free(k);
     if (end && t->fd >= 0) { /* a stage's end: durable, and sent without waiting */
         fdatasync(t->fd);
-        if (t->have_thread) {
-            pthread_mutex_lock(&t->mu);
-            t->flush = 1;
-            pthread_cond_signal(&t->cv);
-            pthread_mutex_unlock(&t->mu);
+        if (t->pid) {
+            STORE(t->sh->flush, 1);
+            ring(t);
         }
     }
     return 0;
@@ -541,21 +636,14 @@ static int op_run_ended(void *self, const char *status, const char *reason, doub
     cJSON_AddStringToObject(ev, "status", ms);
     cJSON_AddNumberToObject(ev, "end_ms", floor(ended * 1000));
     spool(t, ev, 1);
-    if (t->have_thread) {
-        pthread_mutex_lock(&t->mu);
+    if (t->pid) {
         double dl = mono() + drain_seconds();
-        t->deadline = dl;
-        t->stopping = t->wake = t->flush = 1;
-        pthread_cond_broadcast(&t->cv);
-        while (!t->done && mono() < dl) wait_until(t, dl);
-        if (!t->done) { /* abandon the request in flight */
-            t->abort = 1;
-            pthread_cond_broadcast(&t->cv);
-            while (!t->done) pthread_cond_wait(&t->cv, &t->mu);
-        }
-        pthread_mutex_unlock(&t->mu);
-        pthread_join(t->th, NULL);
-        t->have_thread = 0;
+        t->sh->deadline = dl;
+        STORE(t->sh->flush, 1);
+        STORE(t->sh->wake, 1);
+        STORE(t->sh->stopping, 1);
+        ring(t);
+        stop_sender(t, dl, 5);
     }
     long pending = 0, rejected = 0;
     char err[sizeof t->open_err] = "";
@@ -585,17 +673,13 @@ static int op_run_ended(void *self, const char *status, const char *reason, doub
 static void op_destroy(void *self) {
     mlf *t = self;
     if (!t) return;
-    if (t->have_thread) { /* the run never ended (an early failure): stop at once */
-        pthread_mutex_lock(&t->mu);
-        t->stopping = t->abort = 1;
-        pthread_cond_broadcast(&t->cv);
-        pthread_mutex_unlock(&t->mu);
-        pthread_join(t->th, NULL);
+    if (t->pid) { /* the run never ended (an early failure): stop at once */
+        STORE(t->sh->stopping, 1);
+        t->sh->abort = 1;
+        ring(t);
+        stop_sender(t, mono() + 5, 1);
     }
-    if (t->have_sync) {
-        pthread_cond_destroy(&t->cv);
-        pthread_mutex_destroy(&t->mu);
-    }
+    if (t->sh) munmap(t->sh, sizeof *t->sh);
     mf_sender_close(t->snd);
     if (t->fd >= 0) close(t->fd);
     rn_mlflow_conf_free(&t->conf);
@@ -619,7 +703,7 @@ int rn_mlflow_new(const rn_mlflow_conf *conf, FILE *term, void **self, lm_err *e
     *self = NULL;
     mlf *t = calloc(1, sizeof *t);
     if (!t) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    t->fd = -1;
+    t->fd = t->bell_r = t->bell_w = t->done_r = -1;
     t->term = term;
     t->conf.uri = lm_strdup(conf->uri);
     t->conf.experiment = lm_strdup(conf->experiment);

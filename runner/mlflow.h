@@ -10,8 +10,11 @@
  *
  * Every event is first appended to the run folder's spool
  * (<run>/mlflow/spool.jsonl, mlflow_send.h), fsync'ed at stage ends and at
- * the run's end; a sender thread posts from the spool, so the training
- * process and the runner's main loop never wait for the server.  At the
+ * the run's end; a sender process, forked at the run's start, posts from
+ * the spool, so the training process and the runner's main loop never
+ * wait for the server (a process, not a thread: the runner must stay
+ * single-threaded to fork its stages safely; it dies with the runner,
+ * PR_SET_PDEATHSIG).  At the
  * run's end the sender gets LUMEN_TRACKING_DRAIN seconds (default 10) to
  * finish (a server that does not answer gets two more tries, not all of
  * it); what is left stays in the spool and one line says so.  `runner

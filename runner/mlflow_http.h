@@ -11,8 +11,8 @@
  *   MLFLOW_TRACKING_SERVER_CERT_PATH         -> CA bundle
  *   LUMEN_TRACKING_TIMEOUT (s, default 30), LUMEN_TRACKING_CONNECT_TIMEOUT
  *   (s, default 5)
- * TLS verification is on otherwise.  CURLOPT_NOSIGNAL is set (the sender
- * runs in a thread).  A request in flight is abandoned as soon as *abort
+ * TLS verification is on otherwise.  CURLOPT_NOSIGNAL is set (no SIGALRM
+ * for name resolution timeouts: safe in any thread).  A request in flight is abandoned as soon as *abort
  * (when given) becomes non-zero.
  *
  * Not thread-safe per client: one client per thread.

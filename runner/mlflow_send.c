@@ -105,6 +105,30 @@ static char *read_spool(const char *path, long long off, size_t *len) {
     return b;
 }
 
+/* state.json into s when it is for s->uri; else (another server, or
+ * nothing sent yet) s keeps what it has: everything goes. */
+static void load_state(mf_sender *s) {
+    cJSON *st = NULL;
+    lm_err ig = {0};
+    if (rn_json_read_file(s->state_path, &st, &ig) == 0 && str(st, "uri") && strcmp(str(st, "uri"), s->uri) == 0) {
+        set_str(&s->exp_id, str(st, "experiment_id"));
+        set_str(&s->run_id, str(st, "run_id"));
+        set_str(&s->artifact_uri, str(st, "artifact_uri"));
+        s->acked = (long long)cJSON_GetNumberValue(rn_json_item(st, "acked"));
+        if (s->acked < 0 || isnan((double)s->acked)) s->acked = 0;
+        s->uncertain = cJSON_IsTrue(rn_json_item(st, "uncertain"));
+        s->rejected = (long)cJSON_GetNumberValue(rn_json_item(st, "rejected"));
+        if (s->rejected < 0) s->rejected = 0;
+        snprintf(s->error, sizeof s->error, "%s", str(st, "error") ? str(st, "error") : "");
+        snprintf(s->refusal, sizeof s->refusal, "%s", str(st, "refusal") ? str(st, "refusal") : "");
+    }
+    cJSON_Delete(st);
+}
+
+void mf_sender_reload(mf_sender *s) { load_state(s); }
+
+int mf_sender_save(mf_sender *s) { return save_state(s); }
+
 int mf_sender_open(const char *run_dir, const char *uri, const volatile int *abort, mf_sender **out, int *busy,
                    lm_err *e) {
     *out = NULL;
@@ -146,23 +170,8 @@ int mf_sender_open(const char *run_dir, const char *uri, const volatile int *abo
         goto out;
     }
     s->uri = lm_strdup(uri ? uri : str(s->run_ev, "uri"));
-    cJSON *st = NULL;
-    lm_err ig = {0};
-    if (rn_json_read_file(s->state_path, &st, &ig) == 0 && str(st, "uri") && strcmp(str(st, "uri"), s->uri) == 0) {
-        set_str(&s->exp_id, str(st, "experiment_id"));
-        set_str(&s->run_id, str(st, "run_id"));
-        set_str(&s->artifact_uri, str(st, "artifact_uri"));
-        s->acked = (long long)cJSON_GetNumberValue(rn_json_item(st, "acked"));
-        if (s->acked < 0 || isnan((double)s->acked)) s->acked = 0;
-        s->uncertain = cJSON_IsTrue(rn_json_item(st, "uncertain"));
-        s->rejected = (long)cJSON_GetNumberValue(rn_json_item(st, "rejected"));
-        if (s->rejected < 0) s->rejected = 0;
-        snprintf(s->error, sizeof s->error, "%s", str(st, "error") ? str(st, "error") : "");
-        snprintf(s->refusal, sizeof s->refusal, "%s", str(st, "refusal") ? str(st, "refusal") : "");
-    } /* else: another server (or nothing sent yet): everything goes */
-    cJSON_Delete(st);
     if (!s->uri) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    else rc = mf_client_new(s->uri, abort, &s->cli, e);
+    else if (!(rc = mf_client_new(s->uri, abort, &s->cli, e))) load_state(s);
 out:
     free(lock);
     if (rc) mf_sender_close(s);

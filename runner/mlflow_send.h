@@ -66,6 +66,12 @@ mf_class mf_send_pending(mf_sender *s);
 mf_class mf_send_drive(mf_sender *s, int max_tries, const volatile double *deadline,
                        int (*nap)(void *arg, double s, double must), void *arg);
 
+/* Another process sent for s (the tracker's sender process, which shares
+ * s's lock): re-read how far it got from state.json. */
+void mf_sender_reload(mf_sender *s);
+/* Writes s's state (with the last failure's message) to state.json. */
+int mf_sender_save(mf_sender *s);
+
 /* The last failure's message ("" when none). */
 const char *mf_sender_error(const mf_sender *s);
 /* The last refused request's message ("" when none). */

@@ -16,11 +16,14 @@
  *
  * The local run store (store.h) is the first tracker; the MLflow tracker
  * (mlflow.h) implements the same ops, spooling every event to the run
- * folder and posting from a sender thread.  A tracker reports failures
+ * folder and posting from a sender process.  A tracker reports failures
  * through its return value; the runner records the first one as the stage's or run's failure,
  * so a tracker that must not fail a run (a remote server being down)
  * should spool and return 0.  Trackers are called from the runner's main
- * thread only.
+ * thread only, and start no thread in the runner: the runner forks a
+ * process for every stage, and a fork while another thread holds a lock
+ * leaves that lock held in the stage's process (a tracker that must work
+ * in the background forks a process of its own, as mlflow.c does).
  */
 #ifndef RN_TRACK_H
 #define RN_TRACK_H

@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -811,6 +812,85 @@ static void test_mlflow_killed_mid_run(void **state) {
     free(runner);
 }
 
+/* The threads of process pid (/proc/<pid>/task), -1 when it is gone. */
+static int threads_of(pid_t pid) {
+    char *dir = hx_fmt("/proc/%ld/task", (long)pid);
+    DIR *d = opendir(dir);
+    free(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/* The children of pid, from /proc/<pid>/task/<pid>/children. */
+static int children_of(pid_t pid, pid_t *out, int cap) {
+    char *path = hx_fmt("/proc/%ld/task/%ld/children", (long)pid, (long)pid);
+    char *text = hx_read(path);
+    free(path);
+    int n = 0;
+    for (char *p = text, *end; p && *p && n < cap; p = end) {
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        out[n++] = (pid_t)v;
+    }
+    free(text);
+    return n;
+}
+
+/* The runner forks a process for every stage, and a fork while another
+ * thread of the runner holds a lock (malloc's, the sanitizers'
+ * allocator's, stdio's) leaves that lock held forever in the stage's
+ * process: stop 18's CI saw a sanitized validate stage hang so, when the
+ * MLflow sender was a thread.  So while it tracks, the runner stays one
+ * thread; the sender is a child process that ends with the run. */
+static void test_mlflow_runner_stays_single_threaded(void **state) {
+    NEED_SERVER();
+    hx_fixture *f = *state;
+    write_exp(f, S.uri, "mlt_threads", "    lumen.curve { epochs = 8, sleep = 0.25 },");
+    char *runner = hx_join(hx_build_dir(), "runner");
+    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
+    const char *argv[] = {runner, "exp.lua", "--smoke", NULL};
+    const char *env[] = {pp, "LUMEN_RUNS", "LUMEN_TRACKING_URI", "MLFLOW_TRACKING_URI", NULL};
+    char *errf = hx_join(f->tmp, "err.txt");
+    pid_t pid = hx_spawn(argv, f->tmp, env, NULL, errf);
+    char *run = NULL;
+    for (int i = 0; i < 100 && !(run = newest_run(f)); i++) nap(0.05);
+    assert_non_null(run);
+    assert_true(hx_wait_for(acked_some, run, 20)); /* the sender has sent: it runs */
+    pid_t kids[64], seen[64];
+    int n_seen = 0, samples = 0;
+    for (int i = 0; i < 10; i++, nap(0.1)) {
+        int th = threads_of(pid);
+        if (th < 0) break;
+        if (th != 1) fail_msg("the tracking runner has %d threads while its stages run", th);
+        samples++;
+        int n = children_of(pid, kids, 64);
+        for (int k = 0; k < n; k++) {
+            int known = 0;
+            for (int j = 0; j < n_seen; j++) known |= seen[j] == kids[k];
+            if (!known && n_seen < 64) seen[n_seen++] = kids[k];
+        }
+    }
+    assert_true(samples >= 5);
+    assert_true(n_seen >= 2); /* the sender and the curve stage's process */
+    int st;
+    assert_true(hx_wait(pid, 60, &st));
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *err = hx_read(errf);
+    if (!strstr(err, "mlflow: synced to")) fail_msg("not synced:\n%s", err);
+    for (int j = 0; j < n_seen; j++) /* none outlives the run */
+        if (kill(seen[j], 0) == 0) fail_msg("process %ld outlived the runner", (long)seen[j]);
+    free(err);
+    free(run);
+    free(errf);
+    free(pp);
+    free(runner);
+}
+
 static char *proxy_uri(const proxy *p) { return hx_fmt("http://127.0.0.1:%d", p->port); }
 
 /* 503 with Retry-After: 1 twice, then the server: retried after the
@@ -1040,6 +1120,7 @@ int main(void) {
         cmocka_unit_test(test_mlflow_train_pipeline_artifacts),
         cmocka_unit_test_setup_teardown(test_mlflow_down_at_start_then_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mlflow_killed_mid_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mlflow_runner_stays_single_threaded, setup, teardown),
     };
     const char *only = getenv("LUMEN_TEST_FILTER"); /* e.g. "*503*" while working on one case */
     if (only && *only) cmocka_set_test_filter(only);
