@@ -117,6 +117,7 @@ static cJSON *fingerprint_json(const train_fingerprint *fp) {
     cJSON_AddNumberToObject(o, "epochs", (double)fp->epochs);
     cJSON_AddStringToObject(o, "optimizer", fp->optimizer);
     cJSON_AddNumberToObject(o, "ema", fp->ema);
+    if (fp->ema > 0 && fp->ema_warmup != 10) cJSON_AddNumberToObject(o, "ema_warmup", fp->ema_warmup);
     return o;
 }
 

@@ -337,7 +337,8 @@ static int restore(trainer *t) {
                                 .optimizer = c->optim.kind == NN_OPT_SGD    ? "sgd"
                                              : c->optim.kind == NN_OPT_ADAM ? "adam"
                                                                             : "adamw",
-                                .ema = c->ema};
+                                .ema = c->ema,
+                                .ema_warmup = c->ema_warmup};
     int resuming = LUMEN_HOST_HAS(h, resuming) && h->resuming && h->resuming(t->ctx);
     if (resuming && lm_exists(t->path_state)) {
         lm_err e = {0};
@@ -370,8 +371,8 @@ typedef struct epoch_stats {
 /* ------------------------------------------------- weight average -- */
 
 /* Folds the engine's current weights and BN statistics into the average:
- * a = d a + (1 - d) w with d = min(ema, (1 + n) / (10 + n)) after n
- * updates (the first update copies).  Host-side and canonical, so every
+ * a = d a + (1 - d) w with d = min(ema, (1 + n) / (W + n)) after n
+ * updates, W = ema_warmup (the first update copies).  Host-side and canonical, so every
  * backend gets it for free; ~3 M floats per step against a step of
  * ~10^9 FLOPs. */
 static int ema_update(trainer *t, lm_err *e) {
@@ -384,8 +385,7 @@ static int ema_update(trainer *t, lm_err *e) {
         t->pr.ema_updates++;
         return 0;
     }
-    double n = (double)t->pr.ema_updates;
-    float d = (float)fmin(t->cfg.ema, (1.0 + n) / (10.0 + n));
+    float d = (float)train_ema_decay(t->cfg.ema, t->cfg.ema_warmup, t->pr.ema_updates);
     for (size_t i = 0; i < m->nparams; i++) t->ema.params[i] = d * t->ema.params[i] + (1.0f - d) * t->raw_params[i];
     for (size_t i = 0; i < m->nbuffers; i++)
         t->ema.buffers[i] = d * t->ema.buffers[i] + (1.0f - d) * t->raw_buffers[i];

@@ -63,6 +63,7 @@ typedef struct train_cfg {
     double mixup;          /* mixup alpha; 0 = off (mixup.h) */
     double clip_grad_norm; /* 0 = off */
     double ema;            /* weight-average decay per step; 0 = off */
+    double ema_warmup;     /* W in min(ema, (1 + n) / (W + n)); >= 1 */
     const char *init;      /* host-owned path; NULL = train from scratch */
     int reset_head;
     int64_t max_nonfinite;
@@ -121,7 +122,15 @@ typedef struct train_fingerprint {
     int64_t batch, batches_per_epoch, epochs;
     const char *optimizer;  /* "sgd" / "adam" / "adamw" */
     double ema;             /* weight-average decay, 0 = off */
+    double ema_warmup;      /* stored only when not 10 (older states stay resumable) */
 } train_fingerprint;
+
+/* The weight average's decay after n updates: min(ema, (1 + n) / (W + n)),
+ * W = train_cfg.ema_warmup. */
+static inline double train_ema_decay(double ema, double warmup, int64_t n) {
+    double w = (1.0 + (double)n) / (warmup + (double)n);
+    return ema < w ? ema : w;
+}
 
 /* The weight average (train_cfg.ema > 0): params and BN buffers, canonical
  * layout (m->nparams / m->nbuffers floats), owned by the trainer. */

@@ -64,6 +64,8 @@ static void test_defaults(void **state) {
     assert_null(c.init);
     assert_int_equal(c.loader_threads, 1);
     assert_true(c.mixup == 0); /* off */
+    assert_true(c.ema == 0);   /* off */
+    assert_true(c.ema_warmup == 10);
     assert_true(c.focal_gamma == 0); /* bce */
     assert_string_equal(fh_fail_msg(f), "");
     assert_null(fh_bad_key(f));
@@ -146,6 +148,29 @@ static void test_cross_field_errors(void **state) {
     expect((const char *[]){"model.stem_width", "0", NULL}, "model.stem_width");
 }
 
+/* The weight average's decay: min(ema, (1 + n) / (W + n)) after n updates.
+ * W = 10 (the default) caps ema = 0.998 at ~0.993 after 1,290 steps (30
+ * epochs of best.lua), W = 2 reaches 0.998 at n = 498, W = 1 is ema from
+ * the start. */
+static void test_ema_decay(void **state) {
+    (void)state;
+    assert_float_equal(train_ema_decay(0.998, 10, 1290), 1291.0 / 1300.0, 1e-6);
+    assert_float_equal(train_ema_decay(0.99, 10, 1290), 0.99, 1e-7);
+    assert_float_equal(train_ema_decay(0.99, 10, 0), 0.1, 1e-7);
+    assert_float_equal(train_ema_decay(0.998, 2, 100), 101.0 / 102.0, 1e-7);
+    assert_float_equal(train_ema_decay(0.998, 2, 497), 498.0 / 499.0, 1e-7);
+    assert_float_equal(train_ema_decay(0.998, 2, 498), 0.998, 1e-7);
+    assert_float_equal(train_ema_decay(0.998, 2, 5000), 0.998, 1e-7);
+    assert_float_equal(train_ema_decay(0.998, 1, 1), 0.998, 1e-7);
+    fh *f = fh_new(&train_stage);
+    fh_set(f, "ema", "0.998");
+    fh_set(f, "ema_warmup", "2");
+    train_cfg c;
+    assert_int_equal(train_cfg_read(fh_ctx(f), fh_host(), &c), 0);
+    assert_true(c.ema == 0.998 && c.ema_warmup == 2);
+    fh_free(f);
+}
+
 static void test_metric_names(void **state) {
     (void)state;
     const char *labels[] = {"crack", "inactive"};
@@ -165,6 +190,7 @@ int main(void) {
         cmocka_unit_test(test_smoke),
         cmocka_unit_test(test_cross_field_errors),
         cmocka_unit_test(test_metric_names),
+        cmocka_unit_test(test_ema_decay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
