@@ -774,23 +774,33 @@ static char *newest_run(hx_fixture *f) {
     return r;
 }
 
+/* The runner on f's exp.lua (--smoke) in the background, its stderr in
+ * *errf; returns once its run folder (*run) exists and the server has
+ * acknowledged part of it.  drain: LUMEN_TRACKING_DRAIN=... or NULL. */
+static pid_t spawn_tracked(hx_fixture *f, const char *drain, char **run, char **errf) {
+    char *runner = hx_join(hx_build_dir(), "runner");
+    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
+    const char *argv[] = {runner, "exp.lua", "--smoke", NULL};
+    const char *env[] = {pp, "LUMEN_RUNS", "LUMEN_TRACKING_URI", "MLFLOW_TRACKING_URI", drain, NULL};
+    *errf = hx_join(f->tmp, "err.txt");
+    pid_t pid = hx_spawn(argv, f->tmp, env, NULL, *errf);
+    *run = NULL;
+    for (int i = 0; i < 100 && !(*run = newest_run(f)); i++) nap(0.05);
+    assert_non_null(*run);
+    assert_true(hx_wait_for(acked_some, *run, 20));
+    free(pp);
+    free(runner);
+    return pid;
+}
+
 /* The server dies in the middle of a run: the run finishes; after a
  * restart `runner sync` fills the gap, every step once. */
 static void test_mlflow_killed_mid_run(void **state) {
     NEED_SERVER();
     hx_fixture *f = *state;
     write_exp(f, S.uri, "mlt_kill", "    lumen.curve { epochs = 12, sleep = 0.25 },");
-    char *runner = hx_join(hx_build_dir(), "runner");
-    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
-    const char *argv[] = {runner, "exp.lua", "--smoke", NULL};
-    const char *env[] = {pp, "LUMEN_RUNS", "LUMEN_TRACKING_URI", "MLFLOW_TRACKING_URI", "LUMEN_TRACKING_DRAIN=1",
-                         NULL};
-    char *errf = hx_join(f->tmp, "err.txt");
-    pid_t pid = hx_spawn(argv, f->tmp, env, NULL, errf);
-    char *run = NULL;
-    for (int i = 0; i < 100 && !(run = newest_run(f)); i++) nap(0.05);
-    assert_non_null(run);
-    assert_true(hx_wait_for(acked_some, run, 20));
+    char *run, *errf;
+    pid_t pid = spawn_tracked(f, "LUMEN_TRACKING_DRAIN=1", &run, &errf);
     server_stop(); /* while the curve stage still trains */
     int st;
     assert_true(hx_wait(pid, 60, &st));
@@ -808,8 +818,6 @@ static void test_mlflow_killed_mid_run(void **state) {
     free(err);
     free(run);
     free(errf);
-    free(pp);
-    free(runner);
 }
 
 /* The threads of process pid (/proc/<pid>/task), -1 when it is gone. */
@@ -851,16 +859,8 @@ static void test_mlflow_runner_stays_single_threaded(void **state) {
     NEED_SERVER();
     hx_fixture *f = *state;
     write_exp(f, S.uri, "mlt_threads", "    lumen.curve { epochs = 8, sleep = 0.25 },");
-    char *runner = hx_join(hx_build_dir(), "runner");
-    char *pp = hx_fmt("LUMEN_PLUGIN_PATH=%s", f->plugins);
-    const char *argv[] = {runner, "exp.lua", "--smoke", NULL};
-    const char *env[] = {pp, "LUMEN_RUNS", "LUMEN_TRACKING_URI", "MLFLOW_TRACKING_URI", NULL};
-    char *errf = hx_join(f->tmp, "err.txt");
-    pid_t pid = hx_spawn(argv, f->tmp, env, NULL, errf);
-    char *run = NULL;
-    for (int i = 0; i < 100 && !(run = newest_run(f)); i++) nap(0.05);
-    assert_non_null(run);
-    assert_true(hx_wait_for(acked_some, run, 20)); /* the sender has sent: it runs */
+    char *run, *errf;
+    pid_t pid = spawn_tracked(f, NULL, &run, &errf); /* the sender has sent: it runs */
     pid_t kids[64], seen[64];
     int n_seen = 0, samples = 0;
     for (int i = 0; i < 10; i++, nap(0.1)) {
@@ -887,8 +887,6 @@ static void test_mlflow_runner_stays_single_threaded(void **state) {
     free(err);
     free(run);
     free(errf);
-    free(pp);
-    free(runner);
 }
 
 static char *proxy_uri(const proxy *p) { return hx_fmt("http://127.0.0.1:%d", p->port); }
