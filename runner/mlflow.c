@@ -21,6 +21,7 @@
 
 #include "jsonutil.h"
 #include "mlflow_send.h"
+#include "signals.h"
 #include "store.h"
 #include "strv.h"
 #include "version.h"
@@ -327,8 +328,11 @@ static void sync_siblings(mlf *t) {
 static void sender_main(mlf *t, pid_t runner) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != runner) _exit(0); /* the runner died before prctl */
-    signal(SIGINT, SIG_IGN);           /* Ctrl-C ends the run; the runner then drains */
-    signal(SIGTERM, SIG_DFL);
+    /* Ctrl-C, or a sweep's SIGTERM to the trial's process group, ends the
+     * run; the runner then drains and ends the sender itself (abort, then
+     * SIGKILL), so the sender ignores both */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     mf_shared *sh = t->sh;
     for (;;) {
@@ -630,9 +634,11 @@ static int op_run_ended(void *self, const char *status, const char *reason, doub
     if (reason) spool_kv(t, "tag", "lumen.reason", reason, MAX_TAG_VAL, NULL);
     spool_artifacts(t);
     cJSON *ev = event("status");
-    const char *ms = strcmp(status, "finished") == 0                       ? "FINISHED"
-                     : reason && strncmp(reason, "interrupted", 11) == 0 ? "KILLED"
-                                                                          : "FAILED";
+    /* KILLED: the runner got SIGINT/SIGTERM (its stage may have stopped on
+     * the same signal first, with a message of its own) */
+    const char *ms = strcmp(status, "finished") == 0 ? "FINISHED"
+                     : rn_signals_pending() || (reason && strncmp(reason, "interrupted", 11) == 0) ? "KILLED"
+                                                                                                  : "FAILED";
     cJSON_AddStringToObject(ev, "status", ms);
     cJSON_AddNumberToObject(ev, "end_ms", floor(ended * 1000));
     spool(t, ev, 1);

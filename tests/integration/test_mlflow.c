@@ -889,6 +889,36 @@ static void test_mlflow_runner_stays_single_threaded(void **state) {
     free(errf);
 }
 
+/* SIGTERM to the runner and its children at once, as a sweep's timeout
+ * sends it to a trial's process group: the stage stops, and the sender
+ * (which ignores it) still drains the run's end to the server, KILLED. */
+static void test_mlflow_sigterm_to_the_group_drains(void **state) {
+    NEED_SERVER();
+    hx_fixture *f = *state;
+    write_exp(f, S.uri, "mlt_term", "    lumen.curve { epochs = 40, sleep = 0.25 },");
+    char *run, *errf;
+    pid_t pid = spawn_tracked(f, NULL, &run, &errf);
+    pid_t kids[64];
+    int n = children_of(pid, kids, 64);
+    assert_true(n >= 1);
+    for (int k = 0; k < n; k++) kill(kids[k], SIGTERM);
+    kill(pid, SIGTERM);
+    int st;
+    assert_true(hx_wait(pid, 60, &st));
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    char *err = hx_read(errf);
+    if (!strstr(err, "mlflow: synced to")) fail_msg("the run's end was not drained:\n%s", err);
+    char *id = experiment_id("mlt_term");
+    cJSON *runs = runs_of(id);
+    assert_int_equal(cJSON_GetArraySize(runs), 1);
+    check_run(run_for(runs, run), run, "KILLED");
+    cJSON_Delete(runs);
+    free(id);
+    free(err);
+    free(run);
+    free(errf);
+}
+
 static char *proxy_uri(const proxy *p) { return hx_fmt("http://127.0.0.1:%d", p->port); }
 
 /* 503 with Retry-After: 1 twice, then the server: retried after the
@@ -1119,6 +1149,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mlflow_down_at_start_then_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mlflow_killed_mid_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mlflow_runner_stays_single_threaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mlflow_sigterm_to_the_group_drains, setup, teardown),
     };
     const char *only = getenv("LUMEN_TEST_FILTER"); /* e.g. "*503*" while working on one case */
     if (only && *only) cmocka_set_test_filter(only);
