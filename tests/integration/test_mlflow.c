@@ -629,6 +629,17 @@ static void check_run(const cJSON *srv, const char *run_dir, const char *status)
     free(pp);
 }
 
+/* The MLflow experiment `exp` holds one run, run_dir's, with `status` and
+ * all that check_run checks. */
+static void check_only_run(const char *exp, const char *run_dir, const char *status) {
+    char *id = experiment_id(exp);
+    cJSON *runs = runs_of(id);
+    assert_int_equal(cJSON_GetArraySize(runs), 1);
+    check_run(run_for(runs, run_dir), run_dir, status);
+    cJSON_Delete(runs);
+    free(id);
+}
+
 static char *runs_table(hx_fixture *f) {
     hx_result r;
     hx_runner(&r, f->tmp, f->plugins, NULL, "runs", NULL);
@@ -809,12 +820,7 @@ static void test_mlflow_killed_mid_run(void **state) {
     if (!strstr(err, "runner sync")) fail_msg("the run does not say what is pending:\n%s", err);
     assert_true(server_start());
     runner_sync(f, run, 1, NULL);
-    char *id = experiment_id("mlt_kill");
-    cJSON *runs = runs_of(id);
-    assert_int_equal(cJSON_GetArraySize(runs), 1);
-    check_run(run_for(runs, run), run, "FINISHED");
-    cJSON_Delete(runs);
-    free(id);
+    check_only_run("mlt_kill", run, "FINISHED");
     free(err);
     free(run);
     free(errf);
@@ -908,12 +914,7 @@ static void test_mlflow_sigterm_to_the_group_drains(void **state) {
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
     char *err = hx_read(errf);
     if (!strstr(err, "mlflow: synced to")) fail_msg("the run's end was not drained:\n%s", err);
-    char *id = experiment_id("mlt_term");
-    cJSON *runs = runs_of(id);
-    assert_int_equal(cJSON_GetArraySize(runs), 1);
-    check_run(run_for(runs, run), run, "KILLED");
-    cJSON_Delete(runs);
-    free(id);
+    check_only_run("mlt_term", run, "KILLED");
     free(err);
     free(run);
     free(errf);
@@ -937,12 +938,7 @@ static void test_mlflow_retry_after_503(void **state) {
                   p->after_fault - p->fault_at[0]);
     assert_true(p->fault_at[1] - p->fault_at[0] >= 0.95); /* Retry-After honoured */
     assert_true(p->after_fault - p->fault_at[1] >= 0.95);
-    char *id = experiment_id("mlt_503");
-    cJSON *runs = runs_of(id);
-    assert_int_equal(cJSON_GetArraySize(runs), 1);
-    check_run(run_for(runs, run), run, "FINISHED");
-    cJSON_Delete(runs);
-    free(id);
+    check_only_run("mlt_503", run, "FINISHED");
     free(err);
     free(run);
     free(uri);
@@ -1015,12 +1011,7 @@ static void test_mlflow_lost_answer_no_duplicates(void **state) {
     }
     assert_int_equal(later, 0);
     cJSON_Delete(lost);
-    char *id = experiment_id("mlt_lost");
-    cJSON *runs = runs_of(id);
-    assert_int_equal(cJSON_GetArraySize(runs), 1);
-    check_run(run_for(runs, run), run, "FINISHED");
-    cJSON_Delete(runs);
-    free(id);
+    check_only_run("mlt_lost", run, "FINISHED");
     free(err);
     free(run);
     free(uri);
