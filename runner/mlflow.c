@@ -174,6 +174,19 @@ static int bell_wait(int bell_r, double when) {
     return 0;
 }
 
+/* Tells the sender that the spool grew, and with flush to send it without
+ * lingering.  Rings only when that changes something. */
+static void nudge(mlf *t, int flush) {
+    if (!t->pid) return;
+    int was = LOAD(t->sh->dirty);
+    if (!was) {
+        t->sh->dirty_since = mono(); /* before dirty: the sender reads it after */
+        STORE(t->sh->dirty, 1);
+    }
+    if (flush) STORE(t->sh->flush, 1);
+    if (!was || flush) ring(t);
+}
+
 static void spool(mlf *t, cJSON *ev, int sync) {
     char *text = ev ? rn_json_print(ev, 0) : NULL;
     cJSON_Delete(ev);
@@ -191,14 +204,7 @@ static void spool(mlf *t, cJSON *ev, int sync) {
         fprintf(t->term, "mlflow: cannot write the spool in %s/%s (%s); this run is not fully tracked\n", t->run_dir,
                 MF_DIR, strerror(errno));
     }
-    if (!t->pid) return;
-    int was = LOAD(t->sh->dirty);
-    if (!was) {
-        t->sh->dirty_since = mono(); /* before dirty: the sender reads it after */
-        STORE(t->sh->dirty, 1);
-    }
-    if (sync) STORE(t->sh->flush, 1);
-    if (!was || sync) ring(t);
+    nudge(t, sync);
 }
 
 static cJSON *event(const char *type) {
@@ -417,21 +423,23 @@ static int start_sender(mlf *t) {
         t->bell_w = -1;
         sender_main(t, runner); /* holds done[1] until it exits */
     }
-    int err = errno;
-    for (int i = 0; i < 2; i++)
-        if (bell[i] >= 0 && (pid < 0 || i == 0)) close(bell[i]);
-    for (int i = 0; i < 2; i++)
-        if (done[i] >= 0 && (pid < 0 || i == 1)) close(done[i]);
-    if (pid < 0) {
-        snprintf(t->open_err, sizeof t->open_err, "cannot start the sender process: %s", strerror(err));
-        mf_sender_close(t->snd);
-        t->snd = NULL;
-        return -1;
+    if (pid > 0) { /* the runner keeps the bell's write end and done's read end */
+        close(bell[0]);
+        close(done[1]);
+        t->pid = pid;
+        t->bell_w = bell[1];
+        t->done_r = done[0];
+        return 0;
     }
-    t->pid = pid;
-    t->bell_w = bell[1];
-    t->done_r = done[0];
-    return 0;
+    int err = errno;
+    for (int i = 0; i < 2; i++) {
+        if (bell[i] >= 0) close(bell[i]);
+        if (done[i] >= 0) close(done[i]);
+    }
+    snprintf(t->open_err, sizeof t->open_err, "cannot start the sender process: %s", strerror(err));
+    mf_sender_close(t->snd);
+    t->snd = NULL;
+    return -1;
 }
 
 static int op_run_started(void *self, const rn_run_info *run, const cJSON *params, lm_err *e) {
@@ -508,12 +516,7 @@ static int op_run_started(void *self, const rn_run_info *run, const cJSON *param
         rn_strv_free(&cut);
         if (t->fd >= 0) fdatasync(t->fd);
     }
-    if (start_sender(t) == 0) {
-        t->sh->dirty_since = mono(); /* before dirty: the sender reads it after */
-        STORE(t->sh->dirty, 1);
-        STORE(t->sh->flush, 1);
-        ring(t);
-    }
+    if (start_sender(t) == 0) nudge(t, 1); /* what the spool holds already */
     return 0;
 }
 
@@ -564,10 +567,7 @@ static int op_stage_status(void *self, const char *stage_id, const char *status,
     free(k);
     if (end && t->fd >= 0) { /* a stage's end: durable, and sent without waiting */
         fdatasync(t->fd);
-        if (t->pid) {
-            STORE(t->sh->flush, 1);
-            ring(t);
-        }
+        nudge(t, 1);
     }
     return 0;
 }
@@ -644,8 +644,7 @@ static int op_run_ended(void *self, const char *status, const char *reason, doub
     spool(t, ev, 1);
     if (t->pid) {
         double dl = mono() + drain_seconds();
-        t->sh->deadline = dl;
-        STORE(t->sh->flush, 1);
+        t->sh->deadline = dl; /* the status event above asked for a flush */
         STORE(t->sh->wake, 1);
         STORE(t->sh->stopping, 1);
         ring(t);

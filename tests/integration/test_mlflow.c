@@ -804,6 +804,18 @@ static pid_t spawn_tracked(hx_fixture *f, const char *drain, char **run, char **
     return pid;
 }
 
+/* Waits for spawn_tracked's runner: it must exit with status 0 (ok) or
+ * not (!ok), and its stderr (returned) must hold `needle`, else fails
+ * with `what`. */
+static char *end_tracked(pid_t pid, const char *errf, int ok, const char *needle, const char *what) {
+    int st;
+    assert_true(hx_wait(pid, 60, &st));
+    assert_true(WIFEXITED(st) && (WEXITSTATUS(st) == 0) == ok);
+    char *err = hx_read(errf);
+    if (!strstr(err, needle)) fail_msg("%s:\n%s", what, err);
+    return err;
+}
+
 /* The server dies in the middle of a run: the run finishes; after a
  * restart `runner sync` fills the gap, every step once. */
 static void test_mlflow_killed_mid_run(void **state) {
@@ -813,11 +825,7 @@ static void test_mlflow_killed_mid_run(void **state) {
     char *run, *errf;
     pid_t pid = spawn_tracked(f, "LUMEN_TRACKING_DRAIN=1", &run, &errf);
     server_stop(); /* while the curve stage still trains */
-    int st;
-    assert_true(hx_wait(pid, 60, &st));
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    char *err = hx_read(errf);
-    if (!strstr(err, "runner sync")) fail_msg("the run does not say what is pending:\n%s", err);
+    char *err = end_tracked(pid, errf, 1, "runner sync", "the run does not say what is pending");
     assert_true(server_start());
     runner_sync(f, run, 1, NULL);
     check_only_run("mlt_kill", run, "FINISHED");
@@ -883,11 +891,7 @@ static void test_mlflow_runner_stays_single_threaded(void **state) {
     }
     assert_true(samples >= 5);
     assert_true(n_seen >= 2); /* the sender and the curve stage's process */
-    int st;
-    assert_true(hx_wait(pid, 60, &st));
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    char *err = hx_read(errf);
-    if (!strstr(err, "mlflow: synced to")) fail_msg("not synced:\n%s", err);
+    char *err = end_tracked(pid, errf, 1, "mlflow: synced to", "not synced");
     for (int j = 0; j < n_seen; j++) /* none outlives the run */
         if (kill(seen[j], 0) == 0) fail_msg("process %ld outlived the runner", (long)seen[j]);
     free(err);
@@ -909,11 +913,7 @@ static void test_mlflow_sigterm_to_the_group_drains(void **state) {
     assert_true(n >= 1);
     for (int k = 0; k < n; k++) kill(kids[k], SIGTERM);
     kill(pid, SIGTERM);
-    int st;
-    assert_true(hx_wait(pid, 60, &st));
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
-    char *err = hx_read(errf);
-    if (!strstr(err, "mlflow: synced to")) fail_msg("the run's end was not drained:\n%s", err);
+    char *err = end_tracked(pid, errf, 0, "mlflow: synced to", "the run's end was not drained");
     check_only_run("mlt_term", run, "KILLED");
     free(err);
     free(run);
