@@ -138,7 +138,7 @@ static void ref_forward(nn_engine *e, int N, int train, const float *dropmask) {
             nn_ref_add_forward(y, x, input_of(s, n, 1), cnt);
             break;
         case NN_OP_GAP:
-            nn_ref_gap_forward(y, x, N, n->c, n->ih * n->iw);
+            nn_ref_gpool_forward(y, x, N, n->c, n->ih * n->iw, n->pmax);
             break;
         case NN_OP_DROPOUT:
             if (train) nn_ref_dropout_forward(y, x, dropmask, cnt);
@@ -227,7 +227,7 @@ static int ref_train_step(nn_engine *e, const float *x, const float *y, int N,
             accum(s, n, 1, s->tmp2, cnt, seen);
             break;
         case NN_OP_GAP:
-            nn_ref_gap_backward(dx, dy, N, n->c, n->ih * n->iw);
+            nn_ref_gpool_backward(dx, dy, xin, N, n->c, n->ih * n->iw, n->pmax);
             break;
         case NN_OP_DROPOUT:
             nn_ref_dropout_backward(dx, dy, dropmask, cnt);

@@ -19,6 +19,14 @@ const char *nn_stem_name(nn_stem s) {
 
 int nn_stem_kernel(nn_stem s) { return s == NN_STEM_3X3 ? 3 : 7; }
 
+const char *nn_pool_name(nn_pool p) {
+    return p == NN_POOL_MAX ? "max" : p == NN_POOL_AVGMAX ? "avgmax" : "avg";
+}
+
+float nn_pool_max_weight(nn_pool p) {
+    return p == NN_POOL_MAX ? 1.0f : p == NN_POOL_AVGMAX ? 0.5f : 0.0f;
+}
+
 void nn_resnet_cfg_default(nn_resnet_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->nstages = 4;
@@ -30,6 +38,7 @@ void nn_resnet_cfg_default(nn_resnet_cfg *cfg) {
     cfg->stem_width = 64;
     cfg->stem = NN_STEM_7X7;
     cfg->dropout = 0.0f;
+    cfg->pool = NN_POOL_AVG;
     cfg->num_classes = 2;
 }
 
@@ -55,6 +64,8 @@ int nn_resnet_cfg_validate(const nn_resnet_cfg *c, lm_err *err) {
                        c->stem_width);
     if (c->stem != NN_STEM_7X7 && c->stem != NN_STEM_3X3 && c->stem != NN_STEM_7X7_NOPOOL)
         return lm_fail(err, LUMEN_EINVAL, "model.stem: must be \"7x7\", \"3x3\" or \"7x7-nopool\"");
+    if (c->pool != NN_POOL_AVG && c->pool != NN_POOL_MAX && c->pool != NN_POOL_AVGMAX)
+        return lm_fail(err, LUMEN_EINVAL, "model.pool: must be \"avg\", \"max\" or \"avgmax\"");
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return lm_fail(err, LUMEN_EINVAL, "model.dropout: must be in [0, 1), got %g",
                        (double)c->dropout);
@@ -134,6 +145,15 @@ int nn_resnet_cfg_set(nn_resnet_cfg *c, const char *key, const char *value,
                            "model.stem: must be \"7x7\", \"3x3\" or \"7x7-nopool\", got '%s'", value);
         return LUMEN_OK;
     }
+    if (strcmp(k, "pool") == 0) {
+        if (strcmp(value, "avg") == 0) c->pool = NN_POOL_AVG;
+        else if (strcmp(value, "max") == 0) c->pool = NN_POOL_MAX;
+        else if (strcmp(value, "avgmax") == 0) c->pool = NN_POOL_AVGMAX;
+        else
+            return lm_fail(err, LUMEN_EINVAL,
+                           "model.pool: must be \"avg\", \"max\" or \"avgmax\", got '%s'", value);
+        return LUMEN_OK;
+    }
     if (strcmp(k, "dropout") == 0) {
         char *end;
         errno = 0;
@@ -150,7 +170,7 @@ int nn_resnet_cfg_set(nn_resnet_cfg *c, const char *key, const char *value,
     if (!dst)
         return lm_fail(err, LUMEN_EINVAL,
                        "model.%s: unknown key (known: blocks, widths, in_channels, stem, "
-                       "stem_width, dropout, num_classes)", k);
+                       "stem_width, dropout, pool, num_classes)", k);
     if (parse_int(value, dst))
         return lm_fail(err, LUMEN_EINVAL, "model.%s: expected an integer, got '%s'", k, value);
     return LUMEN_OK;
@@ -178,6 +198,7 @@ char *nn_resnet_cfg_to_json(const nn_resnet_cfg *c) {
     cJSON_AddStringToObject(o, "stem", nn_stem_name(c->stem));
     cJSON_AddNumberToObject(o, "stem_width", c->stem_width);
     cJSON_AddNumberToObject(o, "dropout", shortest_double(c->dropout));
+    if (c->pool != NN_POOL_AVG) cJSON_AddStringToObject(o, "pool", nn_pool_name(c->pool));
     cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -221,8 +242,8 @@ int nn_resnet_cfg_from_json(const char *json, nn_resnet_cfg *cfg, lm_err *err) {
             rc = json_int_array(it, k, c.blocks, &nb, err);
         } else if (strcmp(k, "widths") == 0) {
             rc = json_int_array(it, k, c.widths, &nw, err);
-        } else if (strcmp(k, "stem") == 0) {
-            if (!cJSON_IsString(it)) rc = lm_fail(err, LUMEN_EDATA, "model.stem: expected a string");
+        } else if (strcmp(k, "stem") == 0 || strcmp(k, "pool") == 0) {
+            if (!cJSON_IsString(it)) rc = lm_fail(err, LUMEN_EDATA, "model.%s: expected a string", k);
             else rc = nn_resnet_cfg_set(&c, k, it->valuestring, err) ? LUMEN_EDATA : 0;
         } else if (strcmp(k, "dropout") == 0) {
             if (!cJSON_IsNumber(it)) rc = lm_fail(err, LUMEN_EDATA, "model.dropout: expected a number");
@@ -555,7 +576,8 @@ int nn_model_graph(const nn_model *m, int in_h, int in_w, nn_graph *g, lm_err *e
     }
     nn_node *n = push_node(&gb, NN_OP_GAP, "avgpool", x);
     if (!n) { rc = lm_fail(err, LUMEN_ENOMEM, "model: out of memory"); goto fail; }
-    n->flops = (double)n->c * n->ih * n->iw;
+    n->pmax = nn_pool_max_weight(cfg->pool);
+    n->flops = (double)n->c * n->ih * n->iw * (n->pmax > 0.0f && n->pmax < 1.0f ? 2 : 1);
     n->h = n->w = 1;
     if (cfg->dropout > 0.0f) {
         n = push_node(&gb, NN_OP_DROPOUT, "dropout", g->n - 1);

@@ -10,7 +10,8 @@
  *   bn1, ReLU, layer1..layerS (blocks[s] BasicBlocks of widths[s] channels; the
  *   first block of every stage but the first has stride 2; a block gets a
  *   downsample = 1x1 conv (stride s, no bias) + BN when its stride != 1 or its
- *   channel count changes), global average pool, dropout(p), fc -> K logits.
+ *   channel count changes), global pool (average by default; "max", or
+ *   "avgmax" = the mean of the two), dropout(p), fc -> K logits.
  *
  * Storage (the "canonical view" every backend, the optimizer and the
  * checkpoint code share):
@@ -45,6 +46,14 @@ typedef enum { NN_STEM_7X7 = 0, NN_STEM_3X3 = 1, NN_STEM_7X7_NOPOOL = 2 } nn_ste
 
 /* "7x7", "3x3", "7x7-nopool" */
 const char *nn_stem_name(nn_stem s);
+
+/* The head's global pool over the last feature map: the average (default,
+ * torchvision's), the maximum, or the mean of the two ("avgmax"). */
+typedef enum { NN_POOL_AVG = 0, NN_POOL_MAX = 1, NN_POOL_AVGMAX = 2 } nn_pool;
+/* "avg", "max", "avgmax" */
+const char *nn_pool_name(nn_pool p);
+/* the max term's weight w in (1 - w) mean + w max: 0, 1 or 0.5 */
+float nn_pool_max_weight(nn_pool p);
 /* conv1's kernel size: 7 or 3 */
 int nn_stem_kernel(nn_stem s);
 
@@ -56,11 +65,12 @@ typedef struct nn_resnet_cfg {
     int stem_width;                   /* conv1 filters (torchvision: 64) */
     nn_stem stem;                     /* "7x7" (default), "3x3" or "7x7-nopool" */
     float dropout;                    /* before fc, training only, [0, 1) */
+    nn_pool pool;                     /* head's global pool: "avg" (default), "max", "avgmax" */
     int num_classes;                  /* K logits, 1..4096 */
 } nn_resnet_cfg;
 
 /* The default: blocks {1,1,1,1}, widths {64,128,256,512}, in_channels 1,
- * stem_width 64, stem 7x7, dropout 0, num_classes 2. */
+ * stem_width 64, stem 7x7, dropout 0, pool avg, num_classes 2. */
 void nn_resnet_cfg_default(nn_resnet_cfg *cfg);
 
 /* Checks every field; LUMEN_EINVAL with a message naming the key, e.g.
@@ -69,7 +79,7 @@ int nn_resnet_cfg_validate(const nn_resnet_cfg *cfg, lm_err *err);
 
 /* Sets one key from text, as given on a command line ("blocks",
  * "model.blocks", value "{2,2,2,2}" or "[2,2,2,2]" or "2,2,2,2"; "stem" value
- * "7x7"/"3x3"/"7x7-nopool"; numbers for the rest).  Changing "blocks" to a list of another
+ * "7x7"/"3x3"/"7x7-nopool"; "pool" value "avg"/"max"/"avgmax"; numbers for the rest).  Changing "blocks" to a list of another
  * length keeps widths as they are (validate afterwards).  LUMEN_EINVAL naming
  * the key for unknown keys and malformed values. */
 int nn_resnet_cfg_set(nn_resnet_cfg *cfg, const char *key, const char *value,
@@ -78,6 +88,8 @@ int nn_resnet_cfg_set(nn_resnet_cfg *cfg, const char *key, const char *value,
 /* The config as a JSON object text:
  *   {"arch":"resnet","blocks":[1,1,1,1],"widths":[64,128,256,512],
  *    "in_channels":1,"stem":"7x7","stem_width":64,"dropout":0,"num_classes":2}
+ * plus "pool":"max" / "avgmax" when the pool is not the average (so configs,
+ * checkpoints and resume fingerprints from before the key read the same).
  * malloc'ed, caller frees; NULL on OOM. */
 char *nn_resnet_cfg_to_json(const nn_resnet_cfg *cfg);
 /* Parses that JSON back (missing keys take the defaults); validates.
@@ -107,7 +119,8 @@ typedef enum {
     NN_OP_BN,          /* batch norm; optional fused ReLU (relu = 1) */
     NN_OP_MAXPOOL,     /* k x k, stride, pad; -inf padding, first max wins */
     NN_OP_ADD,         /* in[0] + in[1]; optional ReLU after the sum */
-    NN_OP_GAP,         /* global average pool -> [C,1,1] */
+    NN_OP_GAP,         /* global pool -> [C,1,1]: (1 - pmax) mean + pmax max,
+                          first max wins (pmax 0: the average) */
     NN_OP_DROPOUT,     /* training only; inverted scaling 1/(1-p) */
     NN_OP_FC,          /* [C] -> [K]: weight [K,C], bias [K] */
 } nn_op;
@@ -124,6 +137,7 @@ typedef struct nn_node {
     int c, h, w;             /* output shape per image */
     int k, stride, pad;      /* conv, maxpool */
     float p;                 /* dropout probability */
+    float pmax;              /* gap: weight of the max term (nn_pool_max_weight) */
     /* tensor indices into nn_model.tensors, -1 when unused */
     int weight, bias;        /* conv.weight / bn.weight,bn.bias / fc.* */
     int mean, var, count;    /* bn running_mean, running_var, num_batches */

@@ -189,6 +189,34 @@ void nn_ref_gap_backward(double *din, const double *dout, int N, int C, int HW) 
         for (int i = 0; i < HW; i++) din[(size_t)p * HW + i] = dout[p] / HW;
 }
 
+/* index of the first maximum of x[0..n) */
+static int first_max(const double *x, int n) {
+    int a = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[a]) a = i;
+    return a;
+}
+
+void nn_ref_gpool_forward(double *out, const double *in, int N, int C, int HW, double pmax) {
+    nn_ref_gap_forward(out, in, N, C, HW);
+    if (pmax == 0.0) return;
+    for (int p = 0; p < N * C; p++) {
+        const double *x = in + (size_t)p * HW;
+        out[p] = (1.0 - pmax) * out[p] + pmax * x[first_max(x, HW)];
+    }
+}
+
+void nn_ref_gpool_backward(double *din, const double *dout, const double *in, int N, int C,
+                           int HW, double pmax) {
+    nn_ref_gap_backward(din, dout, N, C, HW);
+    if (pmax == 0.0) return;
+    for (int p = 0; p < N * C; p++) {
+        double *d = din + (size_t)p * HW;
+        for (int i = 0; i < HW; i++) d[i] *= 1.0 - pmax;
+        d[first_max(in + (size_t)p * HW, HW)] += pmax * dout[p];
+    }
+}
+
 /* ------------------------------------------------------------ linear -- */
 void nn_ref_linear_forward(double *out, const double *in, const double *w, const double *b,
                            int N, int C, int K) {

@@ -68,6 +68,12 @@ void nn_ref_maxpool_backward(double *din, const double *dout, const int32_t *arg
 /* ---- global average pool: in[N,C,HW] -> out[N,C] ---- */
 void nn_ref_gap_forward(double *out, const double *in, int N, int C, int HW);
 void nn_ref_gap_backward(double *din, const double *dout, int N, int C, int HW);
+/* ---- global pool: out = (1 - pmax) mean + pmax max over HW, first max
+ * wins (the model's "avg" 0, "max" 1, "avgmax" 0.5); pmax 0 is the average
+ * above, bit for bit.  Backward needs the forward's input. ---- */
+void nn_ref_gpool_forward(double *out, const double *in, int N, int C, int HW, double pmax);
+void nn_ref_gpool_backward(double *din, const double *dout, const double *in, int N, int C,
+                           int HW, double pmax);
 
 /* ---- linear: out[N,K] = in[N,C] w[K,C]^T + b[K] ---- */
 void nn_ref_linear_forward(double *out, const double *in, const double *w,

@@ -1002,8 +1002,8 @@ static int forward(nn_engine *e, plan *pl, int train, const float *dropmask, lm_
             else rc = run(s, &np->fwd, err);
             break;
         case NN_OP_GAP:
-            nn_cpu_gap_forward(s->out[i], s->out[n->in[0]], N, n->c, n->ih * n->iw,
-                               s->act_block ? s->act_block : n->c);
+            nn_cpu_gpool_forward(s->out[i], s->out[n->in[0]], N, n->c, n->ih * n->iw,
+                                 s->act_block ? s->act_block : n->c, n->pmax);
             break;
         case NN_OP_ADD:
             nn_cpu_add_relu(s->out[i], s->out[n->in[0]], s->out[n->in[1]], cnt);
@@ -1073,8 +1073,8 @@ static int backward(nn_engine *e, plan *pl, const float *dropmask, lm_err *err) 
             rc = run(s, &np->bwd, err);
             break;
         case NN_OP_GAP:
-            nn_cpu_gap_backward(s->dx[i], s->dy[i], N, n->c, n->ih * n->iw,
-                                s->act_block ? s->act_block : n->c);
+            nn_cpu_gpool_backward(s->dx[i], s->dy[i], s->out[n->in[0]], N, n->c, n->ih * n->iw,
+                                  s->act_block ? s->act_block : n->c, n->pmax);
             break;
         case NN_OP_ADD:
             break;
@@ -1206,8 +1206,8 @@ static int cpu_forward_eval(nn_engine *e, const float *x, int n, float *logits, 
             else if ((rc = run(s, &np->inf, err))) return rc;
             break;
         case NN_OP_GAP:
-            nn_cpu_gap_forward(s->infbuf[i], s->infbuf[nd->in[0]], n, nd->c, nd->ih * nd->iw,
-                               s->act_block ? s->act_block : nd->c);
+            nn_cpu_gpool_forward(s->infbuf[i], s->infbuf[nd->in[0]], n, nd->c, nd->ih * nd->iw,
+                                 s->act_block ? s->act_block : nd->c, nd->pmax);
             break;
         case NN_OP_FC:
             nn_cpu_linear_forward(logits, s->infbuf[nd->in[0]],

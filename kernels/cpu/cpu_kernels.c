@@ -120,6 +120,56 @@ void nn_cpu_gap_backward(float *din, const float *dout, int N, int C, int HW, in
         }
 }
 
+void nn_cpu_gpool_forward(float *out, const float *in, int N, int C, int HW, int b, float pmax) {
+    if (pmax == 0.0f) {
+        nn_cpu_gap_forward(out, in, N, C, HW, b);
+        return;
+    }
+    int nb = (C + b - 1) / b;
+    float inv = 1.0f / (float)HW;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < nb; cb++) {
+            const float *src = in + ((size_t)n * nb + cb) * HW * b;
+            int w = C - cb * b < b ? C - cb * b : b;
+            for (int j = 0; j < w; j++) {
+                float sum = 0.0f, mx = src[j];
+                for (int p = 0; p < HW; p++) {
+                    float v = src[(size_t)p * b + j];
+                    sum += v;
+                    if (v > mx) mx = v;
+                }
+                out[(size_t)n * C + cb * b + j] = (1.0f - pmax) * sum * inv + pmax * mx;
+            }
+        }
+}
+
+void nn_cpu_gpool_backward(float *din, const float *dout, const float *in, int N, int C, int HW,
+                           int b, float pmax) {
+    if (pmax == 0.0f) {
+        nn_cpu_gap_backward(din, dout, N, C, HW, b);
+        return;
+    }
+    int nb = (C + b - 1) / b;
+    float inv = 1.0f / (float)HW;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < nb; cb++) {
+            const float *src = in + ((size_t)n * nb + cb) * HW * b;
+            float *dst = din + ((size_t)n * nb + cb) * HW * b;
+            for (int j = 0; j < b; j++) {
+                int c = cb * b + j;
+                float g = c < C ? dout[(size_t)n * C + c] : 0.0f;
+                int arg = 0;
+                for (int p = 0; p < HW; p++) {
+                    dst[(size_t)p * b + j] = (1.0f - pmax) * g * inv;
+                    if (src[(size_t)p * b + j] > src[(size_t)arg * b + j]) arg = p;
+                }
+                dst[(size_t)arg * b + j] += pmax * g;
+            }
+        }
+}
+
 /* ---- stem backward-weights ---- */
 typedef float v8f __attribute__((vector_size(32)));
 

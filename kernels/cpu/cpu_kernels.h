@@ -37,6 +37,12 @@ void nn_cpu_mul(float *y, const float *x, const float *mask, size_t n);
  * Backward writes din in the same layout (padding channels 0). */
 void nn_cpu_gap_forward(float *out, const float *in, int N, int C, int HW, int b);
 void nn_cpu_gap_backward(float *din, const float *dout, int N, int C, int HW, int b);
+/* Global pool, same layouts: out = (1 - pmax) mean + pmax max over HW, the
+ * first max winning (the model's pool: pmax 0 avg, 1 max, 0.5 avgmax; pmax 0
+ * is nn_cpu_gap_* exactly).  Backward reads the forward's input `in`. */
+void nn_cpu_gpool_forward(float *out, const float *in, int N, int C, int HW, int b, float pmax);
+void nn_cpu_gpool_backward(float *din, const float *dout, const float *in, int N, int C, int HW,
+                           int b, float pmax);
 /* Convolution backward-weights where oneDNN 2.6 has no JIT kernel (the stem's
  * plain 1- or 3-channel input with a blocked gradient; 3x3 maps of 1x1 or
  * 2x2 outputs):

@@ -604,7 +604,7 @@ static int forward(nn_engine *e, cu_plan *pl, int mode, int use_mask, lm_err *er
             KL(nn_cu_add(s->st, s->out[i], x, s->out[n->in[1]], cnt, n->relu));
             break;
         case NN_OP_GAP:
-            KL(nn_cu_gap_fwd(s->st, s->out[i], x, N, n->c, n->ih * n->iw));
+            KL(nn_cu_gpool_fwd(s->st, s->out[i], x, N, n->c, n->ih * n->iw, n->pmax));
             break;
         case NN_OP_DROPOUT:
             if (mode == 1 && use_mask) KL(nn_cu_mul(s->st, s->out[i], x, s->mask, cnt));
@@ -667,7 +667,7 @@ static int backward(nn_engine *e, cu_plan *pl, int use_mask, lm_err *err) {
             }
             break;
         case NN_OP_GAP:
-            if (dx) KL(nn_cu_gap_bwd(s->st, dx, dy, N, n->c, n->ih * n->iw, acc));
+            if (dx) KL(nn_cu_gpool_bwd(s->st, dx, dy, x, N, n->c, n->ih * n->iw, n->pmax, acc));
             break;
         case NN_OP_DROPOUT:
             if (use_mask) KL(nn_cu_mul(s->st, dy, dy, s->mask, cnt));

@@ -319,6 +319,74 @@ extern "C" int nn_cu_gap_bwd(cudaStream_t st, float *dx, const float *dy, int N,
     return launched();
 }
 
+// Index of the first maximum of x[0..HW), the same in every thread of the
+// block (TPB threads; each scans a stride, then a tree keeps the larger
+// value, the lower index on ties).
+__device__ static int block_argmax(const float *x, int HW, float *shv, int *shi) {
+    int a = -1;
+    float m = 0.0f;
+    for (int i = threadIdx.x; i < HW; i += TPB)
+        if (a < 0 || x[i] > m) m = x[i], a = i;
+    shv[threadIdx.x] = m;
+    shi[threadIdx.x] = a;
+    __syncthreads();
+    for (int s = TPB / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) {
+            int t = threadIdx.x, u = t + s, at = shi[t], au = shi[u];
+            if (au >= 0 && (at < 0 || shv[u] > shv[t] || (shv[u] == shv[t] && au < at)))
+                shv[t] = shv[u], shi[t] = au;
+        }
+        __syncthreads();
+    }
+    int r = shi[0];
+    __syncthreads();
+    return r;
+}
+
+// one block per (n, c) plane
+__global__ static void k_gpool_fwd(float *y, const float *x, int HW, float pmax) {
+    __shared__ double sh[TPB];
+    __shared__ float shv[TPB];
+    __shared__ int shi[TPB];
+    size_t plane = blockIdx.x;
+    const float *xp = x + plane * (size_t)HW;
+    double s = 0;
+    for (int i = threadIdx.x; i < HW; i += TPB) s += xp[i];
+    s = block_sum(s, sh);
+    int a = block_argmax(xp, HW, shv, shi);
+    if (threadIdx.x == 0) y[plane] = (1.0f - pmax) * (float)(s / HW) + pmax * xp[a];
+}
+extern "C" int nn_cu_gpool_fwd(cudaStream_t st, float *y, const float *x, int N, int C, int HW,
+                               float pmax) {
+    if (pmax == 0.0f) return nn_cu_gap_fwd(st, y, x, N, C, HW);
+    size_t planes = (size_t)N * C;
+    if (planes == 0) return 0;
+    k_gpool_fwd<<<(unsigned)planes, TPB, 0, st>>>(y, x, HW, pmax);
+    return launched();
+}
+
+__global__ static void k_gpool_bwd(float *dx, const float *dy, const float *x, int HW, float pmax,
+                                   int acc) {
+    __shared__ float shv[TPB];
+    __shared__ int shi[TPB];
+    size_t plane = blockIdx.x;
+    int a = block_argmax(x + plane * (size_t)HW, HW, shv, shi);
+    float g = dy[plane];
+    float *d = dx + plane * (size_t)HW;
+    for (int i = threadIdx.x; i < HW; i += TPB) {
+        float v = (1.0f - pmax) * g / (float)HW + (i == a ? pmax * g : 0.0f);
+        d[i] = acc ? d[i] + v : v;
+    }
+}
+extern "C" int nn_cu_gpool_bwd(cudaStream_t st, float *dx, const float *dy, const float *x, int N,
+                               int C, int HW, float pmax, int acc) {
+    if (pmax == 0.0f) return nn_cu_gap_bwd(st, dx, dy, N, C, HW, acc);
+    size_t planes = (size_t)N * C;
+    if (planes == 0) return 0;
+    k_gpool_bwd<<<(unsigned)planes, TPB, 0, st>>>(dx, dy, x, HW, pmax, acc);
+    return launched();
+}
+
 // ---------------------------------------------------------------- linear --
 __global__ static void k_bias_add(float *y, const float *b, int K, size_t n) {
     FOR_N(i, n) y[i] += b[i % K];

@@ -68,6 +68,11 @@ int nn_cu_maxpool_bwd(cudaStream_t st, float *dx, const float *dy, const int32_t
 /* ---- global average pool [N,C,HW] -> [N,C] ---- */
 int nn_cu_gap_fwd(cudaStream_t st, float *y, const float *x, int N, int C, int HW);
 int nn_cu_gap_bwd(cudaStream_t st, float *dx, const float *dy, int N, int C, int HW, int acc);
+/* ---- global pool (1 - pmax) mean + pmax max, first max wins (the model's
+ * pool; pmax 0 is the gap above); backward reads the forward's input x ---- */
+int nn_cu_gpool_fwd(cudaStream_t st, float *y, const float *x, int N, int C, int HW, float pmax);
+int nn_cu_gpool_bwd(cudaStream_t st, float *dx, const float *dy, const float *x, int N, int C,
+                    int HW, float pmax, int acc);
 
 /* ---- linear helpers (the matmuls are cuBLAS) ---- */
 /* y[N,K] += b[K] */

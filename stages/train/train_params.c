@@ -30,6 +30,9 @@ const lumen_param train_params[] = {
      "the feature map), or 3x3/1 conv, no pool (small images)"},
     {"model.stem_width", LUMEN_INT, "64", 1, 8192, NULL, 0, "filters of the first conv"},
     {"model.dropout", LUMEN_NUM, "0", 0, 0.99, NULL, 0, "dropout probability before the classifier"},
+    {"model.pool", LUMEN_ENUM, "avg", 0, 0, "avg|max|avgmax", 0,
+     "global pool before the classifier: average (torchvision's), maximum (a small defect is not "
+     "averaged away), or the mean of the two"},
     {"model.in_channels", LUMEN_INT, "auto", 1, 16, NULL, LUMEN_PF_AUTO,
      "input channels; auto = the dataset's (must match it)"},
     /* length of training */
@@ -182,6 +185,8 @@ static int read_model(lumen_ctx *ctx, const lumen_host *h, train_cfg *c) {
     if (stem && nn_resnet_cfg_set(m, "stem", stem, &se)) return fail(ctx, h, "%s", se.msg);
     m->stem_width = (int)h->get_int(ctx, "model.stem_width");
     m->dropout = (float)h->get_num(ctx, "model.dropout");
+    const char *pool = h->get_str(ctx, "model.pool");
+    if (pool && nn_resnet_cfg_set(m, "pool", pool, &se)) return fail(ctx, h, "%s", se.msg);
     m->in_channels = h->is_auto(ctx, "model.in_channels") ? 0 : (int)h->get_int(ctx, "model.in_channels");
     /* validate with placeholders for what the dataset decides */
     nn_resnet_cfg probe = *m;

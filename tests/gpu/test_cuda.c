@@ -311,6 +311,21 @@ static void test_maxpool_gap(void **st) {
     for (int i = 0; i < N * C; i++) GG[i] = g[i];
     nn_ref_gap_backward(GD, GG, N, C, HW);
     close_rel("gap bwd", gd, GD, nx, 1e-6, 1e-6);
+    /* the model's max and avg+max global pools (ties after the rounding
+     * above: the first max takes the max term's gradient), accumulating */
+    for (int t = 0; t < 2; t++) {
+        float w = t ? 0.5f : 1.0f;
+        KK(nn_cu_gpool_fwd(ST, dg, dxx, N, C, HW, w));
+        cudaMemset(dgd, 0, 4 * nx);
+        KK(nn_cu_gpool_bwd(ST, dgd, dg, dxx, N, C, HW, w, 1));
+        dget(g, dg, 4 * N * C);
+        dget(gd, dgd, 4 * nx);
+        nn_ref_gpool_forward(G, X, N, C, HW, w);
+        close_rel(t ? "gpool avgmax fwd" : "gpool max fwd", g, G, (size_t)N * C, 1e-6, 1e-6);
+        for (int i = 0; i < N * C; i++) GG[i] = g[i];
+        nn_ref_gpool_backward(GD, GG, X, N, C, HW, w);
+        close_rel(t ? "gpool avgmax bwd" : "gpool max bwd", gd, GD, nx, 1e-6, 1e-6);
+    }
     void *dev[] = {dxx, ddy, dyy, ddx, am, dg, dgd};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) cudaFree(dev[i]);
     free(x), free(dy), free(y), free(dx), free(X), free(Y), free(DY), free(DX), free(AM);

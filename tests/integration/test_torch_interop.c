@@ -2,7 +2,8 @@
  * test_torch_interop.c -- a lumen checkpoint loaded into PyTorch gives the
  * same answers as lumen.
  *
- * Trains a tiny ResNet (the 7x7 stem, then the 7x7-nopool one) for one
+ * Trains a tiny ResNet (the 7x7 stem, the 7x7-nopool one, the avg+max
+ * global pool) for one
  * epoch through the runner (16 generated
  * ELPV-shaped cells, fx_elpv_fixture, at their native 300x300, so no
  * resampling can differ), predicts four cells
@@ -150,10 +151,17 @@ static void test_torch_twin_matches_nopool_stem(void **state) {
     twin_matches("lumen.resnet { widths = {8,16,32,64}, stem = \"7x7-nopool\", stem_width = 8 }");
 }
 
+/* the head's global pool as the mean of the average and the maximum */
+static void test_torch_twin_matches_avgmax_pool(void **state) {
+    (void)state;
+    twin_matches("lumen.resnet { widths = {8,16,32,64}, stem_width = 8, pool = \"avgmax\" }");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_torch_twin_matches_runner_predict),
         cmocka_unit_test(test_torch_twin_matches_nopool_stem),
+        cmocka_unit_test(test_torch_twin_matches_avgmax_pool),
     };
     return cmocka_run_group_tests_name("torch_interop", tests, NULL, NULL);
 }

@@ -20,6 +20,8 @@ Config keys (the "model" metadata JSON of a checkpoint):
                  "7x7-nopool": conv 7x7/2 pad 3 + BN + ReLU, no maxpool
     stem_width   conv1 filters (torchvision: 64)
     dropout      nn.Dropout before fc (no parameters)
+    pool         "avg" (default), "max" or "avgmax" (the mean of the two): the
+                 global pool before fc; first max wins (F.adaptive_max_pool2d)
     num_classes  logits (one per label; sigmoid, multi-label)
 Stage s > 0 starts with a stride-2 block; a block gets a downsample
 (1x1 conv with the block's stride + BN) when its stride is not 1 or its
@@ -34,6 +36,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 DEFAULT_CONFIG: Dict[str, Any] = {
     "arch": "resnet",
@@ -43,6 +46,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "stem": "7x7",
     "stem_width": 64,
     "dropout": 0.0,
+    "pool": "avg",
     "num_classes": 2,
 }
 
@@ -69,11 +73,31 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
+class GlobalPool(nn.Module):
+    """(1 - w) mean + w max over H, W -> [N, C, 1, 1]; w = 0, 1, 0.5 for the
+    pools "avg", "max", "avgmax" (lumen's NN_OP_GAP)."""
+
+    WEIGHT = {"avg": 0.0, "max": 1.0, "avgmax": 0.5}
+
+    def __init__(self, pool: str = "avg") -> None:
+        super().__init__()
+        if pool not in self.WEIGHT:
+            raise ValueError(f"pool must be 'avg', 'max' or 'avgmax', got {pool!r}")
+        self.w = self.WEIGHT[pool]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = F.adaptive_avg_pool2d(x, 1)
+        if self.w == 0.0:
+            return avg
+        mx = F.adaptive_max_pool2d(x, 1)
+        return mx if self.w == 1.0 else (1.0 - self.w) * avg + self.w * mx
+
+
 class LumenResNet(nn.Module):
     def __init__(self, blocks: Sequence[int] = (1, 1, 1, 1),
                  widths: Sequence[int] = (64, 128, 256, 512), in_channels: int = 1,
                  stem: str = "7x7", stem_width: int = 64, dropout: float = 0.0,
-                 num_classes: int = 2) -> None:
+                 num_classes: int = 2, pool: str = "avg") -> None:
         super().__init__()
         if len(blocks) != len(widths) or not blocks:
             raise ValueError("blocks and widths need the same, non-zero length")
@@ -82,6 +106,8 @@ class LumenResNet(nn.Module):
         self.config = {"arch": "resnet", "blocks": list(blocks), "widths": list(widths),
                        "in_channels": in_channels, "stem": stem, "stem_width": stem_width,
                        "dropout": dropout, "num_classes": num_classes}
+        if pool != "avg":  # lumen writes the key only when it is not the default
+            self.config["pool"] = pool
         if stem in ("7x7", "7x7-nopool"):
             self.conv1 = nn.Conv2d(in_channels, stem_width, 7, 2, 3, bias=False)
         else:
@@ -97,7 +123,7 @@ class LumenResNet(nn.Module):
                 layer.append(BasicBlock(inplanes, w, 2 if (s > 0 and b == 0) else 1))
                 inplanes = w
             setattr(self, f"layer{s + 1}", nn.Sequential(*layer))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = GlobalPool(pool)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(inplanes, num_classes)
         # torchvision's init (the values do not matter for loading)
@@ -120,7 +146,7 @@ class LumenResNet(nn.Module):
         if c["arch"] != "resnet":
             raise ValueError(f"model.arch must be 'resnet', got {c['arch']!r}")
         return cls(c["blocks"], c["widths"], c["in_channels"], c["stem"], c["stem_width"],
-                   float(c["dropout"]), c["num_classes"])
+                   float(c["dropout"]), c["num_classes"], c["pool"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

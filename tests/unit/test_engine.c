@@ -175,6 +175,16 @@ static void test_fast_matches_reference_variants(void **state) {
     netcase g = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}, {"stem", "7x7-nopool"}, {"stem_width", "8"}},
                  3, 3, 19, 17, NULL, 0, 1};
     compare_backends(&g);
+    /* the max and avg+max global pools (a 3x3 last map), blocked and nhwc,
+     * with dropout after the pool */
+    netcase h = {{{"blocks", "{1,1}"}, {"widths", "{16,24}"}, {"stem_width", "16"}, {"pool", "max"},
+                  {"dropout", "0.2"}},
+                 4, 4, 21, 17, "blocked", 0, 1};
+    compare_backends(&h);
+    netcase i = {{{"blocks", "{1,1}"}, {"widths", "{8,16}"}, {"stem_width", "8"}, {"pool", "avgmax"}},
+                 3, 3, 19, 23, "nhwc", 0, 0};
+    compare_backends(&i);
+    compare_backends_loss(&i, NULL, 2);
 }
 
 static void test_overfits_sixteen_images(void **state) {

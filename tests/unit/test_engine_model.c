@@ -85,6 +85,10 @@ static void test_validation_names_key(void **state) {
     assert_int_equal(nn_resnet_cfg_set(&c, "stem", "5x5", &e), LUMEN_EINVAL);
     assert_non_null(strstr(e.msg, "model.stem"));
     lm_err_clear(&e);
+    assert_int_equal(nn_resnet_cfg_set(&c, "pool", "mean", &e), LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "model.pool"));
+    assert_non_null(strstr(e.msg, "'mean'"));
+    lm_err_clear(&e);
     c.blocks[2] = 0;
     nn_model *m = NULL;
     assert_int_equal(nn_model_create(&c, &m, &e), LUMEN_EINVAL);
@@ -118,7 +122,25 @@ static void test_set_and_json_round_trip(void **state) {
     assert_int_equal(back.in_channels, 3);
     assert_int_equal(back.num_classes, 5);
     assert_true(back.dropout == c.dropout);
+    assert_int_equal(back.pool, NN_POOL_AVG);
+    /* the default pool is not written, so configs from before the key read
+     * the same; another pool is */
+    assert_null(strstr(j, "pool"));
     free(j);
+    assert_int_equal(nn_resnet_cfg_set(&c, "model.pool", "avgmax", &e), 0);
+    j = nn_resnet_cfg_to_json(&c);
+    assert_non_null(strstr(j, "\"pool\":\"avgmax\""));
+    assert_int_equal(nn_resnet_cfg_from_json(j, &back, &e), 0);
+    assert_int_equal(back.pool, NN_POOL_AVGMAX);
+    free(j);
+    assert_int_equal(nn_resnet_cfg_from_json("{\"pool\":\"max\"}", &back, &e), 0);
+    assert_int_equal(back.pool, NN_POOL_MAX);
+    assert_int_equal(nn_resnet_cfg_from_json("{\"pool\":1}", &back, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "model.pool"));
+    lm_err_clear(&e);
+    assert_int_equal(nn_resnet_cfg_from_json("{\"pool\":\"sum\"}", &back, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "model.pool"));
+    lm_err_clear(&e);
     assert_int_equal(nn_resnet_cfg_from_json("{\"blocks\":[1,1],\"widths\":[4]}", &back, &e),
                      LUMEN_EDATA);
     assert_non_null(strstr(e.msg, "model.widths"));

@@ -455,6 +455,79 @@ static void test_linear_gap_relu_fd(void **state) {
     free(gdo);
 }
 
+/* ---- the model's global pool: (1 - w) mean + w max ("max" w = 1, "avgmax"
+ * w = 0.5), first max wins ---- */
+typedef struct gpool_ctx { int N, C, HW; double w; } gpool_ctx;
+
+static void gpool_f(void *c_, double *out, const double *x) {
+    gpool_ctx *c = c_;
+    nn_ref_gpool_forward(out, x, c->N, c->C, c->HW, c->w);
+}
+
+static void test_global_pool_fd_and_kernels(void **state) {
+    (void)state;
+    lm_xoshiro r;
+    lm_xoshiro_seed(&r, 21);
+    enum { N = 2, C = 12, HW = 6 };
+    double *x = rnd(&r, N * C * HW, 1), *dout = rnd(&r, N * C, 1);
+    /* plane 1 ties: its max 2.5 at positions 1 and 4; plane 2 all equal */
+    for (int p = 0; p < HW; p++) x[HW + p] = -1.0 + 0.1 * p, x[2 * HW + p] = 0.0;
+    x[HW + 1] = x[HW + 4] = 2.5;
+    const double ws[] = {0.0, 1.0, 0.5};
+    for (int t = 0; t < 3; t++) {
+        double w = ws[t], out[N * C], gap[N * C], dx[N * C * HW];
+        nn_ref_gpool_forward(out, x, N, C, HW, w);
+        nn_ref_gap_forward(gap, x, N, C, HW);
+        /* the formula, written out */
+        for (int q = 0; q < N * C; q++) {
+            double s = 0, m = -INFINITY;
+            for (int p = 0; p < HW; p++) s += x[q * HW + p], m = fmax(m, x[q * HW + p]);
+            double want = w == 0.0 ? gap[q] : (1 - w) * s / HW + w * m;
+            if (w == 0.0) assert_true(out[q] == gap[q]); /* pmax 0 is the average, bitwise */
+            assert_true(fabs(out[q] - want) < 1e-12);
+        }
+        nn_ref_gpool_backward(dx, dout, x, N, C, HW, w);
+        /* ties: the max term's gradient goes to the first maximum only */
+        double avg_part = (1 - w) * dout[1] / HW;
+        assert_true(fabs(dx[HW + 1] - (avg_part + w * dout[1])) < 1e-12);
+        assert_true(fabs(dx[HW + 4] - avg_part) < 1e-12);
+        assert_true(fabs(dx[2 * HW] - ((1 - w) * dout[2] / HW + w * dout[2])) < 1e-12);
+        assert_true(fabs(dx[2 * HW + 3] - (1 - w) * dout[2] / HW) < 1e-12);
+        /* finite differences away from the ties (planes 3..) */
+        gpool_ctx gc = {1, N * C - 3, HW, w};
+        check_fd(w == 1.0 ? "gpool max" : w == 0.5 ? "gpool avgmax" : "gpool avg", gpool_f, &gc,
+                 x + 3 * HW, (size_t)(N * C - 3) * HW, (size_t)N * C - 3, dout + 3, dx + 3 * HW);
+        /* the cpu kernels on blocked (8, with padding channels) and nhwc
+         * layouts, ties included */
+        for (int pass = 0; pass < 2; pass++) {
+            int b = pass ? C : 8, nb = (C + b - 1) / b;
+            float lay[N * 16 * HW], lo[N * C], ldo[N * C], ldx[N * 16 * HW];
+            memset(lay, 0, sizeof lay);
+            for (int n = 0; n < N; n++)
+                for (int ch = 0; ch < C; ch++)
+                    for (int p = 0; p < HW; p++)
+                        lay[((n * nb + ch / b) * HW + p) * b + ch % b] =
+                            (float)x[(n * C + ch) * HW + p];
+            for (int i = 0; i < N * C; i++) ldo[i] = (float)dout[i];
+            nn_cpu_gpool_forward(lo, lay, N, C, HW, b, (float)w);
+            for (int i = 0; i < N * C; i++) assert_true(fabs(lo[i] - out[i]) < 1e-6);
+            memset(ldx, 0x7f, sizeof ldx);
+            nn_cpu_gpool_backward(ldx, ldo, lay, N, C, HW, b, (float)w);
+            for (int n = 0; n < N; n++)
+                for (int ch = 0; ch < nb * b; ch++)
+                    for (int p = 0; p < HW; p++) {
+                        float v = ldx[((n * nb + ch / b) * HW + p) * b + ch % b];
+                        double want = ch < C ? dx[(n * C + ch) * HW + p] : 0.0;
+                        if (!(fabs(v - want) < 1e-6))
+                            fail_msg("gpool w %g layout %d: dx[%d,%d,%d] = %g, want %g", w, b, n,
+                                     ch, p, (double)v, want);
+                    }
+        }
+    }
+    free(x);
+    free(dout);
+}
+
 static void test_dropout_add_combine(void **state) {
     (void)state;
     float mask[6] = {0, 2, 2, 0, 2, 2}; /* p = 0.5, inverted scaling */
@@ -610,6 +683,7 @@ int main(void) {
         cmocka_unit_test(test_pool_fd_and_ties),
         cmocka_unit_test(test_own_maxpool_matches_reference),
         cmocka_unit_test(test_linear_gap_relu_fd),
+        cmocka_unit_test(test_global_pool_fd_and_kernels),
         cmocka_unit_test(test_dropout_add_combine),
         cmocka_unit_test(test_loss_against_pytorch),
         cmocka_unit_test(test_focal_loss),

@@ -20,7 +20,7 @@ static void test_table_is_valid_and_documented(void **state) {
     char why[512];
     if (rn_params_table_check(train_params, why, sizeof why)) fail_msg("%s", why);
     const char *must[] = {"model.kind", "model.blocks", "model.widths", "model.dropout", "model.stem",
-                          "model.stem_width", "model.in_channels", "epochs", "batch", "optimizer.kind",
+                          "model.stem_width", "model.pool", "model.in_channels", "epochs", "batch", "optimizer.kind",
                           "optimizer.lr", "optimizer.weight_decay", "optimizer.momentum", "optimizer.nesterov",
                           "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "schedule.kind", "schedule.warmup",
                           "schedule.step_size", "schedule.gamma", "schedule.milestones", "schedule.min_lr",
@@ -49,6 +49,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.model.nstages, 4);
     assert_int_equal(c.model.widths[3], 512);
     assert_int_equal(c.model.stem, NN_STEM_7X7);
+    assert_int_equal(c.model.pool, NN_POOL_AVG);
     assert_int_equal(c.model.in_channels, 0); /* auto */
     assert_int_equal(c.optim.kind, NN_OPT_ADAMW);
     assert_float_equal(c.optim.weight_decay, 0.01, 1e-9); /* auto for adamw */
@@ -77,8 +78,10 @@ static void test_defaults(void **state) {
     fh_set(f, "loss.pos_weight", "{2, 0.5}");
     fh_set(f, "seed", "5");
     fh_set(f, "mixup", "0.3");
+    fh_set(f, "model.pool", "max");
     assert_int_equal(train_cfg_read(fh_ctx(f), fh_host(), &c), 0);
     assert_float_equal(c.mixup, 0.3, 0);
+    assert_int_equal(c.model.pool, NN_POOL_MAX);
     assert_float_equal(c.optim.weight_decay, 0, 0);
     assert_false(c.early.goal_max); /* a loss: lower is better */
     assert_false(c.sched.mode_max);
