@@ -53,6 +53,12 @@ typedef struct cv {
     size_t reps, nm;     /* repetitions per configuration; metrics */
     int k;
     char **labels;       /* [k], from the first predictions read */
+    /* spec score: each configuration's own labels (its models predict
+     * them; the ensemble manifest keeps them) and, per scored label, its
+     * column there; predictions are read projected onto the scored ones */
+    int *full_k;         /* [config]; 0 until read */
+    char ***full_labels; /* [config][full_k] */
+    int *col;            /* [config][n_score] */
     char **mnames;       /* [nm] */
     double *vals;        /* [config][metric][rep] */
     int *have;           /* [config][seed]: every fold scored */
@@ -93,6 +99,69 @@ static int set_labels(cv *c, const lm_preds *p, const char *path, lm_err *e) {
     c->vals = malloc((nc * c->nm * c->reps + 1) * sizeof *c->vals);
     if (!c->vals) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     for (size_t i = 0; i < nc * c->nm * c->reps; i++) c->vals[i] = NAN;
+    return 0;
+}
+
+/* With a spec `score`: checks that d (configuration cf's predictions, read
+ * from path) holds every scored label and the labels cf's other folds had,
+ * remembers them (the first time), and projects d onto the scored labels,
+ * in score order.  Without one: nothing.  LUMEN_EINVAL naming a missing
+ * label (with the ones there are), LUMEN_EDATA, LUMEN_ENOMEM. */
+static int project_scored(cv *c, size_t cf, lm_preds *d, const char *path, lm_err *e) {
+    const rn_sweep_spec *sp = c->sp;
+    if (!sp->score) return 0;
+    size_t nc = sp->n_configs, ns = sp->n_score;
+    if (!c->full_k) {
+        c->full_k = calloc(nc, sizeof *c->full_k);
+        c->full_labels = calloc(nc, sizeof *c->full_labels);
+        c->col = calloc(nc * ns, sizeof *c->col);
+        if (!c->full_k || !c->full_labels || !c->col) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    }
+    if (c->full_k[cf]) {
+        int same = d->k == c->full_k[cf];
+        for (int j = 0; same && j < d->k; j++) same = strcmp(d->labels[j], c->full_labels[cf][j]) == 0;
+        if (!same) return lm_fail(e, LUMEN_EDATA, "%s: labels differ from the other folds'", path);
+    } else {
+        int *col = c->col + cf * ns;
+        for (size_t i = 0; i < ns; i++) {
+            int j = 0;
+            while (j < d->k && strcmp(d->labels[j], sp->score[i]) != 0) j++;
+            if (j == d->k) {
+                char have[512] = "";
+                for (int q = 0; q < d->k; q++)
+                    snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", q ? ", " : "", d->labels[q]);
+                return lm_fail(e, LUMEN_EINVAL,
+                               "%s:%d: crossval score: '%s' is not a label of the folds' predictions (%s: %s)",
+                               sp->file, sp->line, sp->score[i], path, have);
+            }
+            col[i] = j;
+        }
+        if (!(c->full_labels[cf] = calloc((size_t)d->k, sizeof **c->full_labels)))
+            return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        c->full_k[cf] = d->k;
+        for (int j = 0; j < d->k; j++)
+            if (!(c->full_labels[cf][j] = lm_strdup(d->labels[j]))) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    }
+    const int *col = c->col + cf * ns;
+    size_t k = (size_t)d->k;
+    float row_p[LM_METRICS_MAX_CLASSES], row_y[LM_METRICS_MAX_CLASSES];
+    for (int64_t i = 0; i < d->n; i++) { /* in place: row i's ns values end where row i's k began */
+        for (size_t s = 0; s < ns; s++) row_p[s] = d->p[i * k + col[s]], row_y[s] = d->y[i * k + col[s]];
+        memcpy(d->p + i * ns, row_p, ns * sizeof *row_p);
+        memcpy(d->y + i * ns, row_y, ns * sizeof *row_y);
+    }
+    char **names = calloc(ns, sizeof *names);
+    for (size_t s = 0; names && s < ns; s++)
+        if (!(names[s] = lm_strdup(sp->score[s]))) {
+            for (size_t t = 0; t < s; t++) free(names[t]);
+            free(names);
+            names = NULL;
+        }
+    if (!names) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (int j = 0; j < d->k; j++) free(d->labels[j]);
+    free(d->labels);
+    d->labels = names;
+    d->k = (int)ns;
     return 0;
 }
 
@@ -147,6 +216,7 @@ static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e)
             break;
         }
         rc = lm_preds_read(path, &p[f], e);
+        if (rc == 0) rc = project_scored(c, cf, &p[f], path, e);
         if (rc == 0) rc = set_labels(c, &p[f], path, e);
         free(path);
         n += p[f].n;
@@ -240,6 +310,7 @@ static int score_seed_ensemble(cv *c, size_t cf, lm_err *e) {
             char *path = preds_path(c, cf * c->reps + (size_t)f * ns + s);
             lm_preds *d = s == 0 ? &p[f] : &q;
             rc = path ? lm_preds_read(path, d, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+            if (rc == 0) rc = project_scored(c, cf, d, path, e);
             if (rc == 0) rc = set_labels(c, d, path, e);
             if (rc == 0 && s == 0) {
                 uint32_t maxi = 0;
@@ -360,6 +431,25 @@ static int write_ensemble(cv *c, size_t cf, const rn_trial_result *t, const char
         if ((rc = lm_metrics_tune_thresholds(P, Y, (int64_t)m, (int)k, ens.thresholds, e)) == 0)
             rc = lm_metrics_compute(P, Y, (int64_t)m, (int)k, ens.thresholds, &om, e);
         ens.has_thresholds = 1;
+        cJSON *untuned = NULL;
+        if (rc == 0 && sp->score && c->full_k && c->full_k[cf]) {
+            /* the models predict their own labels: the manifest lists them
+             * all, the scored ones at their tuned thresholds, the rest
+             * (auxiliary labels) at 0.5, named as untuned */
+            float tuned[LM_METRICS_MAX_CLASSES];
+            memcpy(tuned, ens.thresholds, k * sizeof *tuned);
+            ens.k = c->full_k[cf];
+            ens.labels = c->full_labels[cf];
+            for (int j = 0; j < ens.k; j++) ens.thresholds[j] = 0.5f;
+            for (size_t q = 0; q < sp->n_score; q++) ens.thresholds[c->col[cf * sp->n_score + q]] = tuned[q];
+            untuned = cJSON_CreateArray();
+            for (int j = 0; untuned && j < ens.k; j++) {
+                int scored = 0;
+                for (size_t q = 0; q < sp->n_score; q++) scored |= c->col[cf * sp->n_score + q] == j;
+                if (!scored) cJSON_AddItemToArray(untuned, cJSON_CreateString(ens.labels[j]));
+            }
+            if (!untuned) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        }
         cJSON *extra = cJSON_CreateObject();
         char *from = lm_sprintf("tuned on the %zu out-of-fold predictions of the fold models (mean over %zu "
                                 "seed(s)); the ensemble's own scores on new data are not measured here",
@@ -371,14 +461,21 @@ static int write_ensemble(cv *c, size_t cf, const rn_trial_result *t, const char
             cJSON *oof = cJSON_AddObjectToObject(extra, "oof_in_sample");
             add_num(oof, "f1_mean", om.f1_mean);
             add_num(oof, "ap_mean", om.ap_mean);
+            if (untuned && cJSON_GetArraySize(untuned)) {
+                cJSON_AddItemToObject(extra, "untuned", untuned);
+                untuned = NULL;
+                cJSON_AddStringToObject(extra, "untuned_why",
+                                        "labels outside the crossval's score: not tuned, threshold 0.5");
+            }
             rc = lm_ensemble_write(path, &ens, extra, e);
         }
+        cJSON_Delete(untuned);
         free(from);
         cJSON_Delete(extra);
         if (rc == 0 && row) {
             cJSON_AddNumberToObject(row, "ensemble_models", (double)ens.n_models);
             cJSON *th = cJSON_AddArrayToObject(row, "ensemble_thresholds");
-            for (size_t j = 0; j < k; j++) cJSON_AddItemToArray(th, cJSON_CreateNumber(ens.thresholds[j]));
+            for (int j = 0; j < ens.k; j++) cJSON_AddItemToArray(th, cJSON_CreateNumber(ens.thresholds[j]));
         }
     }
     for (size_t i = 0; i < ens.n_models; i++) free(models[i]);
@@ -552,6 +649,16 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
                   "folds' out-of-fold predictions\n(mean over folds x seeds, sd, 95%% t interval; differences to "
                   "configuration 0 paired by fold and seed)\n",
             sp->folds, ns);
+    if (sp->score) {
+        cJSON *sc = cJSON_AddArrayToObject(doc, "score");
+        fprintf(term, "scored labels (score):");
+        for (size_t i = 0; i < sp->n_score; i++) {
+            cJSON_AddItemToArray(sc, cJSON_CreateString(sp->score[i]));
+            fprintf(term, "%s %s", i ? "," : "", sp->score[i]);
+        }
+        fprintf(term, "; other labels the models predict (auxiliary ones) are trained on, not scored (each "
+                      "trial's validate report has them)\n");
+    }
     if (c.ens_skipped)
         fprintf(term, "(no seed ensemble: the seeds' folds hold different records -- ingest's split.seed follows "
                       "the trial seed; set it to a number to keep the folds fixed across seeds)\n");
@@ -655,6 +762,13 @@ out:
     for (int j = 0; c.labels && j < c.k; j++) free(c.labels[j]);
     for (size_t m = 0; c.mnames && m < c.nm; m++) free(c.mnames[m]);
     free(c.labels);
+    for (size_t cf = 0; c.full_labels && cf < nc; cf++) {
+        for (int j = 0; c.full_labels[cf] && j < c.full_k[cf]; j++) free(c.full_labels[cf][j]);
+        free(c.full_labels[cf]);
+    }
+    free(c.full_labels);
+    free(c.full_k);
+    free(c.col);
     free(c.mnames);
     free(c.vals);
     free(c.have);

@@ -11,7 +11,8 @@
 #include "suggest.h"
 
 static const char *const SPEC_KEYS[] = {"strategy", "seeds",   "metric", "goal", "space", "trials",
-                                        "parallel", "timeout", "prune",  "seed", "executor", "folds"};
+                                        "parallel", "timeout", "prune",  "seed", "executor", "folds",
+                                        "score"};
 #define N_SPEC_KEYS (sizeof SPEC_KEYS / sizeof SPEC_KEYS[0])
 
 void rn_sweep_spec_free(rn_sweep_spec *s) {
@@ -30,6 +31,8 @@ void rn_sweep_spec_free(rn_sweep_spec *s) {
     free(s->file);
     free(s->fold_stage);
     free(s->fold_validate);
+    for (size_t i = 0; s->score && i < s->n_score; i++) free(s->score[i]);
+    free(s->score);
     cJSON_Delete(s->json);
     free(s);
 }
@@ -344,6 +347,39 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
             }
             free(sp->fold_validate);
             sp->fold_validate = lm_strdup(x->stages[i].id);
+        }
+    }
+    /* score (lumen.crossval): a subset of the labels */
+    v = rn_json_item(spec, "score");
+    if (v && sp->folds < 2) {
+        rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: score is lumen.crossval's (the labels its summaries average)",
+                     sp->file, sp->line);
+        goto out;
+    }
+    if (v) {
+        int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
+        if (n < 1 || !(sp->score = calloc((size_t)n, sizeof *sp->score))) {
+            rc = n < 1 ? lm_fail(e, LUMEN_EINVAL, "%s:%d: crossval score must be a non-empty list of label names",
+                                 sp->file, sp->line)
+                       : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (const cJSON *s = v->child; s; s = s->next) {
+            if (!cJSON_IsString(s) || !*s->valuestring) {
+                rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: crossval score[%zu] must be a label name", sp->file, sp->line,
+                             sp->n_score + 1);
+                goto out;
+            }
+            for (size_t j = 0; j < sp->n_score; j++)
+                if (strcmp(sp->score[j], s->valuestring) == 0) {
+                    rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: crossval score: '%s' appears twice", sp->file, sp->line,
+                                 s->valuestring);
+                    goto out;
+                }
+            if (!(sp->score[sp->n_score++] = lm_strdup(s->valuestring))) {
+                rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+                goto out;
+            }
         }
     }
     /* space */

@@ -95,6 +95,13 @@ typedef struct rn_sweep_spec {
     int folds;
     char *fold_stage;
     char *fold_validate;
+    /* crossval `score`: the labels the study scores, in this order (its
+     * per-label rows, mean F1 / AP, micro F1, the ranking); the folds'
+     * predictions are projected onto them, so configurations whose models
+     * predict more labels (ingest's aux) compare with those that do not.
+     * NULL: every label (then every configuration must have the same). */
+    char **score;
+    size_t n_score;
 } rn_sweep_spec;
 
 /* Trials per configuration: seeds x folds (folds < 2: seeds).  Repetition

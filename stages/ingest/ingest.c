@@ -354,6 +354,72 @@ out:
     return rc;
 }
 
+static int cmp_row_name(const void *a, const void *b) {
+    return strcmp((*(const lm_label_row *const *)a)->name, (*(const lm_label_row *const *)b)->name);
+}
+
+/* Reads the aux file (see ingest_opts.aux) into *aux and checks that its
+ * label names are new to csv's.  Returns 0; LUMEN_ENOTFOUND / LUMEN_EIO,
+ * LUMEN_EDATA (it does not parse, has bad rows -- "file:line" each --, or a
+ * label name csv has), LUMEN_ENOMEM; every message names the file. */
+static int load_aux(const ingest_opts *o, const lm_label_table *tab, lm_label_table *aux,
+                    lm_err *err) {
+    lm_problems ap;
+    lm_problems_init(&ap);
+    lm_labels_opts lo = {.format = LM_LABELS_AUTO, .threshold = o->threshold};
+    lm_err e = {0};
+    int rc = lm_labels_load(o->aux, &lo, aux, &ap, &e);
+    if (rc) {
+        lm_problems_free(&ap);
+        return lm_fail(err, rc, "aux: %s", e.msg);
+    }
+    if (ap.count) {
+        char head[512], msg[LM_ERR_MSG];
+        snprintf(head, sizeof head, "aux: bad rows in %s", o->aux);
+        lm_problems_report(&ap, head, msg, sizeof msg);
+        rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
+    }
+    for (size_t j = 0; rc == 0 && j < aux->nlabels; j++)
+        for (size_t i = 0; rc == 0 && i < tab->nlabels; i++)
+            if (strcmp(aux->label_names[j], tab->label_names[i]) == 0)
+                rc = lm_fail(err, LUMEN_EDATA, "aux: %s: label '%s' is one of %s's already", o->aux,
+                             aux->label_names[j], o->csv);
+    if (rc == 0 && tab->nlabels + aux->nlabels > 64)
+        rc = lm_fail(err, LUMEN_EDATA, "aux: %s: %zu labels + %zu of %s: more than 64", o->aux,
+                     aux->nlabels, tab->nlabels, o->csv);
+    lm_problems_free(&ap);
+    return rc;
+}
+
+/* lab2[k] = lab[k] (nl labels) followed by aux's labels of rows[k]'s path.
+ * Returns 0, LUMEN_EDATA (a row aux does not list: the count and the first
+ * one named) or LUMEN_ENOMEM. */
+static int join_aux(const ingest_opts *o, const lm_label_table *aux, const lm_label_row *const *rows,
+                    size_t n, const float *lab, size_t nl, float *lab2, lm_err *err) {
+    size_t na = aux->nlabels, nt = nl + na, missing = 0;
+    const char *first = NULL;
+    const lm_label_row **byname = malloc((aux->nrows + 1) * sizeof *byname);
+    if (!byname) return lm_fail(err, LUMEN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < aux->nrows; i++) byname[i] = &aux->rows[i];
+    qsort(byname, aux->nrows, sizeof *byname, cmp_row_name);
+    for (size_t k = 0; k < n; k++) {
+        memcpy(lab2 + k * nt, lab + k * nl, nl * sizeof *lab2);
+        const lm_label_row *key = rows[k];
+        const lm_label_row *const *hit =
+            aux->nrows ? bsearch(&key, byname, aux->nrows, sizeof *byname, cmp_row_name) : NULL;
+        if (!hit) {
+            if (!missing++) first = rows[k]->name;
+            continue;
+        }
+        memcpy(lab2 + k * nt + nl, aux->values + (size_t)(*hit - aux->rows) * na, na * sizeof *lab2);
+    }
+    free(byname);
+    if (missing)
+        return lm_fail(err, LUMEN_EDATA, "aux: %zu of the %zu images to ingest are not in %s (first: %s)",
+                       missing, n, o->aux, first);
+    return 0;
+}
+
 /* A JSON number when exactly representable, else a decimal string. */
 static cJSON *seed_json(uint64_t seed) {
     if (seed <= (1ull << 53)) return cJSON_CreateNumber((double)seed);
@@ -395,6 +461,7 @@ static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, cons
              cJSON_AddNumberToObject(ng, "rows", (double)negatives) &&
              cJSON_AddStringToObject(ng, "split", "train");
     }
+    if (ok && o->aux && *o->aux) ok = cJSON_AddStringToObject(x, "aux", o->aux) != NULL;
     if (!ok) {
         cJSON_Delete(x);
         return NULL;
@@ -413,8 +480,10 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
 
     lm_problems probs;
     lm_problems_init(&probs);
-    lm_label_table tab, neg;
+    lm_label_table tab, neg, aux;
     memset(&neg, 0, sizeof neg);
+    memset(&aux, 0, sizeof aux);
+    const char **names = NULL; /* csv's label names, then aux's (borrowed) */
     char *root = NULL;
     uint32_t *sel = NULL;
     const lm_label_row **rows = NULL;
@@ -439,6 +508,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     r.nlabels = tab.nlabels;
     /* against the whole csv: a row listed there is never a negative */
     if (o->negatives && *o->negatives && (rc = load_negatives(o, &tab, &neg, err))) goto out;
+    if (o->aux && *o->aux && (rc = load_aux(o, &tab, &aux, err))) goto out;
     /* before the bad-input check: an excluded row's image is not needed */
     if (o->exclude && *o->exclude && (rc = apply_exclude(o, &tab, &r.excluded, err))) goto out;
 
@@ -502,6 +572,34 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     }
     for (size_t k = 0; k < n; k++) rows[k] = k < n_csv ? &tab.rows[sel[k]] : &neg.rows[sel[k]];
     r.selected = n;
+    if (!(names = malloc((nl + aux.nlabels) * sizeof *names))) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < nl; j++) names[j] = tab.label_names[j];
+    if (aux.nlabels) { /* after the split: it saw csv's labels only */
+        size_t nt = nl + aux.nlabels;
+        float *lab2 = malloc(n * nt * sizeof *lab2);
+        if (!lab2) {
+            rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = join_aux(o, &aux, rows, n, lab, nl, lab2, err))) {
+            free(lab2);
+            goto out;
+        }
+        free(lab);
+        lab = lab2;
+        for (size_t j = 0; j < aux.nlabels; j++) names[nl + j] = aux.label_names[j];
+        nl = nt;
+        r.aux = aux.nlabels;
+        r.nlabels = nl;
+        char an[256] = "";
+        for (size_t j = 0; j < aux.nlabels; j++)
+            snprintf(an + strlen(an), sizeof an - strlen(an), "%s'%s'", j ? ", " : "", aux.label_names[j]);
+        say(o, LUMEN_LOG_INFO, "aux: %s from %s appended to every image's labels (multi-task targets; the "
+                               "split used %s's labels alone)", an, o->aux, o->csv);
+    }
 
     int threads = o->threads > 0 ? o->threads : lm_ncpu();
     if ((size_t)threads > n) threads = (int)n;
@@ -525,7 +623,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
 
     lm_dataset_spec spec = {.height = (uint32_t)o->size, .width = (uint32_t)o->size,
                             .channels = (uint32_t)o->channels, .nlabels = nl,
-                            .labels = (const char *const *)tab.label_names,
+                            .labels = (const char *const *)names,
                             .map_size = o->map_size};
     if ((rc = lm_dataset_create(o->out, &spec, &w, err))) goto out;
 
@@ -621,7 +719,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
                                   r.train, r.val, (size_t)o->channels, o->size, o->size);
     for (size_t j = 0; j < nl && j < 64 && off < sizeof line; j++)
         off += (size_t)snprintf(line + off, sizeof line - off, "%s %s %zu/%zu",
-                                j ? "," : "; positives train/val:", tab.label_names[j],
+                                j ? "," : "; positives train/val:", names[j],
                                 pos[0][j], pos[1][j]);
     if (off < sizeof line)
         snprintf(line + off, sizeof line - off, "; skipped %zu; %.2f s, %.0f images/s", r.skipped,
@@ -656,8 +754,10 @@ out:
     free(lab);
     free(spl);
     free(root);
+    free(names);
     lm_labels_free(&tab);
     lm_labels_free(&neg);
+    lm_labels_free(&aux);
     lm_problems_free(&probs);
     if (res) *res = r;
     return rc;
@@ -745,6 +845,11 @@ int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, s
         lm_labels_opts nlo = {.format = LM_LABELS_AUTO, .threshold = 0.5};
         rc = key_rows(o->negatives, nt, nlen, &nlo, root, add, user, err);
         free(nt);
+    }
+    if (!rc && o->aux && *o->aux) {
+        char *at;
+        if ((rc = key_file(o->aux, "aux", add, user, &at, NULL, err))) goto out;
+        free(at);
     }
     lm_labels_opts lo = {.format = o->format, .threshold = o->threshold};
     if (!rc) rc = key_rows(o->csv, text, len, &lo, root, add, user, err);

@@ -62,6 +62,16 @@ typedef struct ingest_opts {
      * decode is bad input like one of csv's. */
     const char *negatives;
     double negatives_max_prob; /* ELPV negatives file: probability bound, [0, 1) */
+    /* Optional (NULL or "": none): a label file (ELPV or CSV, auto-detected;
+     * ELPV's "defective" at `threshold`) whose labels are appended to csv's
+     * as AUXILIARY labels -- extra targets for multi-task training -- joined
+     * by image path (as written, byte for byte).  Every row to ingest
+     * (csv's and the negatives') must be in it, and its label names must
+     * not clash with csv's.  The split or folds are assigned on csv's own
+     * labels before the join, so runs with and without it pair fold by
+     * fold.  A missing file, a bad row, or a row it does not list fails,
+     * naming the file (whatever skip_bad says). */
+    const char *aux;
     int format;         /* enum lm_labels_format */
     double threshold;   /* ELPV: defective = probability >= threshold */
     int size;           /* images become size x size */
@@ -95,6 +105,7 @@ typedef struct ingest_result {
     size_t rows;      /* usable rows in the label file (before exclude, limit) */
     size_t excluded;  /* usable rows dropped because `exclude` lists them */
     size_t negatives; /* rows of the negatives file added to the training split */
+    size_t aux;       /* auxiliary labels appended (ingest_opts.aux) */
     size_t selected;  /* rows chosen for ingest (after exclude and limit) */
     size_t images;    /* records written */
     size_t skipped;   /* problems skipped (bad rows + bad images) */
@@ -118,7 +129,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err);
  * usable row of the label file (excluded or not) its relative path, file
  * size and mtime (stat only, nothing decoded); with o->negatives set, the
  * same for the negatives file (bytes, every row's image) and its
- * probability bound.  `add` receives the bytes.
+ * probability bound; with o->aux set, the aux file's bytes.  `add` receives the bytes.
  * Returns 0, LUMEN_ENOTFOUND / LUMEN_EIO (label or exclude file
  * unreadable; the message names it) or LUMEN_ENOMEM; a label file that
  * does not parse is folded by content only. */

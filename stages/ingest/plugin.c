@@ -29,6 +29,10 @@ static const lumen_param ingest_params[] = {
      "defect probability <= negatives.max_prob (ELPV) or every label 0 (CSV) that csv does "
      "not list join the training split with every label 0; never validated on, csv's split "
      "and folds unchanged"},
+    {"aux", LUMEN_PATH, NULL, 0, 0, NULL, 0,
+     "label file (ELPV or CSV, auto-detected; ELPV's 'defective' at threshold) whose labels are "
+     "appended to csv's as auxiliary multi-task targets, joined by image path; every image must "
+     "be in it; the split and folds are assigned on csv's labels alone"},
     {"negatives.max_prob", LUMEN_NUM, "0", 0, 0.999, NULL, 0,
      "ELPV negatives file: the largest defect probability that counts as a negative"},
     {"threshold", LUMEN_NUM, "0.5", 0, 1, NULL, 0,
@@ -96,6 +100,7 @@ static void opts_from_params(lumen_ctx *ctx, const lumen_host *h, ingest_opts *o
     o->exclude = h->is_set(ctx, "exclude") ? h->get_str(ctx, "exclude") : NULL;
     o->negatives = h->is_set(ctx, "negatives.csv") ? h->get_str(ctx, "negatives.csv") : NULL;
     o->negatives_max_prob = h->get_num(ctx, "negatives.max_prob");
+    o->aux = h->is_set(ctx, "aux") ? h->get_str(ctx, "aux") : NULL;
     o->format = format_of(h->get_str(ctx, "format"));
     o->threshold = h->get_num(ctx, "threshold");
     o->size = (int)h->get_int(ctx, "size");

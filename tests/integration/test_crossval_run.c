@@ -358,6 +358,161 @@ static void test_crossval_seed_ensemble(void **state) {
     fx_rmtree(tmp);
 }
 
+/* ELPV's "defective" as an auxiliary label (ingest aux) with score =
+ * {crack, inactive}: the models learn three labels, the study scores the
+ * two -- each fold's f1_mean is the nested score of the predictions'
+ * crack and inactive columns, recomputed here, and differs from the
+ * three-label one -- and the ensemble manifest keeps all three labels, as
+ * its models predict them (defective untuned, at 0.5), and predicts.  A
+ * score naming no label fails naming it. */
+static void test_crossval_scores_a_subset_of_labels(void **state) {
+    (void)state;
+    char *tmp = fx_elpv_fixture("cvaux", CELLS, CELLS);
+    const char *fmt = "local lumen = require \"lumen\"\n"
+                      "return lumen.experiment {\n"
+                      "  name = \"cv\", seed = 5,\n"
+                      "  stages = {\n"
+                      "    lumen.crossval {\n"
+                      "      folds = %d, seeds = { 3 }, score = { %s },\n"
+                      "      stages = {\n"
+                      "        lumen.ingest { csv = \"%s/data.csv\", aux = \"%s/labels.csv\", size = 32 },\n"
+                      "        lumen.normalize_stats {},\n"
+                      "        lumen.train { epochs = 1, batch = 8,\n"
+                      "          model = lumen.resnet { blocks = { 1, 1 }, widths = { 8, 16 }, stem_width = 8 } },\n"
+                      "        lumen.validate {},\n"
+                      "      },\n"
+                      "    },\n"
+                      "  },\n"
+                      "}\n";
+    char *exp = hx_fmt(fmt, FOLDS, "\"crack\", \"inactive\"", tmp, tmp);
+    hx_result r;
+    run_smoke(tmp, exp, &r);
+    assert_non_null(strstr(r.err, "scored labels (score): crack, inactive; other labels"));
+    char *rel = hx_last_line(r.out);
+    char *run = hx_join(tmp, rel);
+    hx_result_free(&r);
+    cJSON *cv = read_json(run, "crossval.json");
+    assert_int_equal(cJSON_GetArraySize(at(cv, "score")), 2);
+    lm_preds pr[FOLDS];
+    lm_err e = {0};
+    int64_t n = 0;
+    for (int f = 0; f < FOLDS; f++) {
+        char *path = hx_fmt("%s/trials/%d/validate/report/predictions.json", run, f);
+        assert_int_equal(lm_preds_read(path, &pr[f], &e), 0);
+        assert_int_equal(pr[f].k, 3);
+        assert_string_equal(pr[f].labels[2], "defective");
+        n += pr[f].n;
+        free(path);
+    }
+    assert_int_equal(n, CELLS);
+    /* the nested score of the two scored columns, and of all three */
+    float *P2 = malloc((size_t)n * 2 * sizeof *P2), *Y2 = malloc((size_t)n * 2 * sizeof *Y2);
+    float *P3 = malloc((size_t)n * 3 * sizeof *P3), *Y3 = malloc((size_t)n * 3 * sizeof *Y3);
+    uint8_t *F = malloc((size_t)n);
+    int64_t q = 0;
+    for (int f = 0; f < FOLDS; f++)
+        for (int64_t i = 0; i < pr[f].n; i++, q++) {
+            memcpy(P3 + q * 3, pr[f].p + i * 3, 3 * sizeof *P3);
+            memcpy(Y3 + q * 3, pr[f].y + i * 3, 3 * sizeof *Y3);
+            memcpy(P2 + q * 2, pr[f].p + i * 3, 2 * sizeof *P2);
+            memcpy(Y2 + q * 2, pr[f].y + i * 3, 2 * sizeof *Y2);
+            F[q] = (uint8_t)f;
+        }
+    lm_cv_fold f2[FOLDS], f3[FOLDS];
+    assert_int_equal(lm_crossval_nested(P2, Y2, F, n, 2, FOLDS, f2, NULL, &e), 0);
+    assert_int_equal(lm_crossval_nested(P3, Y3, F, n, 3, FOLDS, f3, NULL, &e), 0);
+    const cJSON *ms = at(cJSON_GetArrayItem(at(cv, "configs"), 0), "metrics");
+    int moved = 0;
+    for (int f = 0; f < FOLDS; f++) {
+        double v = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(ms, "f1_mean"), "values"), f));
+        double c = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(ms, "f1_crack"), "values"), f));
+        double i = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(ms, "f1_inactive"), "values"), f));
+        if (fabs(v - f2[f].m.f1_mean) > 1e-12 || fabs(v - (c + i) / 2) > 1e-12)
+            fail_msg("fold %d: f1_mean %.9g, want %.9g = mean of crack %.9g and inactive %.9g", f, v,
+                     f2[f].m.f1_mean, c, i);
+        moved |= fabs(f3[f].m.f1_mean - v) > 1e-9;
+        double ap = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(ms, "ap_mean"), "values"), f));
+        assert_true(fabs(ap - f2[f].m.ap_mean) < 1e-12 || (isnan(ap) && isnan(f2[f].m.ap_mean)));
+    }
+    assert_true(moved);                      /* the third label would have changed the mean */
+    assert_null(at(ms, "f1_defective"));     /* trained on, not scored */
+    /* the manifest lists the models' three labels; defective untuned at 0.5 */
+    cJSON *ens = read_json(run, "ensemble.json");
+    assert_int_equal(cJSON_GetArraySize(at(ens, "labels")), 3);
+    assert_int_equal(cJSON_GetArraySize(at(ens, "thresholds")), 3);
+    assert_true(cJSON_GetNumberValue(cJSON_GetArrayItem(at(ens, "thresholds"), 2)) == 0.5);
+    assert_string_equal(cJSON_GetArrayItem(at(ens, "untuned"), 0)->valuestring, "defective");
+    cJSON_Delete(ens);
+    char *data = hx_join(tmp, "data.csv"), *mpath = hx_join(run, "ensemble.json");
+    hx_runner(&r, tmp, NULL, NULL, "predict", mpath, "--csv", data, "--threads", "1", NULL);
+    hx_assert_ran(&r, "predict with the manifest");
+    assert_non_null(strstr(r.out, "defective"));
+    hx_result_free(&r);
+    free(data);
+    free(mpath);
+    cJSON_Delete(cv);
+    for (int f = 0; f < FOLDS; f++) lm_preds_free(&pr[f]);
+    free(P2);
+    free(Y2);
+    free(P3);
+    free(Y3);
+    free(F);
+    free(run);
+    free(rel);
+    free(exp);
+
+    /* a label the predictions do not have: named, with the ones they do */
+    exp = hx_fmt(fmt, FOLDS, "\"crack\", \"crak\"", tmp, tmp);
+    char *ep = hx_join(tmp, "exp.lua");
+    hx_write(ep, exp);
+    char *runner = hx_join(hx_build_dir(), "runner");
+    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
+    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
+    hx_run(argv, tmp, env, 900, &r);
+    assert_int_not_equal(r.exit_code, 0);
+    if (!strstr(r.err, "crossval score: 'crak' is not a label") || !strstr(r.err, "crack, inactive, defective"))
+        fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    free(runner);
+    free(ep);
+    free(exp);
+    fx_rmtree(tmp);
+}
+
+/* score's own mistakes are caught before anything runs, naming the line */
+static void test_crossval_score_spec_errors(void **state) {
+    (void)state;
+    const char *cases[][2] = {
+        {"lumen.crossval { folds = 3, score = \"crack\", stages = { lumen.ingest { csv = \"d.csv\" } } }",
+         "crossval score must be a non-empty list of label names"},
+        {"lumen.crossval { folds = 3, score = { \"crack\", \"crack\" }, stages = { lumen.ingest { csv = \"d.csv\" } } }",
+         "crossval score: 'crack' appears twice"},
+        {"lumen.sweep { score = { \"crack\" }, space = { [\"train.epochs\"] = { 1, 2 } },\n"
+         "  stages = { lumen.train {} } }",
+         "score is lumen.crossval's"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *tmp = hx_tmpdir();
+        char *ep = hx_join(tmp, "exp.lua");
+        char *text = hx_fmt("local lumen = require \"lumen\"\n"
+                            "return lumen.experiment { name = \"cv\", stages = {\n"
+                            "  %s } }\n",
+                            cases[i][0]);
+        hx_write(ep, text);
+        hx_result r;
+        hx_runner(&r, tmp, NULL, NULL, "exp.lua", "--dry-run", NULL);
+        char *last = hx_last_line(r.err);
+        if (r.exit_code != 1 || !strstr(last, "exp.lua:3") || !strstr(last, cases[i][1]))
+            fail_msg("case %zu: exit %d, last line: %s", i, r.exit_code, last);
+        free(last);
+        hx_result_free(&r);
+        free(text);
+        free(ep);
+        hx_rmtree(tmp);
+        free(tmp);
+    }
+}
+
 static void test_crossval_needs_ingest_inside(void **state) {
     (void)state;
     char *tmp = hx_tmpdir();
@@ -406,6 +561,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crossval_smoke_end_to_end),
         cmocka_unit_test(test_crossval_seed_ensemble),
+        cmocka_unit_test(test_crossval_scores_a_subset_of_labels),
+        cmocka_unit_test(test_crossval_score_spec_errors),
         cmocka_unit_test(test_crossval_needs_ingest_inside),
         cmocka_unit_test(test_crossval_refuses_best_checkpoint),
     };

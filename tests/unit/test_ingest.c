@@ -1059,6 +1059,164 @@ static void test_negatives_errors_and_key(void **s) {
     fx_rmtree(dir);
 }
 
+/* ---------------------------------------------------------------- aux -- */
+
+/* The ELPV "defective" label (probability >= 0.5) of `name`, read from the
+ * generated labels.csv itself, not through the ingest's parser; -1 when it
+ * does not list the name. */
+static int expected_defective(const char *name) {
+    char *lpath = lm_path_join(data, "labels.csv");
+    FILE *fp = fopen(lpath, "r");
+    assert_non_null(fp);
+    char line[256], nm[128];
+    double p;
+    int v = -1;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "%127s %lf", nm, &p) == 2 && !strcmp(nm, name)) v = p >= 0.5;
+    fclose(fp);
+    free(lpath);
+    return v;
+}
+
+/* labels.csv as aux: every record gains a third label, 'defective', from
+ * that file; data.csv's records keep their names, two labels, splits (the
+ * folds are assigned on crack/inactive alone) and pixels; the negatives get
+ * theirs too. */
+static void test_aux_labels_join_after_the_split(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("ingest-aux");
+    char *out0 = lm_path_join(dir, "plain"), *out1 = lm_path_join(dir, "aux");
+    char *dcsv = lm_path_join(data, "data.csv"), *lcsv = lm_path_join(data, "labels.csv");
+    ingest_result r0, r1;
+    ingest_folds(out0, NULL, 0, &r0, NULL);
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = dcsv, o.out = out1, o.size = 8, o.folds = 5, o.fold = 2, o.seed = 7;
+    o.aux = lcsv, o.negatives = lcsv;
+    logbuf lb = {0};
+    o.user = &lb, o.log = log_cb;
+    lm_err e = {0};
+    if (ingest_run(&o, &r1, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(r1.aux, 1);
+    assert_int_equal(r1.nlabels, 3);
+    assert_true(r1.negatives > 0);
+    assert_int_equal(r1.val, r0.val);
+    if (!strstr(lb.text, "aux: 'defective' from "))
+        fail_msg("no aux line in the log:\n%s", lb.text);
+
+    lm_dataset *d0, *d1;
+    assert_int_equal(lm_dataset_open(out0, &d0, &e), 0);
+    assert_int_equal(lm_dataset_open(out1, &d1, &e), 0);
+    const lm_dataset_info *i1 = lm_dataset_get_info(d1);
+    assert_int_equal(i1->nlabels, 3);
+    assert_string_equal(i1->labels[0], "crack");
+    assert_string_equal(i1->labels[1], "inactive");
+    assert_string_equal(i1->labels[2], "defective");
+    size_t n0 = lm_dataset_count(d0), ones = 0, zeros = 0;
+    assert_int_equal(lm_dataset_count(d1), n0 + r1.negatives);
+    for (size_t i = 0; i < lm_dataset_count(d1); i++) {
+        lm_record a, b;
+        assert_int_equal(lm_dataset_get(d1, i, &b), 0);
+        assert_int_equal(b.nlabels, 3);
+        if (i < n0) {
+            assert_int_equal(lm_dataset_get(d0, i, &a), 0);
+            assert_string_equal(a.name, b.name);
+            assert_int_equal(a.split, b.split);
+            assert_memory_equal(a.labels, b.labels, 2 * sizeof(float));
+            assert_memory_equal(a.pixels, b.pixels, 8 * 8);
+        } else {
+            assert_int_equal(b.split, LM_SPLIT_TRAIN);
+        }
+        int want = expected_defective(b.name);
+        if (want < 0 || b.labels[2] != (float)want)
+            fail_msg("%s: defective %g, labels.csv says %d", b.name, (double)b.labels[2], want);
+        ones += want == 1, zeros += want == 0;
+    }
+    assert_true(ones > 0 && zeros > 0); /* the fixture has both */
+    assert_string_equal(cJSON_GetObjectItem(lm_dataset_schema(d1), "aux")->valuestring, lcsv);
+    lm_dataset_close(d0);
+    lm_dataset_close(d1);
+    free(dcsv);
+    free(lcsv);
+    free(out0);
+    free(out1);
+    fx_rmtree(dir);
+}
+
+/* An aux file that is missing, lacks an image to ingest or repeats one of
+ * csv's label names fails naming it, leaving no dataset; it joins the key. */
+static void test_aux_errors_and_key(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "x.csv", "filename;crack\nimg/a.png;0\nimg/b.png;1\nimg/d.png;0\n");
+    char *out = lm_path_join(dir, "dataset");
+    char *dm = lm_path_join(out, "data.mdb");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.out = out, o.size = 8, o.val = 0.34;
+
+    char *missing = lm_path_join(dir, "no-such-aux.txt");
+    o.aux = missing;
+    lm_err e = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "aux: "));
+    assert_non_null(strstr(e.msg, missing));
+    assert_false(lm_exists(dm));
+
+    char *part = fx_write_text(dir, "part.txt", "img/a.png 1.0 mono\nimg/zz.png 0.0 poly\n");
+    o.aux = part;
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EDATA);
+    if (!strstr(e2.msg, "aux: 2 of the 3 images to ingest are not in ") || !strstr(e2.msg, "part.txt") ||
+        !strstr(e2.msg, "(first: img/"))
+        fail_msg("unexpected message: %s", e2.msg);
+    assert_false(lm_exists(dm));
+
+    char *clash = fx_write_text(dir, "clash.csv", "filename;crack\nimg/a.png;1\n");
+    o.aux = clash;
+    lm_err e3 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e3), LUMEN_EDATA);
+    assert_non_null(strstr(e3.msg, "label 'crack' is one of"));
+    assert_false(lm_exists(dm));
+
+    /* a CSV aux file with two labels of its own */
+    char *two = fx_write_text(dir, "two.csv",
+                              "filename;dark;finger\nimg/d.png;1;0\nimg/b.png;0;1\nimg/a.png;1;1\n");
+    o.aux = two;
+    ingest_result r;
+    lm_err e4 = {0};
+    if (ingest_run(&o, &r, &e4)) fail_msg("%s", e4.msg);
+    assert_int_equal(r.nlabels, 3);
+    lm_dataset *d;
+    assert_int_equal(lm_dataset_open(out, &d, &e4), 0);
+    for (size_t i = 0; i < lm_dataset_count(d); i++) {
+        lm_record b;
+        assert_int_equal(lm_dataset_get(d, i, &b), 0);
+        float want[3][3] = {{0, 1, 1}, {1, 0, 1}, {0, 1, 0}}; /* a, b, d */
+        int row = b.name[4] == 'a' ? 0 : b.name[4] == 'b' ? 1 : 2;
+        assert_memory_equal(b.labels, want[row], sizeof want[row]);
+    }
+    lm_dataset_close(d);
+
+    o.aux = NULL;
+    uint64_t k0 = key_of(&o);
+    o.aux = "";
+    assert_true(key_of(&o) == k0);
+    o.aux = two;
+    uint64_t k1 = key_of(&o);
+    assert_true(k1 != k0);
+    free(fx_write_text(dir, "two.csv", "filename;dark;finger\nimg/d.png;1;1\nimg/b.png;0;1\nimg/a.png;1;1\n"));
+    assert_true(key_of(&o) != k1);
+    free(missing);
+    free(part);
+    free(clash);
+    free(two);
+    free(dm);
+    free(out);
+    free(csv);
+    fx_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elpv_slice_end_to_end),
@@ -1078,6 +1236,8 @@ int main(void) {
         cmocka_unit_test(test_exclude_elpv_labels_minus_data),
         cmocka_unit_test(test_negatives_train_only),
         cmocka_unit_test(test_negatives_errors_and_key),
+        cmocka_unit_test(test_aux_labels_join_after_the_split),
+        cmocka_unit_test(test_aux_errors_and_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
