@@ -18,7 +18,18 @@
 -- inactive only -- the defective label is trained on and reported, not
 -- scored.
 --
--- Measured: see the README's study table (filled in when it has run).
+-- Measured (2026-12-07, ../shared/data/elpv, 1,700 cells, seed 1; 2-core
+-- "Intel(R) Xeon(R) Processor" (AVX-512), 2 trials at a time with 1 thread
+-- each; ~21 minutes, ~215-235 s per trial; the scores were recomputed with
+-- --resume after crossval learnt `score`, the trials as they ran):
+--               f1_mean [95% t]        paired diff       crack F1 (diff)           inactive F1 (diff)        ap_mean (diff)
+--   data.csv    0.747 [0.681, 0.813]   --                0.692                     0.801                     0.801
+--   +defective  0.738 [0.702, 0.775]   -0.009 +- 0.066   0.664 (-0.028 +- 0.044)   0.812 (+0.011 +- 0.089)   0.806 (+0.005 +- 0.015)
+-- (inactive AP +0.013 +- 0.023, crack AP -0.003 +- 0.011.)  The control
+-- reproduced best.lua's folds to the digit (0.7469).
+-- Conclusion: no gain beyond any interval.  The auxiliary rating may help
+-- the inactive regions a little (AP up on every fold but one) and costs
+-- the cracks' F1 a little; the mean F1 does not move.  Not adopted.
 --   runner experiments/aux_study.lua --set crossval.parallel=2 --threads 2
 --   runner experiments/aux_study.lua --smoke     # < 1 min
 local lumen = require "lumen"

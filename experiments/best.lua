@@ -33,7 +33,10 @@
 -- negatives (negatives_study.lua, inactive F1 -0.049 +- 0.041) were worse
 -- beyond theirs; so were longer weight averages (ema_study.lua: ema 0.995
 -- -0.006 +- 0.005, 0.998 -0.027 +- 0.037) and SGD with Nesterov momentum
--- (opt_study.lua, -0.054 +- 0.011); batch 16 did not help (-0.031 +- 0.047).
+-- (opt_study.lua, -0.054 +- 0.011); batch 16 did not help (-0.031 +- 0.047),
+-- nor did a max or avg+max pooled head (pool_study.lua, -0.026 / -0.028)
+-- or ELPV's defective rating as an auxiliary third label (aux_study.lua,
+-- -0.009 +- 0.066).
 --
 -- Measured (2026-12-06, ../shared/data/elpv, 1700 cells, seed 1; 2-core
 -- "Intel(R) Xeon(R) Processor" (AVX-512)): cross-validated

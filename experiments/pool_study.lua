@@ -15,7 +15,18 @@
 -- train.model.pool = "avg" (the control), "max" and "avgmax"; the same
 -- folds in every arm, so differences pair fold by fold.
 --
--- Measured: see the README's study table (filled in when it has run).
+-- Measured (2026-12-07, ../shared/data/elpv, 1,700 cells, seed 1; 2-core
+-- "Intel(R) Xeon(R) Processor" (AVX-512), 2 trials at a time with 1 thread
+-- each; 1,727 s, ~200-235 s per trial):
+--           f1_mean [95% t]        paired diff       crack F1 (diff)           inactive F1 (diff)        ap_mean (diff)
+--   avg     0.747 [0.681, 0.813]   --                0.692                     0.801                     0.801
+--   max     0.721 [0.679, 0.763]   -0.026 +- 0.043   0.672 (-0.020 +- 0.035)   0.770 (-0.032 +- 0.054)   0.796 (-0.005 +- 0.032)
+--   avgmax  0.719 [0.683, 0.755]   -0.028 +- 0.053   0.670 (-0.022 +- 0.064)   0.768 (-0.034 +- 0.048)   0.799 (-0.003 +- 0.025)
+-- The control reproduced best.lua's folds to the digit (0.7469).
+-- Conclusion: neither head helps.  Both rank the cells as well as the
+-- average does (mean AP within 0.005, crack AP -0.003 / -0.008), and their
+-- F1 point estimates are lower on both labels (within the intervals): the
+-- average is not what hides the cracks.  best.lua keeps pool = "avg".
 --   runner experiments/pool_study.lua --set crossval.parallel=2 --threads 2
 --   runner experiments/pool_study.lua --smoke     # < 1 min
 local lumen = require "lumen"
