@@ -226,6 +226,29 @@ static int sorted_names(const lm_label_table *t, const char ***names, lm_err *er
     return 0;
 }
 
+/* Loads a side label file of the ingest (exclude, negatives, aux: `what`)
+ * where any bad row is fatal, whatever skip_bad says: LUMEN_EDATA listing
+ * them as "file:line" under "<what>: bad rows in <path><why>"; a file that
+ * cannot be read or parsed fails as lm_labels_load does, prefixed
+ * "<what>: ".  *t is set up either way (lm_labels_free). */
+static int load_side(const char *what, const char *path, const lm_labels_opts *lo, const char *why,
+                     lm_label_table *t, lm_err *err) {
+    lm_problems pr;
+    lm_problems_init(&pr);
+    lm_err e = {0};
+    int rc = lm_labels_load(path, lo, t, &pr, &e);
+    if (rc) {
+        rc = lm_fail(err, rc, "%s: %s", what, e.msg);
+    } else if (pr.count) {
+        char head[512], msg[LM_ERR_MSG];
+        snprintf(head, sizeof head, "%s: bad rows in %s%s", what, path, why);
+        lm_problems_report(&pr, head, msg, sizeof msg);
+        rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
+    }
+    lm_problems_free(&pr);
+    return rc;
+}
+
 /* Drops from *tab the rows whose path the exclude file lists (see
  * ingest_opts.exclude), keeping file order, and logs the count.  Sets
  * *excluded.  Returns 0; LUMEN_ENOTFOUND / LUMEN_EIO (exclude file
@@ -234,25 +257,13 @@ static int sorted_names(const lm_label_table *t, const char ***names, lm_err *er
 static int apply_exclude(const ingest_opts *o, lm_label_table *tab, size_t *excluded,
                          lm_err *err) {
     *excluded = 0;
-    lm_problems xp;
-    lm_problems_init(&xp);
     lm_label_table ex;
+    memset(&ex, 0, sizeof ex);
     lm_labels_opts lo = {.format = LM_LABELS_AUTO, .threshold = o->threshold, .names_only = 1};
-    lm_err e = {0};
     const char **names = NULL;
-    int rc = lm_labels_load(o->exclude, &lo, &ex, &xp, &e);
-    if (rc) {
-        lm_problems_free(&xp);
-        return lm_fail(err, rc, "exclude: %s", e.msg);
-    }
-    if (xp.count) {
-        char head[512], msg[LM_ERR_MSG];
-        snprintf(head, sizeof head, "exclude: bad rows in %s (always fatal: a skipped row "
-                                    "would not be excluded)", o->exclude);
-        lm_problems_report(&xp, head, msg, sizeof msg);
-        rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
-        goto out;
-    }
+    int rc = load_side("exclude", o->exclude, &lo,
+                       " (always fatal: a skipped row would not be excluded)", &ex, err);
+    if (rc) goto out;
     if ((rc = sorted_names(&ex, &names, err))) goto out;
 
     /* both files hold each path at most once (duplicates are bad rows), so
@@ -286,7 +297,6 @@ static int apply_exclude(const ingest_opts *o, lm_label_table *tab, size_t *excl
 out:
     free(names);
     lm_labels_free(&ex);
-    lm_problems_free(&xp);
     return rc;
 }
 
@@ -297,25 +307,12 @@ out:
  * holds no negative row), LUMEN_ENOMEM; every message names the file. */
 static int load_negatives(const ingest_opts *o, const lm_label_table *tab, lm_label_table *neg,
                           lm_err *err) {
-    lm_problems np;
-    lm_problems_init(&np);
     /* ELPV: "defective" = probability >= threshold, so a row is a negative
      * (value 0) exactly when its probability is <= max_prob */
     lm_labels_opts lo = {.format = LM_LABELS_AUTO, .threshold = nextafter(o->negatives_max_prob, 2.0)};
-    lm_err e = {0};
     const char **names = NULL;
-    int rc = lm_labels_load(o->negatives, &lo, neg, &np, &e);
-    if (rc) {
-        lm_problems_free(&np);
-        return lm_fail(err, rc, "negatives: %s", e.msg);
-    }
-    if (np.count) {
-        char head[512], msg[LM_ERR_MSG];
-        snprintf(head, sizeof head, "negatives: bad rows in %s", o->negatives);
-        lm_problems_report(&np, head, msg, sizeof msg);
-        rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
-        goto out;
-    }
+    int rc = load_side("negatives", o->negatives, &lo, "", neg, err);
+    if (rc) goto out;
     if ((rc = sorted_names(tab, &names, err))) goto out;
     size_t nl = neg->nlabels, kept = 0, total = neg->nrows, listed = 0, positive = 0;
     for (size_t i = 0; i < total; i++) {
@@ -350,7 +347,6 @@ static int load_negatives(const ingest_opts *o, const lm_label_table *tab, lm_la
 
 out:
     free(names);
-    lm_problems_free(&np);
     return rc;
 }
 
@@ -364,21 +360,8 @@ static int cmp_row_name(const void *a, const void *b) {
  * label name csv has), LUMEN_ENOMEM; every message names the file. */
 static int load_aux(const ingest_opts *o, const lm_label_table *tab, lm_label_table *aux,
                     lm_err *err) {
-    lm_problems ap;
-    lm_problems_init(&ap);
     lm_labels_opts lo = {.format = LM_LABELS_AUTO, .threshold = o->threshold};
-    lm_err e = {0};
-    int rc = lm_labels_load(o->aux, &lo, aux, &ap, &e);
-    if (rc) {
-        lm_problems_free(&ap);
-        return lm_fail(err, rc, "aux: %s", e.msg);
-    }
-    if (ap.count) {
-        char head[512], msg[LM_ERR_MSG];
-        snprintf(head, sizeof head, "aux: bad rows in %s", o->aux);
-        lm_problems_report(&ap, head, msg, sizeof msg);
-        rc = lm_fail(err, LUMEN_EDATA, "%s", msg);
-    }
+    int rc = load_side("aux", o->aux, &lo, "", aux, err);
     for (size_t j = 0; rc == 0 && j < aux->nlabels; j++)
         for (size_t i = 0; rc == 0 && i < tab->nlabels; i++)
             if (strcmp(aux->label_names[j], tab->label_names[i]) == 0)
@@ -387,7 +370,6 @@ static int load_aux(const ingest_opts *o, const lm_label_table *tab, lm_label_ta
     if (rc == 0 && tab->nlabels + aux->nlabels > 64)
         rc = lm_fail(err, LUMEN_EDATA, "aux: %s: %zu labels + %zu of %s: more than 64", o->aux,
                      aux->nlabels, tab->nlabels, o->csv);
-    lm_problems_free(&ap);
     return rc;
 }
 

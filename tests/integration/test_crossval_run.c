@@ -63,11 +63,11 @@ static int read_pred_csv(const char *text, float *p, int max) {
     return n / 2;
 }
 
-/* Writes exp into tmp/exp.lua and runs it under --smoke; fails the test
- * unless the runner exits 0.  hx_runner's 120 s are tight for 6 trials on
- * a loaded 2-core machine (~25 s when quiet): the same call with a longer
- * timeout.  *r: the runner's output, for the caller to free. */
-static void run_smoke(const char *tmp, const char *exp, hx_result *r) {
+/* Writes exp into tmp/exp.lua and runs it under --smoke.  hx_runner's
+ * 120 s are tight for 6 trials on a loaded 2-core machine (~25 s when
+ * quiet): the same call with a longer timeout.  *r: the runner's output,
+ * for the caller to free. */
+static void run_smoke_any(const char *tmp, const char *exp, hx_result *r) {
     char *ep = hx_join(tmp, "exp.lua");
     hx_write(ep, exp);
     free(ep);
@@ -76,6 +76,11 @@ static void run_smoke(const char *tmp, const char *exp, hx_result *r) {
     const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
     hx_run(argv, tmp, env, 900, r);
     free(runner);
+}
+
+/* run_smoke_any, failing the test unless the runner exits 0. */
+static void run_smoke(const char *tmp, const char *exp, hx_result *r) {
+    run_smoke_any(tmp, exp, r);
     hx_assert_ran(r, "runner");
 }
 
@@ -463,18 +468,11 @@ static void test_crossval_scores_a_subset_of_labels(void **state) {
 
     /* a label the predictions do not have: named, with the ones they do */
     exp = hx_fmt(fmt, FOLDS, "\"crack\", \"crak\"", tmp, tmp);
-    char *ep = hx_join(tmp, "exp.lua");
-    hx_write(ep, exp);
-    char *runner = hx_join(hx_build_dir(), "runner");
-    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", NULL};
-    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
-    hx_run(argv, tmp, env, 900, &r);
+    run_smoke_any(tmp, exp, &r);
     assert_int_not_equal(r.exit_code, 0);
     if (!strstr(r.err, "crossval score: 'crak' is not a label") || !strstr(r.err, "crack, inactive, defective"))
         fail_msg("unexpected output:\n%s", r.err);
     hx_result_free(&r);
-    free(runner);
-    free(ep);
     free(exp);
     fx_rmtree(tmp);
 }
