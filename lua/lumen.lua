@@ -169,7 +169,9 @@ end
 -- fold with <ingest>.split.folds / split.fold set, and the results score
 -- every fold at thresholds tuned on the other folds' out-of-fold predictions
 -- (runner/crossval.h).  `space` and `seeds` are optional (default: the
--- recipe as written, the experiment's seed); the rest is lumen.sweep's.
+-- recipe as written, the experiment's seed); `score = { "crack", ... }`
+-- scores those labels only (models may predict more: ingest's aux); the
+-- rest is lumen.sweep's.
 function M.crossval(t)
   if type(t) ~= "table" then
     error(("lumen.crossval expects a table, got %s"):format(type(t)), 2)
