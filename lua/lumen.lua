@@ -170,7 +170,9 @@ end
 -- every fold at thresholds tuned on the other folds' out-of-fold predictions
 -- (runner/crossval.h).  `space` and `seeds` are optional (default: the
 -- recipe as written, the experiment's seed); `score = { "crack", ... }`
--- scores those labels only (models may predict more: ingest's aux); the
+-- scores those labels only (models may predict more: ingest's aux);
+-- `groups = lumen.data("labels.csv")` (or { file = ..., column = ... })
+-- also scores every metric per group of images (ELPV: mono / poly); the
 -- rest is lumen.sweep's.
 function M.crossval(t)
   if type(t) ~= "table" then

@@ -9,6 +9,7 @@
 
 #include "crossfit.h"
 #include "ensemble.h"
+#include "groups.h"
 #include "jsonutil.h"
 #include "predictions.h"
 #include "sweep_search.h"
@@ -27,6 +28,11 @@ static double fold_metric(const lm_metrics *x, int k, int m) {
     if (m == 2 * k + 1) return x->ap_mean;
     return x->f1_micro;
 }
+
+/* The base metrics of a fold's metrics, per label and overall (m as in
+ * fold_metric): 2k + 3 of them; with groups, metric m >= base is base metric
+ * m % base of group m / base - 1. */
+static size_t base_metrics(int k) { return 2 * (size_t)k + 3; }
 
 static char *metric_name(const char *const *labels, int k, int m) {
     if (m < k) return lm_sprintf("f1_%s", labels[m]);
@@ -72,6 +78,9 @@ typedef struct cv {
      * seeds' probabilities */
     double *ens;         /* [config][metric][fold] */
     int ens_skipped;     /* a configuration's seeds had different folds */
+    /* spec groups: the metrics again per group (base_metrics each) */
+    lm_groups groups;
+    size_t ng;           /* 0: no breakdown */
 } cv;
 
 static double *val_at(cv *c, size_t cfg, size_t m, size_t rep) {
@@ -86,15 +95,19 @@ static int set_labels(cv *c, const lm_preds *p, const char *path, lm_err *e) {
     }
     if (p->k > LM_METRICS_MAX_CLASSES) return lm_fail(e, LUMEN_EDATA, "%s: too many labels", path);
     c->k = p->k;
-    c->nm = 2 * (size_t)c->k + 3;
+    c->nm = base_metrics(c->k) * (1 + c->ng);
     c->labels = calloc((size_t)c->k, sizeof *c->labels);
     c->mnames = calloc(c->nm, sizeof *c->mnames);
     if (!c->labels || !c->mnames) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     for (int j = 0; j < c->k; j++)
         if (!(c->labels[j] = lm_strdup(p->labels[j]))) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    for (size_t m = 0; m < c->nm; m++)
-        if (!(c->mnames[m] = metric_name((const char *const *)c->labels, c->k, (int)m)))
-            return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    size_t base = base_metrics(c->k);
+    for (size_t m = 0; m < c->nm; m++) {
+        char *nm = metric_name((const char *const *)c->labels, c->k, (int)(m % base));
+        c->mnames[m] = nm && m >= base ? lm_sprintf("%s[%s]", nm, c->groups.group[m / base - 1]) : nm;
+        if (m >= base) free(nm);
+        if (!c->mnames[m]) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    }
     size_t nc = c->sp->n_configs;
     c->vals = malloc((nc * c->nm * c->reps + 1) * sizeof *c->vals);
     if (!c->vals) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
@@ -197,6 +210,60 @@ static char *preds_path(const cv *c, size_t n) {
     return lm_sprintf("%s/trials/%zu/%s/report/predictions.json", c->env->run_dir, n, c->vid);
 }
 
+/* With spec groups: the group of each of the n rows (names in row order)
+ * into gid[n]; a record the groups file does not list fails naming it. */
+static int row_groups(const cv *c, const lm_preds *p, int K, int *gid, lm_err *e) {
+    int64_t q = 0, missing = 0;
+    const char *first = NULL;
+    for (int f = 0; f < K; f++)
+        for (int64_t i = 0; i < p[f].n; i++, q++)
+            if ((gid[q] = lm_groups_find(&c->groups, p[f].names[i])) < 0 && !missing++) first = p[f].names[i];
+    if (missing)
+        return lm_fail(e, LUMEN_EDATA,
+                       "%s:%d: crossval groups: %s does not list %lld of the %lld scored records (the first: %s)",
+                       c->sp->file, c->sp->line, c->groups.file, (long long)missing, (long long)q, first);
+    return 0;
+}
+
+/* The group breakdown of one scored (configuration, seed): fold f's
+ * records of group g at fold f's nested thresholds, base metric m into
+ * out(g, m, f).  A label without positives among them has F1 and AP NAN,
+ * and so do the group's mean F1 and mean AP (F1 is undefined without
+ * positives; a mean over fewer labels would not compare); a fold without
+ * records of the group has every metric NAN. */
+static int score_groups(const cv *c, const float *P, const float *Y, const uint8_t *F, const int *gid, int64_t n,
+                        const lm_cv_fold *folds, int K, double *out, lm_err *e) {
+    size_t k = (size_t)c->k, base = base_metrics(c->k);
+    float *Pg = malloc(((size_t)n * k + 1) * sizeof *Pg), *Yg = malloc(((size_t)n * k + 1) * sizeof *Yg);
+    int rc = Pg && Yg ? 0 : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (size_t g = 0; rc == 0 && g < c->ng; g++)
+        for (int f = 0; rc == 0 && f < K; f++) {
+            int64_t m = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (F[i] == f && gid[i] == (int)g) {
+                    memcpy(Pg + m * k, P + i * k, k * sizeof *Pg);
+                    memcpy(Yg + m * k, Y + i * k, k * sizeof *Yg);
+                    m++;
+                }
+            double *o = out + g * base * (size_t)K;
+            for (size_t j = 0; j < base; j++) o[j * (size_t)K + (size_t)f] = NAN;
+            if (!m) continue;
+            lm_metrics x;
+            if ((rc = lm_metrics_compute(Pg, Yg, m, (int)k, folds[f].thresholds, &x, e))) break;
+            int all = 1;
+            for (size_t j = 0; j < k; j++)
+                if (x.cls[j].support == 0) {
+                    x.cls[j].f1 = x.cls[j].ap = NAN;
+                    all = 0;
+                }
+            if (!all) x.f1_mean = x.ap_mean = NAN;
+            for (size_t j = 0; j < base; j++) o[j * (size_t)K + (size_t)f] = fold_metric(&x, (int)k, (int)j);
+        }
+    free(Pg);
+    free(Yg);
+    return rc;
+}
+
 /* Scores configuration cf, seed index s over its folds. */
 static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e) {
     const rn_sweep_spec *sp = c->sp;
@@ -230,7 +297,9 @@ static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e)
         for (int64_t i = 0; i < p[f].n; i++)
             if (p[f].index[i] > maxi) maxi = p[f].index[i];
     int8_t *seen = calloc((size_t)maxi + 1, 1);
-    if (!P || !Y || !F || !seen) {
+    int *gid = c->ng ? malloc(((size_t)n + 1) * sizeof *gid) : NULL;
+    double *gv = c->ng ? malloc((c->ng * base_metrics((int)k) * (size_t)K + 1) * sizeof *gv) : NULL;
+    if (!P || !Y || !F || !seen || (c->ng && (!gid || !gv))) {
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         goto out2;
     }
@@ -253,6 +322,8 @@ static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e)
     lm_cv_fold folds[LM_CROSSVAL_MAX_FOLDS_RN];
     lm_metrics pooled;
     if (rc == 0) rc = lm_crossval_nested(P, Y, F, n, (int)k, K, folds, &pooled, e);
+    if (rc == 0 && c->ng) rc = row_groups(c, p, K, gid, e);
+    if (rc == 0 && c->ng) rc = score_groups(c, P, Y, F, gid, n, folds, K, gv, e);
     if (rc == 0 && (rc = oof_grow(c, (size_t)maxi + 1)))
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
     if (rc == 0) {
@@ -261,8 +332,10 @@ static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e)
         const char *want = strncmp(sp->metric, "cv/", 3) == 0 ? sp->metric + 3 : NULL;
         for (int f = 0; f < K; f++) {
             size_t rep = (size_t)f * sp->n_seeds + s;
+            size_t base = base_metrics((int)k);
             for (size_t m = 0; m < c->nm; m++) {
-                double v = fold_metric(&folds[f].m, (int)k, (int)m);
+                double v = m < base ? fold_metric(&folds[f].m, (int)k, (int)m)
+                                    : gv[((m / base - 1) * base + m % base) * (size_t)K + (size_t)f];
                 *val_at(c, cf, m, rep) = v;
                 if (want && strcmp(want, c->mnames[m]) == 0) t[tn[f]].value = v;
             }
@@ -283,6 +356,8 @@ out2:
     free(Y);
     free(F);
     free(seen);
+    free(gid);
+    free(gv);
 out:
     for (int f = 0; f < K; f++) lm_preds_free(&p[f]);
     return rc;
@@ -371,8 +446,8 @@ static int score_seed_ensemble(cv *c, size_t cf, lm_err *e) {
         if (!(c->ens = malloc((m + 1) * sizeof *c->ens))) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         for (size_t i = 0; rc == 0 && i < m; i++) c->ens[i] = NAN;
     }
-    for (int f = 0; rc == 0 && f < K; f++)
-        for (size_t m = 0; m < c->nm; m++)
+    for (int f = 0; rc == 0 && f < K; f++) /* the group breakdown is the single models' only */
+        for (size_t m = 0; m < base_metrics((int)k); m++)
             c->ens[(cf * c->nm + m) * (size_t)K + (size_t)f] = fold_metric(&folds[f].m, (int)k, (int)m);
     free(P);
     free(Y);
@@ -575,7 +650,7 @@ static void seed_ensemble_rows(cv *c, size_t cf, const char *pt, cJSON *row, FIL
     fprintf(term, "  seed ensemble: each fold at the mean of its %zu models' probabilities\n  %-18s %-8s %-8s "
                   "%-19s %-3s %s\n",
             ns, "metric", "mean", "sd", "95% interval", "n", "ensemble - single model (paired by fold)");
-    for (size_t m = 0; m < c->nm; m++) {
+    for (size_t m = 0; m < base_metrics(c->k); m++) {
         size_t n = 0, np = 0;
         cJSON *mo = cJSON_AddObjectToObject(se, c->mnames[m]), *vl = cJSON_AddArrayToObject(mo, "values");
         for (size_t f = 0; f < K; f++) {
@@ -611,6 +686,12 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
     c.have = calloc(nc * ns + 1, sizeof *c.have);
     c.pooled = calloc(nc * ns + 1, sizeof *c.pooled);
     int rc = c.have && c.pooled ? 0 : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc == 0 && sp->groups_file) {
+        lm_err ge = {0};
+        if ((rc = lm_groups_load(sp->groups_file, sp->groups_column, &c.groups, &ge)))
+            rc = lm_fail(e, rc, "%s:%d: crossval groups: %s", sp->file, sp->line, ge.msg);
+        c.ng = c.groups.ngroups;
+    }
     if (nt < nc * c.reps) rc = lm_fail(e, LUMEN_EINVAL, "crossval: %zu trials for %zu", nt, nc * c.reps);
     for (size_t cf = 0; rc == 0 && cf < nc; cf++)
         for (size_t s = 0; rc == 0 && s < ns; s++) rc = score_cell(&c, cf, s, t, e);
@@ -658,6 +739,20 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
         }
         fprintf(term, "; other labels the models predict (auxiliary ones) are trained on, not scored (each "
                       "trial's validate report has them)\n");
+    }
+    if (c.ng) {
+        cJSON *gr = cJSON_AddObjectToObject(doc, "groups");
+        cJSON_AddStringToObject(gr, "file", c.groups.file);
+        cJSON_AddStringToObject(gr, "column", c.groups.column);
+        cJSON *gn = cJSON_AddArrayToObject(gr, "names");
+        fprintf(term, "per group (column '%s' of %s; metric[group]): each fold's records of the group at that "
+                      "fold's thresholds; F1 and AP of a label without positives there are left out:",
+                c.groups.column, c.groups.file);
+        for (size_t g = 0; g < c.ng; g++) {
+            cJSON_AddItemToArray(gn, cJSON_CreateString(c.groups.group[g]));
+            fprintf(term, "%s %s", g ? "," : "", c.groups.group[g]);
+        }
+        fprintf(term, "\n");
     }
     if (c.ens_skipped)
         fprintf(term, "(no seed ensemble: the seeds' folds hold different records -- ingest's split.seed follows "
@@ -777,5 +872,6 @@ out:
     free(c.oof_y);
     free(c.oof_cnt);
     free(c.ens);
+    lm_groups_free(&c.groups);
     return rc;
 }

@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "executor.h"
+#include "groups.h"
 #include "jsonutil.h"
 #include "suggest.h"
 
 static const char *const SPEC_KEYS[] = {"strategy", "seeds",   "metric", "goal", "space", "trials",
                                         "parallel", "timeout", "prune",  "seed", "executor", "folds",
-                                        "score"};
+                                        "score", "groups"};
 #define N_SPEC_KEYS (sizeof SPEC_KEYS / sizeof SPEC_KEYS[0])
 
 void rn_sweep_spec_free(rn_sweep_spec *s) {
@@ -33,6 +34,8 @@ void rn_sweep_spec_free(rn_sweep_spec *s) {
     free(s->fold_validate);
     for (size_t i = 0; s->score && i < s->n_score; i++) free(s->score[i]);
     free(s->score);
+    free(s->groups_file);
+    free(s->groups_column);
     cJSON_Delete(s->json);
     free(s);
 }
@@ -380,6 +383,43 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
                 rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
                 goto out;
             }
+        }
+    }
+    /* groups (lumen.crossval): a per-group breakdown */
+    v = rn_json_item(spec, "groups");
+    if (v && sp->folds < 2) {
+        rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: groups is lumen.crossval's (a per-group breakdown of its scores)",
+                     sp->file, sp->line);
+        goto out;
+    }
+    if (v) {
+        const cJSON *file = cJSON_IsString(v) ? v : rn_json_item(v, "file");
+        const cJSON *col = cJSON_IsObject(v) ? rn_json_item(v, "column") : NULL;
+        for (const cJSON *q = cJSON_IsObject(v) ? v->child : NULL; q; q = q->next)
+            if (strcmp(q->string, "file") != 0 && strcmp(q->string, "column") != 0) {
+                rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: crossval groups: unknown key '%s' (file, column)", sp->file,
+                             sp->line, q->string);
+                goto out;
+            }
+        if (!cJSON_IsString(file) || !*file->valuestring || (col && (!cJSON_IsString(col) || !*col->valuestring))) {
+            rc = lm_fail(e, LUMEN_EINVAL,
+                         "%s:%d: crossval groups must be a label file's path or { file = path, column = name }",
+                         sp->file, sp->line);
+            goto out;
+        }
+        lm_groups g;
+        lm_err ge = {0};
+        int grc = lm_groups_load(file->valuestring, col ? col->valuestring : NULL, &g, &ge);
+        if (grc) {
+            rc = lm_fail(e, grc, "%s:%d: crossval groups: %s", sp->file, sp->line, ge.msg);
+            goto out;
+        }
+        sp->groups_file = lm_strdup(file->valuestring);
+        sp->groups_column = lm_strdup(g.column);
+        lm_groups_free(&g);
+        if (!sp->groups_file || !sp->groups_column) {
+            rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+            goto out;
         }
     }
     /* space */

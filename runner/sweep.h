@@ -102,6 +102,10 @@ typedef struct rn_sweep_spec {
      * NULL: every label (then every configuration must have the same). */
     char **score;
     size_t n_score;
+    /* crossval `groups`: every metric also per group of images (groups.h),
+     * each fold's records of a group at that fold's nested thresholds.
+     * NULL: no breakdown.  Checked (loaded) when the spec is read. */
+    char *groups_file, *groups_column;
 } rn_sweep_spec;
 
 /* Trials per configuration: seeds x folds (folds < 2: seeds).  Repetition

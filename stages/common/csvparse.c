@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -296,8 +297,10 @@ static int csv_header(const char *file, int start, const record *r, const char *
     return 0;
 }
 
-static int parse_csv(const char *file, cursor *c, int names_only, lm_label_table *t,
+static int parse_csv(const char *file, cursor *c, const lm_labels_opts *o, lm_label_table *t,
                      lm_problems *probs, lm_err *err) {
+    int names_only = o->names_only || o->text_column;
+    size_t tcol = 0; /* text_column's field index */
     record r = {0};
     builder b = {.t = t};
     float *vals = NULL;
@@ -313,8 +316,26 @@ static int parse_csv(const char *file, cursor *c, int names_only, lm_label_table
         rc = lm_fail(err, LUMEN_EDATA, "%s: empty label file", file);
         goto out;
     }
-    if (names_only) /* no label columns; the header is optional: a first
-                     * record not starting with "filename" is a data row */
+    if (o->text_column) { /* header required; find the column */
+        if (problem || r.n < 2 || strcasecmp(rec_field(&r, 0), "filename") != 0) {
+            rc = lm_fail(err, LUMEN_EDATA, "%s:%d: header must be 'filename;%s;...', got '%s'", file, start,
+                         o->text_column, problem ? problem : rec_field(&r, 0));
+            goto out;
+        }
+        for (size_t i = 1; i < r.n && !tcol; i++)
+            if (strcmp(rec_field(&r, i), o->text_column) == 0) tcol = i;
+        if (!tcol) {
+            char have[256] = "";
+            for (size_t i = 1; i < r.n; i++)
+                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", i > 1 ? ", " : "",
+                         rec_field(&r, i));
+            rc = lm_fail(err, LUMEN_EDATA, "%s:%d: no column '%s' in the header (columns: %s)", file, start,
+                         o->text_column, have);
+            goto out;
+        }
+    } else if (names_only) /* no label columns; the header is optional: a
+                            * first record not starting with "filename" is
+                            * a data row */
         pending = problem || strcasecmp(rec_field(&r, 0), "filename") != 0;
     else if ((rc = csv_header(file, start, &r, problem, t, &vals, err)))
         goto out;
@@ -332,6 +353,14 @@ static int parse_csv(const char *file, cursor *c, int names_only, lm_label_table
             t->bad_rows++;
             continue;
         }
+        if (tcol && (r.n != ncols || !*rec_field(&r, tcol))) {
+            if (r.n != ncols)
+                lm_problems_add(probs, start, "%s:%d: expected %zu fields, got %zu", file, start, ncols, r.n);
+            else
+                lm_problems_add(probs, start, "%s:%d: empty '%s'", file, start, o->text_column);
+            t->bad_rows++;
+            continue;
+        }
         const char *name = rec_field(&r, 0);
         int chk = check_name(&b, file, start, name, probs);
         if (chk < 0) goto oom;
@@ -339,9 +368,12 @@ static int parse_csv(const char *file, cursor *c, int names_only, lm_label_table
             t->bad_rows++;
             continue;
         }
-        char *nm = strdup(name);
-        if (!nm || add_row(&b, nm, NULL, start, vals)) {
-            free(nm);
+        char *nm = strdup(name), *meta = tcol ? strdup(rec_field(&r, tcol)) : NULL;
+        if (!nm || (tcol && !meta) || add_row(&b, nm, meta, start, vals)) {
+            if (!nm || (tcol && !meta)) {
+                free(nm);
+                free(meta);
+            }
             goto oom;
         }
     }
@@ -537,13 +569,13 @@ int lm_labels_parse(const char *file, const char *text, size_t len,
     if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) c.p += 3;
     int format = o->format;
     if (format == LM_LABELS_AUTO) {
-        int rc = detect(file, &c, o->names_only, &format, err);
+        int rc = detect(file, &c, o->names_only || o->text_column, &format, err);
         if (rc) return rc;
     } else if (format != LM_LABELS_CSV && format != LM_LABELS_ELPV) {
         return lm_fail(err, LUMEN_EINVAL, "%s: unknown label file format %d", file, format);
     }
     out->format = format;
-    int rc = format == LM_LABELS_CSV ? parse_csv(file, &c, o->names_only, out, probs, err)
+    int rc = format == LM_LABELS_CSV ? parse_csv(file, &c, o, out, probs, err)
                                      : parse_elpv(file, &c, o->threshold, out, probs, err);
     if (rc) lm_labels_free(out);
     return rc;

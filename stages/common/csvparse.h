@@ -76,6 +76,13 @@ typedef struct lm_labels_opts {
      * read as usual.  Path checks (relative, no `..`, no duplicates) still
      * apply. */
     int names_only;
+    /* Read the image paths and one text column (crossval `groups`): in CSV
+     * format the header is required and must name this column; each row's
+     * value of it (any text, not empty) is kept as the row's meta, the
+     * other columns are ignored; nlabels is 0.  A header without the column
+     * fails naming the columns there are.  ELPV files are read as usual
+     * (their meta holds the type and the probability). */
+    const char *text_column;
 } lm_labels_opts;
 
 /* Parses `len` bytes of `text` (need not be NUL-terminated); `file` is the

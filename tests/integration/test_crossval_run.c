@@ -370,6 +370,72 @@ static void test_crossval_seed_ensemble(void **state) {
  * three-label one -- and the ensemble manifest keeps all three labels, as
  * its models predict them (defective untuned, at 0.5), and predicts.  A
  * score naming no label fails naming it. */
+/* The per-group rows (crossval groups = the fixture's labels.csv by its
+ * ELPV rating: "0.0" and "0.3333333333333333" cells have no crack or
+ * inactive positives, "0.6666666666666666" and "1.0" ones do): fold f's
+ * metric[g] is fold f's cells rated g scored at fold f's nested
+ * thresholds, recomputed here from the predictions and labels.csv read
+ * directly; a label without positives among them is null, and so are that
+ * group-fold's mean F1 and mean AP; a fold without cells of the group has
+ * every value null. */
+static void check_groups(const char *tmp, const cJSON *ms, const lm_preds *pr, const float *P, const float *Y,
+                         const uint8_t *F, int64_t n, const lm_cv_fold *folds) {
+    char *lp = hx_join(tmp, "labels.csv");
+    char *text = hx_read(lp);
+    assert_non_null(text);
+    const char *groups[4] = {"0.0", "0.3333333333333333", "0.6666666666666666", "1.0"};
+    float *Pg = malloc((size_t)n * 2 * sizeof *Pg), *Yg = malloc((size_t)n * 2 * sizeof *Yg);
+    int checked = 0, nulls = 0;
+    for (int g = 0; g < 4; g++)
+        for (int f = 0; f < FOLDS; f++) {
+            int64_t m = 0, q = 0;
+            for (int ff = 0; ff < FOLDS; ff++)
+                for (int64_t i = 0; i < pr[ff].n; i++, q++) {
+                    char pat[256];
+                    snprintf(pat, sizeof pat, "%s ", pr[ff].names[i]);
+                    const char *row = strstr(text, pat);
+                    assert_non_null(row);
+                    char rated[64] = "";
+                    assert_int_equal(sscanf(row + strlen(pat), " %63s", rated), 1);
+                    int is = strcmp(rated, groups[g]) == 0;
+                    if (F[q] != f || !is) continue;
+                    memcpy(Pg + m * 2, P + q * 2, 2 * sizeof *Pg);
+                    memcpy(Yg + m * 2, Y + q * 2, 2 * sizeof *Yg);
+                    m++;
+                }
+            lm_metrics x;
+            lm_err e = {0};
+            assert_int_equal(lm_metrics_compute(Pg, Yg, m, 2, folds[f].thresholds, &x, &e), 0);
+            if (m == 0) x.f1_micro = NAN; /* no cell of the group in the fold: every value null */
+            const char *names[] = {"f1_crack", "f1_inactive", "f1_mean", "ap_crack", "ap_inactive", "ap_mean",
+                                   "f1_micro"};
+            int all = x.cls[0].support && x.cls[1].support;
+            double want[] = {x.cls[0].support ? x.cls[0].f1 : NAN, x.cls[1].support ? x.cls[1].f1 : NAN,
+                             all ? x.f1_mean : NAN, x.cls[0].support ? x.cls[0].ap : NAN,
+                             x.cls[1].support ? x.cls[1].ap : NAN, all ? x.ap_mean : NAN, x.f1_micro};
+            for (int j = 0; j < 7; j++) {
+                char key[64];
+                snprintf(key, sizeof key, "%s[%s]", names[j], groups[g]);
+                const cJSON *v = cJSON_GetArrayItem(at(at(ms, key), "values"), f);
+                if (!v) fail_msg("%s: no value for fold %d", key, f);
+                if (isnan(want[j])) {
+                    if (!cJSON_IsNull(v)) fail_msg("%s fold %d: %g, want null (no positives)", key, f, v->valuedouble);
+                    nulls++;
+                } else if (!cJSON_IsNumber(v) || fabs(v->valuedouble - want[j]) > 1e-12) {
+                    fail_msg("%s fold %d: %g, want %.9g", key, f, cJSON_GetNumberValue(v), want[j]);
+                }
+                checked++;
+            }
+        }
+    assert_int_equal(checked, 4 * FOLDS * 7);
+    assert_true(nulls > 0); /* the null rule was exercised */
+    print_message("group values checked: %d (%d null: no positives)\n", checked, nulls);
+    free(Pg);
+    free(Yg);
+    free(text);
+    free(lp);
+}
+
 static void test_crossval_scores_a_subset_of_labels(void **state) {
     (void)state;
     char *tmp = fx_elpv_fixture("cvaux", CELLS, CELLS);
@@ -378,7 +444,7 @@ static void test_crossval_scores_a_subset_of_labels(void **state) {
                       "  name = \"cv\", seed = 5,\n"
                       "  stages = {\n"
                       "    lumen.crossval {\n"
-                      "      folds = %d, seeds = { 3 }, score = { %s },\n"
+                      "      folds = %d, seeds = { 3 }, score = { %s }, groups = { file = \"%s/%s\", column = \"probability\" },\n"
                       "      stages = {\n"
                       "        lumen.ingest { csv = \"%s/data.csv\", aux = \"%s/labels.csv\", size = 32 },\n"
                       "        lumen.normalize_stats {},\n"
@@ -389,10 +455,12 @@ static void test_crossval_scores_a_subset_of_labels(void **state) {
                       "    },\n"
                       "  },\n"
                       "}\n";
-    char *exp = hx_fmt(fmt, FOLDS, "\"crack\", \"inactive\"", tmp, tmp);
+    char *exp = hx_fmt(fmt, FOLDS, "\"crack\", \"inactive\"", tmp, "labels.csv", tmp, tmp);
     hx_result r;
     run_smoke(tmp, exp, &r);
     assert_non_null(strstr(r.err, "scored labels (score): crack, inactive; other labels"));
+    assert_non_null(strstr(r.err, "per group (column 'probability' of "));
+    assert_non_null(strstr(r.err, "f1_crack[1.0]"));
     char *rel = hx_last_line(r.out);
     char *run = hx_join(tmp, rel);
     hx_result_free(&r);
@@ -440,6 +508,7 @@ static void test_crossval_scores_a_subset_of_labels(void **state) {
         assert_true(fabs(ap - f2[f].m.ap_mean) < 1e-12 || (isnan(ap) && isnan(f2[f].m.ap_mean)));
     }
     assert_true(moved);                      /* the third label would have changed the mean */
+    check_groups(tmp, ms, pr, P2, Y2, F, n, f2);
     assert_null(at(ms, "f1_defective"));     /* trained on, not scored */
     /* the manifest lists the models' three labels; defective untuned at 0.5 */
     cJSON *ens = read_json(run, "ensemble.json");
@@ -466,8 +535,26 @@ static void test_crossval_scores_a_subset_of_labels(void **state) {
     free(rel);
     free(exp);
 
+    /* a groups file that does not list every cell: the run fails naming one */
+    char *lp = hx_join(tmp, "labels.csv"), *text = hx_read(lp), *cut = strstr(text, "images/cell0002.png");
+    assert_non_null(cut);
+    char *nl = strchr(cut, '\n');
+    memmove(cut, nl + 1, strlen(nl + 1) + 1);
+    char *part = hx_join(tmp, "part.csv");
+    hx_write(part, text);
+    exp = hx_fmt(fmt, FOLDS, "\"crack\", \"inactive\"", tmp, "part.csv", tmp, tmp);
+    run_smoke_any(tmp, exp, &r);
+    assert_int_not_equal(r.exit_code, 0);
+    if (!strstr(r.err, "part.csv does not list 1 of the 48 scored records (the first: images/cell0002.png)"))
+        fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    free(exp);
+    free(lp);
+    free(text);
+    free(part);
+
     /* a label the predictions do not have: named, with the ones they do */
-    exp = hx_fmt(fmt, FOLDS, "\"crack\", \"crak\"", tmp, tmp);
+    exp = hx_fmt(fmt, FOLDS, "\"crack\", \"crak\"", tmp, "labels.csv", tmp, tmp);
     run_smoke_any(tmp, exp, &r);
     assert_int_not_equal(r.exit_code, 0);
     if (!strstr(r.err, "crossval score: 'crak' is not a label") || !strstr(r.err, "crack, inactive, defective"))
@@ -485,6 +572,12 @@ static void test_crossval_score_spec_errors(void **state) {
          "crossval score must be a non-empty list of label names"},
         {"lumen.crossval { folds = 3, score = { \"crack\", \"crack\" }, stages = { lumen.ingest { csv = \"d.csv\" } } }",
          "crossval score: 'crack' appears twice"},
+        {"lumen.crossval { folds = 3, groups = { file = \"g.csv\", colum = \"x\" }, stages = { lumen.ingest { csv = \"d.csv\" } } }",
+         "crossval groups: unknown key 'colum' (file, column)"},
+        {"lumen.crossval { folds = 3, groups = 3, stages = { lumen.ingest { csv = \"d.csv\" } } }",
+         "crossval groups must be a label file's path or { file = path, column = name }"},
+        {"lumen.crossval { folds = 3, groups = \"nothere.csv\", stages = { lumen.ingest { csv = \"d.csv\" } } }",
+         "crossval groups: cannot open nothere.csv"},
         {"lumen.sweep { score = { \"crack\" }, space = { [\"train.epochs\"] = { 1, 2 } },\n"
          "  stages = { lumen.train {} } }",
          "score is lumen.crossval's"},

@@ -1,14 +1,18 @@
-/* Unit tests for stages/common/csvparse.c: the ';' CSV and ELPV label files. */
+/* Unit tests for stages/common/csvparse.c: the ';' CSV and ELPV label files;
+ * and groups.c, the image groups read from them (crossval `groups`). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "csvparse.h"
+#include "groups.h"
+#include "harness.h"
 
 typedef struct parsed {
     lm_label_table t;
@@ -323,6 +327,126 @@ static void test_problem_report_keeps_count(void **s) {
     lm_problems_free(&p);
 }
 
+/* text_column: the named column kept as each row's meta, others ignored */
+static void test_text_column(void **s) {
+    (void)s;
+    const char *text = "filename;line;crack\na.png;L1;1\nb.png;L2;0\nc.png;;1\nd.png;L1\n";
+    lm_labels_opts o = {.format = LM_LABELS_AUTO, .text_column = "line"};
+    lm_label_table t;
+    lm_problems p = {0};
+    lm_err e = {0};
+    assert_int_equal(lm_labels_parse("t.csv", text, strlen(text), &o, &t, &p, &e), 0);
+    assert_int_equal(t.nrows, 2);
+    assert_int_equal(t.nlabels, 0);
+    assert_string_equal(t.rows[0].meta, "L1");
+    assert_string_equal(t.rows[1].name, "b.png");
+    assert_string_equal(t.rows[1].meta, "L2");
+    assert_int_equal(t.bad_rows, 2); /* an empty value, a short row */
+    assert_true(p.kept == 2 && strstr(p.msg[0], "t.csv:4: empty 'line'") && strstr(p.msg[1], "t.csv:5: expected 3"));
+    lm_labels_free(&t);
+    lm_problems_free(&p);
+    o.text_column = "camera";
+    assert_int_equal(lm_labels_parse("t.csv", text, strlen(text), &o, &t, &p, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "t.csv:1: no column 'camera' in the header (columns: line, crack)"));
+    lm_problems_free(&p);
+}
+
+static char *write_tmp(const char *dir, const char *name, const char *text) {
+    char *path = hx_join(dir, name);
+    hx_write(path, text);
+    return path;
+}
+
+static void test_groups_elpv_and_csv(void **s) {
+    (void)s;
+    char *dir = hx_tmpdir();
+    char *elpv = write_tmp(dir, "labels.csv",
+                           "images/c2.png  1.0  poly\nimages/c1.png  0.0  mono\nimages/c3.png  0.3333333333333333  poly\n");
+    lm_groups g;
+    lm_err e = {0};
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(elpv, NULL, &g, &e), 0);
+    assert_string_equal(g.column, "type");
+    assert_int_equal(g.ngroups, 2); /* numbered in order of appearance */
+    assert_string_equal(g.group[0], "poly");
+    assert_string_equal(g.group[1], "mono");
+    assert_int_equal(g.n, 3);
+    assert_int_equal(lm_groups_find(&g, "images/c1.png"), 1);
+    assert_int_equal(lm_groups_find(&g, "images/c2.png"), 0);
+    assert_int_equal(lm_groups_find(&g, "images/c3.png"), 0);
+    assert_int_equal(lm_groups_find(&g, "images/c4.png"), -1);
+    assert_int_equal(lm_groups_find(&g, "c1.png"), -1); /* paths as written */
+    lm_groups_free(&g);
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(elpv, "probability", &g, &e), 0);
+    assert_int_equal(g.ngroups, 3);
+    assert_string_equal(g.group[lm_groups_find(&g, "images/c3.png")], "0.3333333333333333"); /* as written */
+    lm_groups_free(&g);
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(elpv, "line", &g, &e), LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "\"type\" or \"probability\", not 'line'"));
+
+    char *csv = write_tmp(dir, "lines.csv", "filename;line;camera\na.png;L1;x\nb.png;L2;y\nc.png;L1;y\n");
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(csv, NULL, &g, &e), 0); /* default: the second column */
+    assert_string_equal(g.column, "line");
+    assert_int_equal(g.ngroups, 2);
+    assert_int_equal(lm_groups_find(&g, "c.png"), lm_groups_find(&g, "a.png"));
+    assert_int_not_equal(lm_groups_find(&g, "b.png"), lm_groups_find(&g, "a.png"));
+    lm_groups_free(&g);
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(csv, "camera", &g, &e), 0);
+    assert_int_equal(lm_groups_find(&g, "c.png"), lm_groups_find(&g, "b.png"));
+    lm_groups_free(&g);
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(csv, "lens", &g, &e), LUMEN_EDATA);
+    if (!strstr(e.msg, "no column 'lens' in the header (columns: line, camera)")) fail_msg("%s", e.msg);
+    free(elpv);
+    free(csv);
+    hx_rmtree(dir);
+    free(dir);
+}
+
+/* a half-read file would mislead: a bad row fails, named; so do too many
+ * groups, a missing file, a duplicate path */
+static void test_groups_errors(void **s) {
+    (void)s;
+    char *dir = hx_tmpdir();
+    lm_groups g;
+    lm_err e = {0};
+    char *bad = write_tmp(dir, "bad.csv", "a.png 0.0 mono\nb.png 2.0 poly\n");
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(bad, NULL, &g, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "bad.csv: 1 bad row(s) for groups; the first: "));
+    assert_non_null(strstr(e.msg, "bad.csv:2: probability"));
+    char *dup = write_tmp(dir, "dup.csv", "filename;line\na.png;L1\na.png;L2\n");
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(dup, NULL, &g, &e), LUMEN_EDATA);
+    if (!strstr(e.msg, "dup.csv:3")) fail_msg("%s", e.msg);
+    char text[2048] = "filename;id\n";
+    for (int i = 0; i <= LM_GROUPS_MAX; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "c%d.png;g%d\n", i, i);
+    char *many = write_tmp(dir, "many.csv", text);
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(many, NULL, &g, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "many.csv:18: more than 16 groups in column 'id'"));
+    char *none = hx_join(dir, "none.csv");
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(none, NULL, &g, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "none.csv"));
+    char *nohdr = write_tmp(dir, "nohdr.csv", "a.png;L1\n");
+    e = (lm_err){0};
+    assert_int_equal(lm_groups_load(nohdr, "line", &g, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, "header must be 'filename;line;...'"));
+    free(bad);
+    free(dup);
+    free(many);
+    free(none);
+    free(nohdr);
+    hx_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_csv),
@@ -337,6 +461,9 @@ int main(void) {
         cmocka_unit_test(test_detect_fails_on_garbage),
         cmocka_unit_test(test_path_rules),
         cmocka_unit_test(test_problem_report_keeps_count),
+        cmocka_unit_test(test_text_column),
+        cmocka_unit_test(test_groups_elpv_and_csv),
+        cmocka_unit_test(test_groups_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
