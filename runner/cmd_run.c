@@ -291,7 +291,7 @@ int rn_cmd_run(int argc, char **argv) {
     }
     for (size_t i = 0; i < reg->n_refused; i++)
         rn_cli_warn("plugin %s refused: %s", reg->refused[i].path, reg->refused[i].reason);
-    if (a.resume && rn_resume_open(plan, a.resume, stderr, &res, &e)) goto out;
+    if (a.resume && rn_resume_open(plan, a.resume, spec != NULL, stderr, &res, &e)) goto out;
     if (a.dry) {
         if (trial_plan) trial_plan->seed = plan->seed; /* the header shows the experiment's seed, not a trial's */
         print_plan(trial_plan ? trial_plan : plan, res);

@@ -118,7 +118,7 @@ static int compare(const rn_plan *p, const cJSON *cfg, const char *run, FILE *wa
     return 0;
 }
 
-int rn_resume_open(const rn_plan *p, const char *run, FILE *warn, rn_resume **out, lm_err *e) {
+int rn_resume_open(const rn_plan *p, const char *run, int has_sweep, FILE *warn, rn_resume **out, lm_err *e) {
     *out = NULL;
     rn_resume *r = calloc(1, sizeof *r);
     if (!r) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
@@ -153,7 +153,7 @@ int rn_resume_open(const rn_plan *p, const char *run, FILE *warn, rn_resume **ou
         goto out;
     }
     const char *st = rn_store_effective_status(status);
-    if (strcmp(st, "finished") == 0) {
+    if (strcmp(st, "finished") == 0 && !has_sweep) {
         rc = lm_fail(e, LUMEN_EINVAL, "--resume %s: the run finished; there is nothing to resume", run);
         goto out;
     }

@@ -2,8 +2,11 @@
  * resume.h -- continuing an interrupted run: `runner EXP.lua --resume RUN`.
  *
  * rn_resume_open() finds the run folder (RUN is a path to it, or a run id
- * under <runs>/<experiment>/), refuses a run that finished or whose runner
- * is still alive, and checks that the plan matches the run's config.json:
+ * under <runs>/<experiment>/), refuses a run that finished (unless the
+ * experiment has a sweep, has_sweep: a finished sweep is re-scored -- its
+ * stages are reused, its ended trials kept and nothing trained again, and
+ * its results are computed anew, e.g. with crossval groups added) or whose
+ * runner is still alive, and checks that the plan matches the run's config.json:
  * experiment name, seed, --smoke, the stage list (ids, stage names,
  * versions) and every resolved parameter -- the first difference is an
  * error naming it ("--resume 2026...: train.epochs is 3 in the run's
@@ -37,7 +40,8 @@ enum { RN_RESUME_RUN = 0, RN_RESUME_REUSE = 1, RN_RESUME_CONTINUE = 2 };
 typedef struct rn_resume {
     char *run_dir;         /* absolute runs/<exp>/<run> */
     char *run_id;          /* its last path component */
-    char *prev_status;     /* the run's effective status: failed, killed, running */
+    char *prev_status;     /* the run's effective status: failed, killed, running,
+                            * finished (a sweep, re-scored) */
     int *action;           /* [plan->n] RN_RESUME_* */
     size_t n;
 } rn_resume;
@@ -47,7 +51,7 @@ typedef struct rn_resume {
  * LUMEN_ENOTFOUND (no such run), LUMEN_EINVAL (finished, still running,
  * or a mismatch -- the message names the key), LUMEN_EDATA (unreadable
  * config/status), LUMEN_ENOMEM. */
-int rn_resume_open(const rn_plan *p, const char *run, FILE *warn, rn_resume **out, lm_err *e);
+int rn_resume_open(const rn_plan *p, const char *run, int has_sweep, FILE *warn, rn_resume **out, lm_err *e);
 void rn_resume_free(rn_resume *r);
 
 #endif /* RN_RESUME_H */

@@ -314,7 +314,10 @@ int rn_run_execute(rn_plan *plan, const rn_run_opts *o, char **run_dir, lm_err *
             goto out;
         }
     }
-    if (res)
+    if (res && strcmp(res->prev_status, "finished") == 0)
+        fprintf(o->term, "run %s (finished: its sweep is scored again from its trials; none runs again)\n",
+                rn_display_path(plan->cwd, *run_dir));
+    else if (res)
         fprintf(o->term, "run %s (resumed; it had %s)\n", rn_display_path(plan->cwd, *run_dir), res->prev_status);
     else
         fprintf(o->term, "run %s\n", rn_display_path(plan->cwd, *run_dir));

@@ -82,12 +82,12 @@ static int apply_own_set(cJSON *spec, const char *id, const char *set, lm_err *e
         char *end;
         double d = strtod(text, &end);
         if (end != text && !*end) v = cJSON_CreateNumber(d);
-    } else if (!strcmp(k, "strategy") || !strcmp(k, "metric") || !strcmp(k, "goal")) {
-        v = cJSON_CreateString(text);
+    } else if (!strcmp(k, "strategy") || !strcmp(k, "metric") || !strcmp(k, "goal") || !strcmp(k, "groups")) {
+        v = cJSON_CreateString(text); /* groups: a file, its default column */
     } else {
         char hint[160];
-        static const char *const settable[] = {"strategy", "seeds",   "metric", "goal", "trials",
-                                               "parallel", "timeout", "seed",   "folds"};
+        static const char *const settable[] = {"strategy", "seeds",   "metric", "goal",  "trials",
+                                               "parallel", "timeout", "seed",   "folds", "groups"};
         rn_suggest_phrase(hint, sizeof hint, k, settable, sizeof settable / sizeof settable[0]);
         rc = lm_fail(e, LUMEN_EINVAL, "--set %s: the sweep's '%s' cannot be set from the command line%s", set, k,
                      hint);

@@ -8,7 +8,9 @@
  * crossval.json's mean/sd/interval agree with its per-fold values and the
  * configurations are paired by fold, that the ensemble manifest predicts
  * the mean of its fold models' own predictions (runner predict), that
- * runner eval takes --ensemble, and that each fold's errors.png decodes.
+ * runner eval takes --ensemble, that each fold's errors.png decodes, and
+ * that --resume of the finished study re-scores it (crossval groups added)
+ * without running a trial.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -259,6 +261,50 @@ static void test_crossval_smoke_end_to_end(void **state) {
     free(m1);
     free(data);
     free(mpath);
+
+    /* --resume of the finished study with groups added: scored again from
+     * its trials (none runs again), the overall rows unchanged, the
+     * per-group rows added; a change that defines the trials (the sweep's
+     * seeds, a parameter of a stage inside it) is refused */
+    char *runner = hx_join(hx_build_dir(), "runner"), *gset = hx_fmt("crossval.groups=%s/labels.csv", tmp);
+    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
+    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", "--resume", run, "--set", gset, NULL};
+    hx_run(argv, tmp, env, 300, &r);
+    hx_assert_ran(&r, "re-scoring with groups");
+    if (!strstr(r.err, "finished: its sweep is scored again from its trials; none runs again") ||
+        !strstr(r.err, "6 trial(s) ended before") || strstr(r.err, "started:") || !strstr(r.err, "f1_crack[poly]"))
+        fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    cJSON *cv2 = read_json(run, "crossval.json");
+    assert_string_equal(at(at(cv2, "groups"), "column")->valuestring, "type");
+    for (int c = 0; c < 2; c++) {
+        const cJSON *m1s = at(cJSON_GetArrayItem(at(cv, "configs"), c), "metrics");
+        const cJSON *m2s = at(cJSON_GetArrayItem(at(cv2, "configs"), c), "metrics");
+        for (const cJSON *m = m1s->child; m; m = m->next) /* every overall row as before */
+            assert_true(cJSON_Compare(at(m, "values"), at(at(m2s, m->string), "values"), 1));
+        assert_non_null(at(m2s, "f1_mean[mono]"));
+        assert_non_null(at(m2s, "ap_inactive[poly]"));
+    }
+    cJSON_Delete(cv2);
+    const char *argv2[] = {runner, "exp.lua", "--smoke", "--threads", "2", "--resume", run, "--set", gset,
+                           "--set", "crossval.seeds=4", NULL};
+    hx_run(argv2, tmp, env, 300, &r);
+    assert_int_not_equal(r.exit_code, 0);
+    if (!strstr(r.err, "the sweep differs from the one the run started")) fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    /* the recipe inside the study changed since: refused, naming the key */
+    char *ep = hx_join(tmp, "exp.lua"), *ed = hx_read(ep), *at1 = strstr(ed, "epochs = 1");
+    assert_non_null(at1);
+    at1[9] = '2';
+    hx_write(ep, ed);
+    hx_run(argv, tmp, env, 300, &r);
+    assert_int_not_equal(r.exit_code, 0);
+    if (!strstr(r.err, "the trials' train.epochs is 1 in the run but 2 now")) fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    free(ep);
+    free(ed);
+    free(runner);
+    free(gset);
     cJSON_Delete(ens);
     cJSON_Delete(cv);
     cJSON_Delete(res);
