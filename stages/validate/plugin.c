@@ -34,6 +34,12 @@ static const lumen_param validate_params[] = {
     {"errors", LUMEN_INT, "8", 0, 64, NULL, 0,
      "report/errors.png: a contact sheet of this many worst false positives and false "
      "negatives per label (0 = none)"},
+    {"groups", LUMEN_PATH, NULL, 0, 0, NULL, 0,
+     "also report every metric per group of images: a label file mapping each image to a group "
+     "(ELPV labels.csv: its type, mono/poly; a ';' CSV: groups_column), at the reported thresholds"},
+    {"groups_column", LUMEN_STR, NULL, 0, 0, NULL, 0,
+     "the groups file's column (ELPV: type or probability; CSV: a header name; default: type / the "
+     "second column)"},
     {"backend", LUMEN_ENUM, "auto", 0, 0, "auto|cpu|cuda|ref", 0,
      "engine backend (auto: cuda when built and a GPU is usable, else cpu)"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
@@ -71,6 +77,8 @@ static int cb_cancelled(void *user) {
 static int validate_stage_check(lumen_ctx *ctx, const lumen_host *h) {
     if (h->is_set(ctx, "root") && !h->is_set(ctx, "csv"))
         return h->fail(ctx, LUMEN_EINVAL, "root: only used with csv, which is not set");
+    if (h->is_set(ctx, "groups_column") && !h->is_set(ctx, "groups"))
+        return h->fail(ctx, LUMEN_EINVAL, "groups_column: only used with groups, which is not set");
     return LUMEN_OK;
 }
 
@@ -96,6 +104,8 @@ static int validate_stage_run(lumen_ctx *ctx, const lumen_host *h) {
     o.seed = h->seed(ctx);
     o.ensemble = h->is_set(ctx, "ensemble") ? h->get_str(ctx, "ensemble") : NULL;
     o.errors = (int)h->get_int(ctx, "errors");
+    o.groups = h->is_set(ctx, "groups") ? h->get_str(ctx, "groups") : NULL;
+    o.groups_column = h->is_set(ctx, "groups_column") ? h->get_str(ctx, "groups_column") : NULL;
     if (h->smoke(ctx) && o.csv) o.limit = SMOKE_LIMIT;
     o.user = &b;
     o.log = cb_log;

@@ -16,6 +16,7 @@
 #include "infer.h"
 #include "ensemble.h"
 #include "errsheet.h"
+#include "groups.h"
 #include "predictions.h"
 
 void validate_opts_default(validate_opts *o) {
@@ -232,9 +233,100 @@ static void collect_main(void *user, const char *key, double value, int main) {
     if (main) put_num(user, key, value);
 }
 
+/* ---------------------------------------------------------- groups -- */
+
+/* The per-group breakdown (o->groups) of the evaluated samples at the
+ * reported thresholds: *doc (report.json "groups") and *text (appended to
+ * report.txt).  A sample the file does not list fails naming it. */
+static int group_report(const validate_opts *o, const lm_groups *g, const lm_eval_result *r,
+                        const char *const *names, const char *const *labels, const float *thr, cJSON **doc,
+                        char **text, lm_err *err) {
+    *doc = NULL;
+    *text = NULL;
+    size_t k = (size_t)r->k;
+    int *gid = malloc(((size_t)r->n + 1) * sizeof *gid);
+    float *P = malloc(((size_t)r->n * k + 1) * sizeof *P), *Y = malloc(((size_t)r->n * k + 1) * sizeof *Y);
+    char *t = NULL;
+    size_t tl = 0;
+    FILE *f = open_memstream(&t, &tl);
+    cJSON *d = cJSON_CreateObject(), *by = d ? cJSON_AddObjectToObject(d, "by") : NULL;
+    int rc = gid && P && Y && f && by ? 0 : lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+    int64_t missing = 0;
+    const char *first = NULL;
+    for (int64_t i = 0; rc == 0 && i < r->n; i++)
+        if ((gid[i] = names[i] ? lm_groups_find(g, names[i]) : -1) < 0 && !missing++)
+            first = names[i] ? names[i] : "(a sample without a name)";
+    if (rc == 0 && missing)
+        rc = lm_fail(err, LUMEN_EDATA, "groups: %s does not list %lld of the %lld validated images (the first: %s)",
+                     o->groups, (long long)missing, (long long)r->n, first);
+    if (rc == 0) {
+        put_str(d, "file", g->file);
+        put_str(d, "column", g->column);
+        fprintf(f, "per group (column '%s' of %s), at the thresholds above; F1/AP '-' without positives:\n"
+                   "  %-14s %-6s %-12s %-7s %-9s %-7s %-7s %-7s\n",
+                g->column, g->file, "group", "n", "label", "support", "precision", "recall", "f1", "ap");
+    }
+    for (size_t q = 0; rc == 0 && q < g->ngroups; q++) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < r->n; i++)
+            if (gid[i] == (int)q) {
+                memcpy(P + m * k, r->probs + i * k, k * sizeof *P);
+                memcpy(Y + m * k, r->targets + i * k, k * sizeof *Y);
+                m++;
+            }
+        if (!m) continue; /* a group with no image here */
+        lm_metrics x;
+        if ((rc = lm_metrics_compute(P, Y, m, (int)k, thr, &x, err))) break;
+        int all = 1;
+        for (size_t j = 0; j < k; j++)
+            if (!x.cls[j].support) {
+                x.cls[j].f1 = x.cls[j].ap = NAN;
+                all = 0;
+            }
+        if (!all) x.f1_mean = x.ap_mean = NAN;
+        cJSON *go = cJSON_AddObjectToObject(by, g->group[q]), *gl = go ? cJSON_AddObjectToObject(go, "labels") : NULL;
+        if (!gl || put_num(go, "n", (double)m)) {
+            rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+            break;
+        }
+        for (size_t j = 0; j < k; j++) {
+            const lm_class_metrics *c = &x.cls[j];
+            cJSON *lo = cJSON_AddObjectToObject(gl, labels[j]);
+            if (!lo || put_num(lo, "support", (double)c->support) || put_num(lo, "precision", c->precision) ||
+                put_num(lo, "recall", c->recall) || put_num(lo, "f1", c->f1) || put_num(lo, "ap", c->ap)) {
+                rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+                break;
+            }
+            char f1s[16] = "-", aps[16] = "-";
+            if (isfinite(c->f1)) snprintf(f1s, sizeof f1s, "%.4f", c->f1);
+            if (isfinite(c->ap)) snprintf(aps, sizeof aps, "%.4f", c->ap);
+            fprintf(f, "  %-14s %-6lld %-12s %-7lld %-9.4f %-7.4f %-7s %-7s\n", j ? "" : g->group[q],
+                    j ? 0LL : (long long)m, labels[j], (long long)c->support, c->precision, c->recall, f1s, aps);
+        }
+        if (rc == 0 && (put_num(go, "f1_mean", x.f1_mean) || put_num(go, "ap_mean", x.ap_mean) ||
+                        put_num(go, "f1_micro", x.f1_micro)))
+            rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+        char fm[16] = "-";
+        if (isfinite(x.f1_mean)) snprintf(fm, sizeof fm, "%.4f", x.f1_mean);
+        fprintf(f, "  %-14s %-6s %-12s mean F1 %s, micro F1 %.4f\n", "", "", "", fm, x.f1_micro);
+    }
+    if (f && fclose(f) != 0 && rc == 0) rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+    free(gid);
+    free(P);
+    free(Y);
+    if (rc) {
+        cJSON_Delete(d);
+        free(t);
+        return rc;
+    }
+    *doc = d;
+    *text = t;
+    return 0;
+}
+
 static int write_outputs(const validate_opts *o, const lm_infer_model *m,
                          const validate_result *res, const char *ckpt_file,
-                         const lm_ensemble *ens, lm_err *err) {
+                         const lm_ensemble *ens, cJSON *groups, const char *groups_text, lm_err *err) {
     const lm_vreport *rep = &res->report;
     const char *const *labels = (const char *const *)m->labels;
     int rc = 0, bad = 0;
@@ -248,6 +340,7 @@ static int write_outputs(const validate_opts *o, const lm_infer_model *m,
                             .seconds = res->seconds};
     cJSON *doc = lm_vreport_json(rep, labels, &info), *v = cJSON_CreateObject();
     if (!p_json || !p_text || !p_ckpt || !doc || !v) goto oom;
+    if (groups) cJSON_AddItemReferenceToObject(doc, "groups", groups);
     bad = put_str(v, "checkpoint", o->checkpoint) || put_str(v, "split", o->csv ? "csv" : "val") ||
           (o->csv && put_str(v, "csv", o->csv)) || !cJSON_AddBoolToObject(v, "tta", o->tta) ||
           put_str(v, "thresholds", lm_vreport_mode_name(rep->mode)) ||
@@ -266,9 +359,10 @@ static int write_outputs(const validate_opts *o, const lm_infer_model *m,
     memcpy(json + jl, "\n", 2);
     char epoch[48] = "";
     if (m->epoch >= 0) snprintf(epoch, sizeof epoch, " (epoch %lld)", (long long)m->epoch);
-    if (!(body = lm_sprintf("validation of checkpoint %s%s on %s%s\n%s", o->checkpoint, epoch,
+    if (!(body = lm_sprintf("validation of checkpoint %s%s on %s%s\n%s%s", o->checkpoint, epoch,
                             o->csv ? o->csv : "the validation split",
-                            o->tta ? ", TTA: mean over the dihedral views" : "", text)))
+                            o->tta ? ", TTA: mean over the dihedral views" : "", text,
+                            groups_text ? groups_text : "")))
         goto oom;
     if ((rc = lm_write_file_atomic(p_json, json, strlen(json), err)) ||
         (rc = lm_write_file_atomic(p_text, body, strlen(body), err)))
@@ -366,7 +460,18 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     nn_engine *e = NULL;
     lm_eval_result r = {0};
     source src = {0};
+    lm_groups groups = {0};
+    cJSON *gdoc = NULL;
+    char *gtext = NULL;
+    const char **names = NULL;
     int rc = 0;
+    if (o->groups) { /* before the work: a bad file fails at once */
+        lm_err ge = {0};
+        if ((rc = lm_groups_load(o->groups, o->groups_column, &groups, &ge))) {
+            rc = lm_fail(err, rc, "groups: %s", ge.msg);
+            goto out_nomodel;
+        }
+    }
     if (o->ensemble) {
         const char *one[1] = {o->ensemble};
         if ((rc = lm_ensemble_from_args(one, 1, &ens, err))) goto out_nomodel;
@@ -401,26 +506,29 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     if ((rc = lm_vreport_compute(r.probs, r.targets, r.n, r.k, o->mode, m.thresholds,
                                  o->threshold, o->seed, &res->report, err)))
         goto out;
+    if (!(names = calloc((size_t)r.n + 1, sizeof *names))) {
+        rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < r.n; i++)
+        names[i] = r.names ? r.names[i] : src.set.names && r.index[i] < src.set.n ? src.set.names[r.index[i]] : NULL;
+    if (o->groups && (rc = group_report(o, &groups, &r, names, (const char *const *)m.labels,
+                                        res->report.thresholds, &gdoc, &gtext, err)))
+        goto out;
     res->seconds = lm_now() - t0;
-    if ((rc = write_outputs(o, &m, res, ckpt_file, ens.n_models ? &ens : NULL, err))) goto out;
+    if ((rc = write_outputs(o, &m, res, ckpt_file, ens.n_models ? &ens : NULL, gdoc, gtext, err))) goto out;
     if ((rc = write_predictions(o, &m, &r, &src.set, err))) goto out;
     if (o->errors > 0) {
         /* the worst mistakes at the reported thresholds, as a contact sheet */
         char *png = lm_path_join(o->report_out, "errors.png");
-        const char **names = calloc((size_t)r.n + 1, sizeof *names);
         sheet_ctx sc = {&src, &r};
-        if (!png || !names) rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
-        for (int64_t i = 0; rc == 0 && i < r.n; i++)
-            names[i] = r.names ? r.names[i]
-                       : src.set.names && r.index[i] < src.set.n ? src.set.names[r.index[i]]
-                                                                 : NULL;
+        if (!png) rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
         if (rc == 0)
             rc = lm_errsheet_write(png, r.probs, r.targets, names, r.n, r.k,
                                    (const char *const *)m.labels, res->report.thresholds,
                                    o->errors, sheet_pixels, &sc, err);
         if (rc == 0) logf_(o, LUMEN_LOG_INFO, "validate: worst errors per label: %s", png);
         free(png);
-        free(names);
         if (rc) goto out;
     }
     if (o->metric) {
@@ -435,6 +543,10 @@ out:
     nn_engine_free(e);
     lm_infer_model_free(&m);
 out_nomodel:
+    free(names);
+    cJSON_Delete(gdoc);
+    free(gtext);
+    lm_groups_free(&groups);
     lm_ensemble_free(&ens);
     free(path);
     free(ckpt_file);

@@ -18,6 +18,12 @@
  *   <report_out>/report.txt    the same as a readable table
  *   <report_out>/predictions.json  every sample's probabilities, targets and
  *                              name (predictions.h)
+ *                              "groups" (with o->groups): per group of images
+ *                              {"n", "labels": {label: {support, precision,
+ *                              recall, f1, ap}}, "f1_mean", "ap_mean",
+ *                              "f1_micro"} at the reported thresholds; F1 and
+ *                              AP null for a label without positives in the
+ *                              group, and then the group's means too
  *   <report_out>/errors.png    (errors > 0) the worst false positives and
  *                              false negatives per label at the reported
  *                              thresholds, as a contact sheet (errsheet.h)
@@ -73,6 +79,11 @@ typedef struct validate_opts {
     int errors;             /* > 0: <report>/errors.png with this many worst
                              * false positives and negatives per label
                              * (errsheet.h); 0: none */
+    const char *groups;     /* NULL, or a label file grouping the images
+                             * (groups.h): report.json "groups" and a table
+                             * in report.txt, every group at the reported
+                             * thresholds */
+    const char *groups_column; /* its column; NULL: the default */
 
     /* Optional callbacks, called from the calling thread. */
     void *user;

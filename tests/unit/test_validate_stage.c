@@ -3,8 +3,8 @@
  * dataset and tiny random checkpoints: report.json / report.txt, the metrics
  * it emits, the calibrated checkpoint in its own "model" output (thresholds
  * = the reported ones, "validated" record, same tensors, other files
- * carried over), the csv source, and the errors that name their cause; also
- * through the plugin wrapper with the fake host.
+ * carried over), the csv source, the per-group breakdown, and the errors
+ * that name their cause; also through the plugin wrapper with the fake host.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +24,8 @@
 #include "fakehost.h"
 #include "infer.h"
 #include "infer_fx.h"
+#include "metrics.h"
+#include "predictions.h"
 #include "ingest_fx.h"
 #include "rng.h"
 #include "validate/validate.h"
@@ -444,6 +446,105 @@ static void test_plugin_wrapper(void **state) {
     fh_free(h);
 }
 
+
+/* groups: each group of the validated images at the reported thresholds,
+ * recomputed here from predictions.json and the groups file's rule */
+static void test_groups_breakdown(void **state) {
+    fixture *f = *state;
+    char text[4096] = "filename;camera;line\n";
+    for (int i = 0; i < NREC; i++) /* camera: even / odd images; line: all "L1" but img01 */
+        snprintf(text + strlen(text), sizeof text - strlen(text), "img%02d.png;%s;%s\n", i, i % 2 ? "odd" : "even",
+                 i == 1 ? "L2" : "L1");
+    char *gpath = fx_write_text(f->dir, "groups.csv", text);
+    validate_opts o;
+    opts_for(f, &o);
+    o.groups = gpath;
+    validate_result res;
+    lm_err e = {0};
+    if (validate_run(&o, &res, &e)) fail_msg("%s", e.msg);
+    cJSON *doc = read_json(f->report, "report.json");
+    const cJSON *g = get(doc, "groups");
+    assert_string_equal(get(g, "column")->valuestring, "camera");
+    char *pp = lm_path_join(f->report, "predictions.json");
+    lm_preds pr;
+    if (lm_preds_read(pp, &pr, &e)) fail_msg("%s", e.msg);
+    const char *gn[2] = {"even", "odd"};
+    int64_t total = 0;
+    for (int q = 0; q < 2; q++) {
+        float P[NREC * 2], Y[NREC * 2];
+        int64_t m = 0;
+        for (int64_t i = 0; i < pr.n; i++) {
+            int num = atoi(pr.names[i] + 3);
+            if ((num % 2) != q) continue;
+            memcpy(P + m * 2, pr.p + i * 2, 2 * sizeof *P);
+            memcpy(Y + m * 2, pr.y + i * 2, 2 * sizeof *Y);
+            m++;
+        }
+        lm_metrics x;
+        assert_int_equal(lm_metrics_compute(P, Y, m, 2, res.report.thresholds, &x, &e), 0);
+        const cJSON *go = get(get(g, "by"), gn[q]);
+        assert_int_equal((int)get(go, "n")->valuedouble, (int)m);
+        total += m;
+        for (int j = 0; j < 2; j++) {
+            const cJSON *lo = get(get(go, "labels"), LABELS[j]);
+            assert_int_equal((int)get(lo, "support")->valuedouble, (int)x.cls[j].support);
+            assert_true(x.cls[j].support > 0);
+            if (fabs(get(lo, "f1")->valuedouble - x.cls[j].f1) > 1e-12 ||
+                fabs(get(lo, "recall")->valuedouble - x.cls[j].recall) > 1e-12)
+                fail_msg("%s %s: f1 %g recall %g, want %g %g", gn[q], LABELS[j], get(lo, "f1")->valuedouble,
+                         get(lo, "recall")->valuedouble, x.cls[j].f1, x.cls[j].recall);
+        }
+        assert_true(fabs(get(go, "f1_mean")->valuedouble - x.f1_mean) < 1e-12);
+        assert_true(fabs(get(go, "ap_mean")->valuedouble - x.ap_mean) < 1e-12);
+    }
+    assert_int_equal(total, pr.n);
+    lm_preds_free(&pr);
+    cJSON_Delete(doc);
+    char *tp = lm_path_join(f->report, "report.txt"), *txt;
+    size_t tl;
+    if (lm_read_file(tp, &txt, &tl, &e)) fail_msg("%s", e.msg);
+    assert_non_null(strstr(txt, "per group (column 'camera' of "));
+    free(txt);
+    free(tp);
+    free(pp);
+
+    /* a one-image group without positives: its F1 and AP, and its means, are null */
+    o.groups_column = "line";
+    if (validate_run(&o, &res, &e)) fail_msg("%s", e.msg);
+    doc = read_json(f->report, "report.json");
+    const cJSON *l2 = get(get(get(doc, "groups"), "by"), "L2");
+    assert_int_equal((int)get(l2, "n")->valuedouble, 1);
+    int nulls = 0, zero = 0;
+    for (int j = 0; j < 2; j++) {
+        const cJSON *lo = get(get(l2, "labels"), LABELS[j]);
+        if (get(lo, "support")->valuedouble == 0) {
+            zero++;
+            nulls += cJSON_IsNull(get(lo, "f1")) && cJSON_IsNull(get(lo, "ap"));
+        }
+    }
+    assert_true(zero >= 1); /* img01 is negative for at least one label */
+    assert_int_equal(nulls, zero);
+    assert_true(cJSON_IsNull(get(l2, "f1_mean")) && cJSON_IsNull(get(l2, "ap_mean")));
+    cJSON_Delete(doc);
+
+    /* an image the file does not list: named; a missing file fails first */
+    char *part = fx_write_text(f->dir, "part.csv", "filename;camera\nimg00.png;x\nimg02.png;x\n");
+    o.groups = part;
+    o.groups_column = NULL;
+    lm_err e2 = {0};
+    assert_int_equal(validate_run(&o, &res, &e2), LUMEN_EDATA);
+    if (!strstr(e2.msg, "part.csv does not list ") || !strstr(e2.msg, "(the first: img01.png)"))
+        fail_msg("%s", e2.msg);
+    char *none = lm_path_join(f->dir, "none.csv");
+    o.groups = none;
+    lm_err e3 = {0};
+    assert_int_equal(validate_run(&o, &res, &e3), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e3.msg, "groups: "));
+    free(none);
+    free(part);
+    free(gpath);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tune_on_val_split, setup, teardown),
@@ -451,6 +552,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_csv_source_and_header_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_name_the_cause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plugin_wrapper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_groups_breakdown, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
