@@ -69,6 +69,7 @@ return lumen.experiment {
       seeds = { 1 },
       parallel = 2, -- 2 fold trials at a time, --threads split between them
       timeout = 3600,
+      groups = lumen.cell_types(), -- every score also per cell type (mono / poly), when labels.csv is there
       -- the recipe (lua/small_recipe.lua, best_stages: one definition that
       -- every study's control shares): ingest at 160 px, normalize-stats,
       -- augment with the 8 dihedral symmetries, train 30 epochs with the

@@ -131,6 +131,16 @@ function M.labels()
   return alt
 end
 
+-- lumen.cell_types(): ELPV's labels.csv (below $LUMEN_DATA) when it is
+-- there, for crossval's / validate's `groups` (mono / poly cells); nil
+-- otherwise, so an experiment breaks its scores down by cell type when it
+-- can and runs without the breakdown on other data.
+function M.cell_types()
+  local f = M.data("labels.csv")
+  if host.exists(f) then return f end
+  return nil
+end
+
 -- lumen.warn "text": a line on stderr (as print does; stdout carries the
 -- run folder).
 function M.warn(msg)
