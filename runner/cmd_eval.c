@@ -1,7 +1,8 @@
 /*
  * cmd_eval.c -- `runner eval CHECKPOINT --csv FILE [--root DIR] [--tta]
  * [--thresholds stored|tune|fixed] [--threshold T] [--seed N] [--batch N]
- * [--threads N] [--backend B]`: the validate stage's metrics of a checkpoint
+ * [--threads N] [--backend B] [--groups FILE [--groups-column C]]`: the
+ * validate stage's metrics of a checkpoint
  * on a labelled CSV, as ONE JSON document on stdout (valreport.h: per class,
  * macro mean, micro, the thresholds used, n, in-sample tuned and 2-fold
  * cross-fitted F1; plus "checkpoint", "source", "tta", "views", "loss_unweighted").
@@ -9,7 +10,8 @@
  * The images are decoded like ingest (infer.h); the CSV's labels must be the
  * checkpoint's.  Any bad row or unusable image is an error listing them
  * (metrics on a silently shrunk set would mislead).  --thresholds defaults
- * to stored (the checkpoint's, 0.5 when it has none).
+ * to stored (the checkpoint's, 0.5 when it has none).  --groups adds
+ * "groups": the metrics per group of images (groups.h) at the thresholds used.
  */
 #include <errno.h>
 #include <math.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "groups.h"
 #include "commands.h"
 #include "infer_cli.h"
 #include "jsonutil.h"
@@ -27,6 +30,7 @@ static const char USAGE[] =
     "usage: runner eval (CHECKPOINT | --ensemble CKPT... ) --csv FILE [--root DIR] [--tta]\n"
     "                   [--thresholds stored|tune|fixed] [--threshold T] [--seed N]\n"
     "                   [--batch N] [--threads N] [--backend auto|cpu|cuda|ref]\n"
+    "                   [--groups FILE [--groups-column NAME]]\n"
     "\n"
     "Evaluates a lumen checkpoint on a labelled 'filename;<label>;...' CSV (images\n"
     "relative to --root, default the CSV's folder; labels must be the checkpoint's)\n"
@@ -36,7 +40,9 @@ static const char USAGE[] =
     "F1 and its 2-fold cross-fitted estimate (folds seeded by --seed, default 0).\n"
     "An ensemble (--ensemble A.safetensors B.safetensors ..., or a manifest ensemble.json\n"
     "or a folder of checkpoints as CHECKPOINT) averages its models' probabilities; a\n"
-    "manifest's thresholds are its stored ones.\n";
+    "manifest's thresholds are its stored ones.  --groups FILE (ELPV labels.csv: by cell\n"
+    "type; a ';' CSV: --groups-column, default its second column) adds \"groups\": every\n"
+    "label's metrics per group of images at the thresholds used.\n";
 
 int rn_cmd_eval(int argc, char **argv) {
     rn_infer_args a;
@@ -44,10 +50,11 @@ int rn_cmd_eval(int argc, char **argv) {
     int mode = LM_THR_STORED;
     double threshold = 0.5;
     unsigned long long seed = 0;
-    const char *v;
+    const char *v, *groups_file = NULL, *groups_column = NULL;
     static const char *const known[] = {"--csv",   "--root",    "--tta",     "--thresholds",
                                         "--threshold", "--seed", "--batch", "--threads",
-                                        "--backend", "--ensemble", "--help",  NULL};
+                                        "--backend", "--ensemble", "--groups", "--groups-column",
+                                        "--help",    NULL};
     for (int i = 1; i < argc; i++) {
         int m = rn_infer_option("eval", argc, argv, &i, &a);
         if (m == 0 && (m = rn_cli_value(argc, argv, &i, "--thresholds", &v)) == 1 &&
@@ -64,6 +71,8 @@ int rn_cmd_eval(int argc, char **argv) {
                 return RN_EXIT_USAGE;
             }
         }
+        if (m == 0 && (m = rn_cli_value(argc, argv, &i, "--groups", &v)) == 1) groups_file = v;
+        if (m == 0 && (m = rn_cli_value(argc, argv, &i, "--groups-column", &v)) == 1) groups_column = v;
         if (m == 0 && (m = rn_cli_value(argc, argv, &i, "--seed", &v)) == 1) {
             char *end;
             errno = 0;
@@ -95,12 +104,23 @@ int rn_cmd_eval(int argc, char **argv) {
         rn_cli_error("eval: %s", !a.checkpoint && !a.n_ensemble ? "no CHECKPOINT given" : "--csv FILE is required");
         return RN_EXIT_USAGE;
     }
+    if (groups_column && !groups_file) {
+        rn_cli_error("eval: --groups-column needs --groups FILE");
+        return RN_EXIT_USAGE;
+    }
 
     rn_infer_session s;
     lm_err e = {0};
     int status = RN_EXIT_FAIL;
-    char *text = NULL;
-    cJSON *doc = NULL;
+    char *text = NULL, *gtext = NULL;
+    cJSON *doc = NULL, *gdoc = NULL;
+    lm_groups groups = {0};
+    const char **names = NULL;
+    memset(&s, 0, sizeof s);
+    if (groups_file && lm_groups_load(groups_file, groups_column, &groups, &e)) { /* before the work */
+        rn_cli_error("eval: --groups: %s", e.msg);
+        return RN_EXIT_FAIL;
+    }
     if (rn_infer_session_load(&a, 0, NULL, 0, &s, &e)) {
         rn_cli_error("eval: %s", e.msg);
         goto out;
@@ -126,11 +146,23 @@ int rn_cmd_eval(int argc, char **argv) {
         rn_cli_error("eval: %s", e.msg);
         goto out;
     }
+    if (groups_file) {
+        if (!(names = calloc((size_t)r->n + 1, sizeof *names))) {
+            rn_cli_error("eval: out of memory");
+            goto out;
+        }
+        for (int64_t i = 0; i < r->n; i++) names[i] = r->index[i] < s.set.n ? s.set.names[r->index[i]] : NULL;
+        if (lm_groups_report(&groups, r->probs, r->targets, r->n, r->k, names,
+                             (const char *const *)s.model.labels, rep.thresholds, &gdoc, &gtext, &e)) {
+            rn_cli_error("eval: %s", e.msg);
+            goto out;
+        }
+    }
     lm_vreport_info info = {.checkpoint_file = a.checkpoint, .epoch = s.model.epoch,
                             .csv = a.csv, .root = a.root, .tta = a.tta, .views = r->views,
                             .loss = r->mean_loss, .seconds = r->seconds};
     if (!(doc = lm_vreport_json(&rep, (const char *const *)s.model.labels, &info)) ||
-        !(text = rn_json_print(doc, 1))) {
+        (gdoc && !cJSON_AddItemReferenceToObject(doc, "groups", gdoc)) || !(text = rn_json_print(doc, 1))) {
         rn_cli_error("eval: out of memory");
         goto out;
     }
@@ -142,6 +174,10 @@ int rn_cmd_eval(int argc, char **argv) {
 out:
     free(text);
     cJSON_Delete(doc);
+    cJSON_Delete(gdoc);
+    free(gtext);
+    free(names);
+    lm_groups_free(&groups);
     rn_infer_session_free(&s);
     return status;
 }

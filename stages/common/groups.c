@@ -1,10 +1,13 @@
 /* groups.c -- see groups.h. */
 #include "groups.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "csvparse.h"
+#include "metrics.h"
 #include "problems.h"
 
 void lm_groups_free(lm_groups *g) {
@@ -175,3 +178,97 @@ int lm_groups_find(const lm_groups *g, const char *name) {
     }
     return -1;
 }
+
+static int put_num(cJSON *o, const char *k, double v) {
+    cJSON *x = isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    if (x && cJSON_AddItemToObject(o, k, x)) return 0;
+    cJSON_Delete(x);
+    return 1;
+}
+
+int lm_groups_report(const lm_groups *g, const float *probs, const float *targets, int64_t n, int kk,
+                     const char *const *names, const char *const *labels, const float *thr, cJSON **doc,
+                     char **text, lm_err *err) {
+    *doc = NULL;
+    *text = NULL;
+    size_t k = (size_t)kk;
+    int *gid = malloc(((size_t)n + 1) * sizeof *gid);
+    float *P = malloc(((size_t)n * k + 1) * sizeof *P), *Y = malloc(((size_t)n * k + 1) * sizeof *Y);
+    char *t = NULL;
+    size_t tl = 0;
+    FILE *f = open_memstream(&t, &tl);
+    cJSON *d = cJSON_CreateObject(), *by = d ? cJSON_AddObjectToObject(d, "by") : NULL;
+    int rc = gid && P && Y && f && by ? 0 : lm_fail(err, LUMEN_ENOMEM, "out of memory");
+    int64_t missing = 0;
+    const char *first = NULL;
+    for (int64_t i = 0; rc == 0 && i < n; i++)
+        if ((gid[i] = names[i] ? lm_groups_find(g, names[i]) : -1) < 0 && !missing++)
+            first = names[i] ? names[i] : "(a sample without a name)";
+    if (rc == 0 && missing)
+        rc = lm_fail(err, LUMEN_EDATA, "groups: %s does not list %lld of the %lld images (the first: %s)",
+                     g->file, (long long)missing, (long long)n, first);
+    if (rc == 0) {
+        if (!cJSON_AddStringToObject(d, "file", g->file) || !cJSON_AddStringToObject(d, "column", g->column))
+            rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        fprintf(f, "per group (column '%s' of %s), at the thresholds above; F1/AP '-' without positives:\n"
+                   "  %-14s %-6s %-12s %-7s %-9s %-7s %-7s %-7s\n",
+                g->column, g->file, "group", "n", "label", "support", "precision", "recall", "f1", "ap");
+    }
+    for (size_t q = 0; rc == 0 && q < g->ngroups; q++) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (gid[i] == (int)q) {
+                memcpy(P + m * k, probs + i * k, k * sizeof *P);
+                memcpy(Y + m * k, targets + i * k, k * sizeof *Y);
+                m++;
+            }
+        if (!m) continue; /* a group with no image here */
+        lm_metrics x;
+        if ((rc = lm_metrics_compute(P, Y, m, (int)k, thr, &x, err))) break;
+        int all = 1;
+        for (size_t j = 0; j < k; j++)
+            if (!x.cls[j].support) {
+                x.cls[j].f1 = x.cls[j].ap = NAN;
+                all = 0;
+            }
+        if (!all) x.f1_mean = x.ap_mean = NAN;
+        cJSON *go = cJSON_AddObjectToObject(by, g->group[q]), *gl = go ? cJSON_AddObjectToObject(go, "labels") : NULL;
+        if (!gl || put_num(go, "n", (double)m)) {
+            rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t j = 0; j < k; j++) {
+            const lm_class_metrics *c = &x.cls[j];
+            cJSON *lo = cJSON_AddObjectToObject(gl, labels[j]);
+            if (!lo || put_num(lo, "support", (double)c->support) || put_num(lo, "precision", c->precision) ||
+                put_num(lo, "recall", c->recall) || put_num(lo, "f1", c->f1) || put_num(lo, "ap", c->ap)) {
+                rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+                break;
+            }
+            char f1s[16] = "-", aps[16] = "-";
+            if (isfinite(c->f1)) snprintf(f1s, sizeof f1s, "%.4f", c->f1);
+            if (isfinite(c->ap)) snprintf(aps, sizeof aps, "%.4f", c->ap);
+            fprintf(f, "  %-14s %-6lld %-12s %-7lld %-9.4f %-7.4f %-7s %-7s\n", j ? "" : g->group[q],
+                    j ? 0LL : (long long)m, labels[j], (long long)c->support, c->precision, c->recall, f1s, aps);
+        }
+        if (rc == 0 && (put_num(go, "f1_mean", x.f1_mean) || put_num(go, "ap_mean", x.ap_mean) ||
+                        put_num(go, "f1_micro", x.f1_micro)))
+            rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+        char fm[16] = "-";
+        if (isfinite(x.f1_mean)) snprintf(fm, sizeof fm, "%.4f", x.f1_mean);
+        fprintf(f, "  %-14s %-6s %-12s mean F1 %s, micro F1 %.4f\n", "", "", "", fm, x.f1_micro);
+    }
+    if (f && fclose(f) != 0 && rc == 0) rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+    free(gid);
+    free(P);
+    free(Y);
+    if (rc) {
+        cJSON_Delete(d);
+        free(t);
+        return rc;
+    }
+    *doc = d;
+    *text = t;
+    return 0;
+}
+

@@ -18,6 +18,9 @@
 #define LM_GROUPS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
 
 #include "lm_util.h"
 
@@ -43,5 +46,16 @@ int lm_groups_load(const char *path, const char *column, lm_groups *g, lm_err *e
 int lm_groups_find(const lm_groups *g, const char *name);
 
 void lm_groups_free(lm_groups *g);
+
+/* The breakdown of n samples (probabilities and 0/1 targets [n*k], names
+ * [n]) by g at the thresholds thr[k]: *doc {"file", "column", "by": {group:
+ * {"n", "labels": {label: {support, precision, recall, f1, ap}}, "f1_mean",
+ * "ap_mean", "f1_micro"}}} and *text, a table (the caller frees both).  A
+ * label without positives in a group has F1 and AP null, and so do the
+ * group's means; a group with no sample here is left out.  A sample the
+ * file does not list fails (LUMEN_EDATA) naming the first; LUMEN_ENOMEM. */
+int lm_groups_report(const lm_groups *g, const float *probs, const float *targets, int64_t n, int k,
+                     const char *const *names, const char *const *labels, const float *thr, cJSON **doc,
+                     char **text, lm_err *err);
 
 #endif /* LM_GROUPS_H */

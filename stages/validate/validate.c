@@ -233,97 +233,6 @@ static void collect_main(void *user, const char *key, double value, int main) {
     if (main) put_num(user, key, value);
 }
 
-/* ---------------------------------------------------------- groups -- */
-
-/* The per-group breakdown (o->groups) of the evaluated samples at the
- * reported thresholds: *doc (report.json "groups") and *text (appended to
- * report.txt).  A sample the file does not list fails naming it. */
-static int group_report(const validate_opts *o, const lm_groups *g, const lm_eval_result *r,
-                        const char *const *names, const char *const *labels, const float *thr, cJSON **doc,
-                        char **text, lm_err *err) {
-    *doc = NULL;
-    *text = NULL;
-    size_t k = (size_t)r->k;
-    int *gid = malloc(((size_t)r->n + 1) * sizeof *gid);
-    float *P = malloc(((size_t)r->n * k + 1) * sizeof *P), *Y = malloc(((size_t)r->n * k + 1) * sizeof *Y);
-    char *t = NULL;
-    size_t tl = 0;
-    FILE *f = open_memstream(&t, &tl);
-    cJSON *d = cJSON_CreateObject(), *by = d ? cJSON_AddObjectToObject(d, "by") : NULL;
-    int rc = gid && P && Y && f && by ? 0 : lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
-    int64_t missing = 0;
-    const char *first = NULL;
-    for (int64_t i = 0; rc == 0 && i < r->n; i++)
-        if ((gid[i] = names[i] ? lm_groups_find(g, names[i]) : -1) < 0 && !missing++)
-            first = names[i] ? names[i] : "(a sample without a name)";
-    if (rc == 0 && missing)
-        rc = lm_fail(err, LUMEN_EDATA, "groups: %s does not list %lld of the %lld validated images (the first: %s)",
-                     o->groups, (long long)missing, (long long)r->n, first);
-    if (rc == 0) {
-        put_str(d, "file", g->file);
-        put_str(d, "column", g->column);
-        fprintf(f, "per group (column '%s' of %s), at the thresholds above; F1/AP '-' without positives:\n"
-                   "  %-14s %-6s %-12s %-7s %-9s %-7s %-7s %-7s\n",
-                g->column, g->file, "group", "n", "label", "support", "precision", "recall", "f1", "ap");
-    }
-    for (size_t q = 0; rc == 0 && q < g->ngroups; q++) {
-        int64_t m = 0;
-        for (int64_t i = 0; i < r->n; i++)
-            if (gid[i] == (int)q) {
-                memcpy(P + m * k, r->probs + i * k, k * sizeof *P);
-                memcpy(Y + m * k, r->targets + i * k, k * sizeof *Y);
-                m++;
-            }
-        if (!m) continue; /* a group with no image here */
-        lm_metrics x;
-        if ((rc = lm_metrics_compute(P, Y, m, (int)k, thr, &x, err))) break;
-        int all = 1;
-        for (size_t j = 0; j < k; j++)
-            if (!x.cls[j].support) {
-                x.cls[j].f1 = x.cls[j].ap = NAN;
-                all = 0;
-            }
-        if (!all) x.f1_mean = x.ap_mean = NAN;
-        cJSON *go = cJSON_AddObjectToObject(by, g->group[q]), *gl = go ? cJSON_AddObjectToObject(go, "labels") : NULL;
-        if (!gl || put_num(go, "n", (double)m)) {
-            rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
-            break;
-        }
-        for (size_t j = 0; j < k; j++) {
-            const lm_class_metrics *c = &x.cls[j];
-            cJSON *lo = cJSON_AddObjectToObject(gl, labels[j]);
-            if (!lo || put_num(lo, "support", (double)c->support) || put_num(lo, "precision", c->precision) ||
-                put_num(lo, "recall", c->recall) || put_num(lo, "f1", c->f1) || put_num(lo, "ap", c->ap)) {
-                rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
-                break;
-            }
-            char f1s[16] = "-", aps[16] = "-";
-            if (isfinite(c->f1)) snprintf(f1s, sizeof f1s, "%.4f", c->f1);
-            if (isfinite(c->ap)) snprintf(aps, sizeof aps, "%.4f", c->ap);
-            fprintf(f, "  %-14s %-6lld %-12s %-7lld %-9.4f %-7.4f %-7s %-7s\n", j ? "" : g->group[q],
-                    j ? 0LL : (long long)m, labels[j], (long long)c->support, c->precision, c->recall, f1s, aps);
-        }
-        if (rc == 0 && (put_num(go, "f1_mean", x.f1_mean) || put_num(go, "ap_mean", x.ap_mean) ||
-                        put_num(go, "f1_micro", x.f1_micro)))
-            rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
-        char fm[16] = "-";
-        if (isfinite(x.f1_mean)) snprintf(fm, sizeof fm, "%.4f", x.f1_mean);
-        fprintf(f, "  %-14s %-6s %-12s mean F1 %s, micro F1 %.4f\n", "", "", "", fm, x.f1_micro);
-    }
-    if (f && fclose(f) != 0 && rc == 0) rc = lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
-    free(gid);
-    free(P);
-    free(Y);
-    if (rc) {
-        cJSON_Delete(d);
-        free(t);
-        return rc;
-    }
-    *doc = d;
-    *text = t;
-    return 0;
-}
-
 static int write_outputs(const validate_opts *o, const lm_infer_model *m,
                          const validate_result *res, const char *ckpt_file,
                          const lm_ensemble *ens, cJSON *groups, const char *groups_text, lm_err *err) {
@@ -512,8 +421,9 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     }
     for (int64_t i = 0; i < r.n; i++)
         names[i] = r.names ? r.names[i] : src.set.names && r.index[i] < src.set.n ? src.set.names[r.index[i]] : NULL;
-    if (o->groups && (rc = group_report(o, &groups, &r, names, (const char *const *)m.labels,
-                                        res->report.thresholds, &gdoc, &gtext, err)))
+    if (o->groups && (rc = lm_groups_report(&groups, r.probs, r.targets, r.n, r.k, names,
+                                            (const char *const *)m.labels, res->report.thresholds, &gdoc,
+                                            &gtext, err)))
         goto out;
     res->seconds = lm_now() - t0;
     if ((rc = write_outputs(o, &m, res, ckpt_file, ens.n_models ? &ens : NULL, gdoc, gtext, err))) goto out;

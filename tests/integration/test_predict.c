@@ -434,6 +434,46 @@ static void test_eval_json(void **state) {
     check_section(get(doc, "chosen"), rows, q);
     cJSON_Delete(doc);
     hx_result_free(&r);
+
+    /* --groups: a, c, e are "north", b, d, f "south" (no crack there):
+     * each group's counts and F1 at the stored thresholds, recomputed */
+    char *gp = hx_join(f->tmp, "sites.csv");
+    hx_write(gp, "filename;site\nimages/a.png;north\nimages/b.png;south\nimages/c.png;north\n"
+                 "images/d.png;south\nimages/e.png;north\nimages/f.png;south\n");
+    hx_runner(&r, f->tmp, NULL, NULL, "eval", f->ckpt, "--csv", "labels.csv", "--groups", "sites.csv", NULL);
+    hx_assert_ran(&r, "eval --groups");
+    doc = cJSON_Parse(r.out);
+    assert_non_null(doc);
+    const cJSON *by = get(get(doc, "groups"), "by");
+    const char *site[2] = {"north", "south"};
+    for (int g = 0; g < 2; g++) {
+        float gp_[NIMG * 2], gy[NIMG * 2];
+        int m = 0;
+        for (int i = g; i < NIMG; i += 2, m++)
+            for (int j = 0; j < 2; j++) gp_[m * 2 + j] = rows[i].p[j], gy[m * 2 + j] = (float)IMGS[i].y[j];
+        lm_metrics x;
+        assert_int_equal(lm_metrics_compute(gp_, gy, m, 2, THRESHOLDS, &x, &e), 0);
+        const cJSON *go = get(by, site[g]);
+        assert_true(get(go, "n")->valuedouble == 3);
+        for (int j = 0; j < 2; j++) {
+            const cJSON *lo = get(get(go, "labels"), j ? "inactive" : "crack");
+            assert_true(get(lo, "support")->valuedouble == (double)x.cls[j].support);
+            if (x.cls[j].support) assert_float_equal(get(lo, "f1")->valuedouble, x.cls[j].f1, 1e-12);
+            else assert_true(cJSON_IsNull(get(lo, "f1")) && cJSON_IsNull(get(lo, "ap")));
+        }
+        if (g == 1) assert_true(cJSON_IsNull(get(go, "f1_mean"))); /* no crack in the south */
+        else assert_float_equal(get(go, "f1_mean")->valuedouble, x.f1_mean, 1e-12);
+    }
+    cJSON_Delete(doc);
+    hx_result_free(&r);
+    /* an image the file does not list: the error names it */
+    hx_write(gp, "filename;site\nimages/a.png;north\n");
+    hx_runner(&r, f->tmp, NULL, NULL, "eval", f->ckpt, "--csv", "labels.csv", "--groups", "sites.csv", NULL);
+    assert_int_not_equal(r.exit_code, 0);
+    if (!strstr(r.err, "sites.csv does not list 5 of the 6 images (the first: images/b.png)"))
+        fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    free(gp);
 }
 
 static void test_eval_errors_name_the_file(void **state) {
