@@ -250,13 +250,7 @@ static int score_groups(const cv *c, const float *P, const float *Y, const uint8
             if (!m) continue;
             lm_metrics x;
             if ((rc = lm_metrics_compute(Pg, Yg, m, (int)k, folds[f].thresholds, &x, e))) break;
-            int all = 1;
-            for (size_t j = 0; j < k; j++)
-                if (x.cls[j].support == 0) {
-                    x.cls[j].f1 = x.cls[j].ap = NAN;
-                    all = 0;
-                }
-            if (!all) x.f1_mean = x.ap_mean = NAN;
+            lm_groups_undefined(&x);
             for (size_t j = 0; j < base; j++) o[j * (size_t)K + (size_t)f] = fold_metric(&x, (int)k, (int)j);
         }
     free(Pg);

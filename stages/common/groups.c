@@ -179,6 +179,16 @@ int lm_groups_find(const lm_groups *g, const char *name) {
     return -1;
 }
 
+void lm_groups_undefined(lm_metrics *x) {
+    int all = 1;
+    for (int j = 0; j < x->k; j++)
+        if (!x->cls[j].support) {
+            x->cls[j].f1 = x->cls[j].ap = NAN;
+            all = 0;
+        }
+    if (!all) x->f1_mean = x->ap_mean = NAN;
+}
+
 static int put_num(cJSON *o, const char *k, double v) {
     cJSON *x = isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
     if (x && cJSON_AddItemToObject(o, k, x)) return 0;
@@ -225,13 +235,7 @@ int lm_groups_report(const lm_groups *g, const float *probs, const float *target
         if (!m) continue; /* a group with no image here */
         lm_metrics x;
         if ((rc = lm_metrics_compute(P, Y, m, (int)k, thr, &x, err))) break;
-        int all = 1;
-        for (size_t j = 0; j < k; j++)
-            if (!x.cls[j].support) {
-                x.cls[j].f1 = x.cls[j].ap = NAN;
-                all = 0;
-            }
-        if (!all) x.f1_mean = x.ap_mean = NAN;
+        lm_groups_undefined(&x);
         cJSON *go = cJSON_AddObjectToObject(by, g->group[q]), *gl = go ? cJSON_AddObjectToObject(go, "labels") : NULL;
         if (!gl || put_num(go, "n", (double)m)) {
             rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");

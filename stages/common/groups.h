@@ -47,6 +47,12 @@ int lm_groups_find(const lm_groups *g, const char *name);
 
 void lm_groups_free(lm_groups *g);
 
+/* A group's metrics x (lm_metrics_compute on its samples): F1 and AP of a
+ * label without positives there become NAN, and so do the mean F1 and mean
+ * AP (undefined, and a mean over fewer labels would not compare). */
+struct lm_metrics;
+void lm_groups_undefined(struct lm_metrics *x);
+
 /* The breakdown of n samples (probabilities and 0/1 targets [n*k], names
  * [n]) by g at the thresholds thr[k]: *doc {"file", "column", "by": {group:
  * {"n", "labels": {label: {support, precision, recall, f1, ap}}, "f1_mean",
