@@ -640,9 +640,6 @@ static char *trial_defining(const cJSON *x, const char *id) {
     return r;
 }
 
-/* sweep.json: the resolved spec and the command line's sets; a resumed
- * sweep must match it in everything that defines its trials (groups may
- * change: they only score them; sweep.json then records the new ones). */
 /* The trials' stages as the first configuration resolves them (before its
  * own and the fold's sets): id, stage, version and parameters. */
 static cJSON *trial_stages(const rn_plan *tp) {
@@ -690,6 +687,10 @@ static char *stages_diff(const cJSON *was, const cJSON *now) {
     return NULL;
 }
 
+/* sweep.json: the resolved spec, the command line's sets and the trials'
+ * stages; a resumed sweep must match it in everything that defines its
+ * trials (groups may change: they only score them; sweep.json then records
+ * the new ones). */
 static int record_spec(sweep *w, lm_err *e) {
     char *path = lm_path_join(w->env->run_dir, "sweep.json");
     cJSON *now = cJSON_CreateObject();
