@@ -41,8 +41,8 @@
 -- by +0.022 +- 0.017 (inactive AP +0.033 +- 0.013), mean F1 +0.007 +- 0.058,
 -- nothing worse: it joined the recipe on 2026-12-07, on the same weak rule
 -- as 30 epochs and the focal loss.  Lighter dropout / weight decay, 45
--- epochs (light_study.lua) and focal gamma 1 or 3 (gamma_study.lua) did not
--- help.
+-- epochs (light_study.lua), focal gamma 1 or 3 (gamma_study.lua) and
+-- photometric augmentation (photo_study.lua) did not help.
 --
 -- Measured (2026-12-07, ../shared/data/elpv, 1700 cells, seed 1; 2-core
 -- "Intel(R) Xeon(R) Processor" (AVX-512); reg_study.lua's smooth0.1 arm,

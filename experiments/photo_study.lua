@@ -15,7 +15,20 @@
 -- combination, thresholds nested) of the three, paired by fold, every
 -- score also per cell type.
 --
--- Measured: see the README's results paragraph (filled in once run).
+-- Measured (2026-12-07, ../shared/data/elpv, 1,700 cells, seed 1; 2-core
+-- "Intel(R) Xeon(R) Processor" (AVX-512), 2 trials at a time with 1 thread
+-- each; 1,706 s, ~200 s per trial):
+--            f1_mean [95% t]        paired diff       crack F1 (diff)           inactive F1 (diff)        ap_mean (diff)
+--   control  0.754 [0.727, 0.780]   --                0.693                     0.814                     0.823
+--   mild     0.763 [0.744, 0.782]   +0.010 +- 0.021   0.696 (+0.004 +- 0.022)   0.830 (+0.015 +- 0.038)   0.825 (+0.002 +- 0.011)
+--   strong   0.748 [0.698, 0.799]   -0.005 +- 0.051   0.698 (+0.006 +- 0.015)   0.798 (-0.016 +- 0.095)   0.812 (-0.011 +- 0.011)
+-- Polycrystalline crack F1: control 0.622, mild 0.617 (-0.005 +- 0.048),
+-- strong 0.622 (-0.000 +- 0.042).  The control reproduced smooth_study's
+-- to the digit (0.7535).
+-- Conclusion: photometric augmentation does not reach the polycrystalline
+-- cracks; "mild" is +0.010 mean F1 inside its interval with the same AP,
+-- "strong" lowers the mean AP to the edge of its interval.  best.lua
+-- unchanged (its rule asks for a threshold-free gain beyond its interval).
 --   runner experiments/photo_study.lua --set crossval.parallel=2 --threads 2
 --   runner experiments/photo_study.lua --smoke     # < 1 min
 local lumen = require "lumen"
