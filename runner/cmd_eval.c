@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "groups.h"
 #include "commands.h"
+#include "groups.h"
 #include "infer_cli.h"
 #include "jsonutil.h"
 #include "valreport.h"

@@ -167,8 +167,8 @@ static void print_sweep(const rn_sweep_spec *sp, const rn_experiment *x) {
     if (sp->folds >= 2)
         printf("\n    cross-validation: %d folds (%s.split.folds / split.fold set per trial)", sp->folds,
                sp->fold_stage);
-    if (sp->groups_file)
-        printf("\n    scores also per group: column '%s' of %s", sp->groups_column, sp->groups_file);
+    if (sp->groups)
+        printf("\n    scores also per group: column '%s' of %s", sp->groups->column, sp->groups->file);
     printf("\n    stages per trial:");
     for (size_t i = x->sweep->first; i < x->n; i++) printf(" %s", x->stages[i].id);
     printf(" (the plan above shows the first configuration's)\n");

@@ -79,8 +79,8 @@ typedef struct cv {
     double *ens;         /* [config][metric][fold] */
     int ens_skipped;     /* a configuration's seeds had different folds */
     /* spec groups: the metrics again per group (base_metrics each) */
-    lm_groups groups;
-    size_t ng;           /* 0: no breakdown */
+    const lm_groups *groups; /* sp->groups */
+    size_t ng;               /* its groups; 0: no breakdown */
 } cv;
 
 static double *val_at(cv *c, size_t cfg, size_t m, size_t rep) {
@@ -104,7 +104,7 @@ static int set_labels(cv *c, const lm_preds *p, const char *path, lm_err *e) {
     size_t base = base_metrics(c->k);
     for (size_t m = 0; m < c->nm; m++) {
         char *nm = metric_name((const char *const *)c->labels, c->k, (int)(m % base));
-        c->mnames[m] = nm && m >= base ? lm_sprintf("%s[%s]", nm, c->groups.group[m / base - 1]) : nm;
+        c->mnames[m] = nm && m >= base ? lm_sprintf("%s[%s]", nm, c->groups->group[m / base - 1]) : nm;
         if (m >= base) free(nm);
         if (!c->mnames[m]) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     }
@@ -210,19 +210,20 @@ static char *preds_path(const cv *c, size_t n) {
     return lm_sprintf("%s/trials/%zu/%s/report/predictions.json", c->env->run_dir, n, c->vid);
 }
 
-/* With spec groups: the group of each of the n rows (names in row order)
- * into gid[n]; a record the groups file does not list fails naming it. */
-static int row_groups(const cv *c, const lm_preds *p, int K, int *gid, lm_err *e) {
-    int64_t q = 0, missing = 0;
-    const char *first = NULL;
+/* With spec groups: the group of each of the n rows (the folds' records in
+ * row order) into gid[n]; a record the groups file does not list fails
+ * naming it. */
+static int row_groups(const cv *c, const lm_preds *p, int K, int64_t n, int *gid, lm_err *e) {
+    const char **names = malloc(((size_t)n + 1) * sizeof *names);
+    if (!names) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    int64_t q = 0;
     for (int f = 0; f < K; f++)
-        for (int64_t i = 0; i < p[f].n; i++, q++)
-            if ((gid[q] = lm_groups_find(&c->groups, p[f].names[i])) < 0 && !missing++) first = p[f].names[i];
-    if (missing)
-        return lm_fail(e, LUMEN_EDATA,
-                       "%s:%d: crossval groups: %s does not list %lld of the %lld scored records (the first: %s)",
-                       c->sp->file, c->sp->line, c->groups.file, (long long)missing, (long long)q, first);
-    return 0;
+        for (int64_t i = 0; i < p[f].n; i++) names[q++] = p[f].names[i];
+    lm_err ae = {0};
+    int rc = lm_groups_assign(c->groups, names, n, "scored records", gid, &ae);
+    if (rc) rc = lm_fail(e, rc, "%s:%d: crossval groups: %s", c->sp->file, c->sp->line, ae.msg);
+    free(names);
+    return rc;
 }
 
 /* The group breakdown of one scored (configuration, seed): fold f's
@@ -316,7 +317,7 @@ static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e)
     lm_cv_fold folds[LM_CROSSVAL_MAX_FOLDS_RN];
     lm_metrics pooled;
     if (rc == 0) rc = lm_crossval_nested(P, Y, F, n, (int)k, K, folds, &pooled, e);
-    if (rc == 0 && c->ng) rc = row_groups(c, p, K, gid, e);
+    if (rc == 0 && c->ng) rc = row_groups(c, p, K, n, gid, e);
     if (rc == 0 && c->ng) rc = score_groups(c, P, Y, F, gid, n, folds, K, gv, e);
     if (rc == 0 && (rc = oof_grow(c, (size_t)maxi + 1)))
         rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
@@ -675,17 +676,11 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
     if (sp->folds > LM_CROSSVAL_MAX_FOLDS_RN) return lm_fail(e, LUMEN_EINVAL, "crossval: too many folds");
     /* every fold is scored on its last epoch (sweep.c sets checkpoint=last) */
     cv c = {.sp = sp, .env = env, .vid = vs->id, .ckpt = "last",
-            .reps = rn_sweep_reps(sp)};
+            .reps = rn_sweep_reps(sp), .groups = sp->groups, .ng = sp->groups ? sp->groups->ngroups : 0};
     size_t nc = sp->n_configs, ns = sp->n_seeds;
     c.have = calloc(nc * ns + 1, sizeof *c.have);
     c.pooled = calloc(nc * ns + 1, sizeof *c.pooled);
     int rc = c.have && c.pooled ? 0 : lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    if (rc == 0 && sp->groups_file) {
-        lm_err ge = {0};
-        if ((rc = lm_groups_load(sp->groups_file, sp->groups_column, &c.groups, &ge)))
-            rc = lm_fail(e, rc, "%s:%d: crossval groups: %s", sp->file, sp->line, ge.msg);
-        c.ng = c.groups.ngroups;
-    }
     if (nt < nc * c.reps) rc = lm_fail(e, LUMEN_EINVAL, "crossval: %zu trials for %zu", nt, nc * c.reps);
     for (size_t cf = 0; rc == 0 && cf < nc; cf++)
         for (size_t s = 0; rc == 0 && s < ns; s++) rc = score_cell(&c, cf, s, t, e);
@@ -736,15 +731,15 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
     }
     if (c.ng) {
         cJSON *gr = cJSON_AddObjectToObject(doc, "groups");
-        cJSON_AddStringToObject(gr, "file", c.groups.file);
-        cJSON_AddStringToObject(gr, "column", c.groups.column);
+        cJSON_AddStringToObject(gr, "file", c.groups->file);
+        cJSON_AddStringToObject(gr, "column", c.groups->column);
         cJSON *gn = cJSON_AddArrayToObject(gr, "names");
         fprintf(term, "per group (column '%s' of %s; metric[group]): each fold's records of the group at that "
                       "fold's thresholds; F1 and AP of a label without positives there are left out:",
-                c.groups.column, c.groups.file);
+                c.groups->column, c.groups->file);
         for (size_t g = 0; g < c.ng; g++) {
-            cJSON_AddItemToArray(gn, cJSON_CreateString(c.groups.group[g]));
-            fprintf(term, "%s %s", g ? "," : "", c.groups.group[g]);
+            cJSON_AddItemToArray(gn, cJSON_CreateString(c.groups->group[g]));
+            fprintf(term, "%s %s", g ? "," : "", c.groups->group[g]);
         }
         fprintf(term, "\n");
     }
@@ -866,6 +861,5 @@ out:
     free(c.oof_y);
     free(c.oof_cnt);
     free(c.ens);
-    lm_groups_free(&c.groups);
     return rc;
 }

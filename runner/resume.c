@@ -35,15 +35,78 @@ static char *text_of(const cJSON *v) {
     return v ? cJSON_PrintUnformatted(v) : lm_strdup("absent");
 }
 
-static int differ(const char *run, const char *what, const cJSON *was, const cJSON *now, lm_err *e) {
+/* Where a recorded value comes from, for "--resume RUN: <who><what> is A
+ * in <where> but B now". */
+typedef struct place {
+    const char *run, *who, *where;
+} place;
+
+static int differ_at(const place *pl, const char *what, const cJSON *was, const cJSON *now, lm_err *e) {
     char *a = text_of(was), *b = text_of(now);
     int rc = lm_fail(e, LUMEN_EINVAL,
-                     "--resume %s: %s is %s in the run's config.json but %s now (resume with the experiment, "
-                     "--set and --smoke as the run had them)",
-                     run, what, a ? a : "?", b ? b : "?");
+                     "--resume %s: %s%s is %s in %s but %s now (resume with the experiment, --set and --smoke as the "
+                     "run had them)",
+                     pl->run, pl->who, what, a ? a : "?", pl->where, b ? b : "?");
     free(a);
     free(b);
     return rc;
+}
+
+static int differ(const char *run, const char *what, const cJSON *was, const cJSON *now, lm_err *e) {
+    place pl = {run, "", "the run's config.json"};
+    return differ_at(&pl, what, was, now, e);
+}
+
+/* Compares the plan's stages with a recorded "stages" list (config.json's,
+ * or a sweep's trial_stages): id, stage, version and every parameter; 0 or
+ * the first difference. */
+static int compare_stages(const rn_plan *p, const cJSON *stages, const place *pl, lm_err *e) {
+    int rc = 0;
+    size_t n = (size_t)cJSON_GetArraySize(stages);
+    for (size_t i = 0; i < p->n || i < n; i++) {
+        const cJSON *cs = cJSON_GetArrayItem(stages, (int)i);
+        const rn_plan_stage *s = i < p->n ? &p->stages[i] : NULL;
+        if (!cs || !s) {
+            char what[64];
+            snprintf(what, sizeof what, "stage %zu", i + 1);
+            cJSON *sid = s ? cJSON_CreateString(s->id) : NULL;
+            rc = differ_at(pl, what, cs ? rn_json_item(cs, "id") : NULL, sid, e);
+            cJSON_Delete(sid);
+            return rc;
+        }
+        const char *fields[][2] = {{"id", s->id}, {"stage", s->desc->name}, {"version", s->desc->version}};
+        for (int f = 0; f < 3; f++) {
+            cJSON *v = cJSON_CreateString(fields[f][1]);
+            if (!cJSON_Compare(rn_json_item(cs, fields[f][0]), v, 1)) {
+                char what[160];
+                snprintf(what, sizeof what, "stage %zu's %s", i + 1, fields[f][0]);
+                rc = differ_at(pl, what, rn_json_item(cs, fields[f][0]), v, e);
+            }
+            cJSON_Delete(v);
+            if (rc) return rc;
+        }
+        /* every key of either side, in sorted order (both are sorted) */
+        const cJSON *was = rn_json_item(cs, "params");
+        cJSON *keys = cJSON_CreateObject();
+        for (const cJSON *c = was ? was->child : NULL; c; c = c->next)
+            if (!rn_json_item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
+        for (const cJSON *c = s->params->child; c; c = c->next)
+            if (!rn_json_item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
+        cJSON *sorted = rn_json_sorted(keys);
+        cJSON_Delete(keys);
+        if (!sorted) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        for (const cJSON *k = sorted->child; k && rc == 0; k = k->next) {
+            const cJSON *a = rn_json_item(was, k->string), *b = rn_json_item(s->params, k->string);
+            if (!a || !b || !cJSON_Compare(a, b, 1)) {
+                char *what = lm_sprintf("%s.%s", s->id, k->string);
+                rc = what ? differ_at(pl, what, a, b, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+                free(what);
+            }
+        }
+        cJSON_Delete(sorted);
+        if (rc) return rc;
+    }
+    return 0;
 }
 
 /* Compares plan and config.json; 0 or the first difference. */
@@ -71,51 +134,13 @@ static int compare(const rn_plan *p, const cJSON *cfg, const char *run, FILE *wa
     const cJSON *stages = rn_json_item(cfg, "stages");
     if (!cJSON_IsArray(stages))
         return lm_fail(e, LUMEN_EDATA, "--resume %s: config.json has no \"stages\" list", run);
-    size_t n = (size_t)cJSON_GetArraySize(stages);
-    for (size_t i = 0; i < p->n || i < n; i++) {
-        const cJSON *cs = cJSON_GetArrayItem(stages, (int)i);
-        const rn_plan_stage *s = i < p->n ? &p->stages[i] : NULL;
-        if (!cs || !s) {
-            char what[64];
-            snprintf(what, sizeof what, "stage %zu", i + 1);
-            cJSON *sid = s ? cJSON_CreateString(s->id) : NULL;
-            rc = differ(run, what, cs ? rn_json_item(cs, "id") : NULL, sid, e);
-            cJSON_Delete(sid);
-            return rc;
-        }
-        const char *fields[][2] = {{"id", s->id}, {"stage", s->desc->name}, {"version", s->desc->version}};
-        for (int f = 0; f < 3; f++) {
-            cJSON *v = cJSON_CreateString(fields[f][1]);
-            if (!cJSON_Compare(rn_json_item(cs, fields[f][0]), v, 1)) {
-                char what[160];
-                snprintf(what, sizeof what, "stage %zu's %s", i + 1, fields[f][0]);
-                rc = differ(run, what, rn_json_item(cs, fields[f][0]), v, e);
-            }
-            cJSON_Delete(v);
-            if (rc) return rc;
-        }
-        /* every key of either side, in sorted order (both are sorted) */
-        const cJSON *was = rn_json_item(cs, "params");
-        cJSON *keys = cJSON_CreateObject();
-        for (const cJSON *c = was ? was->child : NULL; c; c = c->next)
-            if (!rn_json_item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
-        for (const cJSON *c = s->params->child; c; c = c->next)
-            if (!rn_json_item(keys, c->string)) cJSON_AddNullToObject(keys, c->string);
-        cJSON *sorted = rn_json_sorted(keys);
-        cJSON_Delete(keys);
-        if (!sorted) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-        for (const cJSON *k = sorted->child; k && rc == 0; k = k->next) {
-            const cJSON *a = rn_json_item(was, k->string), *b = rn_json_item(s->params, k->string);
-            if (!a || !b || !cJSON_Compare(a, b, 1)) {
-                char *what = lm_sprintf("%s.%s", s->id, k->string);
-                rc = what ? differ(run, what, a, b, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
-                free(what);
-            }
-        }
-        cJSON_Delete(sorted);
-        if (rc) return rc;
-    }
-    return 0;
+    place pl = {run, "", "the run's config.json"};
+    return compare_stages(p, stages, &pl, e);
+}
+
+int rn_resume_check_trial_stages(const rn_plan *trial_plan, const cJSON *stages, const char *run, lm_err *e) {
+    place pl = {run, "the trials' ", "the run"};
+    return compare_stages(trial_plan, stages, &pl, e);
 }
 
 int rn_resume_open(const rn_plan *p, const char *run, int has_sweep, FILE *warn, rn_resume **out, lm_err *e) {

@@ -54,4 +54,10 @@ typedef struct rn_resume {
 int rn_resume_open(const rn_plan *p, const char *run, int has_sweep, FILE *warn, rn_resume **out, lm_err *e);
 void rn_resume_free(rn_resume *r);
 
+/* A resumed sweep's check of the stages inside it: trial_plan against the
+ * "stages" list its sweep.json recorded (rn_plan_json's shape).  0, or
+ * LUMEN_EINVAL naming the first difference ("--resume RUN: the trials'
+ * train.epochs is 30 in the run but 40 now ..."). */
+int rn_resume_check_trial_stages(const rn_plan *trial_plan, const cJSON *stages, const char *run, lm_err *e);
+
 #endif /* RN_RESUME_H */

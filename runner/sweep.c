@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "executor.h"
-#include "groups.h"
 #include "jsonutil.h"
 #include "suggest.h"
 
@@ -34,8 +33,8 @@ void rn_sweep_spec_free(rn_sweep_spec *s) {
     free(s->fold_validate);
     for (size_t i = 0; s->score && i < s->n_score; i++) free(s->score[i]);
     free(s->score);
-    free(s->groups_file);
-    free(s->groups_column);
+    lm_groups_free(s->groups);
+    free(s->groups);
     cJSON_Delete(s->json);
     free(s);
 }
@@ -407,18 +406,14 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
                          sp->file, sp->line);
             goto out;
         }
-        lm_groups g;
-        lm_err ge = {0};
-        int grc = lm_groups_load(file->valuestring, col ? col->valuestring : NULL, &g, &ge);
-        if (grc) {
-            rc = lm_fail(e, grc, "%s:%d: crossval groups: %s", sp->file, sp->line, ge.msg);
+        if (!(sp->groups = calloc(1, sizeof *sp->groups))) {
+            rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
             goto out;
         }
-        sp->groups_file = lm_strdup(file->valuestring);
-        sp->groups_column = lm_strdup(g.column);
-        lm_groups_free(&g);
-        if (!sp->groups_file || !sp->groups_column) {
-            rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        lm_err ge = {0};
+        int grc = lm_groups_load(file->valuestring, col ? col->valuestring : NULL, sp->groups, &ge);
+        if (grc) {
+            rc = lm_fail(e, grc, "%s:%d: crossval groups: %s", sp->file, sp->line, ge.msg);
             goto out;
         }
     }

@@ -49,6 +49,7 @@
 #include <cjson/cJSON.h>
 
 #include "experiment.h"
+#include "groups.h"
 #include "lm_util.h"
 #include "plugin_loader.h"
 #include "plan.h"
@@ -103,9 +104,9 @@ typedef struct rn_sweep_spec {
     char **score;
     size_t n_score;
     /* crossval `groups`: every metric also per group of images (groups.h),
-     * each fold's records of a group at that fold's nested thresholds.
-     * NULL: no breakdown.  Checked (loaded) when the spec is read. */
-    char *groups_file, *groups_column;
+     * each fold's records of a group at that fold's nested thresholds;
+     * loaded when the spec is read.  NULL: no breakdown. */
+    lm_groups *groups;
 } rn_sweep_spec;
 
 /* Trials per configuration: seeds x folds (folds < 2: seeds).  Repetition

@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "jsonutil.h"
 #include "paths.h"
+#include "resume.h"
 #include "signals.h"
 #include "store.h"
 #include "track.h"
@@ -623,11 +624,13 @@ static int loop(sweep *w, lm_err *e) {
 }
 
 /* x without what only scores the trials (crossval groups: the spec's
- * "groups" and a --set <id>.groups=...), canonical; NULL on OOM. */
+ * "groups" and a --set <id>.groups=...) and without trial_stages (compared
+ * by rn_resume_check_trial_stages), canonical; NULL on OOM. */
 static char *trial_defining(const cJSON *x, const char *id) {
     cJSON *c = cJSON_Duplicate(x, 1);
     if (!c) return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "spec"), "groups");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "trial_stages"); /* checked on their own */
     cJSON *sets = cJSON_GetObjectItemCaseSensitive(c, "sets");
     char *pre = lm_sprintf("%s.groups=", id);
     for (int i = cJSON_GetArraySize(sets) - 1; pre && i >= 0; i--) {
@@ -638,53 +641,6 @@ static char *trial_defining(const cJSON *x, const char *id) {
     free(pre);
     cJSON_Delete(c);
     return r;
-}
-
-/* The trials' stages as the first configuration resolves them (before its
- * own and the fold's sets): id, stage, version and parameters. */
-static cJSON *trial_stages(const rn_plan *tp) {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && tp && i < tp->n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        if (!o) break;
-        cJSON_AddItemToArray(a, o);
-        cJSON_AddStringToObject(o, "id", tp->stages[i].id);
-        cJSON_AddStringToObject(o, "stage", tp->stages[i].desc->name);
-        cJSON_AddStringToObject(o, "version", tp->stages[i].desc->version ? tp->stages[i].desc->version : "");
-        cJSON_AddItemToObject(o, "params", cJSON_Duplicate(tp->stages[i].params, 1));
-    }
-    return a;
-}
-
-/* The first difference between two trial_stages arrays, as a message. */
-static char *stages_diff(const cJSON *was, const cJSON *now) {
-    int n = cJSON_GetArraySize(was), m = cJSON_GetArraySize(now);
-    for (int i = 0; i < n || i < m; i++) {
-        const cJSON *a = cJSON_GetArrayItem(was, i), *b = cJSON_GetArrayItem(now, i);
-        const char *ia = a ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "id")) : NULL;
-        const char *ib = b ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id")) : NULL;
-        if (!a || !b || !ia || !ib || strcmp(ia, ib) != 0)
-            return lm_sprintf("the trials' stage %d is %s in the run but %s now", i + 1, ia ? ia : "absent",
-                              ib ? ib : "absent");
-        const char *keys[] = {"stage", "version"};
-        for (int k = 0; k < 2; k++)
-            if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(a, keys[k]), cJSON_GetObjectItemCaseSensitive(b, keys[k]), 1))
-                return lm_sprintf("the trials' stage %s has another %s now", ia, keys[k]);
-        const cJSON *pa = cJSON_GetObjectItemCaseSensitive(a, "params"), *pb = cJSON_GetObjectItemCaseSensitive(b, "params");
-        for (int pass = 0; pass < 2; pass++)
-            for (const cJSON *c = (pass ? pb : pa) ? (pass ? pb : pa)->child : NULL; c; c = c->next) {
-                const cJSON *x = cJSON_GetObjectItemCaseSensitive(pa, c->string);
-                const cJSON *y = cJSON_GetObjectItemCaseSensitive(pb, c->string);
-                if (x && y && cJSON_Compare(x, y, 1)) continue;
-                char *sx = x ? cJSON_PrintUnformatted(x) : NULL, *sy = y ? cJSON_PrintUnformatted(y) : NULL;
-                char *msg = lm_sprintf("the trials' %s.%s is %s in the run but %s now", ia, c->string,
-                                       sx ? sx : "unset", sy ? sy : "unset");
-                free(sx);
-                free(sy);
-                return msg;
-            }
-    }
-    return NULL;
 }
 
 /* sweep.json: the resolved spec, the command line's sets and the trials'
@@ -706,13 +662,16 @@ static int record_spec(sweep *w, lm_err *e) {
         cJSON_AddItemToArray(sets, cJSON_CreateString(w->r->user_sets->v[i]));
     cJSON_AddNumberToObject(now, "configurations", (double)w->sp->n_configs);
     cJSON_AddNumberToObject(now, "trials", (double)w->nt);
-    cJSON_AddItemToObject(now, "trial_stages", trial_stages(w->r->trial_plan));
+    cJSON *tp = w->r->trial_plan ? rn_plan_json(w->r->trial_plan) : NULL;
+    cJSON_AddItemToObject(now, "trial_stages",
+                          tp ? cJSON_DetachItemFromObjectCaseSensitive(tp, "stages") : cJSON_CreateArray());
+    cJSON_Delete(tp);
     cJSON *was = NULL;
     lm_err ignored = {0};
     int rc = 0;
     if (w->r->resumed && rn_json_read_file(path, &was, &ignored) == 0) {
         const cJSON *ws = cJSON_GetObjectItemCaseSensitive(was, "trial_stages");
-        char *why = ws ? stages_diff(ws, cJSON_GetObjectItemCaseSensitive(now, "trial_stages")) : NULL;
+        if (ws && w->r->trial_plan) rc = rn_resume_check_trial_stages(w->r->trial_plan, ws, w->env->run_dir, e);
         if (!ws) { /* a run from before sweep.json recorded them: keep it that way */
             cJSON_DeleteItemFromObjectCaseSensitive(now, "trial_stages");
             fprintf(w->r->term, "[%s] warning: the run's sweep.json does not record its trials' stage parameters "
@@ -720,20 +679,14 @@ static int record_spec(sweep *w, lm_err *e) {
                     w->sp->id);
         }
         char *a = trial_defining(was, w->sp->id), *b = trial_defining(now, w->sp->id);
-        if (why)
-            rc = lm_fail(e, LUMEN_EINVAL,
-                         "--resume: %s: resume with the experiment file (and --set arguments) the run started with",
-                         why);
-        else if (!a || !b) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
-        else if (strcmp(a, b) != 0)
+        if (rc == 0 && (!a || !b)) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        if (rc == 0 && strcmp(a, b) != 0)
             rc = lm_fail(e, LUMEN_EINVAL,
                          "--resume: the sweep differs from the one the run started (its sweep.json): resume with the "
                          "same experiment file and --set arguments (crossval groups may differ)");
-        else
-            rc = rn_json_write_atomic(path, now, e);
+        if (rc == 0) rc = rn_json_write_atomic(path, now, e);
         free(a);
         free(b);
-        free(why);
     } else {
         rc = rn_json_write_atomic(path, now, e);
     }

@@ -112,6 +112,7 @@ void lm_labels_free(lm_label_table *t) {
     }
     for (size_t i = 0; i < t->nlabels && t->label_names; i++) free(t->label_names[i]);
     free(t->label_names);
+    free(t->text_column);
     free(t->rows);
     free(t->values);
     memset(t, 0, sizeof *t);
@@ -319,9 +320,10 @@ static int parse_csv(const char *file, cursor *c, const lm_labels_opts *o, lm_la
     if (o->text_column) { /* header required; find the column */
         if (problem || r.n < 2 || strcasecmp(rec_field(&r, 0), "filename") != 0) {
             rc = lm_fail(err, LUMEN_EDATA, "%s:%d: header must be 'filename;%s;...', got '%s'", file, start,
-                         o->text_column, problem ? problem : rec_field(&r, 0));
+                         *o->text_column ? o->text_column : "<column>", problem ? problem : rec_field(&r, 0));
             goto out;
         }
+        tcol = *o->text_column ? 0 : 1; /* "": the second column */
         for (size_t i = 1; i < r.n && !tcol; i++)
             if (strcmp(rec_field(&r, i), o->text_column) == 0) tcol = i;
         if (!tcol) {
@@ -333,6 +335,7 @@ static int parse_csv(const char *file, cursor *c, const lm_labels_opts *o, lm_la
                          o->text_column, have);
             goto out;
         }
+        if (!(t->text_column = strdup(rec_field(&r, tcol)))) goto oom;
     } else if (names_only) /* no label columns; the header is optional: a
                             * first record not starting with "filename" is
                             * a data row */

@@ -63,6 +63,7 @@ typedef struct lm_label_table {
     lm_label_row *rows;  /* [nrows] */
     float *values;       /* [nrows * nlabels], row-major, each 0 or 1 */
     size_t bad_rows;     /* rows left out (each reported to the problems) */
+    char *text_column;   /* opts text_column: the column read (CSV); else NULL */
 } lm_label_table;
 
 typedef struct lm_labels_opts {
@@ -77,11 +78,13 @@ typedef struct lm_labels_opts {
      * apply. */
     int names_only;
     /* Read the image paths and one text column (crossval `groups`): in CSV
-     * format the header is required and must name this column; each row's
-     * value of it (any text, not empty) is kept as the row's meta, the
-     * other columns are ignored; nlabels is 0.  A header without the column
-     * fails naming the columns there are.  ELPV files are read as usual
-     * (their meta holds the type and the probability). */
+     * format the header is required and must name this column ("": the
+     * second column, whatever its name); each row's value of it (any text,
+     * not empty) is kept as the row's meta, the other columns are ignored;
+     * nlabels is 0 and the table's text_column names the column read.  A
+     * header without the column fails naming the columns there are.  ELPV
+     * files are read as usual (their meta holds the type and the
+     * probability). */
     const char *text_column;
 } lm_labels_opts;
 

@@ -16,22 +16,16 @@ void lm_groups_free(lm_groups *g) {
     free(g->column);
     for (size_t i = 0; g->group && i < g->ngroups; i++) free(g->group[i]);
     free(g->group);
-    for (size_t i = 0; g->name && i < g->n; i++) free(g->name[i]);
-    free(g->name);
-    free(g->gid);
+    for (size_t i = 0; g->entry && i < g->n; i++) free(g->entry[i].name);
+    free(g->entry);
     memset(g, 0, sizeof *g);
 }
 
-typedef struct pair {
-    char *name;
-    int gid;
-} pair;
-
-static int pair_cmp(const void *a, const void *b) {
-    return strcmp(((const pair *)a)->name, ((const pair *)b)->name);
+static int entry_cmp(const void *a, const void *b) {
+    return strcmp(((const lm_group_entry *)a)->name, ((const lm_group_entry *)b)->name);
 }
 
-/* ELPV meta "type=<t>;prob=<p>": the value of key (a pointer into a copy). */
+/* ELPV meta "type=<t>;prob=<p>": a copy of the value of key. */
 static char *meta_value(const char *meta, const char *key) {
     size_t kl = strlen(key);
     for (const char *p = meta; p && *p;) {
@@ -51,54 +45,20 @@ static int printable(const char *s) {
 
 int lm_groups_load(const char *path, const char *column, lm_groups *g, lm_err *err) {
     memset(g, 0, sizeof *g);
-    /* the format decides the default column: peek with a names-only read */
     lm_label_table t = {0};
     lm_problems probs;
     lm_problems_init(&probs);
-    lm_labels_opts o = {.format = LM_LABELS_AUTO, .threshold = 0.5, .names_only = 1};
+    /* CSV: the named column, "" = the second one; ELPV: read as usual */
+    lm_labels_opts o = {.format = LM_LABELS_AUTO, .threshold = 0.5, .text_column = column ? column : ""};
     int rc = lm_labels_load(path, &o, &t, &probs, err);
     if (rc) goto out;
-    if (t.format == LM_LABELS_CSV) {
-        /* names-only kept no header; read it again with the text column */
-        char *first = NULL;
-        if (!column) {
-            char *text;
-            size_t len;
-            if ((rc = lm_read_file(path, &text, &len, err))) goto out;
-            const char *s = text, *e = memchr(text, '\n', len);
-            if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3;
-            if (!e) e = text + len;
-            const char *a = memchr(s, ';', (size_t)(e - s));
-            if (a) {
-                const char *b = memchr(a + 1, ';', (size_t)(e - a - 1));
-                if (!b) b = e;
-                while (b > a + 1 && (b[-1] == '\r' || b[-1] == ' ' || b[-1] == '\t')) b--;
-                first = lm_sprintf("%.*s", (int)(b - a - 1), a + 1);
-            }
-            free(text);
-            if (!first || !*first) {
-                free(first);
-                rc = lm_fail(err, LUMEN_EDATA, "%s: groups need a header 'filename;<group column>;...'", path);
-                goto out;
-            }
-        }
-        lm_labels_free(&t);
-        lm_problems_free(&probs);
-        lm_problems_init(&probs);
-        o.names_only = 0;
-        o.text_column = column ? column : first;
-        rc = lm_labels_load(path, &o, &t, &probs, err);
-        g->column = lm_strdup(o.text_column);
-        free(first);
-        if (rc) goto out;
-    } else {
+    if (t.format == LM_LABELS_ELPV) {
         if (!column) column = "type";
         if (strcmp(column, "type") != 0 && strcmp(column, "probability") != 0) {
             rc = lm_fail(err, LUMEN_EINVAL,
                          "%s: an ELPV labels file groups by \"type\" or \"probability\", not '%s'", path, column);
             goto out;
         }
-        g->column = lm_strdup(column);
     }
     if (t.bad_rows) {
         rc = lm_fail(err, LUMEN_EDATA, "%s: %zu bad row(s) for groups; the first: %s", path, t.bad_rows,
@@ -106,17 +66,17 @@ int lm_groups_load(const char *path, const char *column, lm_groups *g, lm_err *e
         goto out;
     }
     g->file = lm_strdup(path);
-    pair *pr = calloc(t.nrows + 1, sizeof *pr);
+    g->column = lm_strdup(t.format == LM_LABELS_ELPV ? column : t.text_column);
     g->group = calloc(LM_GROUPS_MAX, sizeof *g->group);
-    if (!g->file || !g->column || !pr || !g->group) {
-        free(pr);
+    g->entry = calloc(t.nrows + 1, sizeof *g->entry);
+    if (!g->file || !g->column || !g->group || !g->entry) {
         rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
         goto out;
     }
+    const char *key = strcmp(g->column, "type") == 0 ? "type" : "prob"; /* ELPV */
     for (size_t i = 0; rc == 0 && i < t.nrows; i++) {
         const lm_label_row *r = &t.rows[i];
-        char *v = t.format == LM_LABELS_CSV ? lm_strdup(r->meta)
-                                            : meta_value(r->meta, strcmp(g->column, "type") == 0 ? "type" : "prob");
+        char *v = t.format == LM_LABELS_CSV ? lm_strdup(r->meta) : meta_value(r->meta, key);
         if (!v) {
             rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
             break;
@@ -139,27 +99,10 @@ int lm_groups_load(const char *path, const char *column, lm_groups *g, lm_err *e
         } else {
             free(v);
         }
-        pr[i].name = t.rows[i].name;
+        g->entry[g->n++] = (lm_group_entry){.name = t.rows[i].name, .gid = (int)j};
         t.rows[i].name = NULL; /* moved */
-        pr[i].gid = (int)j;
-        g->n++;
     }
-    if (rc == 0) {
-        qsort(pr, g->n, sizeof *pr, pair_cmp);
-        g->name = calloc(g->n + 1, sizeof *g->name);
-        g->gid = calloc(g->n + 1, sizeof *g->gid);
-        if (!g->name || !g->gid) rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < g->n; i++) {
-        if (rc == 0) {
-            g->name[i] = pr[i].name;
-            g->gid[i] = pr[i].gid;
-        } else {
-            free(pr[i].name);
-        }
-    }
-    if (rc) g->n = 0;
-    free(pr);
+    if (rc == 0) qsort(g->entry, g->n, sizeof *g->entry, entry_cmp);
 out:
     lm_labels_free(&t);
     lm_problems_free(&probs);
@@ -171,12 +114,25 @@ int lm_groups_find(const lm_groups *g, const char *name) {
     size_t lo = 0, hi = g->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->name[mid], name);
-        if (c == 0) return g->gid[mid];
+        int c = strcmp(g->entry[mid].name, name);
+        if (c == 0) return g->entry[mid].gid;
         if (c < 0) lo = mid + 1;
         else hi = mid;
     }
     return -1;
+}
+
+int lm_groups_assign(const lm_groups *g, const char *const *names, int64_t n, const char *what, int *gid,
+                     lm_err *err) {
+    int64_t missing = 0;
+    const char *first = NULL;
+    for (int64_t i = 0; i < n; i++)
+        if ((gid[i] = names[i] ? lm_groups_find(g, names[i]) : -1) < 0 && !missing++)
+            first = names[i] ? names[i] : "(one without a name)";
+    if (missing)
+        return lm_fail(err, LUMEN_EDATA, "%s does not list %lld of the %lld %s (the first: %s)", g->file,
+                       (long long)missing, (long long)n, what, first);
+    return 0;
 }
 
 void lm_groups_undefined(lm_metrics *x) {
@@ -209,14 +165,9 @@ int lm_groups_report(const lm_groups *g, const float *probs, const float *target
     FILE *f = open_memstream(&t, &tl);
     cJSON *d = cJSON_CreateObject(), *by = d ? cJSON_AddObjectToObject(d, "by") : NULL;
     int rc = gid && P && Y && f && by ? 0 : lm_fail(err, LUMEN_ENOMEM, "out of memory");
-    int64_t missing = 0;
-    const char *first = NULL;
-    for (int64_t i = 0; rc == 0 && i < n; i++)
-        if ((gid[i] = names[i] ? lm_groups_find(g, names[i]) : -1) < 0 && !missing++)
-            first = names[i] ? names[i] : "(a sample without a name)";
-    if (rc == 0 && missing)
-        rc = lm_fail(err, LUMEN_EDATA, "groups: %s does not list %lld of the %lld images (the first: %s)",
-                     g->file, (long long)missing, (long long)n, first);
+    lm_err ae = {0};
+    if (rc == 0 && lm_groups_assign(g, names, n, "images", gid, &ae))
+        rc = lm_fail(err, ae.code, "groups: %s", ae.msg);
     if (rc == 0) {
         if (!cJSON_AddStringToObject(d, "file", g->file) || !cJSON_AddStringToObject(d, "column", g->column))
             rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");

@@ -23,8 +23,14 @@
 #include <cjson/cJSON.h>
 
 #include "lm_util.h"
+#include "metrics.h"
 
 #define LM_GROUPS_MAX 16
+
+typedef struct lm_group_entry {
+    char *name;    /* image path */
+    int gid;       /* its group */
+} lm_group_entry;
 
 typedef struct lm_groups {
     char *file;    /* as given */
@@ -32,8 +38,7 @@ typedef struct lm_groups {
     size_t ngroups;
     char **group;  /* [ngroups] names */
     size_t n;      /* rows */
-    char **name;   /* [n] image paths, sorted (strcmp) */
-    int *gid;      /* [n] group of name[i] */
+    lm_group_entry *entry; /* [n], sorted by name (strcmp) */
 } lm_groups;
 
 /* Loads `path`; `column` NULL picks the default.  LUMEN_ENOTFOUND /
@@ -45,13 +50,18 @@ int lm_groups_load(const char *path, const char *column, lm_groups *g, lm_err *e
 /* The group of image path `name`, or -1 when the file does not list it. */
 int lm_groups_find(const lm_groups *g, const char *name);
 
+/* The groups of n images (names[n]; NULL counts as unlisted) into gid[n].
+ * One that the file does not list fails (LUMEN_EDATA): "<file> does not
+ * list M of the n <what> (the first: <name>)". */
+int lm_groups_assign(const lm_groups *g, const char *const *names, int64_t n, const char *what, int *gid,
+                     lm_err *err);
+
 void lm_groups_free(lm_groups *g);
 
 /* A group's metrics x (lm_metrics_compute on its samples): F1 and AP of a
  * label without positives there become NAN, and so do the mean F1 and mean
  * AP (undefined, and a mean over fewer labels would not compare). */
-struct lm_metrics;
-void lm_groups_undefined(struct lm_metrics *x);
+void lm_groups_undefined(lm_metrics *x);
 
 /* The breakdown of n samples (probabilities and 0/1 targets [n*k], names
  * [n]) by g at the thresholds thr[k]: *doc {"file", "column", "by": {group:
