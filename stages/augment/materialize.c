@@ -77,6 +77,17 @@ int augment_materialize(const augment_materialize_opts *o, size_t *written, lm_e
                        "%dx%d",
                        o->in, h, w);
     }
+    /* a filtered dataset (pixfilter.h) keeps its filter, and its filtered
+     * planes must not be toned as if they were images */
+    const cJSON *filter = cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(ds), "filter");
+    if (filter && !cJSON_IsNull(filter) &&
+        (o->policy.contrast > 0 || o->policy.brightness > 0 || o->policy.gamma > 0)) {
+        lm_dataset_close(ds);
+        return lm_fail(err, LUMEN_EINVAL,
+                       "augment-materialize: dataset %s has a high-pass channel (ingest highpass); "
+                       "contrast / brightness / gamma would tone it as an image: use geometric "
+                       "augmentation only", o->in);
+    }
     size_t chw = (size_t)h * w * c;
     uint8_t *px = malloc(chw);
     float *tone = malloc(chw * sizeof *tone);
@@ -133,7 +144,9 @@ int augment_materialize(const augment_materialize_opts *o, size_t *written, lm_e
     if (!extra || !aug || !cJSON_AddNumberToObject(aug, "variants", o->variants) ||
         !cJSON_AddBoolToObject(aug, "keep_original", o->keep_original) ||
         !cJSON_AddStringToObject(aug, "source", o->in) ||
-        !cJSON_AddItemToObject(extra, "augment", aug)) {
+        !cJSON_AddItemToObject(extra, "augment", aug) ||
+        (filter && !cJSON_IsNull(filter) &&
+         !cJSON_AddItemToObject(extra, "filter", cJSON_Duplicate(filter, 1)))) {
         if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(extra, "augment")))
             cJSON_Delete(aug);
         cJSON_Delete(extra);

@@ -13,6 +13,8 @@
 
 #include <xxhash.h>
 
+#include "pixfilter.h"
+
 /* ------------------------------------------------------------ helpers -- */
 
 static void fmt_dims(char *buf, size_t cap, int ndim, const int64_t *dims) {
@@ -196,7 +198,8 @@ static int check_stats(const char *path, int code, const nn_resnet_cfg *cfg, con
     return rc;
 }
 
-/* "input": {"height": H, "width": W, "channels": in_channels}. */
+/* "input": {"height": H, "width": W, "channels": in_channels[, "filter": F]}
+ * (pixfilter.h). */
 static int check_input(const char *path, int code, const nn_resnet_cfg *cfg, const char *text,
                        lm_err *e) {
     cJSON *j = NULL;
@@ -206,11 +209,20 @@ static int check_input(const char *path, int code, const nn_resnet_cfg *cfg, con
     int ok = json_int_in(j, "height", 1, LM_CKPT_MAX_SIDE, &h) &&
              json_int_in(j, "width", 1, LM_CKPT_MAX_SIDE, &w) &&
              json_int_in(j, "channels", 1, 16, &c) && c == cfg->in_channels;
+    lm_pixfilter f = {0};
+    lm_err fe = {0};
+    if (ok && lm_pixfilter_from_json(cJSON_GetObjectItemCaseSensitive(j, "filter"), path, &f, &fe)) {
+        cJSON_Delete(j);
+        return lm_fail(e, code, "%s (metadata \"input\")", fe.msg);
+    }
     cJSON_Delete(j);
     if (!ok)
         return lm_fail(e, code, "%s: metadata \"input\" must be {\"height\":H,\"width\":W,"
-                       "\"channels\":%d} with H and W in 1..%d, got %.120s",
+                       "\"channels\":%d[,\"filter\":F]} with H and W in 1..%d, got %.120s",
                        path, cfg->in_channels, LM_CKPT_MAX_SIDE, text);
+    if (!lm_pixfilter_src_channels(&f, (int)c))
+        return lm_fail(e, code, "%s: metadata \"input\": %ld channels cannot come from its high-pass "
+                       "filter (it doubles the decoded channels)", path, c);
     return 0;
 }
 

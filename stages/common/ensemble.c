@@ -237,6 +237,14 @@ static int same_input(const lm_infer_model *a, const lm_infer_model *b, lm_err *
     int same = a->height == b->height && a->width == b->width && a->channels == b->channels &&
                a->k == b->k;
     for (int j = 0; same && j < a->k; j++) same = strcmp(a->labels[j], b->labels[j]) == 0;
+    if (same && !lm_pixfilter_equal(&a->filter, &b->filter)) {
+        char fa[96], fb[96];
+        lm_pixfilter_describe(&a->filter, fa, sizeof fa);
+        lm_pixfilter_describe(&b->filter, fb, sizeof fb);
+        return lm_fail(err, LUMEN_EDATA,
+                       "ensemble: %s (filter %s) and %s (filter %s) see differently filtered pixels; "
+                       "an ensemble averages models of one input", a->path, fa, b->path, fb);
+    }
     return same ? 0
                 : lm_fail(err, LUMEN_EDATA,
                           "ensemble: %s (%dx%dx%d, %d labels) and %s (%dx%dx%d, %d labels) differ in "

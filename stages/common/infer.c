@@ -122,6 +122,18 @@ static int read_input(lm_infer_model *m, const char *text, lm_err *err) {
     if (rc) return rc;
     int c = 0, ok = json_int(j, "height", &m->height) && json_int(j, "width", &m->width) &&
                     json_int(j, "channels", &c) && c == m->model->cfg.in_channels;
+    if (ok && (rc = lm_pixfilter_from_json(cJSON_GetObjectItemCaseSensitive(j, "filter"), m->path,
+                                           &m->filter, err))) {
+        cJSON_Delete(j);
+        return rc;
+    }
+    m->src_channels = ok ? lm_pixfilter_src_channels(&m->filter, c) : 0;
+    if (ok && m->src_channels != 1 && m->src_channels != 3) {
+        cJSON_Delete(j);
+        return lm_fail(err, LUMEN_EDATA,
+                       "%s: metadata \"input\": %d channels do not come from 1 or 3 decoded "
+                       "channels with its filter, got %.120s", m->path, c, text);
+    }
     cJSON_Delete(j);
     if (!ok)
         return lm_fail(err, LUMEN_EDATA,
@@ -286,8 +298,11 @@ int lm_image_set_load(const char *const *names, size_t n, const char *root, cons
         char *full = join ? lm_path_join(root, name) : NULL;
         lm_err e = {0};
         int rc = join && !full ? lm_fail(&e, LUMEN_ENOMEM, "%s: out of memory", name)
-                               : lm_png_load_u8(join ? full : name, (int)s->channels, s->width,
+                               : lm_png_load_u8(join ? full : name, m->src_channels, s->width,
                                                 s->height, &lim, s->pixels + i * px, &e);
+        if (!rc) /* the model's filter, as ingest applied it to its training data */
+            rc = lm_pixfilter_apply(&m->filter, s->pixels + i * px, m->src_channels, s->height,
+                                    s->width, &e);
         free(full);
         if (rc) {
             memset(s->pixels + i * px, 0, px);

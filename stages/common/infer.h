@@ -43,6 +43,7 @@
 #include "batch_loader.h"
 #include "nn_engine.h"
 #include "nn_model.h"
+#include "pixfilter.h"
 #include "problems.h"
 #include "safetensors.h"
 
@@ -61,6 +62,8 @@ typedef struct lm_infer_model {
     float *thresholds;     /* [k] stored thresholds; 0.5 each when absent */
     int has_thresholds;    /* the checkpoint stores thresholds */
     int height, width, channels;              /* metadata "input" */
+    lm_pixfilter filter;   /* metadata "input" "filter": applied after decoding */
+    int src_channels;      /* channels decoded from a PNG (channels before the filter) */
     float mean[LM_INFER_MAX_CHANNELS];        /* metadata "stats", tone units */
     float std[LM_INFER_MAX_CHANNELS];
     int64_t epoch;         /* -1 when absent */
@@ -70,7 +73,8 @@ typedef struct lm_infer_model {
  * its "model" config and loads every tensor (strict: a missing or unexpected
  * tensor is an error).  The metadata "labels" (one name per class), "stats"
  * ({"channels","mean","std"}, channels equal to the model's, std > 0) and
- * "input" ({"height","width","channels"}) are required; "thresholds" is
+ * "input" ({"height","width","channels"[,"filter"]}) are required (a
+ * filter, pixfilter.h, is applied by lm_image_set_load); "thresholds" is
  * optional.  Returns 0; LUMEN_ENOTFOUND, LUMEN_EIO, LUMEN_EABI (not a lumen
  * checkpoint), LUMEN_EDATA (a missing or malformed key: "FILE: metadata
  * \"stats\" ..."), LUMEN_ENOMEM.  On failure *m is zeroed. */

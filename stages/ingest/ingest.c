@@ -58,6 +58,8 @@ static int check_opts(const ingest_opts *o, lm_err *err) {
     if (!o->out || !*o->out) return lm_fail(err, LUMEN_EINVAL, "ingest: no output folder");
     if (o->channels != 1 && o->channels != 3)
         return lm_fail(err, LUMEN_EINVAL, "channels: must be 1 or 3, got %d", o->channels);
+    int rc = lm_pixfilter_check(&o->filter, "highpass", err);
+    if (rc) return rc;
     if (o->size < 1 || o->size > 65535)
         return lm_fail(err, LUMEN_EINVAL, "size: must be in [1, 65535], got %d", o->size);
     if (!(o->val >= 0.0 && o->val <= 1.0))
@@ -123,6 +125,9 @@ static void *worker(void *arg) {
         int rc = path ? lm_png_load_u8(path, p->o->channels, (uint32_t)size, (uint32_t)size,
                                        &p->lim, s->pix, &e)
                       : lm_fail(&e, LUMEN_ENOMEM, "out of memory");
+        if (!rc)
+            rc = lm_pixfilter_apply(&p->o->filter, s->pix, p->o->channels, (uint32_t)size,
+                                    (uint32_t)size, &e);
         free(path);
 
         pthread_mutex_lock(&p->mu);
@@ -444,6 +449,11 @@ static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, cons
              cJSON_AddStringToObject(ng, "split", "train");
     }
     if (ok && o->aux && *o->aux) ok = cJSON_AddStringToObject(x, "aux", o->aux) != NULL;
+    if (ok && !lm_pixfilter_none(&o->filter)) {
+        cJSON *f = lm_pixfilter_to_json(&o->filter);
+        ok = f && cJSON_AddItemToObject(x, "filter", f);
+        if (!ok) cJSON_Delete(f);
+    }
     if (!ok) {
         cJSON_Delete(x);
         return NULL;
@@ -459,6 +469,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     if (res) *res = r;
     int rc = check_opts(o, err);
     if (rc) return rc;
+    const int oc = lm_pixfilter_channels(&o->filter, o->channels); /* stored channels */
 
     lm_problems probs;
     lm_problems_init(&probs);
@@ -601,10 +612,16 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     say(o, LUMEN_LOG_INFO,
         "ingest: %zu of %zu data rows from %s (%s%s), %zu label%s, %dx%dx%d, %d thread%s", n_csv,
         r.rows + tab.bad_rows, o->csv, lm_labels_format_name(tab.format), why, nl,
-        nl == 1 ? "" : "s", o->channels, o->size, o->size, threads, threads == 1 ? "" : "s");
+        nl == 1 ? "" : "s", oc, o->size, o->size, threads, threads == 1 ? "" : "s");
 
+    if (!lm_pixfilter_none(&o->filter)) {
+        char fd[96];
+        lm_pixfilter_describe(&o->filter, fd, sizeof fd);
+        say(o, LUMEN_LOG_INFO, "ingest: filter %s: %d decoded channel%s + %d high-pass", fd,
+            o->channels, o->channels == 1 ? "" : "s", oc - o->channels);
+    }
     lm_dataset_spec spec = {.height = (uint32_t)o->size, .width = (uint32_t)o->size,
-                            .channels = (uint32_t)o->channels, .nlabels = nl,
+                            .channels = (uint32_t)oc, .nlabels = nl,
                             .labels = (const char *const *)names,
                             .map_size = o->map_size};
     if ((rc = lm_dataset_create(o->out, &spec, &w, err))) goto out;
@@ -616,7 +633,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     p.root = root;
     p.lim = o->limits.max_width ? o->limits : LM_IMAGE_LIMITS_DEFAULT;
     p.nslots = 4 * (size_t)threads + 4;
-    size_t pix = (size_t)o->size * o->size * o->channels;
+    size_t pix = (size_t)o->size * o->size * (size_t)oc;
     p.slots = calloc(p.nslots, sizeof *p.slots);
     th = calloc((size_t)threads, sizeof *th);
     if (!p.slots || !th) {
@@ -657,7 +674,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
             goto out;
         } else if (o->skip_bad || probs.count == 0) {
             lm_record rec = {.h = (uint32_t)o->size, .w = (uint32_t)o->size,
-                             .c = (uint32_t)o->channels, .split = spl[k],
+                             .c = (uint32_t)oc, .split = spl[k],
                              .nlabels = (uint32_t)nl, .labels = lab + k * nl,
                              .name = row->name, .meta = row->meta, .pixels = s->pix};
             if ((rc = lm_dataset_put(w, &rec, err))) goto out;
@@ -698,7 +715,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     char line[2048];
     size_t off = (size_t)snprintf(line, sizeof line,
                                   "ingest: %zu images (%zu train, %zu val), %zux%dx%d", r.images,
-                                  r.train, r.val, (size_t)o->channels, o->size, o->size);
+                                  r.train, r.val, (size_t)oc, o->size, o->size);
     for (size_t j = 0; j < nl && j < 64 && off < sizeof line; j++)
         off += (size_t)snprintf(line + off, sizeof line - off, "%s %s %zu/%zu",
                                 j ? "," : "; positives train/val:", names[j],

@@ -28,6 +28,7 @@
 
 #include "csvparse.h"
 #include "image.h"
+#include "pixfilter.h"
 #include "lm_util.h"
 
 typedef struct ingest_opts {
@@ -75,7 +76,9 @@ typedef struct ingest_opts {
     int format;         /* enum lm_labels_format */
     double threshold;   /* ELPV: defective = probability >= threshold */
     int size;           /* images become size x size */
-    int channels;       /* 1 or 3 */
+    int channels;       /* 1 or 3: decoded channels */
+    lm_pixfilter filter; /* pixfilter.h: zero = none; a high-pass filter doubles
+                          * the stored channels (schema "channels", "filter") */
     double val;         /* validation share, [0, 1] */
     uint64_t seed;      /* split (and limit subset) seed */
     int stratify;       /* stratify the split by label combination */

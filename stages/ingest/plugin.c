@@ -9,6 +9,7 @@
 #include <lumen/plugin.h>
 
 #include "ingest.h"
+#include "pixfilter.h"
 
 #define SMOKE_LIMIT 64
 #define SMOKE_SIZE 32
@@ -41,6 +42,12 @@ static const lumen_param ingest_params[] = {
      "images are resized to size x size (area average down, bilinear up; aspect not kept)"},
     {"channels", LUMEN_INT, "1", 1, 3, NULL, 0,
      "1 = gray (luminance of colour images) or 3 = RGB (gray replicated); 2 is refused"},
+    {"highpass.sigma", LUMEN_NUM, NULL, 0, LM_HIGHPASS_SIGMA_MAX, NULL, 0,
+     "append a high-pass channel per channel (gray -> gray + high-pass): 128 + highpass.gain * "
+     "(x - x blurred by a Gaussian of this sigma, in pixels at `size`); recorded in the dataset "
+     "and the models trained on it, so predict filters the same way (default: none)"},
+    {"highpass.gain", LUMEN_NUM, NULL, 0, LM_HIGHPASS_GAIN_MAX, NULL, 0,
+     "the high-pass channel's gain (default 2; needs highpass.sigma)"},
     {"split.val", LUMEN_NUM, "0.2", 0, 0.9, NULL, 0,
      "share of each label combination that goes to the validation split"},
     {"split.seed", LUMEN_INT, "auto", 0, 0, NULL, LUMEN_PF_AUTO,
@@ -105,6 +112,10 @@ static void opts_from_params(lumen_ctx *ctx, const lumen_host *h, ingest_opts *o
     o->threshold = h->get_num(ctx, "threshold");
     o->size = (int)h->get_int(ctx, "size");
     o->channels = (int)h->get_int(ctx, "channels");
+    if (h->is_set(ctx, "highpass.sigma")) {
+        o->filter.highpass_sigma = h->get_num(ctx, "highpass.sigma");
+        o->filter.highpass_gain = h->is_set(ctx, "highpass.gain") ? h->get_num(ctx, "highpass.gain") : 2.0;
+    }
     o->val = h->get_num(ctx, "split.val");
     o->seed = h->is_auto(ctx, "split.seed") ? h->seed(ctx)
                                              : (uint64_t)h->get_int(ctx, "split.seed");
@@ -150,6 +161,18 @@ static int ingest_stage_check(lumen_ctx *ctx, const lumen_host *h) {
     if (c != 1 && c != 3)
         return h->fail(ctx, LUMEN_EINVAL, "channels: must be 1 (gray) or 3 (RGB), got %lld",
                        (long long)c);
+    if (h->is_set(ctx, "highpass.gain") && !h->is_set(ctx, "highpass.sigma"))
+        return h->fail(ctx, LUMEN_EINVAL, "highpass.gain: set without highpass.sigma (the filter is off)");
+    if (h->is_set(ctx, "highpass.sigma")) {
+        lm_pixfilter f = {h->get_num(ctx, "highpass.sigma"),
+                          h->is_set(ctx, "highpass.gain") ? h->get_num(ctx, "highpass.gain") : 2.0};
+        lm_err e = {0};
+        if (f.highpass_sigma == 0.0 || lm_pixfilter_check(&f, "highpass", &e))
+            return h->fail(ctx, LUMEN_EINVAL, "highpass.sigma = %g / highpass.gain = %g: sigma must be in "
+                           "[%g, %g] pixels and gain in (0, %g] (leave highpass out for no filter)",
+                           f.highpass_sigma, f.highpass_gain, LM_HIGHPASS_SIGMA_MIN,
+                           LM_HIGHPASS_SIGMA_MAX, LM_HIGHPASS_GAIN_MAX);
+    }
     int64_t folds = h->get_int(ctx, "split.folds"), fold = h->get_int(ctx, "split.fold");
     if (folds == 1)
         return h->fail(ctx, LUMEN_EINVAL, "split.folds: 1 fold leaves nothing to train on; use 0 "

@@ -91,6 +91,17 @@ static int check_dataset(const lm_dataset *ds, const lm_infer_model *m, lm_err *
                        "%dx%dx%d",
                        dir, in->channels, in->height, in->width, m->path, m->channels, m->height,
                        m->width);
+    lm_pixfilter df;
+    int rc = lm_pixfilter_from_json(cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(ds), "filter"),
+                                    dir, &df, err);
+    if (rc) return rc;
+    if (!lm_pixfilter_equal(&df, &m->filter)) {
+        char fa[96], fb[96];
+        lm_pixfilter_describe(&df, fa, sizeof fa);
+        lm_pixfilter_describe(&m->filter, fb, sizeof fb);
+        return lm_fail(err, LUMEN_EDATA, "dataset %s was ingested with filter %s but checkpoint %s "
+                       "was trained on filter %s", dir, fa, m->path, fb);
+    }
     int same = (int)in->nlabels == m->k;
     for (int j = 0; same && j < m->k; j++) same = !strcmp(in->labels[j], m->labels[j]);
     if (!same) {

@@ -32,6 +32,7 @@
 #include "infer_fx.h"
 #include "ingest/ingest.h"
 #include "metrics.h"
+#include "pixfilter.h"
 
 #define NIMG 6
 #define SIZE 32
@@ -111,8 +112,9 @@ static int parse_rows(const char *text, row *rows, int cap) {
     return n;
 }
 
-/* The pixels ingest stores for the fixture's images, in IMGS order. */
-static uint8_t *ingested_pixels(const fixture *f) {
+/* The pixels ingest stores for the fixture's images, in IMGS order, with
+ * ingest's pixel filter `filter` (NULL: none). */
+static uint8_t *ingested_pixels_filtered(const fixture *f, const lm_pixfilter *filter) {
     char *ds_dir = hx_join(f->tmp, "dataset");
     ingest_opts o;
     ingest_opts_default(&o);
@@ -122,12 +124,15 @@ static uint8_t *ingested_pixels(const fixture *f) {
     o.channels = 1;
     o.val = 0;
     o.threads = 1;
+    if (filter) o.filter = *filter;
+    const int c = lm_pixfilter_channels(filter, 1);
     lm_err e = {0};
     if (ingest_run(&o, NULL, &e)) fail_msg("%s", e.msg);
     lm_dataset *ds;
     if (lm_dataset_open(ds_dir, &ds, &e)) fail_msg("%s", e.msg);
     assert_int_equal(lm_dataset_count(ds), NIMG);
-    uint8_t *px = malloc((size_t)NIMG * SIZE * SIZE);
+    assert_int_equal(lm_dataset_get_info(ds)->channels, c);
+    uint8_t *px = malloc((size_t)NIMG * c * SIZE * SIZE);
     for (size_t i = 0; i < NIMG; i++) {
         lm_record r;
         assert_int_equal(lm_dataset_get(ds, i, &r), 0);
@@ -135,13 +140,15 @@ static uint8_t *ingested_pixels(const fixture *f) {
         for (int j = 0; j < NIMG; j++)
             if (!strcmp(r.name, IMGS[j].name)) at = j;
         assert_true(at >= 0);
-        memcpy(px + (size_t)at * SIZE * SIZE, r.pixels, SIZE * SIZE);
+        memcpy(px + (size_t)at * c * SIZE * SIZE, r.pixels, (size_t)c * SIZE * SIZE);
     }
     lm_dataset_close(ds);
     hx_rmtree(ds_dir);
     free(ds_dir);
     return px;
 }
+
+static uint8_t *ingested_pixels(const fixture *f) { return ingested_pixels_filtered(f, NULL); }
 
 static void predict(hx_result *r, const fixture *f, const char *a1, const char *a2, const char *a3) {
     hx_runner(r, f->tmp, NULL, NULL, "predict", f->ckpt, a1, a2, a3, NULL);
@@ -336,6 +343,76 @@ static void test_predict_refuses_damaged_checkpoint(void **state) {
     free(w);
 }
 
+/* A checkpoint whose "input" records a high-pass filter (pixfilter.h, as
+ * train writes for a dataset ingested with `highpass`): predict decodes
+ * each image to the filter's source channels and filters it as ingest did,
+ * so its probabilities equal the engine's on the pixels ingest stores with
+ * that filter -- gray and RGB sources, images of other sizes.  Without the
+ * filter (the gray plane twice) they differ.  Ensembles refuse models with
+ * different filters, and a damaged filter in the metadata is refused naming
+ * the file. */
+static void test_predict_applies_the_checkpoint_filter(void **state) {
+    fixture *f = *state;
+    const lm_pixfilter hp = {.highpass_sigma = 1.5, .highpass_gain = 3};
+    char *ck = hx_join(f->tmp, "hp.safetensors");
+    ifx_tiny_checkpoint_filtered(ck, 2, SIZE, SIZE, 2, LABELS, 0.45f, 0.2f, THRESHOLDS, 12,
+                                 "{\"highpass\":{\"sigma\":1.5,\"gain\":3}}");
+    hx_result r;
+    hx_runner(&r, f->tmp, NULL, NULL, "predict", ck, "--csv", "labels.csv", NULL);
+    hx_assert_ran(&r, "predict with a filtered checkpoint");
+    row rows[NIMG];
+    assert_int_equal(parse_rows(r.out, rows, NIMG), NIMG);
+    hx_result_free(&r);
+
+    uint8_t *px = ingested_pixels_filtered(f, &hp);
+    float ref[NIMG * 2], unf[NIMG * 2];
+    ifx_reference_probs(ck, px, NIMG, 0, ref);
+    /* the same images with the gray plane copied into the second channel */
+    uint8_t *twice = malloc((size_t)NIMG * 2 * SIZE * SIZE);
+    for (int i = 0; i < NIMG; i++)
+        for (int c = 0; c < 2; c++)
+            memcpy(twice + ((size_t)i * 2 + (size_t)c) * SIZE * SIZE, px + (size_t)i * 2 * SIZE * SIZE,
+                   SIZE * SIZE);
+    ifx_reference_probs(ck, twice, NIMG, 0, unf);
+    double apart = 0;
+    for (int i = 0; i < NIMG; i++) {
+        assert_string_equal(rows[i].name, IMGS[i].name);
+        for (int j = 0; j < 2; j++) {
+            assert_float_equal(rows[i].p[j], ref[i * 2 + j], 2e-5);
+            apart = fmax(apart, fabs(rows[i].p[j] - unf[i * 2 + j]));
+        }
+    }
+    assert_true(apart > 1e-3); /* the filter changes what the model sees */
+
+    /* an ensemble of models that filter differently is refused */
+    char *ck4 = hx_join(f->tmp, "hp4.safetensors");
+    ifx_tiny_checkpoint_filtered(ck4, 2, SIZE, SIZE, 2, LABELS, 0.45f, 0.2f, THRESHOLDS, 13,
+                                 "{\"highpass\":{\"sigma\":4,\"gain\":3}}");
+    hx_runner(&r, f->tmp, NULL, NULL, "predict", "--ensemble", ck, ck4, "--", IMGS[0].name, NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_string_equal(r.out, "");
+    if (!strstr(r.err, "filter highpass(sigma 1.5, gain 3)") || !strstr(r.err, "filter highpass(sigma 4, gain 3)"))
+        fail_msg("no filter named in: %s", r.err);
+    hx_result_free(&r);
+
+    /* a damaged filter: sigma 1.5 -> 9e9 (the metadata is JSON inside a JSON
+     * string, so its quotes are escaped in the file) */
+    fixture g = *f;
+    g.ckpt = ck;
+    char *bad = damaged_copy(&g, "badfilter.safetensors", "sigma\\\":1.5", "sigma\\\":9e9");
+    hx_runner(&r, f->tmp, NULL, NULL, "predict", bad, IMGS[0].name, NULL);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, bad));
+    if (!strstr(r.err, "\"filter\" must be {\"highpass\""))
+        fail_msg("no filter message in: %s", r.err);
+    hx_result_free(&r);
+    free(bad);
+    free(ck4);
+    free(twice);
+    free(px);
+    free(ck);
+}
+
 /* Counts of class j at threshold t from predicted rows and the labels. */
 static void counts(const row *rows, int j, float t, int64_t c[4]) {
     memset(c, 0, 4 * sizeof *c);
@@ -527,6 +604,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_predict_broken_images, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_refuses_damaged_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_predict_applies_the_checkpoint_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval_errors_name_the_file, setup, teardown),
     };

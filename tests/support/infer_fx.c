@@ -43,6 +43,12 @@ static void tiny_cfg(nn_resnet_cfg *cfg, int c, int k) {
 void ifx_tiny_checkpoint(const char *path, int c, int h, int w, int k,
                          const char *const *labels, float mean, float std,
                          const float *thresholds, uint64_t seed) {
+    ifx_tiny_checkpoint_filtered(path, c, h, w, k, labels, mean, std, thresholds, seed, NULL);
+}
+
+void ifx_tiny_checkpoint_filtered(const char *path, int c, int h, int w, int k,
+                                  const char *const *labels, float mean, float std,
+                                  const float *thresholds, uint64_t seed, const char *filter) {
     nn_resnet_cfg cfg;
     tiny_cfg(&cfg, c, k);
     nn_model *m;
@@ -85,7 +91,9 @@ void ifx_tiny_checkpoint(const char *path, int c, int h, int w, int k,
     cJSON_AddItemToObject(st, "std", sd);
     char *stats = cJSON_PrintUnformatted(st);
     cJSON_Delete(st);
-    char *input = lm_sprintf("{\"height\":%d,\"width\":%d,\"channels\":%d}", h, w, c);
+    char *input = filter ? lm_sprintf("{\"height\":%d,\"width\":%d,\"channels\":%d,\"filter\":%s}", h, w,
+                                      c, filter)
+                         : lm_sprintf("{\"height\":%d,\"width\":%d,\"channels\":%d}", h, w, c);
     const char *extra[] = {"run", "fixture", NULL};
     lm_ckpt_meta meta = {.model = model, .labels = lab, .stats = stats, .thresholds = thr,
                          .metrics = "{\"val/f1_mean\":0.5}", .input = input, .epoch = 3,

@@ -19,6 +19,12 @@ void ifx_tiny_checkpoint(const char *path, int c, int h, int w, int k,
                          const char *const *labels, float mean, float std,
                          const float *thresholds, uint64_t seed);
 
+/* The same with "filter": filter (JSON text, pixfilter.h) in its "input"
+ * metadata; NULL: none.  The checkpoint is not checked (the loader's job). */
+void ifx_tiny_checkpoint_filtered(const char *path, int c, int h, int w, int k,
+                                  const char *const *labels, float mean, float std,
+                                  const float *thresholds, uint64_t seed, const char *filter);
+
 /* Writes an 8-bit gray (channels 1) or RGB (3) PNG of w x h with a seeded
  * pattern (gradients, a bright stripe and noise). */
 void ifx_png(const char *path, int channels, uint32_t w, uint32_t h, uint64_t seed);

@@ -251,6 +251,64 @@ static void test_materialize_writes_variants(void **state) {
     free(root);
 }
 
+/* A dataset ingested with a high-pass channel (schema "filter", 2
+ * channels): its materialised copy keeps the filter, so the models trained
+ * on it still record it; contrast / brightness / gamma, which would tone
+ * the filtered plane as an image, are refused naming the reason. */
+static void test_materialize_keeps_the_filter(void **state) {
+    (void)state;
+    char *root = tmpdir();
+    char *in = lm_path_join(root, "in"), *out = lm_path_join(root, "out"),
+         *out2 = lm_path_join(root, "out2");
+    const char *labels[] = {"crack", "inactive"};
+    lm_dataset_spec spec = {.height = 10, .width = 10, .channels = 2, .nlabels = 2, .labels = labels};
+    lm_dataset_writer *w = NULL;
+    lm_err e = {0};
+    if (lm_dataset_create(in, &spec, &w, &e)) fail_msg("%s", e.msg);
+    uint8_t px[200];
+    for (int i = 0; i < 6; i++) {
+        for (int j = 0; j < 200; j++) px[j] = (uint8_t)(i * 7 + j);
+        float lab[2] = {(float)(i % 2), 0.0f};
+        char name[32];
+        snprintf(name, sizeof name, "cell%d.png", i);
+        lm_record r = {.h = 10, .w = 10, .c = 2, .split = i % 3 == 0, .nlabels = 2,
+                       .labels = lab, .name = name, .meta = "", .pixels = px};
+        if (lm_dataset_put(w, &r, &e)) fail_msg("%s", e.msg);
+    }
+    cJSON *extra = cJSON_Parse("{\"filter\":{\"highpass\":{\"sigma\":2,\"gain\":2}}}");
+    if (lm_dataset_finish(w, extra, &e)) fail_msg("%s", e.msg);
+    cJSON_Delete(extra);
+
+    fh *f = fh_new(find_stage("augment-materialize"));
+    fh_set_input(f, "dataset", in);
+    fh_set_output(f, "dataset", out);
+    fh_set(f, "rotate90", "true");
+    fh_set(f, "materialize", "1");
+    if (fh_run(f)) fail_msg("run: %s", fh_fail_msg(f));
+    fh_free(f);
+    lm_dataset *ds = NULL;
+    if (lm_dataset_open(out, &ds, &e)) fail_msg("%s", e.msg);
+    char *fj = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(ds), "filter"));
+    assert_string_equal(fj, "{\"highpass\":{\"sigma\":2,\"gain\":2}}");
+    assert_int_equal(lm_dataset_get_info(ds)->channels, 2);
+    free(fj);
+    lm_dataset_close(ds);
+
+    f = fh_new(find_stage("augment-materialize"));
+    fh_set_input(f, "dataset", in);
+    fh_set_output(f, "dataset", out2);
+    fh_set(f, "contrast", "0.2");
+    fh_set(f, "materialize", "1");
+    assert_int_not_equal(fh_run(f), 0);
+    if (!strstr(fh_fail_msg(f), "has a high-pass channel")) fail_msg("%s", fh_fail_msg(f));
+    fh_free(f);
+    lm_rmtree(root, &e);
+    free(in);
+    free(out);
+    free(out2);
+    free(root);
+}
+
 static void test_materialize_missing_input_names_folder(void **state) {
     (void)state;
     char *root = tmpdir();
@@ -299,6 +357,7 @@ int main(void) {
         cmocka_unit_test(test_policy_params_are_one_table),
         cmocka_unit_test(test_augment_writes_policy_the_loader_reads),
         cmocka_unit_test(test_materialize_writes_variants),
+        cmocka_unit_test(test_materialize_keeps_the_filter),
         cmocka_unit_test(test_materialize_missing_input_names_folder),
         cmocka_unit_test(test_materialize_key_follows_seed),
     };

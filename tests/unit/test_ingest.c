@@ -1217,6 +1217,88 @@ static void test_aux_errors_and_key(void **s) {
     fx_rmtree(dir);
 }
 
+/* ingest's high-pass channel (pixfilter.h): each record holds the plain
+ * ingest's gray plane unchanged, then the filter of it; the schema records
+ * the filter and 2 channels; the split is the same.  The plugin refuses a
+ * gain without a sigma and a sigma out of range at check(), naming them. */
+static void test_highpass_channel(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("ingest-hp");
+    char *out0 = lm_path_join(dir, "plain"), *out1 = lm_path_join(dir, "hp");
+    char *dcsv = lm_path_join(data, "data.csv");
+    ingest_result r0, r1;
+    ingest_folds(out0, NULL, 0, &r0, NULL);
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = dcsv, o.out = out1, o.size = 8, o.folds = 5, o.fold = 2, o.seed = 7;
+    o.filter = (lm_pixfilter){.highpass_sigma = 1.2, .highpass_gain = 4};
+    logbuf lb = {0};
+    o.user = &lb, o.log = log_cb;
+    lm_err e = {0};
+    if (ingest_run(&o, &r1, &e)) fail_msg("%s", e.msg);
+    if (!strstr(lb.text, "filter highpass(sigma 1.2, gain 4): 1 decoded channel + 1 high-pass"))
+        fail_msg("no filter line in the log:\n%s", lb.text);
+    lm_dataset *d0, *d1;
+    assert_int_equal(lm_dataset_open(out0, &d0, &e), 0);
+    assert_int_equal(lm_dataset_open(out1, &d1, &e), 0);
+    assert_int_equal(lm_dataset_get_info(d1)->channels, 2);
+    char *fj = cJSON_PrintUnformatted(cJSON_GetObjectItem(lm_dataset_schema(d1), "filter"));
+    assert_string_equal(fj, "{\"highpass\":{\"sigma\":1.2,\"gain\":4}}");
+    free(fj);
+    assert_null(cJSON_GetObjectItem(lm_dataset_schema(d0), "filter"));
+    assert_int_equal(lm_dataset_count(d1), lm_dataset_count(d0));
+    int differs = 0;
+    for (size_t i = 0; i < lm_dataset_count(d0); i++) {
+        lm_record a, b;
+        assert_int_equal(lm_dataset_get(d0, i, &a), 0);
+        assert_int_equal(lm_dataset_get(d1, i, &b), 0);
+        assert_string_equal(a.name, b.name);
+        assert_int_equal(a.split, b.split);
+        assert_int_equal(b.c, 2);
+        assert_memory_equal(a.pixels, b.pixels, 64);
+        uint8_t want[128];
+        memcpy(want, a.pixels, 64);
+        assert_int_equal(lm_pixfilter_apply(&o.filter, want, 1, 8, 8, &e), 0);
+        assert_memory_equal(b.pixels + 64, want + 64, 64);
+        for (int p = 0; p < 64; p++) differs |= b.pixels[64 + p] != 128;
+    }
+    assert_true(differs);
+    lm_dataset_close(d0);
+    lm_dataset_close(d1);
+
+    /* a bad filter is refused before anything is written */
+    char *out2 = lm_path_join(dir, "bad");
+    o.out = out2, o.filter.highpass_sigma = 0.1;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_EINVAL);
+    assert_non_null(strstr(e.msg, "highpass: sigma must be"));
+    struct stat st;
+    assert_int_not_equal(stat(out2, &st), 0);
+
+    fh *f = fh_new(&ingest_stage);
+    fh_set(f, "csv", dcsv);
+    fh_set(f, "highpass.gain", "3");
+    assert_int_equal(fh_check(f), LUMEN_EINVAL);
+    assert_non_null(strstr(fh_fail_msg(f), "highpass.gain: set without highpass.sigma"));
+    fh_free(f);
+    f = fh_new(&ingest_stage);
+    fh_set(f, "csv", dcsv);
+    fh_set(f, "highpass.sigma", "0.1");
+    assert_int_equal(fh_check(f), LUMEN_EINVAL);
+    assert_non_null(strstr(fh_fail_msg(f), "highpass.sigma = 0.1"));
+    fh_free(f);
+    f = fh_new(&ingest_stage);
+    fh_set(f, "csv", dcsv);
+    fh_set(f, "highpass.sigma", "2");
+    assert_int_equal(fh_check(f), 0);
+    fh_free(f);
+    free(out2);
+    free(dcsv);
+    free(out0);
+    free(out1);
+    fx_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elpv_slice_end_to_end),
@@ -1238,6 +1320,7 @@ int main(void) {
         cmocka_unit_test(test_negatives_errors_and_key),
         cmocka_unit_test(test_aux_labels_join_after_the_split),
         cmocka_unit_test(test_aux_errors_and_key),
+        cmocka_unit_test(test_highpass_channel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
