@@ -40,7 +40,7 @@ typedef struct fixture {
 } fixture;
 
 /* NREC records of S x S gray; every third is training, the rest val. */
-static void make_dataset(const char *dir, const char *const *labels) {
+static void make_dataset_x(const char *dir, const char *const *labels, const char *extra) {
     lm_dataset_spec spec = {.height = S, .width = S, .channels = 1, .nlabels = 2, .labels = labels};
     lm_dataset_writer *w;
     lm_err e = {0};
@@ -58,8 +58,12 @@ static void make_dataset(const char *dir, const char *const *labels) {
                          .nlabels = 2, .labels = y, .name = name, .pixels = px};
         if (lm_dataset_put(w, &rec, &e)) fail_msg("%s", e.msg);
     }
-    if (lm_dataset_finish(w, NULL, &e)) fail_msg("%s", e.msg);
+    cJSON *x = extra ? cJSON_Parse(extra) : NULL;
+    if (lm_dataset_finish(w, x, &e)) fail_msg("%s", e.msg);
+    cJSON_Delete(x);
 }
+
+static void make_dataset(const char *dir, const char *const *labels) { make_dataset_x(dir, labels, NULL); }
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
@@ -382,6 +386,16 @@ static void test_errors_name_the_cause(void **state) {
     assert_int_equal(validate_run(&o, &res, &e), LUMEN_EDATA);
     assert_non_null(strstr(e.msg, "(crack, dark)"));
     assert_non_null(strstr(e.msg, "(crack, inactive)"));
+    /* a dataset ingested with a filter the model was not trained with */
+    char *ds3 = lm_path_join(f->dir, "dataset3");
+    make_dataset_x(ds3, LABELS, "{\"filter\":{\"highpass\":{\"sigma\":2,\"gain\":2}}}");
+    o.dataset = ds3;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(validate_run(&o, &res, &e), LUMEN_EDATA);
+    if (!strstr(e.msg, "was ingested with filter highpass(sigma 2, gain 2)") ||
+        !strstr(e.msg, "trained on filter none"))
+        fail_msg("%s", e.msg);
+    free(ds3);
     /* no such checkpoint */
     opts_for(f, &o);
     char *empty = lm_path_join(f->dir, "empty");
