@@ -42,7 +42,12 @@
 -- nothing worse: it joined the recipe on 2026-12-07, on the same weak rule
 -- as 30 epochs and the focal loss.  Lighter dropout / weight decay, 45
 -- epochs (light_study.lua), focal gamma 1 or 3 (gamma_study.lua) and
--- photometric augmentation (photo_study.lua) did not help.
+-- photometric augmentation (photo_study.lua) did not help.  A high-pass
+-- input channel (ingest highpass; highpass_study.lua, _study2, _study3)
+-- raises the crack AP by 0.03 to 0.05 in five of five arms, but lowers the
+-- inactive F1 (gain 4 with training seed 2: -0.061 +- 0.059), and its
+-- mean F1 gain with seed 1 (+0.017 +- 0.057) did not hold with seed 2
+-- (-0.028 +- 0.037): not adopted.
 --
 -- Measured (2026-12-07, ../shared/data/elpv, 1700 cells, seed 1; 2-core
 -- "Intel(R) Xeon(R) Processor" (AVX-512); reg_study.lua's smooth0.1 arm,

@@ -23,7 +23,9 @@
 -- 0.037) all three fine high-pass channels raise the crack AP by 0.03 to
 -- 0.04; gain 4 is the one beyond its interval (+0.042 +- 0.036), with the
 -- mean F1 and AP up inside theirs -- best.lua's weak rule.  Checked with a
--- second training seed in highpass_study3.lua before adopting.
+-- second training seed in highpass_study3.lua before adopting: it did not
+-- hold there (mean F1 -0.028 +- 0.037, inactive F1 -0.061 +- 0.059; the
+-- crack AP gain did, +0.044 +- 0.050): not adopted.
 --   runner experiments/highpass_study2.lua --set crossval.parallel=2 --threads 2
 --   runner experiments/highpass_study2.lua --smoke     # < 1 min
 local lumen = require "lumen"
