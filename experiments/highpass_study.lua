@@ -30,8 +30,9 @@
 -- to raise the crack F1 beyond its interval (+0.015 +- 0.011, poly cracks
 -- +0.022 +- 0.021), but the inactive F1 falls (inside its wide interval)
 -- and the mean F1 with it: not adopted on its own; highpass_study2.lua
--- tries its width and gain, highpass_study3.lua a second training seed
--- (the crack AP gain holds, the inactive loss too: not adopted).  A
+-- tries its width and gain, highpass_study3.lua and highpass_study4.lua a
+-- second training seed (the crack AP gain holds; this arm's crack F1 gain
+-- does not, -0.014 +- 0.037; not adopted).  A
 -- coarse one (sigma 4) does nothing useful.
 --   runner experiments/highpass_study.lua --set crossval.parallel=2 --threads 2
 --   runner experiments/highpass_study.lua --smoke     # < 1 min
