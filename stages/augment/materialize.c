@@ -28,6 +28,7 @@
 #include "cpu/cpu_augment.h"
 #include "dataset.h"
 #include "lm_util.h"
+#include "pixfilter.h"
 #include "rng.h"
 
 static const lumen_param PARAMS[] = {
@@ -79,9 +80,12 @@ int augment_materialize(const augment_materialize_opts *o, size_t *written, lm_e
     }
     /* a filtered dataset (pixfilter.h) keeps its filter, and its filtered
      * planes must not be toned as if they were images */
-    const cJSON *filter = cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(ds), "filter");
-    if (filter && !cJSON_IsNull(filter) &&
-        (o->policy.contrast > 0 || o->policy.brightness > 0 || o->policy.gamma > 0)) {
+    lm_pixfilter filter;
+    if ((rc = lm_pixfilter_from_schema(lm_dataset_schema(ds), c, o->in, &filter, err))) {
+        lm_dataset_close(ds);
+        return rc;
+    }
+    if (!lm_pixfilter_none(&filter) && lm_policy_is_photometric(&o->policy)) {
         lm_dataset_close(ds);
         return lm_fail(err, LUMEN_EINVAL,
                        "augment-materialize: dataset %s has a high-pass channel (ingest highpass); "
@@ -145,8 +149,8 @@ int augment_materialize(const augment_materialize_opts *o, size_t *written, lm_e
         !cJSON_AddBoolToObject(aug, "keep_original", o->keep_original) ||
         !cJSON_AddStringToObject(aug, "source", o->in) ||
         !cJSON_AddItemToObject(extra, "augment", aug) ||
-        (filter && !cJSON_IsNull(filter) &&
-         !cJSON_AddItemToObject(extra, "filter", cJSON_Duplicate(filter, 1)))) {
+        (!lm_pixfilter_none(&filter) &&
+         !cJSON_AddItemToObject(extra, "filter", lm_pixfilter_to_json(&filter)))) {
         if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(extra, "augment")))
             cJSON_Delete(aug);
         cJSON_Delete(extra);

@@ -120,6 +120,15 @@ int lm_pixfilter_from_json(const cJSON *j, const char *source, lm_pixfilter *f, 
     return 0;
 }
 
+int lm_pixfilter_from_schema(const cJSON *schema, int channels, const char *dir, lm_pixfilter *f,
+                             lm_err *err) {
+    int rc = lm_pixfilter_from_json(cJSON_GetObjectItemCaseSensitive(schema, "filter"), dir, f, err);
+    if (rc == 0 && channels >= 0 && !lm_pixfilter_src_channels(f, channels))
+        rc = lm_fail(err, LUMEN_EDATA, "dataset %s: %d channels cannot come from its high-pass filter", dir,
+                     channels);
+    return rc;
+}
+
 int lm_pixfilter_equal(const lm_pixfilter *a, const lm_pixfilter *b) {
     if (lm_pixfilter_none(a) || lm_pixfilter_none(b))
         return lm_pixfilter_none(a) && lm_pixfilter_none(b);

@@ -69,6 +69,14 @@ cJSON *lm_pixfilter_to_json(const lm_pixfilter *f);
  * naming `source`. */
 int lm_pixfilter_from_json(const cJSON *j, const char *source, lm_pixfilter *f, lm_err *err);
 
+/* The filter a dataset was stored with: its schema's "filter" (none when
+ * absent), checked against the dataset's `channels` (a high-pass filter
+ * doubles the decoded channels; channels < 0: not checked, for a caller
+ * that requires the same channels and filter as a checkpoint, whose own
+ * metadata was checked).  LUMEN_EDATA naming `dir`. */
+int lm_pixfilter_from_schema(const cJSON *schema, int channels, const char *dir, lm_pixfilter *f,
+                             lm_err *err);
+
 /* 1 when a and b filter the same way. */
 int lm_pixfilter_equal(const lm_pixfilter *a, const lm_pixfilter *b);
 

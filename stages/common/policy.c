@@ -23,6 +23,10 @@ int lm_policy_is_identity(const lm_policy *p) {
                          p->gamma == 0);
 }
 
+int lm_policy_is_photometric(const lm_policy *p) {
+    return p->contrast > 0 || p->brightness > 0 || p->gamma > 0;
+}
+
 int lm_policy_fill_from_name(const char *name) {
     for (int i = 0; name && i < 3; i++)
         if (!strcmp(name, FILL_NAMES[i]))

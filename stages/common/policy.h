@@ -93,6 +93,9 @@ typedef struct lm_policy {
 void lm_policy_default(lm_policy *p);
 /* Non-zero when the policy can change no image (all transforms off or p 0). */
 int lm_policy_is_identity(const lm_policy *p);
+/* 1 when p changes tones (contrast, brightness or gamma), which only makes
+ * sense on image planes (not on a pixfilter.h high-pass plane). */
+int lm_policy_is_photometric(const lm_policy *p);
 /* Range checks (the ranges of LM_POLICY_PARAMS); LUMEN_EINVAL naming the
  * key ("policy.rotate: ..."). */
 int lm_policy_check(const lm_policy *p, lm_err *err);

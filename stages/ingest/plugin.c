@@ -164,8 +164,9 @@ static int ingest_stage_check(lumen_ctx *ctx, const lumen_host *h) {
     if (h->is_set(ctx, "highpass.gain") && !h->is_set(ctx, "highpass.sigma"))
         return h->fail(ctx, LUMEN_EINVAL, "highpass.gain: set without highpass.sigma (the filter is off)");
     if (h->is_set(ctx, "highpass.sigma")) {
-        lm_pixfilter f = {h->get_num(ctx, "highpass.sigma"),
-                          h->is_set(ctx, "highpass.gain") ? h->get_num(ctx, "highpass.gain") : 2.0};
+        ingest_opts o;
+        opts_from_params(ctx, h, &o);
+        const lm_pixfilter f = o.filter;
         lm_err e = {0};
         if (f.highpass_sigma == 0.0 || lm_pixfilter_check(&f, "highpass", &e))
             return h->fail(ctx, LUMEN_EINVAL, "highpass.sigma = %g / highpass.gain = %g: sigma must be in "

@@ -127,12 +127,8 @@ static int open_data(trainer *t) {
     if (t->K < 1 || t->K > TRAIN_MAX_CLASSES)
         return h->fail(t->ctx, LUMEN_EDATA, "train: the dataset has %d labels; 1..%d are supported", t->K,
                        TRAIN_MAX_CLASSES);
-    if ((rc = lm_pixfilter_from_json(cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(t->ds), "filter"),
-                                     dsdir, &t->filter, &e)))
+    if ((rc = lm_pixfilter_from_schema(lm_dataset_schema(t->ds), (int)t->info->channels, dsdir, &t->filter, &e)))
         return fail_err(t, &e, rc);
-    if (!lm_pixfilter_src_channels(&t->filter, (int)t->info->channels))
-        return h->fail(t->ctx, LUMEN_EDATA, "train: dataset %s: %u channels cannot come from its high-pass filter",
-                       dsdir, t->info->channels);
     if ((rc = lm_normstats_load(stdir, &t->stats, &e))) return fail_err(t, &e, rc);
     if (t->stats.channels != (int)t->info->channels)
         return h->fail(t->ctx, LUMEN_EDATA, "train: stats.json has %d channel(s) but the dataset has %u",
@@ -144,8 +140,7 @@ static int open_data(trainer *t) {
         free(pf);
         if (rc) return fail_err(t, &e, rc);
         t->has_policy = !lm_policy_is_identity(&t->policy);
-        if (!lm_pixfilter_none(&t->filter) &&
-            (t->policy.contrast > 0 || t->policy.brightness > 0 || t->policy.gamma > 0))
+        if (!lm_pixfilter_none(&t->filter) && lm_policy_is_photometric(&t->policy))
             return h->fail(t->ctx, LUMEN_EINVAL,
                            "train: augment's contrast / brightness / gamma would treat the dataset's "
                            "high-pass channel (ingest highpass) as an image; use geometric augmentation "
@@ -263,18 +258,15 @@ static int build_model(trainer *t) {
     t->model_json = nn_resnet_cfg_to_json(&c->model);
     t->labels_json = json_string_array(t->info->labels, t->info->nlabels);
     t->stats_json = lm_normstats_to_json(&t->stats);
-    if (lm_pixfilter_none(&t->filter)) {
-        t->input_json = lm_sprintf("{\"height\":%u,\"width\":%u,\"channels\":%u}", t->info->height,
-                                   t->info->width, t->info->channels);
-    } else { /* the dataset's filter travels with the model: predict filters the same way */
-        cJSON *fj = lm_pixfilter_to_json(&t->filter);
-        char *ft = fj ? cJSON_PrintUnformatted(fj) : NULL;
-        t->input_json = ft ? lm_sprintf("{\"height\":%u,\"width\":%u,\"channels\":%u,\"filter\":%s}",
-                                        t->info->height, t->info->width, t->info->channels, ft)
-                           : NULL;
-        free(ft);
-        cJSON_Delete(fj);
-    }
+    /* the dataset's filter travels with the model: predict filters the same way */
+    cJSON *fj = lm_pixfilter_none(&t->filter) ? NULL : lm_pixfilter_to_json(&t->filter);
+    char *ft = fj ? cJSON_PrintUnformatted(fj) : NULL;
+    t->input_json = !lm_pixfilter_none(&t->filter) && !ft
+                        ? NULL /* out of memory */
+                        : lm_sprintf("{\"height\":%u,\"width\":%u,\"channels\":%u%s%s}", t->info->height,
+                                     t->info->width, t->info->channels, ft ? ",\"filter\":" : "", ft ? ft : "");
+    free(ft);
+    cJSON_Delete(fj);
     t->run_name = run_name_of(h->run_dir(t->ctx));
     if (!t->bn_buffers || !t->bn_counters || !t->model_json || !t->labels_json || !t->stats_json || !t->input_json ||
         !t->run_name)

@@ -92,8 +92,7 @@ static int check_dataset(const lm_dataset *ds, const lm_infer_model *m, lm_err *
                        dir, in->channels, in->height, in->width, m->path, m->channels, m->height,
                        m->width);
     lm_pixfilter df;
-    int rc = lm_pixfilter_from_json(cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(ds), "filter"),
-                                    dir, &df, err);
+    int rc = lm_pixfilter_from_schema(lm_dataset_schema(ds), -1, dir, &df, err);
     if (rc) return rc;
     if (!lm_pixfilter_equal(&df, &m->filter)) {
         char fa[96], fb[96];
