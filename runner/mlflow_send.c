@@ -440,26 +440,41 @@ static int same_value(const cJSON *a, const cJSON *b) {
 }
 
 /* A batch that may have landed: drops the metric points the server has
- * (metrics/get-history of each key in the batch). */
+ * (metrics/get-history of each key in the batch).  Removing a key's points
+ * removes the item the scan stands on (the key's first point), so the key
+ * is copied and each key's scan starts again at the head, skipping the
+ * keys already read. */
 static mf_class dedupe(mf_sender *s, batch *b) {
     cJSON *done = cJSON_CreateObject(); /* keys already read */
-    mf_class c = MF_OK;
-    for (cJSON *m = b->metrics->child; m && c == MF_OK; m = m->next) {
-        const char *k = str(m, "key");
-        if (rn_json_item(done, k)) continue;
+    mf_class c = done ? MF_OK : MF_RETRY;
+    for (cJSON *m = b->metrics->child; m && c == MF_OK;) {
+        if (rn_json_item(done, str(m, "key"))) {
+            m = m->next;
+            continue;
+        }
+        char *k = lm_strdup(str(m, "key"));
         cJSON *hist = NULL;
-        char *ek = mf_escape(k, 0);
+        char *ek = k ? mf_escape(k, 0) : NULL;
         char *path = ek ? lm_sprintf("/api/2.0/mlflow/metrics/get-history?run_id=%s&metric_key=%s", s->run_id, ek)
                         : NULL;
         free(ek);
         if (!path) {
+            free(k);
             c = MF_RETRY;
             break;
         }
         c = call(s, "GET", path, NULL, NULL, &hist, NULL);
         free(path);
-        if (c != MF_OK) break;
-        cJSON_AddItemToObject(done, k, cJSON_CreateTrue());
+        if (c != MF_OK) {
+            free(k);
+            break;
+        }
+        if (!cJSON_AddItemToObject(done, k, cJSON_CreateTrue())) { /* out of memory: try again later */
+            cJSON_Delete(hist);
+            free(k);
+            c = MF_RETRY;
+            break;
+        }
         const cJSON *pts = rn_json_item(hist, "metrics");
         for (cJSON *x = b->metrics->child; x;) {
             cJSON *next = x->next;
@@ -479,6 +494,8 @@ static mf_class dedupe(mf_sender *s, batch *b) {
             x = next;
         }
         cJSON_Delete(hist);
+        free(k);
+        m = b->metrics->child; /* m itself may be gone */
     }
     cJSON_Delete(done);
     return c;
