@@ -28,6 +28,11 @@ int rn_cmd_predict(int argc, char **argv);
  *        metrics on a labelled CSV as one JSON document on stdout. */
 int rn_cmd_eval(int argc, char **argv);
 
+/* runner combine RUN[:CONFIG[:SEED]]... [--json FILE] [--runs DIR]: the
+ *        cross-validated score of an ensemble of finished crossval runs'
+ *        models, from their fold predictions (cmd_combine.c). */
+int rn_cmd_combine(int argc, char **argv);
+
 /* runner sync [RUN...] [--runs DIR] [--uri URI]: posts what tracked runs
  *        still hold in their MLflow spool (mlflow.h). */
 int rn_cmd_sync(int argc, char **argv);

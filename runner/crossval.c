@@ -19,9 +19,7 @@
 
 static double num_or_nan(const cJSON *v) { return cJSON_IsNumber(v) ? v->valuedouble : NAN; }
 
-/* Metric m of a scored fold: m < k: F1 of label m; k: mean F1; k+1..2k: AP
- * of label m-k-1; 2k+1: mean AP; 2k+2: micro F1. */
-static double fold_metric(const lm_metrics *x, int k, int m) {
+double rn_cv_fold_metric(const lm_metrics *x, int k, int m) {
     if (m < k) return x->cls[m].f1;
     if (m == k) return x->f1_mean;
     if (m <= 2 * k) return x->cls[m - k - 1].ap;
@@ -30,11 +28,11 @@ static double fold_metric(const lm_metrics *x, int k, int m) {
 }
 
 /* The base metrics of a fold's metrics, per label and overall (m as in
- * fold_metric): 2k + 3 of them; with groups, metric m >= base is base metric
+ * rn_cv_fold_metric): 2k + 3 of them; with groups, metric m >= base is base metric
  * m % base of group m / base - 1. */
 static size_t base_metrics(int k) { return 2 * (size_t)k + 3; }
 
-static char *metric_name(const char *const *labels, int k, int m) {
+char *rn_cv_metric_name(const char *const *labels, int k, int m) {
     if (m < k) return lm_sprintf("f1_%s", labels[m]);
     if (m == k) return lm_strdup("f1_mean");
     if (m <= 2 * k) return lm_sprintf("ap_%s", labels[m - k - 1]);
@@ -103,7 +101,7 @@ static int set_labels(cv *c, const lm_preds *p, const char *path, lm_err *e) {
         if (!(c->labels[j] = lm_strdup(p->labels[j]))) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
     size_t base = base_metrics(c->k);
     for (size_t m = 0; m < c->nm; m++) {
-        char *nm = metric_name((const char *const *)c->labels, c->k, (int)(m % base));
+        char *nm = rn_cv_metric_name((const char *const *)c->labels, c->k, (int)(m % base));
         c->mnames[m] = nm && m >= base ? lm_sprintf("%s[%s]", nm, c->groups->group[m / base - 1]) : nm;
         if (m >= base) free(nm);
         if (!c->mnames[m]) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
@@ -252,7 +250,7 @@ static int score_groups(const cv *c, const float *P, const float *Y, const uint8
             lm_metrics x;
             if ((rc = lm_metrics_compute(Pg, Yg, m, (int)k, folds[f].thresholds, &x, e))) break;
             lm_groups_undefined(&x);
-            for (size_t j = 0; j < base; j++) o[j * (size_t)K + (size_t)f] = fold_metric(&x, (int)k, (int)j);
+            for (size_t j = 0; j < base; j++) o[j * (size_t)K + (size_t)f] = rn_cv_fold_metric(&x, (int)k, (int)j);
         }
     free(Pg);
     free(Yg);
@@ -329,7 +327,7 @@ static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e)
             size_t rep = (size_t)f * sp->n_seeds + s;
             size_t base = base_metrics((int)k);
             for (size_t m = 0; m < c->nm; m++) {
-                double v = m < base ? fold_metric(&folds[f].m, (int)k, (int)m)
+                double v = m < base ? rn_cv_fold_metric(&folds[f].m, (int)k, (int)m)
                                     : gv[((m / base - 1) * base + m % base) * (size_t)K + (size_t)f];
                 *val_at(c, cf, m, rep) = v;
                 if (want && strcmp(want, c->mnames[m]) == 0) t[tn[f]].value = v;
@@ -443,7 +441,7 @@ static int score_seed_ensemble(cv *c, size_t cf, lm_err *e) {
     }
     for (int f = 0; rc == 0 && f < K; f++) /* the group breakdown is the single models' only */
         for (size_t m = 0; m < base_metrics((int)k); m++)
-            c->ens[(cf * c->nm + m) * (size_t)K + (size_t)f] = fold_metric(&folds[f].m, (int)k, (int)m);
+            c->ens[(cf * c->nm + m) * (size_t)K + (size_t)f] = rn_cv_fold_metric(&folds[f].m, (int)k, (int)m);
     free(P);
     free(Y);
     free(F);

@@ -60,11 +60,19 @@
 #include <cjson/cJSON.h>
 
 #include "lm_util.h"
+#include "metrics.h"
 #include "plan.h"
 #include "run.h"
 #include "sweep.h"
 
 int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const cJSON *labels,
                         rn_trial_result *t, size_t nt, const rn_run_env *env, FILE *term, lm_err *e);
+
+/* The base metrics of a scored fold, 2k + 3 of them: m < k: F1 of label m;
+ * k: mean F1; k+1..2k: AP of label m-k-1; 2k+1: mean AP; 2k+2: micro F1.
+ * Their names ("f1_crack", "f1_mean", "ap_crack", "ap_mean", "f1_micro";
+ * NULL on OOM, free it). */
+double rn_cv_fold_metric(const lm_metrics *x, int k, int m);
+char *rn_cv_metric_name(const char *const *labels, int k, int m);
 
 #endif /* RN_CROSSVAL_H */

@@ -319,6 +319,141 @@ static void test_crossval_smoke_end_to_end(void **state) {
  * from the trials' own predictions, with the paired difference to the
  * single models' mean score.  split.seed is a number: "auto" would follow
  * the trial seed and give each seed its own folds (no ensemble then). */
+/* tmp/NAME: a hand-made crossval run of the seed study's seed-3 trials
+ * (crossval.json, trials/F/trial.json, the validate predictions with each
+ * fold's samples in reverse order); rename: fold 0's first cell renamed. */
+static void write_fake_run(const char *tmp, const char *run, const char *name, int rename) {
+    for (int f = 0; f < FOLDS; f++) {
+        char *src = hx_fmt("%s/trials/%d/validate/report/predictions.json", run, f * 2);
+        char *text = hx_read(src);
+        assert_non_null(text);
+        cJSON *doc = cJSON_Parse(text), *samples = (cJSON *)at(doc, "samples"), *rev = cJSON_CreateArray();
+        assert_non_null(samples);
+        while (samples->child) cJSON_AddItemToArray(rev, cJSON_DetachItemViaPointer(samples, samples->child));
+        for (cJSON *x = rev->child; x;) { /* reversed: prepend each */
+            cJSON *next = x->next;
+            cJSON *d = cJSON_DetachItemViaPointer(rev, x);
+            cJSON_InsertItemInArray(samples, 0, d);
+            x = next;
+        }
+        cJSON_Delete(rev);
+        if (rename && f == 0) {
+            cJSON *first = cJSON_GetArrayItem(samples, 0);
+            char *nn = hx_fmt("X%s", cJSON_GetStringValue(at(first, "name")));
+            cJSON_ReplaceItemInObjectCaseSensitive(first, "name", cJSON_CreateString(nn));
+            free(nn);
+        }
+        char *out = cJSON_PrintUnformatted(doc);
+        char *dst = hx_fmt("%s/%s/trials/%d/validate/report/predictions.json", tmp, name, f);
+        hx_write(dst, out);
+        char *tj = hx_fmt("%s/%s/trials/%d/trial.json", tmp, name, f);
+        char *tjt = hx_fmt("{\"config\": 0, \"seed\": 3, \"fold\": %d}", f);
+        hx_write(tj, tjt);
+        free(tj);
+        free(tjt);
+        free(dst);
+        free(out);
+        cJSON_Delete(doc);
+        free(text);
+        free(src);
+    }
+    char *fcv = hx_fmt("%s/%s/crossval.json", tmp, name);
+    hx_write(fcv, "{\"folds\": 3, \"seeds\": [3], \"configs\": [{\"config\": 0}]}");
+    free(fcv);
+}
+
+/* runner combine on the seed study's run: each seed alone scores what
+ * crossval.json says for that seed's folds, their mean what its seed
+ * ensemble says (every metric, every fold), the difference is paired by
+ * fold; bad members are named.  A hand-made run of the seed-3 trials with
+ * each fold's rows reversed combined with the run's seed 3 is seed 3; with
+ * one cell renamed in fold 0 it is refused as having other folds. */
+static void check_combine(const char *tmp, const char *run, const cJSON *cv) {
+    hx_result r;
+    char *js = hx_join(tmp, "combine.json");
+    char *m3 = hx_fmt("%s:0:3", run), *m4 = hx_fmt("%s:0:4", run);
+    hx_runner(&r, tmp, NULL, NULL, "combine", m3, m4, "--json", js, NULL);
+    hx_assert_ran(&r, "runner combine");
+    assert_non_null(strstr(r.out, "ensemble (mean of 2)"));
+    hx_result_free(&r);
+    cJSON *cj = read_json(tmp, "combine.json");
+    const cJSON *row = cJSON_GetArrayItem(at(cv, "configs"), 0), *se = at(row, "seed_ensemble");
+    const char *names[] = {"f1_crack", "f1_inactive", "f1_mean", "ap_crack", "ap_inactive", "ap_mean", "f1_micro"};
+    int checked = 0;
+    for (int j = 0; j < 7; j++) {
+        const cJSON *ens = at(at(at(cj, "ensemble"), "metrics"), names[j]);
+        double dsum = 0;
+        for (int f = 0; f < FOLDS; f++) {
+            for (int s = 0; s < 2; s++) {
+                const cJSON *mine = at(at(cJSON_GetArrayItem(at(cj, "models"), s), "metrics"), names[j]);
+                double got = cJSON_GetNumberValue(cJSON_GetArrayItem(at(mine, "values"), f));
+                double want = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(at(row, "metrics"), names[j]), "values"),
+                                                                      f * 2 + s));
+                if (fabs(got - want) > 1e-12)
+                    fail_msg("%s seed %d fold %d: %.17g, crossval %.17g", names[j], s, f, got, want);
+                checked++;
+            }
+            if (!at(se, names[j])) continue; /* the seed ensemble block has the base metrics */
+            double got = cJSON_GetNumberValue(cJSON_GetArrayItem(at(ens, "values"), f));
+            double want = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(se, names[j]), "values"), f));
+            if (fabs(got - want) > 1e-12)
+                fail_msg("%s ensemble fold %d: %.17g, crossval %.17g", names[j], f, got, want);
+            const cJSON *m0 = at(at(cJSON_GetArrayItem(at(cj, "models"), 0), "metrics"), names[j]);
+            dsum += got - cJSON_GetNumberValue(cJSON_GetArrayItem(at(m0, "values"), f));
+            checked++;
+        }
+        if (at(se, names[j])) assert_true(fabs(cJSON_GetNumberValue(at(ens, "diff")) - dsum / FOLDS) < 1e-12);
+    }
+    assert_true(checked >= 7 * FOLDS * 2 + 6 * FOLDS);
+    cJSON_Delete(cj);
+    /* RUN alone: configuration 0, every seed */
+    hx_runner(&r, tmp, NULL, NULL, "combine", run, NULL);
+    hx_assert_ran(&r, "runner combine");
+    assert_non_null(strstr(r.out, "ensemble (mean of 2)"));
+    hx_result_free(&r);
+    /* the seed-3 models again, each fold's rows in reverse order: the
+     * ensemble of a model with itself is the model, cell by cell */
+    write_fake_run(tmp, run, "fake", 0);
+    hx_runner(&r, tmp, NULL, NULL, "combine", m3, "fake", "--json", js, NULL);
+    hx_assert_ran(&r, "runner combine");
+    hx_result_free(&r);
+    cj = read_json(tmp, "combine.json");
+    for (int j = 0; j < 7; j++)
+        for (int f = 0; f < FOLDS; f++) {
+            const cJSON *ens = at(at(at(cj, "ensemble"), "metrics"), names[j]);
+            double got = cJSON_GetNumberValue(cJSON_GetArrayItem(at(ens, "values"), f));
+            double want = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(at(row, "metrics"), names[j]), "values"), f * 2));
+            if (fabs(got - want) > 1e-12)
+                fail_msg("%s self-ensemble fold %d: %.17g, the model %.17g", names[j], f, got, want);
+        }
+    cJSON_Delete(cj);
+    /* ... and with one cell renamed in fold 0 */
+    write_fake_run(tmp, run, "fake2", 1);
+    struct {
+        const char *a, *b, *want;
+    } bad[] = {
+        {m3, "fake2", "fold 0 holds X"},
+        {m3, "fake2:1", "fake2:1: no configuration 1 (the run has 1: 0..0)"},
+        {m3, "fake2:0:9", "fake2:0:9: the run has no seed 9"},
+        {m3, "nowhere", "nowhere: no run folder"},
+        {m3, ".", "has no crossval.json"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        hx_runner(&r, tmp, NULL, NULL, "combine", bad[i].a, bad[i].b, NULL);
+        if (r.exit_code == 0 || !strstr(r.err, bad[i].want))
+            fail_msg("combine %s %s: exit %d, want '%s':\n%s", bad[i].a, bad[i].b, r.exit_code, bad[i].want, r.err);
+        hx_result_free(&r);
+    }
+    /* the fake run alone is a fine one-model ensemble */
+    hx_runner(&r, tmp, NULL, NULL, "combine", "fake2", NULL);
+    hx_assert_ran(&r, "runner combine");
+    hx_result_free(&r);
+    free(m3);
+    free(m4);
+    free(js);
+    print_message("runner combine: %d values checked against crossval.json\n", checked);
+}
+
 static void test_crossval_seed_ensemble(void **state) {
     (void)state;
     char *tmp = fx_elpv_fixture("cvseeds", CELLS, CELLS);
@@ -402,6 +537,7 @@ static void test_crossval_seed_ensemble(void **state) {
     assert_non_null(strstr(csv, "[seed ensemble]"));
     free(csv);
     free(csvp);
+    check_combine(tmp, run, cv);
     cJSON_Delete(cv);
     free(run);
     free(rel);
