@@ -47,7 +47,12 @@
 -- raises the crack AP by 0.03 to 0.05 in five of five arms, but lowers the
 -- inactive F1 (gain 4 with training seed 2: -0.061 +- 0.059), and its
 -- mean F1 gain with seed 1 (+0.017 +- 0.057) did not hold with seed 2
--- (-0.028 +- 0.037): not adopted.
+-- (-0.028 +- 0.037): not adopted.  Averaging this recipe's fold models
+-- with a sigma-1.5 high-pass model per fold (runner combine, no training)
+-- gives mean F1 +0.013 +- 0.047 / +0.011 +- 0.032 (seeds 1 / 2), mean AP
+-- +0.020 +- 0.018; a second seed of this recipe gives -0.011 +- 0.016 and
+-- all 13 studied models +0.008 +- 0.024: not adopted (twice the training
+-- for a gain inside its interval).
 --
 -- Measured (2026-12-07, ../shared/data/elpv, 1700 cells, seed 1; 2-core
 -- "Intel(R) Xeon(R) Processor" (AVX-512); reg_study.lua's smooth0.1 arm,
