@@ -18,8 +18,12 @@
  * the mean of the models' probabilities.  Printed: per model and for the
  * ensemble the mean over folds of each label's F1 and AP, the mean F1 with
  * its 95% t interval and the mean AP; then the paired difference ensemble
- * - first model, fold by fold, with its 95% t interval.  --json FILE also
- * writes every per-fold value.  An ensemble that scores well here is
+ * - first model, fold by fold, with its 95% t interval; then per label how
+ * many cells every model gets wrong (cells every recipe misses or flags are
+ * where to look for label noise).  --json FILE also writes every per-fold
+ * value; --wrong FILE every (cell, label) some model gets wrong at its
+ * nested threshold, "filename;label;truth;wrong;models", most models
+ * first.  An ensemble that scores well here is
  * trained by training each member's recipe; its manifest is not written
  * (the members' fold models may need different inputs).
  */
@@ -41,7 +45,8 @@
 #include "strv.h"
 #include "sweep_search.h"
 
-static const char USAGE[] = "usage: runner combine RUN[:CONFIG[:SEED]]... [--json FILE] [--runs DIR]\n";
+static const char USAGE[] =
+    "usage: runner combine RUN[:CONFIG[:SEED]]... [--json FILE] [--wrong FILE] [--runs DIR]\n";
 
 #define MAX_MODELS 64
 #define MAX_FOLDS LM_CROSSFIT_MAX_FOLDS
@@ -298,8 +303,34 @@ static int align(combo *c, int f, int64_t **row, lm_err *e) {
     return rc;
 }
 
-/* Scores the mean of models [lo, hi) over every fold into v[metric][fold]. */
-static int score(const combo *c, int64_t *const *const *rows, int lo, int hi, double *v, lm_err *e) {
+/* The cells, fold by fold in the first model's row order: their number,
+ * the name and the truth of label j of cell q. */
+static int64_t cells(const combo *c) {
+    int64_t n = 0;
+    for (int f = 0; f < c->K; f++) n += c->m[0].fold[f].n;
+    return n;
+}
+
+static const lm_preds *cell_at(const combo *c, int64_t *q) {
+    int f = 0;
+    while (*q >= c->m[0].fold[f].n) *q -= c->m[0].fold[f++].n;
+    return &c->m[0].fold[f];
+}
+
+static const char *cell_name(const combo *c, int64_t q) {
+    const lm_preds *p = cell_at(c, &q);
+    return p->names[q];
+}
+
+static int truth(const combo *c, int64_t q, int j) {
+    const lm_preds *p = cell_at(c, &q);
+    return p->y[q * p->k + c->m[0].col[j]] >= 0.5f;
+}
+
+/* Scores the mean of models [lo, hi) over every fold into v[metric][fold];
+ * wrong (or NULL), per cell (the first model's rows, fold by fold) and
+ * label: +1 where the decision at the fold's nested threshold is wrong. */
+static int score(const combo *c, int64_t *const *const *rows, int lo, int hi, double *v, int *wrong, lm_err *e) {
     int64_t n = 0;
     size_t k = (size_t)c->k, nm = 2 * k + 3;
     for (int f = 0; f < c->K; f++) n += c->m[0].fold[f].n;
@@ -325,6 +356,10 @@ static int score(const combo *c, int64_t *const *const *rows, int lo, int hi, do
     }
     lm_cv_fold folds[MAX_FOLDS];
     if (rc == 0) rc = lm_crossval_nested(P, Y, F, n, c->k, c->K, folds, NULL, e);
+    for (int64_t r = 0; rc == 0 && wrong && r < n; r++)
+        for (size_t j = 0; j < k; j++)
+            wrong[r * (int64_t)k + (int64_t)j] += (P[r * (int64_t)k + (int64_t)j] >= folds[F[r]].thresholds[j]) !=
+                                                  (Y[r * (int64_t)k + (int64_t)j] >= 0.5f);
     for (int f = 0; f < c->K && rc == 0; f++)
         for (size_t m = 0; m < nm; m++) v[m * (size_t)c->K + (size_t)f] = rn_cv_fold_metric(&folds[f].m, c->k, (int)m);
     free(P);
@@ -363,11 +398,72 @@ static char *fmt_mean(const double *v, int K, int ci) {
     return lm_sprintf("%.3f [%.3f, %.3f]", mean, mean - h, mean + h);
 }
 
-static int run_combine(combo *c, const char *json_out, lm_err *e) {
+/* Per label: the cells every model gets wrong at its nested thresholds
+ * (positives missed, negatives flagged), and those most models do. */
+static void report_wrong(const combo *c, const int *wrong) {
+    int64_t n = cells(c);
+    for (int j = 0; j < c->k; j++) {
+        int64_t all_fn = 0, all_fp = 0, most = 0, any = 0;
+        for (int64_t q = 0; q < n; q++) {
+            int w = wrong[q * c->k + j];
+            int pos = truth(c, q, j);
+            any += w > 0;
+            most += 2 * w > c->n;
+            all_fn += w == c->n && pos;
+            all_fp += w == c->n && !pos;
+        }
+        printf("%s: %lld cell(s) wrong in every model (%lld positive(s) missed, %lld negative(s) flagged), %lld in "
+               "most, %lld in at least one\n",
+               c->labels[j], (long long)(all_fn + all_fp), (long long)all_fn, (long long)all_fp, (long long)most,
+               (long long)any);
+    }
+}
+
+/* The (cell, label) pairs some model gets wrong, most models first, as
+ * "filename;label;truth;wrong;models" lines. */
+static int write_wrong(const combo *c, const int *wrong, const char *path, lm_err *e) {
+    int64_t n = cells(c), m = 0;
+    int64_t *ord = malloc(((size_t)n * (size_t)c->k + 1) * sizeof *ord);
+    if (!ord) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    for (int w = c->n; w >= 1; w--) /* a counting sort: stable, cells in fold order */
+        for (int64_t x = 0; x < n * c->k; x++)
+            if (wrong[x] == w) ord[m++] = x;
+    size_t cap = 64 * (size_t)m + 64, len = 0;
+    char *buf = malloc(cap);
+    int rc = buf ? 0 : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    if (rc == 0) len += (size_t)snprintf(buf, cap, "filename;label;truth;wrong;models\n");
+    for (int64_t i = 0; rc == 0 && i < m; i++) {
+        int64_t q = ord[i] / c->k;
+        int j = (int)(ord[i] % c->k);
+        const char *name = cell_name(c, q);
+        size_t need = strlen(name) + strlen(c->labels[j]) + 48;
+        if (len + need >= cap) {
+            char *g = realloc(buf, cap = 2 * cap + need);
+            if (!g) {
+                rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+                break;
+            }
+            buf = g;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%s;%s;%d;%d;%d\n", name, c->labels[j], truth(c, q, j),
+                                wrong[ord[i]], c->n);
+    }
+    if (rc == 0) rc = lm_write_file_atomic(path, buf, len, e);
+    free(buf);
+    free(ord);
+    return rc;
+}
+
+static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm_err *e) {
     int K = c->K, k = c->k, nm = 2 * k + 3, rows_n = c->n + 1, rc = 0;
     int64_t **rows[MAX_FOLDS] = {0};
     double *v = calloc((size_t)rows_n * (size_t)nm * (size_t)K + 1, sizeof *v);
-    if (!v) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    int *wrong = calloc((size_t)cells(c) * (size_t)k + 1, sizeof *wrong);
+    if (!v || !wrong) {
+        free(v);
+        free(wrong);
+        return lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    }
     for (int f = 0; f < K && rc == 0; f++) {
         if (!(rows[f] = calloc((size_t)c->n, sizeof *rows[f]))) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         for (int i = 0; i < c->n && rc == 0; i++)
@@ -377,8 +473,9 @@ static int run_combine(combo *c, const char *json_out, lm_err *e) {
     }
     /* rows 0..n-1: each model alone; row n: the ensemble */
     for (int i = 0; i < c->n && rc == 0; i++)
-        rc = score(c, (int64_t *const *const *)rows, i, i + 1, v + (size_t)i * nm * K, e);
-    if (rc == 0) rc = score(c, (int64_t *const *const *)rows, 0, c->n, v + (size_t)c->n * nm * K, e);
+        rc = score(c, (int64_t *const *const *)rows, i, i + 1, v + (size_t)i * nm * K, wrong, e);
+    if (rc == 0) rc = score(c, (int64_t *const *const *)rows, 0, c->n, v + (size_t)c->n * nm * K, NULL, e);
+
     if (rc == 0) {
         int64_t cells = 0;
         for (int f = 0; f < K; f++) cells += c->m[0].fold[f].n;
@@ -421,6 +518,8 @@ static int run_combine(combo *c, const char *json_out, lm_err *e) {
         free(own);
         free(cells_t);
     }
+    if (rc == 0) report_wrong(c, wrong);
+    if (rc == 0 && wrong_out) rc = write_wrong(c, wrong, wrong_out, e);
     if (rc == 0 && json_out) {
         cJSON *doc = cJSON_CreateObject(), *models = cJSON_CreateArray();
         cJSON_AddNumberToObject(doc, "folds", K);
@@ -457,11 +556,12 @@ static int run_combine(combo *c, const char *json_out, lm_err *e) {
         free(rows[f]);
     }
     free(v);
+    free(wrong);
     return rc;
 }
 
 int rn_cmd_combine(int argc, char **argv) {
-    const char *runs_opt = NULL, *json_out = NULL, *v;
+    const char *runs_opt = NULL, *json_out = NULL, *wrong_out = NULL, *v;
     rn_strv args = {0};
     for (int i = 1; i < argc; i++) {
         int m;
@@ -471,18 +571,23 @@ int rn_cmd_combine(int argc, char **argv) {
         } else if ((m = rn_cli_value(argc, argv, &i, "--json", &v))) {
             if (m < 0) return RN_EXIT_USAGE;
             json_out = v;
+        } else if ((m = rn_cli_value(argc, argv, &i, "--wrong", &v))) {
+            if (m < 0) return RN_EXIT_USAGE;
+            wrong_out = v;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("%s\nThe cross-validated score of an ensemble of finished lumen.crossval runs' models, from the "
                    "fold predictions they wrote (nothing trains): each fold at the mean of the models' "
                    "probabilities, thresholds tuned on the other folds (nested), beside each model alone and the "
                    "paired difference to the first.  RUN: a run folder or EXPERIMENT/RUN-ID; CONFIG: its "
                    "crossval.json configuration (default 0); SEED: one trial seed (default: each seed is a model). "
-                   "The runs must share their folds.  --json FILE: every per-fold value.\n",
+                   "The runs must share their folds.  --json FILE: every per-fold value.  --wrong FILE: the "
+                   "cells some model gets wrong at its nested thresholds, per label, as "
+                   "'filename;label;truth;wrong;models' (most models first).\n",
                    USAGE);
             rn_strv_free(&args);
             return RN_EXIT_OK;
         } else if (argv[i][0] == '-') {
-            static const char *const known[] = {"--runs", "--json", "--help", NULL};
+            static const char *const known[] = {"--runs", "--json", "--wrong", "--help", NULL};
             rn_cli_unknown_option(argv[i], known);
             rn_strv_free(&args);
             return RN_EXIT_USAGE;
@@ -517,7 +622,7 @@ int rn_cmd_combine(int argc, char **argv) {
     }
     if (rc == 0 && (c->k < 1 || c->k > LM_METRICS_MAX_CLASSES))
         rc = lm_fail(&e, LUMEN_EDATA, "%s: %d labels", c->m[0].path[0], c->k);
-    if (rc == 0) rc = run_combine(c, json_out, &e);
+    if (rc == 0) rc = run_combine(c, json_out, wrong_out, &e);
     if (rc) rn_cli_error("combine: %s", e.msg);
     for (int i = 0; c && i < c->n; i++) model_free(&c->m[i]);
     free(c);

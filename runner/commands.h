@@ -28,7 +28,8 @@ int rn_cmd_predict(int argc, char **argv);
  *        metrics on a labelled CSV as one JSON document on stdout. */
 int rn_cmd_eval(int argc, char **argv);
 
-/* runner combine RUN[:CONFIG[:SEED]]... [--json FILE] [--runs DIR]: the
+/* runner combine RUN[:CONFIG[:SEED]]... [--json FILE] [--wrong FILE]
+ *        [--runs DIR]: the
  *        cross-validated score of an ensemble of finished crossval runs'
  *        models, from their fold predictions (cmd_combine.c). */
 int rn_cmd_combine(int argc, char **argv);

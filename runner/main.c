@@ -32,7 +32,7 @@ static const rn_command COMMANDS[] = {
     {"runs", rn_cmd_runs, "[EXPERIMENT] [--runs DIR]", "list recorded runs: status, duration, metrics"},
     {"predict", rn_cmd_predict, "CKPT (IMAGE...|--csv FILE)", "predict PNG images with a checkpoint (CSV out)"},
     {"eval", rn_cmd_eval, "CKPT --csv FILE", "validation metrics of a checkpoint on a labelled CSV (JSON)"},
-    {"combine", rn_cmd_combine, "RUN[:CONFIG[:SEED]]... [--json FILE]",
+    {"combine", rn_cmd_combine, "RUN[:CONFIG[:SEED]]...",
      "cross-validated score of an ensemble of crossval runs' models (no training)"},
     {"sync", rn_cmd_sync, "[RUN...] [--runs DIR] [--uri URI]", "post what tracked runs still hold to MLflow"},
     {"bench", rn_cmd_bench, "[--size N] [--batch N] ...", "time training steps and inference on synthetic data"},

@@ -362,6 +362,71 @@ static void write_fake_run(const char *tmp, const char *run, const char *name, i
     free(fcv);
 }
 
+/* combine --wrong for seeds 3 and 4: each (cell, label) listed with the
+ * number of the two models whose decision at its fold's nested threshold
+ * is wrong, recomputed here from the trials' predictions; none left out. */
+static void check_wrong(const char *run, const char *path) {
+    char *text = hx_read(path);
+    assert_non_null(text);
+    assert_true(strncmp(text, "filename;label;truth;wrong;models\n", 34) == 0);
+    const char *labels[2] = {"crack", "inactive"};
+    int want_lines = 0, found = 0, prev = 2;
+    lm_preds p[2][FOLDS];
+    int count[FOLDS][CELLS][2];
+    memset(count, 0, sizeof count);
+    lm_err e = {0};
+    for (int s = 0; s < 2; s++) {
+        float P[CELLS * 2], Y[CELLS * 2];
+        uint8_t F[CELLS];
+        int64_t q = 0;
+        for (int f = 0; f < FOLDS; f++) {
+            char *pp = hx_fmt("%s/trials/%d/validate/report/predictions.json", run, f * 2 + s);
+            assert_int_equal(lm_preds_read(pp, &p[s][f], &e), 0);
+            free(pp);
+            for (int64_t i = 0; i < p[s][f].n; i++, q++) {
+                memcpy(P + q * 2, p[s][f].p + i * 2, 2 * sizeof *P);
+                memcpy(Y + q * 2, p[s][f].y + i * 2, 2 * sizeof *Y);
+                F[q] = (uint8_t)f;
+            }
+        }
+        lm_cv_fold folds[FOLDS];
+        assert_int_equal(lm_crossval_nested(P, Y, F, q, 2, FOLDS, folds, NULL, &e), 0);
+        for (int f = 0; f < FOLDS; f++)
+            for (int64_t i = 0; i < p[s][f].n; i++) {
+                int64_t r = 0; /* the row of seed 3's cell in seed s's fold */
+                while (strcmp(p[s][f].names[r], p[0][f].names[i]) != 0) r++;
+                for (int j = 0; j < 2; j++)
+                    count[f][i][j] +=
+                        (p[s][f].p[r * 2 + j] >= folds[f].thresholds[j]) != (p[s][f].y[r * 2 + j] >= 0.5f);
+            }
+    }
+    for (int f = 0; f < FOLDS; f++)
+        for (int64_t i = 0; i < p[0][f].n; i++)
+            for (int j = 0; j < 2; j++) {
+                if (!count[f][i][j]) continue;
+                want_lines++;
+                char *line = hx_fmt("\n%s;%s;%d;%d;2\n", p[0][f].names[i], labels[j], p[0][f].y[i * 2 + j] >= 0.5f,
+                                    count[f][i][j]);
+                if (!strstr(text, line)) fail_msg("--wrong lacks %s", line + 1);
+                free(line);
+            }
+    for (const char *l = strchr(text, '\n'); l && l[1]; l = strchr(l + 1, '\n')) {
+        int w = 0;
+        const char *semi = l;
+        for (int k = 0; k < 3 && semi; k++) semi = strchr(semi + 1, ';');
+        assert_non_null(semi);
+        w = atoi(semi + 1);
+        assert_true(w >= 1 && w <= prev); /* most models first */
+        prev = w;
+        found++;
+    }
+    assert_int_equal(found, want_lines);
+    assert_true(want_lines > 0);
+    for (int s = 0; s < 2; s++)
+        for (int f = 0; f < FOLDS; f++) lm_preds_free(&p[s][f]);
+    free(text);
+}
+
 /* runner combine on the seed study's run: each seed alone scores what
  * crossval.json says for that seed's folds, their mean what its seed
  * ensemble says (every metric, every fold), the difference is paired by
@@ -372,10 +437,14 @@ static void check_combine(const char *tmp, const char *run, const cJSON *cv) {
     hx_result r;
     char *js = hx_join(tmp, "combine.json");
     char *m3 = hx_fmt("%s:0:3", run), *m4 = hx_fmt("%s:0:4", run);
-    hx_runner(&r, tmp, NULL, NULL, "combine", m3, m4, "--json", js, NULL);
+    char *wr = hx_join(tmp, "wrong.csv");
+    hx_runner(&r, tmp, NULL, NULL, "combine", m3, m4, "--json", js, "--wrong", wr, NULL);
     hx_assert_ran(&r, "runner combine");
     assert_non_null(strstr(r.out, "ensemble (mean of 2)"));
+    assert_non_null(strstr(r.out, "crack: "));
     hx_result_free(&r);
+    check_wrong(run, wr);
+    free(wr);
     cJSON *cj = read_json(tmp, "combine.json");
     const cJSON *row = cJSON_GetArrayItem(at(cv, "configs"), 0), *se = at(row, "seed_ensemble");
     const char *names[] = {"f1_crack", "f1_inactive", "f1_mean", "ap_crack", "ap_inactive", "ap_mean", "f1_micro"};
