@@ -65,7 +65,7 @@ struct lm_dataset_writer {
     size_t *ends; /* end offset of each buffered record */
     size_t nbuf, nbufcap;
     /* label counts (value >= 0.5) per split */
-    size_t nsplit[2];
+    size_t nsplit[3];
     size_t *pos[2];
 };
 
@@ -199,7 +199,8 @@ static int flush(lm_dataset_writer *w, lm_err *err) {
 int lm_dataset_put(lm_dataset_writer *w, const lm_record *r, lm_err *err) {
     const lm_dataset_spec *s = &w->spec;
     if (r->h != s->height || r->w != s->width || r->c != s->channels ||
-        r->nlabels != s->nlabels || (r->split != LM_SPLIT_TRAIN && r->split != LM_SPLIT_VAL) ||
+        r->nlabels != s->nlabels ||
+        (r->split != LM_SPLIT_TRAIN && r->split != LM_SPLIT_VAL && r->split != LM_SPLIT_HELD) ||
         !r->name || !r->pixels || !r->labels)
         return lm_fail(err, LUMEN_EINVAL,
                        "dataset %s: record %zu (%s): %ux%ux%u, %u labels, split %d does not "
@@ -243,7 +244,7 @@ int lm_dataset_put(lm_dataset_writer *w, const lm_record *r, lm_err *err) {
     p += LM_RECORD_HEADER;
     for (uint32_t i = 0; i < r->nlabels; i++, p += 4) {
         put_f32(p, r->labels[i]);
-        if (r->labels[i] >= 0.5f) w->pos[r->split][i]++;
+        if (r->labels[i] >= 0.5f && r->split != LM_SPLIT_HELD) w->pos[r->split][i]++;
     }
     memcpy(p, r->name, nl + 1);
     p += nl + 1;
@@ -290,6 +291,7 @@ static cJSON *build_schema(const lm_dataset_writer *w, const cJSON *extra) {
          cJSON_AddNumberToObject(o, "count", (double)w->written) &&
          cJSON_AddNumberToObject(o, "train", (double)w->nsplit[0]) &&
          cJSON_AddNumberToObject(o, "val", (double)w->nsplit[1]) &&
+         (!w->nsplit[2] || cJSON_AddNumberToObject(o, "held", (double)w->nsplit[2])) &&
          (lc = cJSON_AddObjectToObject(o, "label_counts")) != NULL;
     for (int sp = 0; ok && sp < 2; sp++) {
         cJSON *a = counts_json(w->pos[sp], s->nlabels);
@@ -431,8 +433,11 @@ static int parse_schema(lm_dataset *ds, const char *text, size_t len, lm_err *er
         !w || schema_uint(s, "channels", 64, &c) || !c)
         return lm_fail(err, LUMEN_EDATA, "dataset %s: schema height/width/channels missing or bad",
                        dir);
+    uint64_t held = 0; /* absent: none */
     if (schema_uint(s, "count", UINT32_MAX, &n) || schema_uint(s, "train", UINT32_MAX, &tr) ||
-        schema_uint(s, "val", UINT32_MAX, &va) || tr + va != n)
+        schema_uint(s, "val", UINT32_MAX, &va) ||
+        (cJSON_GetObjectItemCaseSensitive(s, "held") && schema_uint(s, "held", UINT32_MAX, &held)) ||
+        tr + va + held != n)
         return lm_fail(err, LUMEN_EDATA, "dataset %s: schema count/train/val missing or inconsistent",
                        dir);
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(s, "labels");
@@ -451,7 +456,8 @@ static int parse_schema(lm_dataset *ds, const char *text, size_t len, lm_err *er
     ds->info = (lm_dataset_info){.height = (uint32_t)h, .width = (uint32_t)w,
                                  .channels = (uint32_t)c, .nlabels = (size_t)nl,
                                  .labels = (const char *const *)ds->labels,
-                                 .count = (size_t)n, .ntrain = (size_t)tr, .nval = (size_t)va};
+                                 .count = (size_t)n, .ntrain = (size_t)tr, .nval = (size_t)va,
+                                 .nheld = (size_t)held};
     return 0;
 }
 
@@ -472,7 +478,7 @@ static int parse_record(lm_dataset *ds, size_t i, const MDB_val *v, lm_err *err)
     r->c = get_u32(p + 16);
     r->nlabels = get_u32(p + 20);
     uint64_t nl = get_u32(p + 24), ml = get_u32(p + 28);
-    if (r->split > 1)
+    if (r->split > LM_SPLIT_HELD)
         return lm_fail(err, LUMEN_EDATA, "dataset %s: record %zu: bad split %d", dir, i, r->split);
     if (r->h != in->height || r->w != in->width || r->c != in->channels ||
         r->nlabels != in->nlabels)
@@ -576,7 +582,7 @@ int lm_dataset_open(const char *dir, lm_dataset **out, lm_err *err) {
         rc = env_fail(err, dir, "cannot open cursor", rc);
         goto fail;
     }
-    size_t i = 0, cnt[2] = {0, 0};
+    size_t i = 0, cnt[3] = {0, 0, 0};
     MDB_val k, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), i++) {
@@ -589,19 +595,20 @@ int lm_dataset_open(const char *dir, lm_dataset **out, lm_err *err) {
         }
         if ((rc = parse_record(ds, i, &v, err))) goto fail;
         int sp = ds->recs[i].split;
-        size_t cap = sp ? ds->info.nval : ds->info.ntrain;
+        size_t cap = sp == LM_SPLIT_HELD ? ds->info.nheld : sp ? ds->info.nval : ds->info.ntrain;
         if (cnt[sp] >= cap) {
             rc = lm_fail(err, LUMEN_EDATA, "dataset %s: more %s records than the schema's %zu", dir,
-                         sp ? "val" : "train", cap);
+                         sp == LM_SPLIT_HELD ? "held" : sp ? "val" : "train", cap);
             goto fail;
         }
-        ds->idx[sp][cnt[sp]++] = (uint32_t)i;
+        if (sp == LM_SPLIT_HELD) cnt[sp]++; /* in no split's list */
+        else ds->idx[sp][cnt[sp]++] = (uint32_t)i;
     }
     if (rc != MDB_NOTFOUND) {
         rc = env_fail(err, dir, "cannot read records", rc);
         goto fail;
     }
-    if (i != n || cnt[0] != ds->info.ntrain || cnt[1] != ds->info.nval) {
+    if (i != n || cnt[0] != ds->info.ntrain || cnt[1] != ds->info.nval || cnt[2] != ds->info.nheld) {
         rc = lm_fail(err, LUMEN_EDATA, "dataset %s: split counts differ from the schema", dir);
         goto fail;
     }

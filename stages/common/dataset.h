@@ -61,7 +61,11 @@
 #define LM_RECORD_VERSION 1
 #define LM_RECORD_HEADER 32 /* bytes before the labels */
 
-enum lm_split { LM_SPLIT_TRAIN = 0, LM_SPLIT_VAL = 1 };
+/* LM_SPLIT_HELD: a record in neither split -- kept so that record numbers
+ * (predictions' "index") stay the same across datasets made from the same
+ * rows, read by no stage (lm_dataset_split has no list for it).  Counted as
+ * "held" in the schema only when there are some. */
+enum lm_split { LM_SPLIT_TRAIN = 0, LM_SPLIT_VAL = 1, LM_SPLIT_HELD = 2 };
 
 /* One record.  From lm_dataset_get: every pointer points into the dataset's
  * memory map (labels into a copy owned by the dataset, as the map gives no
@@ -69,7 +73,7 @@ enum lm_split { LM_SPLIT_TRAIN = 0, LM_SPLIT_VAL = 1 };
  * lm_dataset_put: the caller's memory, copied before put returns. */
 typedef struct lm_record {
     uint32_t h, w, c;      /* height, width, channels */
-    int split;             /* LM_SPLIT_TRAIN or LM_SPLIT_VAL */
+    int split;             /* LM_SPLIT_TRAIN, LM_SPLIT_VAL or LM_SPLIT_HELD */
     uint32_t nlabels;
     const float *labels;   /* [nlabels] */
     const char *name;      /* NUL-terminated source path */
@@ -88,6 +92,7 @@ typedef struct lm_dataset_info {
     const char *const *labels; /* [nlabels] label names */
     size_t count;              /* records */
     size_t ntrain, nval;       /* records per split */
+    size_t nheld;              /* records in neither (LM_SPLIT_HELD) */
 } lm_dataset_info;
 
 /* Threading: open and close from one thread; between them every reader

@@ -26,6 +26,7 @@ void ingest_opts_default(ingest_opts *o) {
     o->channels = 1;
     o->val = 0.2;
     o->stratify = 1;
+    o->doubtful_min_prob = 0.5;
 }
 
 static void say(const ingest_opts *o, int level, const char *fmt, ...)
@@ -70,6 +71,8 @@ static int check_opts(const ingest_opts *o, lm_err *err) {
     if (!(o->negatives_max_prob >= 0.0 && o->negatives_max_prob < 1.0))
         return lm_fail(err, LUMEN_EINVAL, "negatives.max_prob: must be in [0, 1), got %g",
                        o->negatives_max_prob);
+    if (!(o->doubtful_min_prob > 0.0 && o->doubtful_min_prob <= 1.0))
+        return lm_fail(err, LUMEN_EINVAL, "doubtful.min_prob: must be in (0, 1], got %g", o->doubtful_min_prob);
     if (o->folds == 1 || o->folds < 0 || o->folds > LM_CROSSFIT_MAX_FOLDS)
         return lm_fail(err, LUMEN_EINVAL, "split.folds: must be 0 (off) or 2 .. %d, got %d",
                        LM_CROSSFIT_MAX_FOLDS, o->folds);
@@ -355,6 +358,57 @@ out:
     return rc;
 }
 
+/* Moves out of the training split the rows of csv (the first n of
+ * sel/lab/spl, nl labels each) that are negatives there but that the
+ * doubtful file (see ingest_opts.doubtful) calls defective: their split
+ * becomes LM_SPLIT_HELD (written, read by no stage), so every other
+ * record keeps its number.  Validation rows are untouched.  Sets
+ * *dropped; errors name the file, as load_side's. */
+static int drop_doubtful(const ingest_opts *o, const lm_label_table *tab, const uint32_t *sel,
+                         const float *lab, uint8_t *spl, size_t n, size_t nl, size_t *dropped, lm_err *err) {
+    *dropped = 0;
+    lm_label_table db;
+    memset(&db, 0, sizeof db);
+    lm_labels_opts lo = {.format = LM_LABELS_AUTO, .threshold = o->doubtful_min_prob};
+    const char **flagged = NULL;
+    size_t nf = 0;
+    int rc = load_side("doubtful", o->doubtful, &lo, "", &db, err);
+    if (rc == 0 && !(flagged = malloc((db.nrows + 1) * sizeof *flagged)))
+        rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < db.nrows; i++) {
+        int any = 0;
+        for (size_t j = 0; j < db.nlabels; j++) any |= db.values[i * db.nlabels + j] != 0.0f;
+        if (any) flagged[nf++] = db.rows[i].name;
+    }
+    if (rc) goto out;
+    qsort(flagged, nf, sizeof *flagged, cmp_name);
+    size_t train_neg = 0, val_flagged = 0;
+    for (size_t i = 0; i < n; i++) {
+        int neg = 1;
+        for (size_t j = 0; j < nl; j++) neg &= lab[i * nl + j] == 0.0f;
+        const char *name = tab->rows[sel[i]].name;
+        int hit = neg && nf && bsearch(&name, flagged, nf, sizeof *flagged, cmp_name);
+        if (hit && spl[i] == LM_SPLIT_TRAIN) {
+            spl[i] = LM_SPLIT_HELD;
+            (*dropped)++;
+        } else {
+            train_neg += neg && spl[i] == LM_SPLIT_TRAIN;
+            val_flagged += hit;
+        }
+    }
+    char bound[64];
+    if (db.format == LM_LABELS_ELPV) snprintf(bound, sizeof bound, "defect probability >= %g", o->doubtful_min_prob);
+    else snprintf(bound, sizeof bound, "a label 1");
+    say(o, *dropped ? LUMEN_LOG_INFO : LUMEN_LOG_WARN,
+        "doubtful: %zu training negatives of %s left out (%s in %s; %zu flagged rows there); %zu training "
+        "negatives stay; the validation split keeps its %zu such rows",
+        *dropped, o->csv, bound, o->doubtful, nf, train_neg, val_flagged);
+out:
+    free(flagged);
+    lm_labels_free(&db);
+    return rc;
+}
+
 static int cmp_row_name(const void *a, const void *b) {
     return strcmp((*(const lm_label_row *const *)a)->name, (*(const lm_label_row *const *)b)->name);
 }
@@ -416,7 +470,7 @@ static cJSON *seed_json(uint64_t seed) {
 }
 
 static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, const char *root,
-                           size_t skipped, size_t rows, size_t excluded, size_t negatives) {
+                           size_t skipped, size_t rows, size_t excluded, size_t negatives, size_t doubtful) {
     cJSON *x = cJSON_CreateObject(), *sp = NULL;
     if (!x) return NULL;
     int ok = cJSON_AddStringToObject(x, "source", o->csv) &&
@@ -449,6 +503,13 @@ static cJSON *schema_extra(const ingest_opts *o, const lm_label_table *tab, cons
              cJSON_AddStringToObject(ng, "split", "train");
     }
     if (ok && o->aux && *o->aux) ok = cJSON_AddStringToObject(x, "aux", o->aux) != NULL;
+    if (ok && o->doubtful && *o->doubtful) {
+        cJSON *db = cJSON_AddObjectToObject(x, "doubtful");
+        ok = db && cJSON_AddStringToObject(db, "source", o->doubtful) &&
+             cJSON_AddNumberToObject(db, "min_prob", o->doubtful_min_prob) &&
+             cJSON_AddNumberToObject(db, "rows", (double)doubtful) &&
+             cJSON_AddStringToObject(db, "split", "train");
+    }
     if (ok && !lm_pixfilter_none(&o->filter)) {
         cJSON *f = lm_pixfilter_to_json(&o->filter);
         ok = f && cJSON_AddItemToObject(x, "filter", f);
@@ -488,7 +549,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     pthread_t *th = NULL;
     int nth = 0, sync_init = 0;
     cJSON *extra = NULL;
-    size_t pos[2][64] = {{0}};
+    size_t pos[3][64] = {{0}}; /* train, val, held */
 
     lm_labels_opts lo = {.format = o->format, .threshold = o->threshold};
     rc = lm_labels_load(o->csv, &lo, &tab, &probs, err);
@@ -546,6 +607,8 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
     } else if ((rc = ingest_split(lab, n, nl, o->val, o->seed, o->stratify, spl, err))) {
         goto out;
     }
+    if (o->doubtful && *o->doubtful && (rc = drop_doubtful(o, &tab, sel, lab, spl, n, nl, &r.doubtful, err)))
+        goto out;
     const size_t n_csv = n;
     if (nneg) { /* sel[n_csv ..] index neg.rows */
         uint32_t *pick = sel + n;
@@ -607,6 +670,8 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
         wl += (size_t)snprintf(why + wl, sizeof why - wl, "; %zu excluded", r.excluded);
     if (n_csv < tab.nrows && wl < sizeof why)
         wl += (size_t)snprintf(why + wl, sizeof why - wl, "; limit %lld", (long long)o->limit);
+    if (r.doubtful && wl < sizeof why)
+        wl += (size_t)snprintf(why + wl, sizeof why - wl, "; %zu doubtful left out", r.doubtful);
     if (r.negatives && wl < sizeof why)
         snprintf(why + wl, sizeof why - wl, "; + %zu training negatives", r.negatives);
     say(o, LUMEN_LOG_INFO,
@@ -656,7 +721,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
         }
 
     /* commit in index order */
-    size_t step = n / 100 ? n / 100 : 1, split_n[2] = {0, 0};
+    size_t step = n / 100 ? n / 100 : 1, split_n[3] = {0, 0, 0};
     for (size_t k = 0; k < n; k++) {
         if ((rc = wait_slot(&p, k))) {
             rc = lm_fail(err, LUMEN_ECANCELED, "ingest: cancelled after %zu of %zu images", k, n);
@@ -702,7 +767,7 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
                      r.skipped);
         goto out;
     }
-    extra = schema_extra(o, &tab, root, r.skipped, r.rows + tab.bad_rows, r.excluded, r.negatives);
+    extra = schema_extra(o, &tab, root, r.skipped, r.rows + tab.bad_rows, r.excluded, r.negatives, r.doubtful);
     if (!extra) {
         rc = lm_fail(err, LUMEN_ENOMEM, "out of memory");
         goto out;
@@ -714,8 +779,9 @@ int ingest_run(const ingest_opts *o, ingest_result *res, lm_err *err) {
 
     char line[2048];
     size_t off = (size_t)snprintf(line, sizeof line,
-                                  "ingest: %zu images (%zu train, %zu val), %zux%dx%d", r.images,
-                                  r.train, r.val, (size_t)oc, o->size, o->size);
+                                  "ingest: %zu images (%zu train, %zu val%s), %zux%dx%d", r.images,
+                                  r.train, r.val, r.doubtful ? ", the doubtful held out of both" : "", (size_t)oc,
+                                  o->size, o->size);
     for (size_t j = 0; j < nl && j < 64 && off < sizeof line; j++)
         off += (size_t)snprintf(line + off, sizeof line - off, "%s %s %zu/%zu",
                                 j ? "," : "; positives train/val:", names[j],
@@ -844,6 +910,13 @@ int ingest_key(const ingest_opts *o, void (*add)(void *user, const void *data, s
         lm_labels_opts nlo = {.format = LM_LABELS_AUTO, .threshold = 0.5};
         rc = key_rows(o->negatives, nt, nlen, &nlo, root, add, user, err);
         free(nt);
+    }
+    if (!rc && o->doubtful && *o->doubtful) {
+        char *dt;
+        if ((rc = key_file(o->doubtful, "doubtful", add, user, &dt, NULL, err))) goto out;
+        add(user, "doubtful", 8);
+        add(user, &o->doubtful_min_prob, sizeof o->doubtful_min_prob);
+        free(dt);
     }
     if (!rc && o->aux && *o->aux) {
         char *at;

@@ -73,6 +73,19 @@ typedef struct ingest_opts {
      * fold.  A missing file, a bad row, or a row it does not list fails,
      * naming the file (whatever skip_bad says). */
     const char *aux;
+    /* Optional (NULL or "": none): a second opinion on csv's negatives, a
+     * label file (ELPV or CSV, auto-detected) joined by image path.  A row
+     * of csv in the TRAINING split whose every label is 0 but that this
+     * file calls defective -- an ELPV row with defect probability >=
+     * doubtful_min_prob, a CSV row with any label 1 -- is left out of
+     * training: written with split LM_SPLIT_HELD (read by no stage), so
+     * every record keeps its number.  The validation split (or fold) keeps
+     * every row, so validation scores stay comparable and runs with and
+     * without it pair fold by fold; the split is assigned before.
+     * Rows the file does not list stay.  A missing file or a bad row fails,
+     * naming file:line (whatever skip_bad says). */
+    const char *doubtful;
+    double doubtful_min_prob; /* ELPV doubtful file: defective at this probability, (0, 1] */
     int format;         /* enum lm_labels_format */
     double threshold;   /* ELPV: defective = probability >= threshold */
     int size;           /* images become size x size */
@@ -108,6 +121,7 @@ typedef struct ingest_result {
     size_t rows;      /* usable rows in the label file (before exclude, limit) */
     size_t excluded;  /* usable rows dropped because `exclude` lists them */
     size_t negatives; /* rows of the negatives file added to the training split */
+    size_t doubtful;  /* training negatives held out (ingest_opts.doubtful); not in train */
     size_t aux;       /* auxiliary labels appended (ingest_opts.aux) */
     size_t selected;  /* rows chosen for ingest (after exclude and limit) */
     size_t images;    /* records written */

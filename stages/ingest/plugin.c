@@ -34,6 +34,13 @@ static const lumen_param ingest_params[] = {
      "label file (ELPV or CSV, auto-detected; ELPV's 'defective' at threshold) whose labels are "
      "appended to csv's as auxiliary multi-task targets, joined by image path; every image must "
      "be in it; the split and folds are assigned on csv's labels alone"},
+    {"doubtful.csv", LUMEN_PATH, NULL, 0, 0, NULL, 0,
+     "label file (ELPV or CSV, auto-detected), a second opinion on csv's negatives: a TRAINING row "
+     "of csv whose every label is 0 but that this file calls defective (defect probability >= "
+     "doubtful.min_prob, or a CSV label 1) is left out of training; validation keeps every row, "
+     "the split and folds are unchanged"},
+    {"doubtful.min_prob", LUMEN_NUM, "0.5", 0.001, 1, NULL, 0,
+     "ELPV doubtful file: the defect probability from which a negative of csv is doubtful"},
     {"negatives.max_prob", LUMEN_NUM, "0", 0, 0.999, NULL, 0,
      "ELPV negatives file: the largest defect probability that counts as a negative"},
     {"threshold", LUMEN_NUM, "0.5", 0, 1, NULL, 0,
@@ -108,6 +115,8 @@ static void opts_from_params(lumen_ctx *ctx, const lumen_host *h, ingest_opts *o
     o->negatives = h->is_set(ctx, "negatives.csv") ? h->get_str(ctx, "negatives.csv") : NULL;
     o->negatives_max_prob = h->get_num(ctx, "negatives.max_prob");
     o->aux = h->is_set(ctx, "aux") ? h->get_str(ctx, "aux") : NULL;
+    o->doubtful = h->is_set(ctx, "doubtful.csv") ? h->get_str(ctx, "doubtful.csv") : NULL;
+    o->doubtful_min_prob = h->get_num(ctx, "doubtful.min_prob");
     o->format = format_of(h->get_str(ctx, "format"));
     o->threshold = h->get_num(ctx, "threshold");
     o->size = (int)h->get_int(ctx, "size");
@@ -207,6 +216,7 @@ static int ingest_stage_run(lumen_ctx *ctx, const lumen_host *h) {
     h->summary(ctx, "ingest/skipped", (double)r.skipped);
     h->summary(ctx, "ingest/excluded", (double)r.excluded);
     if (o.negatives) h->summary(ctx, "ingest/negatives", (double)r.negatives);
+    if (o.doubtful) h->summary(ctx, "ingest/doubtful", (double)r.doubtful);
     h->summary(ctx, "ingest/seconds", r.seconds);
     h->summary(ctx, "ingest/images_per_s", r.seconds > 0 ? (double)r.images / r.seconds : 0);
     return LUMEN_OK;

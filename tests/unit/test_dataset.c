@@ -38,7 +38,8 @@ static void make(gen *g, size_t i, uint32_t h, uint32_t w, uint32_t c) {
     for (size_t k = 0; k < n; k++) g->pix[k] = (uint8_t)(k * 31 + i * 7);
 }
 
-static int split_of(size_t i) { return i % 5 == 0; }
+/* val every 5th, held (in neither split) every 7th of the others, else train */
+static int split_of(size_t i) { return i % 5 == 0 ? LM_SPLIT_VAL : i % 7 == 3 ? LM_SPLIT_HELD : LM_SPLIT_TRAIN; }
 
 static void write_n(const char *dir, size_t n, uint32_t h, uint32_t w, uint32_t c, size_t map,
                     size_t batch) {
@@ -78,7 +79,7 @@ static void check_all(const char *dir, size_t n, uint32_t h, uint32_t w, uint32_
     assert_int_equal(in->nlabels, 2);
     assert_string_equal(in->labels[0], "crack");
     assert_string_equal(in->labels[1], "inactive");
-    size_t nval = 0, pos_tr[2] = {0, 0}, pos_va[2] = {0, 0};
+    size_t nval = 0, nheld = 0, pos_tr[2] = {0, 0}, pos_va[2] = {0, 0};
     for (size_t i = 0; i < n; i++) {
         gen g;
         make(&g, i, h, w, c);
@@ -93,8 +94,10 @@ static void check_all(const char *dir, size_t n, uint32_t h, uint32_t w, uint32_
         assert_string_equal(r.name, g.name);
         assert_string_equal(r.meta, g.meta);
         assert_memory_equal(r.pixels, g.pix, (size_t)h * w * c);
-        nval += split_of(i);
-        for (int k = 0; k < 2; k++) (split_of(i) ? pos_va : pos_tr)[k] += g.lab[k] >= 0.5f;
+        nval += split_of(i) == LM_SPLIT_VAL;
+        nheld += split_of(i) == LM_SPLIT_HELD;
+        for (int k = 0; k < 2 && split_of(i) != LM_SPLIT_HELD; k++)
+            (split_of(i) ? pos_va : pos_tr)[k] += g.lab[k] >= 0.5f; /* held records count in neither */
         free(g.pix);
     }
     lm_record r;
@@ -103,13 +106,20 @@ static void check_all(const char *dir, size_t n, uint32_t h, uint32_t w, uint32_
     const uint32_t *tr = lm_dataset_split(ds, LM_SPLIT_TRAIN, &nt);
     const uint32_t *va = lm_dataset_split(ds, LM_SPLIT_VAL, &nv);
     assert_int_equal(nv, nval);
-    assert_int_equal(nt, n - nval);
-    for (size_t i = 0; i < nv; i++) assert_true(split_of(va[i]) && (i == 0 || va[i] > va[i - 1]));
-    for (size_t i = 0; i < nt; i++) assert_true(!split_of(tr[i]) && (i == 0 || tr[i] > tr[i - 1]));
+    assert_int_equal(nt, n - nval - nheld);
+    assert_int_equal(in->nheld, nheld);
+    assert_true(n < 4 || nheld > 0);
+    for (size_t i = 0; i < nv; i++)
+        assert_true(split_of(va[i]) == LM_SPLIT_VAL && (i == 0 || va[i] > va[i - 1]));
+    for (size_t i = 0; i < nt; i++)
+        assert_true(split_of(tr[i]) == LM_SPLIT_TRAIN && (i == 0 || tr[i] > tr[i - 1]));
+    assert_null(lm_dataset_split(ds, LM_SPLIT_HELD, &nt)); /* no list: no stage reads them */
     const cJSON *s = lm_dataset_schema(ds);
     assert_string_equal(cJSON_GetObjectItem(s, "format")->valuestring, "lumen-dataset");
     assert_int_equal(cJSON_GetObjectItem(s, "count")->valueint, (int)n);
     assert_int_equal(cJSON_GetObjectItem(s, "val")->valueint, (int)nval);
+    if (nheld) assert_int_equal(cJSON_GetObjectItem(s, "held")->valueint, (int)nheld);
+    else assert_null(cJSON_GetObjectItem(s, "held")); /* absent when none: older schemas read the same */
     assert_string_equal(cJSON_GetObjectItem(s, "source")->valuestring, "/x/labels.csv");
     assert_int_equal(cJSON_GetObjectItem(s, "skipped")->valueint, 3);
     const cJSON *lc = cJSON_GetObjectItem(s, "label_counts");
@@ -187,6 +197,11 @@ static void test_abort_and_bad_put(void **s) {
     assert_int_equal(lm_dataset_put(w, &r, &e), LUMEN_EINVAL);
     assert_non_null(strstr(e.msg, dir));
     r.c = 1;
+    r.split = 3; /* no such split */
+    lm_err e1 = {0};
+    assert_int_equal(lm_dataset_put(w, &r, &e1), LUMEN_EINVAL);
+    assert_non_null(strstr(e1.msg, "split 3"));
+    r.split = LM_SPLIT_TRAIN;
     lm_err e2 = {0};
     assert_int_equal(lm_dataset_put(w, &r, &e2), 0);
     lm_dataset_abort(w);

@@ -889,6 +889,171 @@ static int count_expected_negatives(double max_prob) {
     return n;
 }
 
+/* labels.csv's defect probability of a cell, read from the file itself. */
+static double elpv_prob(const char *name) {
+    char *lpath = lm_path_join(data, "labels.csv");
+    FILE *fp = fopen(lpath, "r");
+    assert_non_null(fp);
+    char line[256], nm[128];
+    double p, got = -1;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "%127s %lf", nm, &p) == 2 && !strcmp(nm, name)) got = p;
+    fclose(fp);
+    free(lpath);
+    assert_true(got >= 0);
+    return got;
+}
+
+static void ingest_doubtful(const char *out, int fold, const char *doubtful, double min_prob, ingest_result *r,
+                            logbuf *lb) {
+    char *dcsv = lm_path_join(data, "data.csv");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = dcsv, o.out = out, o.size = 8, o.folds = 5, o.fold = fold, o.seed = 7;
+    o.doubtful = doubtful, o.doubtful_min_prob = min_prob;
+    o.user = lb, o.log = lb ? log_cb : NULL;
+    lm_err e = {0};
+    if (ingest_run(&o, r, &e)) fail_msg("%s", e.msg);
+    free(dcsv);
+}
+
+/* doubtful = labels.csv at 0.3: exactly the training records of data.csv
+ * whose labels are all 0 and whose labels.csv probability is >= 0.3 (read
+ * from the file) are held out (split LM_SPLIT_HELD, in no split's list),
+ * every record keeps its number, the validation fold and every other
+ * record are as without it; the schema and the log say how many.  At 1.0
+ * (no such negative in the set) nothing changes and the log warns. */
+static void test_doubtful_negatives_leave_training(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("ingest-doubt");
+    char *out0 = lm_path_join(dir, "plain"), *out1 = lm_path_join(dir, "doubt");
+    char *lcsv = lm_path_join(data, "labels.csv");
+    ingest_result r0, r1;
+    size_t all_dropped = 0, all_val_doubtful = 0;
+    for (int fold = 0; fold < 5; fold++) { /* every fold: both sides of the rule occur */
+        logbuf lb = {0};
+        ingest_doubtful(out0, fold, NULL, 0.5, &r0, NULL);
+        ingest_doubtful(out1, fold, lcsv, 0.3, &r1, &lb);
+        lm_dataset *d0, *d1;
+        lm_err e = {0};
+        assert_int_equal(lm_dataset_open(out0, &d0, &e), 0);
+        assert_int_equal(lm_dataset_open(out1, &d1, &e), 0);
+        size_t dropped = 0, val = 0, val_doubtful = 0;
+        assert_int_equal(lm_dataset_count(d1), lm_dataset_count(d0)); /* every record keeps its number */
+        for (size_t i = 0; i < lm_dataset_count(d0); i++) {
+            lm_record a, b;
+            assert_int_equal(lm_dataset_get(d0, i, &a), 0);
+            assert_int_equal(lm_dataset_get(d1, i, &b), 0);
+            int doubtful = a.labels[0] == 0.0f && a.labels[1] == 0.0f && elpv_prob(a.name) >= 0.3;
+            int held = a.split == LM_SPLIT_TRAIN && doubtful;
+            dropped += held;
+            val += a.split == LM_SPLIT_VAL;
+            val_doubtful += a.split == LM_SPLIT_VAL && doubtful;
+            assert_string_equal(a.name, b.name);
+            assert_int_equal(b.split, held ? LM_SPLIT_HELD : a.split);
+            assert_memory_equal(a.labels, b.labels, 2 * sizeof(float));
+            assert_memory_equal(a.pixels, b.pixels, 8 * 8);
+        }
+        /* the training list holds no held record */
+        size_t nt;
+        const uint32_t *tr = lm_dataset_split(d1, LM_SPLIT_TRAIN, &nt);
+        assert_int_equal(nt, r0.train - dropped);
+        for (size_t t = 0; t < nt; t++) {
+            lm_record b;
+            assert_int_equal(lm_dataset_get(d1, tr[t], &b), 0);
+            assert_int_equal(b.split, LM_SPLIT_TRAIN);
+        }
+        assert_int_equal(lm_dataset_get_info(d1)->nheld, dropped);
+        assert_int_equal(cJSON_GetObjectItem(lm_dataset_schema(d1), "held")->valueint, (int)dropped);
+        assert_null(cJSON_GetObjectItem(lm_dataset_schema(d0), "held"));
+        assert_int_equal(r1.doubtful, dropped);
+        assert_int_equal(r1.train, r0.train - dropped);
+        assert_int_equal(r1.images, r0.images);
+        assert_int_equal(r1.val, r0.val);
+        assert_int_equal(r1.val, val);
+        const cJSON *db = cJSON_GetObjectItem(lm_dataset_schema(d1), "doubtful");
+        assert_non_null(db);
+        assert_string_equal(cJSON_GetObjectItem(db, "source")->valuestring, lcsv);
+        assert_int_equal(cJSON_GetObjectItem(db, "rows")->valueint, (int)dropped);
+        assert_null(cJSON_GetObjectItem(lm_dataset_schema(d0), "doubtful"));
+        char msg[256];
+        snprintf(msg, sizeof msg, "doubtful: %zu training negatives of ", dropped);
+        if (!strstr(lb.text, msg)) fail_msg("no '%s' in the log:\n%s", msg, lb.text);
+        snprintf(msg, sizeof msg, "the validation split keeps its %zu such rows", val_doubtful);
+        if (!strstr(lb.text, msg)) fail_msg("no '%s' in the log:\n%s", msg, lb.text);
+        lm_dataset_close(d0);
+        lm_dataset_close(d1);
+        all_dropped += dropped;
+        all_val_doubtful += val_doubtful;
+    }
+    if (!(all_dropped > 0 && all_val_doubtful > 0))
+        fail_msg("dropped %zu, validation doubtful %zu: the fixture exercises too little", all_dropped,
+                 all_val_doubtful);
+    print_message("doubtful: %zu training negatives left out over 5 folds, %zu kept in validation\n", all_dropped,
+                  all_val_doubtful);
+
+    logbuf lb2 = {0};
+    ingest_doubtful(out1, 2, lcsv, 1.0, &r1, &lb2);
+    ingest_doubtful(out0, 2, NULL, 0.5, &r0, NULL);
+    assert_int_equal(r1.doubtful, 0);
+    assert_int_equal(r1.train, r0.train);
+    assert_int_equal(lb2.n[LUMEN_LOG_WARN], 1);
+    free(lcsv);
+    free(out0);
+    free(out1);
+    fx_rmtree(dir);
+}
+
+/* A doubtful file that is missing or has a bad row fails naming it (and
+ * file:line) before anything is written; min_prob must be in (0, 1]; the
+ * file's content and min_prob join the cache key. */
+static void test_doubtful_errors_and_key(void **s) {
+    (void)s;
+    char *dir = make_root();
+    char *csv = fx_write_text(dir, "x.csv", "filename;crack\nimg/a.png;0\nimg/b.png;1\n");
+    char *out = lm_path_join(dir, "dataset");
+    char *dm = lm_path_join(out, "data.mdb");
+    ingest_opts o;
+    ingest_opts_default(&o);
+    o.csv = csv, o.out = out, o.size = 8, o.val = 0.5;
+    char *missing = lm_path_join(dir, "no-such.txt");
+    o.doubtful = missing;
+    lm_err e = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_ENOTFOUND);
+    assert_non_null(strstr(e.msg, "doubtful: "));
+    assert_non_null(strstr(e.msg, missing));
+    assert_false(lm_exists(dm));
+    char *bad = fx_write_text(dir, "bad.txt", "img/a.png 1.0 mono\nimg/b.png 7 mono\n");
+    o.doubtful = bad, o.skip_bad = 1;
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EDATA);
+    assert_non_null(strstr(e2.msg, "bad.txt:2:"));
+    assert_false(lm_exists(dm));
+    o.skip_bad = 0;
+    o.doubtful_min_prob = 0;
+    lm_err e3 = {0};
+    assert_int_equal(ingest_run(&o, NULL, &e3), LUMEN_EINVAL);
+    assert_non_null(strstr(e3.msg, "doubtful.min_prob: must be in (0, 1]"));
+    /* the key: the file's content and the bound */
+    char *good = fx_write_text(dir, "good.txt", "img/a.png 1.0 mono\nimg/b.png 0.0 mono\n");
+    o.doubtful = good, o.doubtful_min_prob = 0.5;
+    uint64_t k1 = key_of(&o);
+    o.doubtful_min_prob = 0.9;
+    assert_true(key_of(&o) != k1);
+    o.doubtful_min_prob = 0.5;
+    free(fx_write_text(dir, "good.txt", "img/a.png 0.0 mono\nimg/b.png 0.0 mono\n"));
+    assert_true(key_of(&o) != k1);
+    o.doubtful = NULL;
+    assert_true(key_of(&o) != k1);
+    free(good);
+    free(bad);
+    free(missing);
+    free(dm);
+    free(out);
+    free(csv);
+    fx_rmtree(dir);
+}
+
 /* Negatives join the training split only, every label 0, and leave
  * data.csv's own records -- names, labels, folds -- exactly as they are
  * without them. */
@@ -1313,6 +1478,8 @@ int main(void) {
         cmocka_unit_test(test_exclude_labels_minus_data),
         cmocka_unit_test(test_exclude_elpv_labels_minus_data),
         cmocka_unit_test(test_negatives_train_only),
+        cmocka_unit_test(test_doubtful_negatives_leave_training),
+        cmocka_unit_test(test_doubtful_errors_and_key),
         cmocka_unit_test(test_negatives_errors_and_key),
         cmocka_unit_test(test_aux_labels_join_after_the_split),
         cmocka_unit_test(test_aux_errors_and_key),
