@@ -76,6 +76,12 @@ static void model_free(model *m) {
     free(m->col);
 }
 
+/* A JSON integer in int range, else -1 (missing, not a number, huge). */
+static int int_of(const cJSON *v) {
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    return d >= 0 && d <= 1e6 && d == (double)(int)d ? (int)d : -1;
+}
+
 /* "RUN:C:S" -> run text, config, seed (-1 = all); the suffixes are digits. */
 static void split_member(const char *arg, char **run, int *config, int *seed) {
     char *s = lm_strdup(arg);
@@ -136,7 +142,7 @@ static int load_member(combo *c, const char *cwd, const char *runs, const char *
         goto out;
     }
     if ((rc = rn_json_read_file(cvp, &cv, e))) goto out;
-    int K = (int)cJSON_GetNumberValue(rn_json_item(cv, "folds"));
+    int K = int_of(rn_json_item(cv, "folds"));
     const cJSON *cfgs = rn_json_item(cv, "configs");
     int ncfg = cJSON_GetArraySize(cfgs);
     if (K < 2 || K > MAX_FOLDS || ncfg < 1) {
@@ -156,7 +162,7 @@ static int load_member(combo *c, const char *cwd, const char *runs, const char *
     seeds = cJSON_CreateArray();
     const cJSON *all = rn_json_item(cv, "seeds");
     for (const cJSON *s = all ? all->child : NULL; s; s = s->next)
-        if (seed < 0 || (int)cJSON_GetNumberValue(s) == seed)
+        if (seed < 0 || int_of(s) == seed)
             cJSON_AddItemToArray(seeds, cJSON_CreateNumber(cJSON_GetNumberValue(s)));
     if (cJSON_GetArraySize(seeds) == 0) {
         rc = lm_fail(e, LUMEN_EINVAL, "%s: the run has no seed %d", arg, seed);
@@ -180,7 +186,7 @@ static int load_member(combo *c, const char *cwd, const char *runs, const char *
         model *m = &c->m[c->n++];
         memset(m, 0, sizeof *m);
         m->config = config;
-        m->seed = (int)cJSON_GetNumberValue(s);
+        m->seed = int_of(s);
         m->run = lm_strdup(run);
         const char *slash = strrchr(run, '/');
         const char *exp_end = slash;
@@ -193,9 +199,9 @@ static int load_member(combo *c, const char *cwd, const char *runs, const char *
         cJSON *j = NULL;
         lm_err ig = {0};
         if (tj && lm_exists(tj) && rn_json_read_file(tj, &j, &ig) == 0 &&
-            (int)cJSON_GetNumberValue(rn_json_item(j, "config")) == config) {
-            int ts = (int)cJSON_GetNumberValue(rn_json_item(j, "seed"));
-            int tf = (int)cJSON_GetNumberValue(rn_json_item(j, "fold"));
+            int_of(rn_json_item(j, "config")) == config) {
+            int ts = int_of(rn_json_item(j, "seed"));
+            int tf = int_of(rn_json_item(j, "fold"));
             for (int i = base; i < c->n; i++) {
                 if (c->m[i].seed != ts || tf < 0 || tf >= K) continue;
                 int many = 0;
