@@ -889,6 +889,34 @@ static int count_expected_negatives(double max_prob) {
     return n;
 }
 
+/* A side file of the ingest (o->negatives, o->doubtful: *field, named
+ * `what` in messages) that is missing, then one whose second row is bad
+ * (`bad_text`, skip_bad on: a side file's bad row is fatal anyway): each
+ * run fails naming the file (and line 2) and writes no dataset.  Leaves
+ * *field NULL and skip_bad off. */
+static void expect_side_file_errors(ingest_opts *o, const char **field, const char *what, const char *dir,
+                                    const char *bad_text) {
+    char *dm = lm_path_join(o->out, "data.mdb");
+    char *missing = lm_path_join(dir, "no-such-side-file.txt");
+    *field = missing;
+    lm_err e = {0};
+    assert_int_equal(ingest_run(o, NULL, &e), LUMEN_ENOTFOUND);
+    char *head = lm_sprintf("%s: ", what);
+    if (!strstr(e.msg, head) || !strstr(e.msg, missing)) fail_msg("%s: unexpected message: %s", what, e.msg);
+    assert_false(lm_exists(dm));
+    char *bad = fx_write_text(dir, "bad-side.txt", bad_text);
+    *field = bad, o->skip_bad = 1;
+    lm_err e2 = {0};
+    assert_int_equal(ingest_run(o, NULL, &e2), LUMEN_EDATA);
+    if (!strstr(e2.msg, "bad-side.txt:2:")) fail_msg("%s: unexpected message: %s", what, e2.msg);
+    assert_false(lm_exists(dm));
+    *field = NULL, o->skip_bad = 0;
+    free(head);
+    free(bad);
+    free(missing);
+    free(dm);
+}
+
 /* labels.csv's defect probability of a cell, read from the file itself. */
 static double elpv_prob(const char *name) {
     char *lpath = lm_path_join(data, "labels.csv");
@@ -1016,20 +1044,7 @@ static void test_doubtful_errors_and_key(void **s) {
     ingest_opts o;
     ingest_opts_default(&o);
     o.csv = csv, o.out = out, o.size = 8, o.val = 0.5;
-    char *missing = lm_path_join(dir, "no-such.txt");
-    o.doubtful = missing;
-    lm_err e = {0};
-    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_ENOTFOUND);
-    assert_non_null(strstr(e.msg, "doubtful: "));
-    assert_non_null(strstr(e.msg, missing));
-    assert_false(lm_exists(dm));
-    char *bad = fx_write_text(dir, "bad.txt", "img/a.png 1.0 mono\nimg/b.png 7 mono\n");
-    o.doubtful = bad, o.skip_bad = 1;
-    lm_err e2 = {0};
-    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EDATA);
-    assert_non_null(strstr(e2.msg, "bad.txt:2:"));
-    assert_false(lm_exists(dm));
-    o.skip_bad = 0;
+    expect_side_file_errors(&o, &o.doubtful, "doubtful", dir, "img/a.png 1.0 mono\nimg/b.png 7 mono\n");
     o.doubtful_min_prob = 0;
     lm_err e3 = {0};
     assert_int_equal(ingest_run(&o, NULL, &e3), LUMEN_EINVAL);
@@ -1046,8 +1061,6 @@ static void test_doubtful_errors_and_key(void **s) {
     o.doubtful = NULL;
     assert_true(key_of(&o) != k1);
     free(good);
-    free(bad);
-    free(missing);
     free(dm);
     free(out);
     free(csv);
@@ -1131,20 +1144,7 @@ static void test_negatives_errors_and_key(void **s) {
     ingest_opts_default(&o);
     o.csv = csv, o.out = out, o.size = 8, o.val = 0.5;
 
-    char *missing = lm_path_join(dir, "no-such-negatives.csv");
-    o.negatives = missing;
-    lm_err e = {0};
-    assert_int_equal(ingest_run(&o, NULL, &e), LUMEN_ENOTFOUND);
-    assert_non_null(strstr(e.msg, "negatives"));
-    assert_non_null(strstr(e.msg, missing));
-    assert_false(lm_exists(dm));
-
-    char *bad = fx_write_text(dir, "bad-neg.txt", "img/d.png 0.0 mono\n../up.png 0.0 mono\n");
-    o.negatives = bad, o.skip_bad = 1;
-    lm_err e2 = {0};
-    assert_int_equal(ingest_run(&o, NULL, &e2), LUMEN_EDATA);
-    assert_non_null(strstr(e2.msg, "bad-neg.txt:2:"));
-    assert_false(lm_exists(dm));
+    expect_side_file_errors(&o, &o.negatives, "negatives", dir, "img/d.png 0.0 mono\n../up.png 0.0 mono\n");
 
     /* only positives, or only rows csv lists already */
     char *none = fx_write_text(dir, "none.txt", "img/d.png 1.0 mono\nimg/a.png 0.0 mono\n");
@@ -1190,6 +1190,7 @@ static void test_negatives_errors_and_key(void **s) {
     assert_true(k2 != k1);
     free(fx_write_text(dir, "neg.csv", "filename;defect\nimg/d.png;0\n"));
     assert_true(key_of(&o) != k2);
+    char *missing = lm_path_join(dir, "no-such-negatives.csv");
     o.negatives = missing;
     uint64_t h = 0;
     lm_err e6 = {0};
@@ -1216,7 +1217,6 @@ static void test_negatives_errors_and_key(void **s) {
     free(bneg);
     free(cneg);
     free(none);
-    free(bad);
     free(missing);
     free(dm);
     free(out);
