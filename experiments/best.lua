@@ -52,7 +52,10 @@
 -- gives mean F1 +0.013 +- 0.047 / +0.011 +- 0.032 (seeds 1 / 2), mean AP
 -- +0.020 +- 0.018; a second seed of this recipe gives -0.011 +- 0.016 and
 -- all 13 studied models +0.008 +- 0.024: not adopted (twice the training
--- for a gain inside its interval).
+-- for a gain inside its interval).  Holding out of training the clean
+-- cells ELPV's rating calls defective (doubtful_study.lua) is worse: mean F1
+-- -0.040 +- 0.041 (>= 2/3), -0.018 +- 0.020 (1.0), crack F1 lower beyond
+-- its interval in both.
 --
 -- Measured (2026-12-07, ../shared/data/elpv, 1700 cells, seed 1; 2-core
 -- "Intel(R) Xeon(R) Processor" (AVX-512); reg_study.lua's smooth0.1 arm,
