@@ -109,7 +109,7 @@ int augment_materialize(const augment_materialize_opts *o, size_t *written, lm_e
     if ((rc = lm_dataset_create(o->out, &spec, &wr, err)))
         goto out;
     uint64_t seed = lm_rng_key(o->seed, LM_RNG_MATERIALIZE, 0, 0);
-    size_t n = lm_dataset_count(ds), total = info->nval +
+    size_t n = lm_dataset_count(ds), total = info->nval + info->nheld +
                                               info->ntrain * ((size_t)o->variants + !!o->keep_original);
     for (size_t i = 0; i < n; i++) {
         if (o->cancelled && (i & 31) == 0 && o->cancelled(o->user)) {

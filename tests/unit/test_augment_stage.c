@@ -170,7 +170,8 @@ static void make_dataset(const char *dir, int n) {
         float lab[2] = {(float)(i % 2), 1.0f};
         char name[32];
         snprintf(name, sizeof name, "cell%d.png", i);
-        lm_record r = {.h = 10, .w = 10, .c = 1, .split = i % 3 == 0, .nlabels = 2,
+        int split = i % 3 == 0 ? LM_SPLIT_VAL : i == 4 ? LM_SPLIT_HELD : LM_SPLIT_TRAIN;
+        lm_record r = {.h = 10, .w = 10, .c = 1, .split = split, .nlabels = 2,
                        .labels = lab, .name = name, .meta = "type=mono", .pixels = px};
         if (lm_dataset_put(w, &r, &e))
             fail_msg("%s", e.msg);
@@ -183,7 +184,7 @@ static void test_materialize_writes_variants(void **state) {
     (void)state;
     char *root = tmpdir();
     char *in = lm_path_join(root, "in"), *out = lm_path_join(root, "out");
-    make_dataset(in, 9); /* val: 0, 3, 6; train: 6 records */
+    make_dataset(in, 9); /* val: 0, 3, 6; held: 4; train: 5 records */
     fh *f = fh_new(find_stage("augment-materialize"));
     fh_set_input(f, "dataset", in);
     fh_set_output(f, "dataset", out);
@@ -202,12 +203,14 @@ static void test_materialize_writes_variants(void **state) {
         fail_msg("%s", e.msg);
     const lm_dataset_info *info = lm_dataset_get_info(ds);
     assert_int_equal(info->nval, 3);
-    assert_int_equal(info->ntrain, 6 * 3);
+    assert_int_equal(info->nheld, 1);
+    assert_int_equal(info->ntrain, 5 * 3);
     const cJSON *aug = cJSON_GetObjectItemCaseSensitive(lm_dataset_schema(ds), "augment");
     assert_non_null(aug);
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(aug, "variants")->valueint, 2);
 
-    /* record order: val copies, train original + its 2 variants */
+    /* record order: val and held copies (held stays held, no variants),
+     * train original + its 2 variants */
     lm_policy pol;
     lm_policy_default(&pol);
     pol.rotate90 = 1;
@@ -221,7 +224,8 @@ static void test_materialize_writes_variants(void **state) {
         assert_int_equal(lm_dataset_get(ds, k++, &r), 0);
         assert_string_equal(r.name, r0.name);
         assert_memory_equal(r.pixels, r0.pixels, 100);
-        if (r0.split == LM_SPLIT_VAL)
+        assert_int_equal(r.split, r0.split);
+        if (r0.split != LM_SPLIT_TRAIN)
             continue;
         for (int v = 0; v < 2; v++) {
             assert_int_equal(lm_dataset_get(ds, k++, &r), 0);
@@ -242,7 +246,7 @@ static void test_materialize_writes_variants(void **state) {
         }
     }
     assert_int_equal(k, lm_dataset_count(ds));
-    assert_true(changed >= 6);
+    assert_true(changed >= 5);
     lm_dataset_close(ds);
     lm_dataset_close(src);
     lm_rmtree(root, &e);
