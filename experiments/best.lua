@@ -52,7 +52,11 @@
 -- gives mean F1 +0.013 +- 0.047 / +0.011 +- 0.032 (seeds 1 / 2), mean AP
 -- +0.020 +- 0.018; a second seed of this recipe gives -0.011 +- 0.016 and
 -- all 13 studied models +0.008 +- 0.024: not adopted (twice the training
--- for a gain inside its interval).  Holding out of training the clean
+-- for a gain inside its interval); with a third seed (ensemble_study2.lua)
+-- the pair gains +0.014 +- 0.016 over 3 seeds (crack F1 +0.016 +- 0.014,
+-- mean AP +0.018 +- 0.009): the first lead for a mixed-input fold
+-- ensemble.  This recipe's own score with training seeds 2 and 3: 0.753
+-- and 0.726 (the 0.754 below is seed 1's).  Holding out of training the clean
 -- cells ELPV's rating calls defective (doubtful_study.lua) is worse: mean F1
 -- -0.040 +- 0.041 (>= 2/3), -0.018 +- 0.020 (1.0), crack F1 lower beyond
 -- its interval in both.
