@@ -337,9 +337,8 @@ static int truth(const combo *c, int64_t q, int j) {
  * wrong (or NULL), per cell (the first model's rows, fold by fold) and
  * label: +1 where the decision at the fold's nested threshold is wrong. */
 static int score(const combo *c, int64_t *const *const *rows, int lo, int hi, double *v, int *wrong, lm_err *e) {
-    int64_t n = 0;
+    int64_t n = cells(c);
     size_t k = (size_t)c->k, nm = 2 * k + 3;
-    for (int f = 0; f < c->K; f++) n += c->m[0].fold[f].n;
     float *P = malloc(((size_t)n * k + 1) * sizeof *P), *Y = malloc(((size_t)n * k + 1) * sizeof *Y);
     uint8_t *F = malloc((size_t)n + 1);
     int rc = 0;
@@ -376,12 +375,11 @@ static int score(const combo *c, int64_t *const *const *rows, int lo, int hi, do
 
 static cJSON *stats_json(const double *v, int K, const double *base) {
     cJSON *o = cJSON_CreateObject(), *vals = cJSON_CreateArray();
-    double mean, sd;
-    rn_mean_sd(v, (size_t)K, &mean, &sd);
+    double mean, sd, h;
+    rn_mean_ci95(v, (size_t)K, &mean, &sd, &h);
     for (int f = 0; f < K; f++)
         cJSON_AddItemToArray(vals, isfinite(v[f]) ? cJSON_CreateNumber(v[f]) : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "values", vals);
-    double h = rn_t975(K - 1) * sd / sqrt((double)K);
     cJSON_AddNumberToObject(o, "mean", mean);
     cJSON_AddNumberToObject(o, "sd", sd);
     cJSON_AddNumberToObject(o, "ci95_lo", mean - h);
@@ -396,11 +394,10 @@ static cJSON *stats_json(const double *v, int K, const double *base) {
 }
 
 static char *fmt_mean(const double *v, int K, int ci) {
-    double mean, sd;
-    rn_mean_sd(v, (size_t)K, &mean, &sd);
+    double mean, h;
+    rn_mean_ci95(v, (size_t)K, &mean, NULL, &h);
     if (!isfinite(mean)) return lm_strdup("-");
     if (!ci) return lm_sprintf("%.3f", mean);
-    double h = rn_t975(K - 1) * sd / sqrt((double)K);
     return lm_sprintf("%.3f [%.3f, %.3f]", mean, mean - h, mean + h);
 }
 

@@ -593,10 +593,8 @@ static void csv_num(FILE *f, double v, int last) {
 static void metric_row(cJSON *mo, FILE *csv, FILE *term, size_t cf, const char *pt, const char *mname,
                        const double *v, size_t n, const double *a, const double *b, size_t np,
                        const char *diff_key, double *mean_out) {
-    double mean = NAN, sd = NAN, half = NAN, dm = NAN, dh = NAN;
-    if (n) rn_mean_sd(v, n, &mean, &sd);
-    if (n >= 2) half = rn_t975((int)n - 1) * sd / sqrt((double)n);
-    else sd = NAN;
+    double mean, sd, half, dm = NAN, dh = NAN;
+    rn_mean_ci95(v, n, &mean, &sd, &half);
     if (np) rn_paired_diff(a, b, np, &dm, &dh);
     add_num(mo, "mean", mean);
     add_num(mo, "sd", sd);

@@ -510,6 +510,16 @@ double rn_t975(int df) {
     return z + (g1 + (g2 + (g3 + g4 / n) / n) / n) / n;
 }
 
+void rn_mean_ci95(const double *v, size_t n, double *mean, double *sd, double *half) {
+    double mu = NAN, s = NAN, h = NAN;
+    if (n) rn_mean_sd(v, n, &mu, &s);
+    if (n >= 2) h = rn_t975((int)(n - 1 > 1000000 ? 1000000 : n - 1)) * s / sqrt((double)n);
+    else s = NAN;
+    if (mean) *mean = mu;
+    if (sd) *sd = s;
+    if (half) *half = h;
+}
+
 void rn_paired_diff(const double *a, const double *b, size_t n, double *mean, double *half) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += b[i] - a[i];

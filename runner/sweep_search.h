@@ -167,6 +167,11 @@ void rn_mean_sd(const double *v, size_t n, double *mean, double *sd);
  * NaN for df < 1. */
 double rn_t975(int df);
 
+/* The mean of v[n] with its sd and the half-width of its 95% t interval,
+ * rn_t975(n - 1) * sd / sqrt(n): for n == 0 all NaN, for n == 1 the value
+ * with sd and half-width NaN.  Any output may be NULL. */
+void rn_mean_ci95(const double *v, size_t n, double *mean, double *sd, double *half);
+
 /* Paired differences d[i] = b[i] - a[i] over n pairs: *mean = their mean
  * (0 for n == 0), *half = the half-width of its 95% t interval,
  * rn_t975(n - 1) * sd(d) / sqrt(n) (NaN when n < 2).  Either output may be
