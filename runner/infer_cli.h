@@ -44,6 +44,8 @@ typedef struct rn_infer_session {
     size_t listed;       /* images asked for: set.n + CSV rows left out */
     lm_eval_result result;
     lm_ensemble ens;     /* the ensemble (n_models 0: one checkpoint) */
+    lm_image_set *alt;   /* [nalt] the images for members with another filter */
+    size_t nalt;
 } rn_infer_session;
 
 /* Loads the checkpoint (an ensemble's first; its manifest's thresholds,
@@ -56,7 +58,9 @@ int rn_infer_session_load(const rn_infer_args *a, int names_only, const char *co
                           size_t n, rn_infer_session *s, lm_err *err);
 
 /* Creates the engine and evaluates every usable image into s->result
- * (an ensemble: the mean of its models' probabilities, ensemble.h). */
+ * (an ensemble: the mean of its models' probabilities, ensemble.h; a member
+ * trained on other filtered pixels than the first sees the images with
+ * its own filter, derived once per filter from the decoded ones). */
 int rn_infer_session_run(const rn_infer_args *a, rn_infer_session *s, lm_err *err);
 
 void rn_infer_session_free(rn_infer_session *s);

@@ -233,24 +233,20 @@ int lm_ensemble_from_args(const char *const *args, size_t n, lm_ensemble *out, l
     return rc;
 }
 
+/* Models of one task: the same input size, source channels and labels.
+ * Their filters (pixfilter.h) may differ: the callback gives each model
+ * the images with its own filter. */
 static int same_input(const lm_infer_model *a, const lm_infer_model *b, lm_err *err) {
-    int same = a->height == b->height && a->width == b->width && a->channels == b->channels &&
-               a->k == b->k;
+    int same = a->height == b->height && a->width == b->width &&
+               a->src_channels == b->src_channels && a->k == b->k;
     for (int j = 0; same && j < a->k; j++) same = strcmp(a->labels[j], b->labels[j]) == 0;
-    if (same && !lm_pixfilter_equal(&a->filter, &b->filter)) {
-        char fa[96], fb[96];
-        lm_pixfilter_describe(&a->filter, fa, sizeof fa);
-        lm_pixfilter_describe(&b->filter, fb, sizeof fb);
-        return lm_fail(err, LUMEN_EDATA,
-                       "ensemble: %s (filter %s) and %s (filter %s) see differently filtered pixels; "
-                       "an ensemble averages models of one input", a->path, fa, b->path, fb);
-    }
     return same ? 0
                 : lm_fail(err, LUMEN_EDATA,
-                          "ensemble: %s (%dx%dx%d, %d labels) and %s (%dx%dx%d, %d labels) differ in "
-                          "input or labels; an ensemble averages models of one task",
-                          a->path, a->channels, a->height, a->width, a->k, b->path, b->channels,
-                          b->height, b->width, b->k);
+                          "ensemble: %s (%dx%d, %d source channel(s), %d labels) and %s (%dx%d, %d "
+                          "source channel(s), %d labels) differ in input or labels; an ensemble "
+                          "averages models of one task",
+                          a->path, a->height, a->width, a->src_channels, a->k, b->path, b->height,
+                          b->width, b->src_channels, b->k);
 }
 
 int lm_ensemble_eval(const lm_ensemble *ens, const lm_infer_model *m0, const char *backend,

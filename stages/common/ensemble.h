@@ -69,14 +69,18 @@ struct lm_eval_result;
 struct nn_engine;
 
 /* Evaluates one model on the caller's images (each model gets its own
- * engine and normalization: fold models carry their fold's stats). */
+ * engine and normalization: fold models carry their fold's stats), decoded
+ * for m's input: members may be trained on differently filtered pixels
+ * (pixfilter.h; e.g. plain and with a high-pass channel), and each must see
+ * the images with its own filter (lm_image_set_for_model, infer.h). */
 typedef int (*lm_ensemble_eval_fn)(void *user, const struct lm_infer_model *m,
                                    struct nn_engine *e, struct lm_eval_result *r, lm_err *err);
 
 /* Runs eval for each checkpoint of ens in order -- the first is m0, already
  * loaded by the caller (for the input size, labels and decoding); the
- * others are loaded here and must match m0's input size, channels and
- * labels (else LUMEN_EDATA naming both files) -- and returns in *out the
+ * others are loaded here and must match m0's input size, source channels
+ * and labels (else LUMEN_EDATA naming both files; the filter may differ)
+ * -- and returns in *out the
  * first model's result with probs := lm_ensemble_mean of every model's
  * (samples must come out in the same order), and loss / mean_loss := the
  * binary cross-entropy of the mean probabilities (no pos_weight).  On

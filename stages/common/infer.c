@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "dataset.h"
 #include "image.h"
 
 /* ------------------------------------------------------------ model -- */
@@ -261,7 +262,139 @@ void lm_image_set_free(lm_image_set *s) {
     free(s->ok);
     free(s->pixels);
     free(s->labels);
+    free(s->record);
     memset(s, 0, sizeof *s);
+}
+
+/* An empty set of n images shaped for m (pixels, labels, names, errors,
+ * ok allocated, all zero). */
+static int set_alloc(lm_image_set *s, size_t n, const lm_infer_model *m, lm_err *err) {
+    memset(s, 0, sizeof *s);
+    if (n > UINT32_MAX) return lm_fail(err, LUMEN_EINVAL, "%zu images: too many", n);
+    s->channels = (uint32_t)m->channels;
+    s->height = (uint32_t)m->height;
+    s->width = (uint32_t)m->width;
+    s->nlabels = (uint32_t)m->k;
+    s->filter = m->filter;
+    s->src_channels = m->src_channels;
+    size_t px = (size_t)s->channels * s->height * s->width;
+    s->n = n;
+    s->names = calloc(n + 1, sizeof *s->names);
+    s->errors = calloc(n + 1, sizeof *s->errors);
+    s->ok = calloc(n + 1, sizeof *s->ok);
+    s->pixels = calloc(n * px + 1, 1);
+    s->labels = calloc(n * s->nlabels + 1, sizeof *s->labels);
+    if (s->names && s->errors && s->ok && s->pixels && s->labels) return 0;
+    lm_image_set_free(s);
+    return lm_fail(err, LUMEN_ENOMEM, "%zu images: out of memory", n);
+}
+
+/* Refilters image i of n planar images `in` (src_channels source planes
+ * first, in_px bytes each) into s's pixels, in parallel; failures go to
+ * s->errors.  Returns LUMEN_ENOMEM when a message could not be kept. */
+static int refilter_all(lm_image_set *s, const uint8_t *const *in, int threads) {
+    size_t px = (size_t)s->channels * s->height * s->width;
+    int lost = 0;
+    if (threads <= 0) threads = lm_ncpu();
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads) reduction(| : lost)
+    for (size_t i = 0; i < s->n; i++) {
+        if (!in[i] || s->errors[i]) continue;
+        lm_err e = {0};
+        int rc = lm_pixfilter_refilter(&s->filter, in[i], s->src_channels, s->height, s->width,
+                                       s->pixels + i * px, &e);
+        if (rc) {
+            memset(s->pixels + i * px, 0, px);
+            s->errors[i] = strdup(e.msg[0] ? e.msg : lm_strcode(rc));
+            lost |= !s->errors[i];
+        }
+    }
+    return lost ? LUMEN_ENOMEM : 0;
+}
+
+static void count_ok(lm_image_set *s) {
+    size_t nok = 0;
+    s->nfailed = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->errors[i]) s->nfailed++;
+        else s->ok[nok++] = (uint32_t)i;
+    }
+}
+
+int lm_image_set_for_model(const lm_image_set *s, const lm_infer_model *m, int threads,
+                           lm_image_set *out, lm_err *err) {
+    memset(out, 0, sizeof *out);
+    if (s->height != (uint32_t)m->height || s->width != (uint32_t)m->width ||
+        s->src_channels != m->src_channels || s->nlabels != (uint32_t)m->k)
+        return lm_fail(err, LUMEN_EDATA,
+                       "%s expects %dx%d images of %d source channel(s) and %d labels; the images "
+                       "were decoded at %ux%u with %d and %u",
+                       m->path, m->height, m->width, m->src_channels, m->k, s->height, s->width,
+                       s->src_channels, s->nlabels);
+    int rc = set_alloc(out, s->n, m, err);
+    if (rc) return rc;
+    size_t px = (size_t)s->channels * s->height * s->width;
+    const uint8_t **in = calloc(s->n + 1, sizeof *in);
+    int oom = !in;
+    for (size_t i = 0; i < s->n && !oom; i++) {
+        oom = !(out->names[i] = strdup(s->names[i])) ||
+              (s->errors[i] && !(out->errors[i] = strdup(s->errors[i])));
+        in[i] = s->pixels + i * px;
+    }
+    if (!oom) memcpy(out->labels, s->labels, s->n * s->nlabels * sizeof *s->labels);
+    if (!oom && refilter_all(out, in, threads)) oom = 1;
+    free(in);
+    if (oom) {
+        lm_image_set_free(out);
+        return lm_fail(err, LUMEN_ENOMEM, "%zu images: out of memory", s->n);
+    }
+    count_ok(out);
+    return 0;
+}
+
+int lm_image_set_from_split(const lm_dataset *ds, int split, const lm_infer_model *m, int threads,
+                            lm_image_set *out, lm_err *err) {
+    memset(out, 0, sizeof *out);
+    const lm_dataset_info *in = lm_dataset_get_info(ds);
+    const char *dir = lm_dataset_dir(ds);
+    lm_pixfilter df;
+    int rc = lm_pixfilter_from_schema(lm_dataset_schema(ds), (int)in->channels, dir, &df, err);
+    if (rc) return rc;
+    int same = in->height == (uint32_t)m->height && in->width == (uint32_t)m->width &&
+               lm_pixfilter_src_channels(&df, (int)in->channels) == m->src_channels &&
+               in->nlabels == (size_t)m->k;
+    for (int j = 0; same && j < m->k; j++) same = !strcmp(in->labels[j], m->labels[j]);
+    if (!same)
+        return lm_fail(err, LUMEN_EDATA,
+                       "dataset %s (%ux%u, %u channel(s), %zu labels) does not hold the images of "
+                       "checkpoint %s (%dx%d, %d source channel(s), %d labels)",
+                       dir, in->height, in->width, in->channels, (size_t)in->nlabels, m->path,
+                       m->height, m->width, m->src_channels, m->k);
+    size_t n;
+    const uint32_t *ids = lm_dataset_split(ds, split, &n);
+    if ((rc = set_alloc(out, n, m, err))) return rc;
+    const uint8_t **px = calloc(n + 1, sizeof *px);
+    out->record = calloc(n + 1, sizeof *out->record);
+    int oom = !px || !out->record;
+    for (size_t i = 0; i < n && !oom; i++) {
+        lm_record rec;
+        if ((rc = lm_dataset_get(ds, ids[i], &rec))) {
+            free(px);
+            lm_image_set_free(out);
+            return lm_fail(err, LUMEN_EDATA, "dataset %s: cannot read record %u", dir, ids[i]);
+        }
+        oom = !(out->names[i] = strdup(rec.name));
+        memcpy(out->labels + i * out->nlabels, rec.labels, out->nlabels * sizeof *rec.labels);
+        px[i] = rec.pixels;
+        out->record[i] = ids[i];
+    }
+    if (!oom && refilter_all(out, px, threads)) oom = 1;
+    free(px);
+    if (oom) {
+        lm_image_set_free(out);
+        return lm_fail(err, LUMEN_ENOMEM, "dataset %s: out of memory", dir);
+    }
+    count_ok(out);
+    return 0;
 }
 
 int lm_image_set_load(const char *const *names, size_t n, const char *root, const float *labels,
@@ -273,6 +406,8 @@ int lm_image_set_load(const char *const *names, size_t n, const char *root, cons
     s->height = (uint32_t)m->height;
     s->width = (uint32_t)m->width;
     s->nlabels = (uint32_t)m->k;
+    s->filter = m->filter;
+    s->src_channels = m->src_channels;
     size_t px = (size_t)s->channels * s->height * s->width;
     s->n = n;
     s->names = calloc(n + 1, sizeof *s->names);

@@ -108,6 +108,9 @@ typedef struct lm_image_set {
     uint32_t channels, height, width, nlabels; /* nlabels = the model's k */
     uint8_t *pixels;       /* [n][C][H][W] u8 as ingest stores them */
     float *labels;         /* [n][nlabels]; zeros when none were given */
+    lm_pixfilter filter;   /* the filter the pixels carry (the model's) */
+    int src_channels;      /* their source planes, first in each image */
+    uint32_t *record;      /* [n] dataset record of image i (lm_image_set_from_split); else NULL */
 } lm_image_set;
 
 /* Decodes names[0..n) (each joined to `root` when root is non-NULL and the
@@ -122,6 +125,25 @@ int lm_image_set_load(const char *const *names, size_t n, const char *root, cons
 
 /* Frees everything and zeroes *s; NULL-safe. */
 void lm_image_set_free(lm_image_set *s);
+
+/* The images of s as model m sees them, for an ensemble whose members
+ * were trained on differently filtered pixels (pixfilter.h): the same
+ * names, labels, errors and usable images, each image's source planes
+ * with m's filter applied (lm_pixfilter_refilter), so the result equals
+ * lm_image_set_load of the same files for m.  m must have s's size and
+ * source channels (else LUMEN_EDATA naming m); threads as above.
+ * Returns 0, LUMEN_EDATA, LUMEN_ENOMEM (then *out is zeroed). */
+int lm_image_set_for_model(const lm_image_set *s, const lm_infer_model *m, int threads,
+                           lm_image_set *out, lm_err *err);
+
+struct lm_dataset;
+/* The records of a dataset split (lm_dataset_split order) as an image set
+ * for model m: names, labels, and pixels refiltered for m as above (the
+ * dataset's own filter may differ); out->record[i] is image i's record.
+ * The dataset must have m's size, source channels and labels (else
+ * LUMEN_EDATA naming both).  Returns 0, LUMEN_EDATA, LUMEN_ENOMEM. */
+int lm_image_set_from_split(const struct lm_dataset *ds, int split, const lm_infer_model *m,
+                            int threads, lm_image_set *out, lm_err *err);
 
 /* Fills *src with a loader source over the usable images of s (record
  * index = image number, src->indices = s->ok); s must outlive the loader. */

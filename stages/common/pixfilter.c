@@ -82,6 +82,13 @@ int lm_pixfilter_apply(const lm_pixfilter *f, uint8_t *buf, int c, uint32_t h, u
     return 0;
 }
 
+int lm_pixfilter_refilter(const lm_pixfilter *to, const uint8_t *in, int src_channels, uint32_t h,
+                          uint32_t w, uint8_t *out, lm_err *err) {
+    if (!in || !out || src_channels < 1) return lm_fail(err, LUMEN_EINVAL, "refilter: bad arguments");
+    memcpy(out, in, (size_t)src_channels * h * w);
+    return lm_pixfilter_apply(to, out, src_channels, h, w, err);
+}
+
 cJSON *lm_pixfilter_to_json(const lm_pixfilter *f) {
     if (lm_pixfilter_none(f)) return cJSON_CreateNull();
     cJSON *o = cJSON_CreateObject(), *hp = o ? cJSON_AddObjectToObject(o, "highpass") : NULL;

@@ -60,6 +60,15 @@ int lm_pixfilter_src_channels(const lm_pixfilter *f, int channels);
 int lm_pixfilter_apply(const lm_pixfilter *f, uint8_t *buf, int c, uint32_t h, uint32_t w,
                        lm_err *err);
 
+/* The pixels of one image as a model with filter `to` sees them, from the
+ * same image stored with any filter: every filter keeps the src_channels
+ * source planes first, unchanged (see above), so they are copied from `in`
+ * into `out` and `to` is applied to them.  out must hold
+ * lm_pixfilter_channels(to, src_channels) planes; in and out must not
+ * overlap.  Returns 0 or as lm_pixfilter_apply. */
+int lm_pixfilter_refilter(const lm_pixfilter *to, const uint8_t *in, int src_channels, uint32_t h,
+                          uint32_t w, uint8_t *out, lm_err *err);
+
 /* {"highpass":{"sigma":S,"gain":G}}, or a JSON null for no filter; NULL when
  * out of memory. */
 cJSON *lm_pixfilter_to_json(const lm_pixfilter *f);

@@ -81,20 +81,25 @@ static int copy_tree(const char *src, const char *dst, const char *skip, lm_err 
 
 /* ------------------------------------------------------------- sources -- */
 
-static int check_dataset(const lm_dataset *ds, const lm_infer_model *m, lm_err *err) {
+/* Checks that dataset ds holds model m's images.  other_filter (an
+ * ensemble member): the dataset may carry another filter than m's, as
+ * long as its source planes are m's (eval_source refilters them). */
+static int check_dataset(const lm_dataset *ds, const lm_infer_model *m, int other_filter, lm_err *err) {
     const lm_dataset_info *in = lm_dataset_get_info(ds);
     const char *dir = lm_dataset_dir(ds);
+    lm_pixfilter df;
+    int rc = lm_pixfilter_from_schema(lm_dataset_schema(ds), -1, dir, &df, err);
+    if (rc) return rc;
+    int refilter = other_filter && !lm_pixfilter_equal(&df, &m->filter);
     if ((int)in->height != m->height || (int)in->width != m->width ||
-        (int)in->channels != m->channels)
+        (refilter ? lm_pixfilter_src_channels(&df, (int)in->channels) != m->src_channels
+                  : (int)in->channels != m->channels))
         return lm_fail(err, LUMEN_EDATA,
                        "dataset %s holds %ux%ux%u (CxHxW) images but checkpoint %s expects "
                        "%dx%dx%d",
                        dir, in->channels, in->height, in->width, m->path, m->channels, m->height,
                        m->width);
-    lm_pixfilter df;
-    int rc = lm_pixfilter_from_schema(lm_dataset_schema(ds), -1, dir, &df, err);
-    if (rc) return rc;
-    if (!lm_pixfilter_equal(&df, &m->filter)) {
+    if (!refilter && !lm_pixfilter_equal(&df, &m->filter)) {
         char fa[96], fb[96];
         lm_pixfilter_describe(&df, fa, sizeof fa);
         lm_pixfilter_describe(&m->filter, fb, sizeof fb);
@@ -133,11 +138,16 @@ typedef struct source {
     const validate_opts *o;
     lm_image_set set;
     lm_dataset *ds;
+    int ensemble;          /* members may carry other filters than the source's */
+    lm_image_set *alt;     /* [nalt] the images for members with another filter */
+    size_t nalt;
 } source;
 
-static int open_source(const validate_opts *o, const lm_infer_model *m, source *src, lm_err *err) {
+static int open_source(const validate_opts *o, const lm_infer_model *m, int ensemble, source *src,
+                       lm_err *err) {
     memset(src, 0, sizeof *src);
     src->o = o;
+    src->ensemble = ensemble;
     if (o->csv) {
         lm_problems probs = {0};
         int rc = lm_image_set_from_csv(o->csv, o->root, 0, o->limit, m, o->threads, &src->set,
@@ -160,7 +170,7 @@ static int open_source(const validate_opts *o, const lm_infer_model *m, source *
     if (rc) return rc;
     size_t nval;
     lm_dataset_split(src->ds, LM_SPLIT_VAL, &nval);
-    if (!(rc = check_dataset(src->ds, m, err)) && nval == 0)
+    if (!(rc = check_dataset(src->ds, m, src->ensemble, err)) && nval == 0)
         rc = lm_fail(err, LUMEN_EDATA,
                      "dataset %s has an empty validation split (ingest split.val = 0?); give "
                      "validate a csv to evaluate on",
@@ -171,6 +181,10 @@ static int open_source(const validate_opts *o, const lm_infer_model *m, source *
 
 static void close_source(source *src) {
     lm_image_set_free(&src->set);
+    for (size_t i = 0; i < src->nalt; i++) lm_image_set_free(&src->alt[i]);
+    free(src->alt);
+    src->alt = NULL;
+    src->nalt = 0;
     lm_dataset_close(src->ds);
     src->ds = NULL;
 }
@@ -187,9 +201,42 @@ static int eval_source(void *user, const lm_infer_model *m, nn_engine *e, lm_eva
     cfg.cancelled = eval_cancelled;
     cfg.progress = eval_progress;
     cfg.user = (void *)o;
-    if (o->csv) return lm_infer_eval_set(e, &src->set, &cfg, r, err);
-    int rc = check_dataset(src->ds, m, err);
-    return rc ? rc : lm_eval_split(e, src->ds, LM_SPLIT_VAL, &cfg, r, err);
+    if (o->csv && lm_pixfilter_equal(&m->filter, &src->set.filter))
+        return lm_infer_eval_set(e, &src->set, &cfg, r, err);
+    int rc = 0;
+    lm_pixfilter df = {0};
+    if (!o->csv) {
+        rc = check_dataset(src->ds, m, src->ensemble, err);
+        if (rc == 0) rc = lm_pixfilter_from_schema(lm_dataset_schema(src->ds), -1, o->dataset, &df, err);
+        if (rc || lm_pixfilter_equal(&df, &m->filter))
+            return rc ? rc : lm_eval_split(e, src->ds, LM_SPLIT_VAL, &cfg, r, err);
+    }
+    /* an ensemble member trained on other filtered pixels than the
+     * source's: the same images refiltered for it, once per filter */
+    const lm_image_set *set = NULL;
+    for (size_t i = 0; i < src->nalt && !set; i++)
+        if (lm_pixfilter_equal(&m->filter, &src->alt[i].filter)) set = &src->alt[i];
+    if (!set) {
+        lm_image_set *g = realloc(src->alt, (src->nalt + 1) * sizeof *g);
+        if (!g) return lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+        src->alt = g;
+        rc = o->csv ? lm_image_set_for_model(&src->set, m, o->threads, &g[src->nalt], err)
+                    : lm_image_set_from_split(src->ds, LM_SPLIT_VAL, m, o->threads, &g[src->nalt], err);
+        if (rc) return rc;
+        set = &g[src->nalt++];
+    }
+    if ((rc = lm_infer_eval_set(e, set, &cfg, r, err)) || o->csv) return rc;
+    /* as lm_eval_split reports them: record numbers and names */
+    if (!(r->names = calloc((size_t)r->n + 1, sizeof *r->names))) rc = LUMEN_ENOMEM;
+    for (int64_t i = 0; rc == 0 && i < r->n; i++) {
+        if (!(r->names[i] = lm_strdup(set->names[r->index[i]]))) rc = LUMEN_ENOMEM;
+        r->index[i] = set->record[r->index[i]];
+    }
+    if (rc) {
+        lm_eval_result_free(r);
+        return lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
+    }
+    return 0;
 }
 
 /* Sample i's pixels for the error sheet (lm_errsheet_pixels_fn); user is
@@ -409,7 +456,7 @@ int validate_run(const validate_opts *o, validate_result *res, lm_err *err) {
     }
     if (o->mode == LM_THR_STORED && !m.has_thresholds)
         logf_(o, LUMEN_LOG_WARN, "validate: %s stores no thresholds: using 0.5", m.path);
-    if ((rc = open_source(o, &m, &src, err))) goto out;
+    if ((rc = open_source(o, &m, ens.n_models > 0, &src, err))) goto out;
     if (ens.n_models) {
         rc = lm_ensemble_eval(&ens, &m, o->backend, o->batch, o->threads, eval_source, &src, &r, err);
     } else {

@@ -348,9 +348,11 @@ static void test_predict_refuses_damaged_checkpoint(void **state) {
  * each image to the filter's source channels and filters it as ingest did,
  * so its probabilities equal the engine's on the pixels ingest stores with
  * that filter -- gray and RGB sources, images of other sizes.  Without the
- * filter (the gray plane twice) they differ.  Ensembles refuse models with
- * different filters, and a damaged filter in the metadata is refused naming
- * the file. */
+ * filter (the gray plane twice) they differ.  An ensemble of a plain and
+ * two differently filtered models gives each member the images with its
+ * own filter: the mean of the three references, whichever member comes
+ * first; members of other source channels are refused naming both, and a
+ * damaged filter in the metadata is refused naming the file. */
 static void test_predict_applies_the_checkpoint_filter(void **state) {
     fixture *f = *state;
     const lm_pixfilter hp = {.highpass_sigma = 1.5, .highpass_gain = 3};
@@ -384,16 +386,42 @@ static void test_predict_applies_the_checkpoint_filter(void **state) {
     }
     assert_true(apart > 1e-3); /* the filter changes what the model sees */
 
-    /* an ensemble of models that filter differently is refused */
+    /* an ensemble of models that filter differently: each member sees the
+     * images with its own filter, in either order */
+    const lm_pixfilter hp4 = {.highpass_sigma = 4, .highpass_gain = 3};
     char *ck4 = hx_join(f->tmp, "hp4.safetensors");
     ifx_tiny_checkpoint_filtered(ck4, 2, SIZE, SIZE, 2, LABELS, 0.45f, 0.2f, THRESHOLDS, 13,
                                  "{\"highpass\":{\"sigma\":4,\"gain\":3}}");
-    hx_runner(&r, f->tmp, NULL, NULL, "predict", "--ensemble", ck, ck4, "--", IMGS[0].name, NULL);
+    uint8_t *px0 = ingested_pixels(f), *px4 = ingested_pixels_filtered(f, &hp4);
+    float ref0[NIMG * 2], ref4[NIMG * 2];
+    ifx_reference_probs(f->ckpt, px0, NIMG, 0, ref0);
+    ifx_reference_probs(ck4, px4, NIMG, 0, ref4);
+    const char *orders[2][3] = {{f->ckpt, ck, ck4}, {ck, ck4, f->ckpt}};
+    for (int o = 0; o < 2; o++) {
+        hx_runner(&r, f->tmp, NULL, NULL, "predict", "--csv", "labels.csv", "--ensemble", orders[o][0],
+                  orders[o][1], orders[o][2], NULL);
+        hx_assert_ran(&r, "predict with a mixed-filter ensemble");
+        assert_int_equal(parse_rows(r.out, rows, NIMG), NIMG);
+        hx_result_free(&r);
+        for (int i = 0; i < NIMG; i++)
+            for (int j = 0; j < 2; j++) {
+                double want = ((double)ref0[i * 2 + j] + ref[i * 2 + j] + ref4[i * 2 + j]) / 3;
+                assert_float_equal(rows[i].p[j], want, 2e-5);
+            }
+    }
+    /* members decoded from other source channels are not one task */
+    char *rgb = hx_join(f->tmp, "rgb.safetensors");
+    ifx_tiny_checkpoint(rgb, 3, SIZE, SIZE, 2, LABELS, 0.45f, 0.2f, THRESHOLDS, 14);
+    hx_runner(&r, f->tmp, NULL, NULL, "predict", "--ensemble", ck, rgb, "--", IMGS[0].name, NULL);
     assert_int_equal(r.exit_code, 1);
     assert_string_equal(r.out, "");
-    if (!strstr(r.err, "filter highpass(sigma 1.5, gain 3)") || !strstr(r.err, "filter highpass(sigma 4, gain 3)"))
-        fail_msg("no filter named in: %s", r.err);
+    if (!strstr(r.err, ck) || !strstr(r.err, rgb) || !strstr(r.err, "1 source channel(s)") ||
+        !strstr(r.err, "3 source channel(s)"))
+        fail_msg("members not named in: %s", r.err);
     hx_result_free(&r);
+    free(rgb);
+    free(px0);
+    free(px4);
 
     /* a damaged filter: sigma 1.5 -> 9e9 (the metadata is JSON inside a JSON
      * string, so its quotes are escaped in the file) */

@@ -403,6 +403,74 @@ static void test_ensemble_eval_is_mean_of_models(void **s) {
     fx_rmtree(dir);
 }
 
+/* lm_image_set_for_model: the images decoded for one model, converted for
+ * a model of another filter, equal the images decoded for that model --
+ * plain -> high-pass, high-pass -> plain, sigma 1.5 -> sigma 4; names,
+ * labels and per-image errors carry over; another size is refused. */
+static void test_image_set_for_model(void **s) {
+    (void)s;
+    char *dir = fx_tmpdir("cvrefilter");
+    const char *labels[] = {"crack", "inactive"};
+    const char *filt[3] = {NULL, "{\"highpass\":{\"sigma\":1.5,\"gain\":2}}",
+                           "{\"highpass\":{\"sigma\":4,\"gain\":3}}"};
+    lm_infer_model m[3];
+    lm_err e = {0};
+    for (int i = 0; i < 3; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "m%d.safetensors", i);
+        char *c = fx_write_text(dir, nm, "");
+        ifx_tiny_checkpoint_filtered(c, i ? 2 : 1, 24, 20, 2, labels, 0.5f, 0.25f, NULL, (uint64_t)i + 1, filt[i]);
+        assert_int_equal(lm_infer_model_load(c, &m[i], &e), 0);
+        free(c);
+    }
+    char *names[4];
+    for (int i = 0; i < 4; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "img%d.png", i);
+        names[i] = fx_write_text(dir, nm, i == 2 ? "not a png" : "");
+        if (i != 2) ifx_png(names[i], i == 3 ? 3 : 1, 30 + 7 * (uint32_t)i, 25, (uint64_t)(20 + i));
+    }
+    float y[8] = {1, 0, 0, 1, 1, 1, 0, 0};
+    lm_image_set set[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(lm_image_set_load((const char *const *)names, 4, NULL, y, &m[i], 1, &set[i], &e), 0);
+    assert_int_equal(set[0].nfailed, 1);
+    for (int from = 0; from < 3; from++)
+        for (int to = 0; to < 3; to++) {
+            lm_image_set t;
+            assert_int_equal(lm_image_set_for_model(&set[from], &m[to], 2, &t, &e), 0);
+            assert_int_equal(t.n, 4);
+            assert_int_equal(t.channels, set[to].channels);
+            assert_int_equal(t.nfailed, 1);
+            assert_memory_equal(t.ok, set[to].ok, 3 * sizeof *t.ok);
+            assert_memory_equal(t.labels, y, sizeof y);
+            assert_true(lm_pixfilter_equal(&t.filter, &m[to].filter));
+            for (int i = 0; i < 4; i++) {
+                assert_string_equal(t.names[i], names[i]);
+                assert_true((t.errors[i] != NULL) == (i == 2));
+            }
+            assert_memory_equal(t.pixels, set[to].pixels, (size_t)4 * t.channels * 24 * 20);
+            lm_image_set_free(&t);
+        }
+    /* the filters really differ: the second planes are not alike */
+    assert_memory_not_equal(set[1].pixels + 24 * 20, set[2].pixels + 24 * 20, 24 * 20);
+    lm_infer_model small = {0};
+    char *c = fx_write_text(dir, "small.safetensors", "");
+    ifx_tiny_checkpoint(c, 1, 8, 8, 2, labels, 0.5f, 0.25f, NULL, 9);
+    assert_int_equal(lm_infer_model_load(c, &small, &e), 0);
+    lm_image_set t;
+    assert_int_equal(lm_image_set_for_model(&set[1], &small, 1, &t, &e), LUMEN_EDATA);
+    assert_non_null(strstr(e.msg, c));
+    lm_infer_model_free(&small);
+    free(c);
+    for (int i = 0; i < 3; i++) {
+        lm_image_set_free(&set[i]);
+        lm_infer_model_free(&m[i]);
+    }
+    for (int i = 0; i < 4; i++) free(names[i]);
+    fx_rmtree(dir);
+}
+
 /* ------------------------------------------------------ contact sheet -- */
 
 static void test_errsheet_pick_order(void **s) {
@@ -528,6 +596,7 @@ int main(void) {
         cmocka_unit_test(test_ensemble_mean_by_hand),
         cmocka_unit_test(test_manifest_round_trip),
         cmocka_unit_test(test_ensemble_eval_is_mean_of_models),
+        cmocka_unit_test(test_image_set_for_model),
         cmocka_unit_test(test_errsheet_pick_order),
         cmocka_unit_test(test_errsheet_png),
         cmocka_unit_test(test_errsheet_text_glyphs),

@@ -25,7 +25,9 @@
 #include "infer.h"
 #include "infer_fx.h"
 #include "metrics.h"
+#include "pixfilter.h"
 #include "predictions.h"
+#include "ensemble.h"
 #include "ingest_fx.h"
 #include "rng.h"
 #include "validate/validate.h"
@@ -64,6 +66,31 @@ static void make_dataset_x(const char *dir, const char *const *labels, const cha
 }
 
 static void make_dataset(const char *dir, const char *const *labels) { make_dataset_x(dir, labels, NULL); }
+
+/* The dataset of make_dataset as ingest stores it with high-pass filter
+ * hp: the same records, each with its filtered plane appended. */
+static void make_dataset_filtered(const char *src, const char *dir, const lm_pixfilter *hp) {
+    lm_dataset *in;
+    lm_err e = {0};
+    if (lm_dataset_open(src, &in, &e)) fail_msg("%s", e.msg);
+    lm_dataset_spec spec = {.height = S, .width = S, .channels = 2, .nlabels = 2, .labels = LABELS};
+    lm_dataset_writer *w;
+    if (lm_dataset_create(dir, &spec, &w, &e)) fail_msg("%s", e.msg);
+    uint8_t px[2 * S * S];
+    for (size_t i = 0; i < lm_dataset_count(in); i++) {
+        lm_record r;
+        assert_int_equal(lm_dataset_get(in, i, &r), 0);
+        assert_int_equal(lm_pixfilter_refilter(hp, r.pixels, 1, S, S, px, &e), 0);
+        r.c = 2;
+        r.pixels = px;
+        if (lm_dataset_put(w, &r, &e)) fail_msg("%s", e.msg);
+    }
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddItemToObject(x, "filter", lm_pixfilter_to_json(hp));
+    if (lm_dataset_finish(w, x, &e)) fail_msg("%s", e.msg);
+    cJSON_Delete(x);
+    lm_dataset_close(in);
+}
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
@@ -425,6 +452,92 @@ static void test_errors_name_the_cause(void **state) {
     free(ds2);
 }
 
+/* model's probabilities on the validation records of dataset dir, in
+ * record order (as validate lists them), into p[nval * 2]; returns nval. */
+static int val_reference(const char *dir, const char *model, float *p, uint32_t *rec) {
+    lm_dataset *ds;
+    lm_err e = {0};
+    if (lm_dataset_open(dir, &ds, &e)) fail_msg("%s", e.msg);
+    size_t n;
+    const uint32_t *ids = lm_dataset_split(ds, LM_SPLIT_VAL, &n);
+    const lm_dataset_info *in = lm_dataset_get_info(ds);
+    size_t px = (size_t)in->channels * S * S;
+    uint8_t *all = malloc(n * px);
+    for (size_t i = 0; i < n; i++) {
+        lm_record r;
+        assert_int_equal(lm_dataset_get(ds, ids[i], &r), 0);
+        memcpy(all + i * px, r.pixels, px);
+        rec[i] = ids[i];
+    }
+    ifx_reference_probs(model, all, (int)n, 0, p);
+    free(all);
+    lm_dataset_close(ds);
+    return (int)n;
+}
+
+/* An ensemble whose members were trained on differently filtered pixels
+ * (a plain model and one with a high-pass channel): on a plain dataset and
+ * on the same records ingested with the filter, every member sees the
+ * images with its own filter -- predictions.json is the mean of each
+ * member's reference on the dataset of its own filter, record for record
+ * -- while a single model still refuses a dataset of another filter. */
+static void test_mixed_filter_ensemble(void **state) {
+    fixture *f = *state;
+    const lm_pixfilter hp = {.highpass_sigma = 1.5, .highpass_gain = 3};
+    char *dshp = lm_path_join(f->dir, "dataset_hp");
+    make_dataset_filtered(f->dataset, dshp, &hp);
+    char *plain = lm_path_join(f->model_in, "best.safetensors");
+    char *hpm = lm_path_join(f->dir, "hp.safetensors");
+    ifx_tiny_checkpoint_filtered(hpm, 2, S, S, 2, LABELS, 0.5f, 0.25f, NULL, 23,
+                                 "{\"highpass\":{\"sigma\":1.5,\"gain\":3}}");
+    float p0[NREC * 2], p1[NREC * 2];
+    uint32_t r0[NREC], r1[NREC];
+    int n = val_reference(f->dataset, plain, p0, r0);
+    assert_int_equal(val_reference(dshp, hpm, p1, r1), n);
+    assert_memory_equal(r0, r1, (size_t)n * sizeof *r0);
+    char *man = lm_path_join(f->dir, "mixed.json");
+    char *models[2] = {plain, hpm};
+    lm_ensemble ens = {.n_models = 2, .models = models};
+    lm_err e = {0};
+    assert_int_equal(lm_ensemble_write(man, &ens, NULL, &e), 0);
+    const char *sets[2] = {f->dataset, dshp};
+    for (int d = 0; d < 2; d++) {
+        validate_opts o;
+        opts_for(f, &o);
+        o.dataset = sets[d];
+        o.ensemble = man;
+        validate_result res;
+        if (validate_run(&o, &res, &e)) fail_msg("%s: %s", sets[d], e.msg);
+        assert_int_equal(res.report.n, n);
+        char *pp = lm_path_join(f->report, "predictions.json");
+        lm_preds pr;
+        if (lm_preds_read(pp, &pr, &e)) fail_msg("%s", e.msg);
+        assert_int_equal(pr.n, n);
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(pr.index[i], r0[i]);
+            char want[32];
+            snprintf(want, sizeof want, "img%02u.png", r0[i]);
+            assert_string_equal(pr.names[i], want);
+            for (int j = 0; j < 2; j++)
+                assert_float_equal(pr.p[i * 2 + j], 0.5 * ((double)p0[i * 2 + j] + p1[i * 2 + j]), 2e-5);
+        }
+        lm_preds_free(&pr);
+        free(pp);
+    }
+    /* one model alone: the dataset must carry its filter */
+    validate_opts o;
+    opts_for(f, &o);
+    o.dataset = dshp;
+    validate_result res;
+    assert_int_equal(validate_run(&o, &res, &e), LUMEN_EDATA);
+    if (!strstr(e.msg, dshp) || !strstr(e.msg, "holds 2x32x32"))
+        fail_msg("%s", e.msg);
+    free(man);
+    free(hpm);
+    free(plain);
+    free(dshp);
+}
+
 static void test_plugin_wrapper(void **state) {
     fixture *f = *state;
     assert_string_equal(validate_stage.name, "validate");
@@ -565,6 +678,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tta_and_stored_thresholds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csv_source_and_header_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_name_the_cause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_filter_ensemble, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plugin_wrapper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_groups_breakdown, setup, teardown),
     };
