@@ -182,8 +182,10 @@ end
 -- recipe as written, the experiment's seed); `score = { "crack", ... }`
 -- scores those labels only (models may predict more: ingest's aux);
 -- `groups = lumen.data("labels.csv")` (or { file = ..., column = ... })
--- also scores every metric per group of images (ELPV: mono / poly); the
--- rest is lumen.sweep's.
+-- also scores every metric per group of images (ELPV: mono / poly);
+-- `ensemble = "all"` makes <run>/ensemble.json every configuration's fold
+-- models as one predictor, scored as such (default "best": the best
+-- configuration's); the rest is lumen.sweep's.
 function M.crossval(t)
   if type(t) ~= "table" then
     error(("lumen.crossval expects a table, got %s"):format(type(t)), 2)

@@ -72,10 +72,15 @@ typedef struct cv {
     double *oof_sum;     /* [config][nrec][k] */
     float *oof_y;        /* [nrec][k] */
     int *oof_cnt;        /* [config][nrec] */
+    int8_t *oof_fold;    /* [config][nrec] the record's fold; -1: none; -2: seeds disagree */
     /* seed ensembles (n_seeds >= 2): each fold scored at the mean of its
      * seeds' probabilities */
     double *ens;         /* [config][metric][fold] */
     int ens_skipped;     /* a configuration's seeds had different folds */
+    /* spec ensemble "all": every configuration's fold models as one
+     * predictor, each fold scored (score_all_ensemble) */
+    double *all;         /* [base metric][fold]; NULL: not scored */
+    const char *all_why; /* why not, when asked for */
     /* spec groups: the metrics again per group (base_metrics each) */
     const lm_groups *groups; /* sp->groups */
     size_t ng;               /* its groups; 0: no breakdown */
@@ -183,23 +188,29 @@ static int oof_grow(cv *c, size_t need) {
     double *s = calloc(nc * n * k + 1, sizeof *s);
     float *y = calloc(n * k + 1, sizeof *y);
     int *cnt = calloc(nc * n + 1, sizeof *cnt);
-    if (!s || !y || !cnt) {
+    int8_t *fold = malloc(nc * n + 1);
+    if (!s || !y || !cnt || !fold) {
         free(s);
         free(y);
         free(cnt);
+        free(fold);
         return LUMEN_ENOMEM;
     }
+    memset(fold, -1, nc * n + 1);
     for (size_t cf = 0; cf < nc && c->nrec; cf++) {
         memcpy(s + cf * n * k, c->oof_sum + cf * c->nrec * k, c->nrec * k * sizeof *s);
         memcpy(cnt + cf * n, c->oof_cnt + cf * c->nrec, c->nrec * sizeof *cnt);
+        memcpy(fold + cf * n, c->oof_fold + cf * c->nrec, c->nrec);
     }
     if (c->nrec) memcpy(y, c->oof_y, c->nrec * k * sizeof *y);
     free(c->oof_sum);
     free(c->oof_y);
     free(c->oof_cnt);
+    free(c->oof_fold);
     c->oof_sum = s;
     c->oof_y = y;
     c->oof_cnt = cnt;
+    c->oof_fold = fold;
     c->nrec = n;
     return 0;
 }
@@ -338,6 +349,8 @@ static int score_cell(cv *c, size_t cf, size_t s, rn_trial_result *t, lm_err *e)
             for (int64_t i = 0; i < p[f].n; i++, q++) {
                 uint32_t ix = p[f].index[i];
                 c->oof_cnt[cf * c->nrec + ix]++;
+                int8_t *fo = &c->oof_fold[cf * c->nrec + ix];
+                *fo = *fo == -1 || *fo == (int8_t)f ? (int8_t)f : -2;
                 for (size_t j = 0; j < k; j++) {
                     c->oof_sum[(cf * c->nrec + ix) * k + j] += P[q * k + j];
                     c->oof_y[ix * k + j] = Y[q * k + j];
@@ -454,43 +467,116 @@ done:
     return rc;
 }
 
+/* The out-of-fold probability of record i averaged over configurations
+ * cfs[0..ncf) (each configuration's the mean over its seeds) into p[k];
+ * 0 when a configuration has none. */
+static int oof_mean(const cv *c, const size_t *cfs, size_t ncf, size_t i, float *p) {
+    size_t k = (size_t)c->k;
+    double acc[LM_METRICS_MAX_CLASSES] = {0};
+    for (size_t q = 0; q < ncf; q++) {
+        int cnt = c->oof_cnt[cfs[q] * c->nrec + i];
+        if (!cnt) return 0;
+        for (size_t j = 0; j < k; j++) acc[j] += c->oof_sum[(cfs[q] * c->nrec + i) * k + j] / cnt;
+    }
+    for (size_t j = 0; j < k; j++) p[j] = (float)(ncf == 1 ? acc[j] : acc[j] / (double)ncf);
+    return 1;
+}
+
+/* Spec ensemble "all": every configuration's fold models as one
+ * predictor.  Each record at oof_mean over all configurations (its fold's
+ * models: every configuration's, every seed's), each fold at thresholds
+ * tuned on the other folds' (lm_crossval_nested, as for one model), into
+ * c->all.  Needs every configuration scored, on the same folds, predicting
+ * the same labels; otherwise c->all stays NULL and c->all_why says why. */
+static int score_all_ensemble(cv *c, lm_err *e) {
+    const rn_sweep_spec *sp = c->sp;
+    size_t nc = sp->n_configs, ns = sp->n_seeds, k = (size_t)c->k, base = base_metrics(c->k);
+    int K = sp->folds;
+    for (size_t q = 0; q < nc * ns; q++)
+        if (!c->have[q]) {
+            c->all_why = "a configuration has a fold that did not finish";
+            return 0;
+        }
+    for (size_t cf = 1; sp->score && cf < nc; cf++) {
+        int same = c->full_k[cf] == c->full_k[0];
+        for (int j = 0; same && j < c->full_k[0]; j++) same = !strcmp(c->full_labels[cf][j], c->full_labels[0][j]);
+        if (!same) {
+            c->all_why = "the configurations' models predict different labels (one manifest holds one label list)";
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < c->nrec; i++)
+        for (size_t cf = 0; cf < nc; cf++)
+            if (c->oof_fold[cf * c->nrec + i] != c->oof_fold[i] || c->oof_fold[i] == -2 ||
+                (c->oof_fold[i] >= 0) != (c->oof_cnt[cf * c->nrec + i] > 0)) {
+                c->all_why = "the configurations' (or seeds') folds hold different records -- ingest's split.seed "
+                             "follows the trial seed; set it to a number";
+                return 0;
+            }
+    size_t *cfs = malloc((nc + 1) * sizeof *cfs);
+    float *P = malloc((c->nrec * k + 1) * sizeof *P), *Y = malloc((c->nrec * k + 1) * sizeof *Y);
+    uint8_t *F = malloc(c->nrec + 1);
+    c->all = malloc((base * (size_t)K + 1) * sizeof *c->all);
+    int rc = cfs && P && Y && F && c->all ? 0 : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+    int64_t n = 0;
+    for (size_t cf = 0; rc == 0 && cf < nc; cf++) cfs[cf] = cf;
+    for (int f = 0; rc == 0 && f < K; f++) /* rows fold by fold, records in order, as score_cell's */
+        for (size_t i = 0; i < c->nrec; i++) {
+            if (c->oof_fold[i] != f || !oof_mean(c, cfs, nc, i, P + n * k)) continue;
+            memcpy(Y + n * k, c->oof_y + i * k, k * sizeof *Y);
+            F[n++] = (uint8_t)f;
+        }
+    lm_cv_fold folds[LM_CROSSVAL_MAX_FOLDS_RN];
+    memset(folds, 0, sizeof folds);
+    if (rc == 0) rc = lm_crossval_nested(P, Y, F, n, (int)k, K, folds, NULL, e);
+    for (int f = 0; rc == 0 && f < K; f++)
+        for (size_t m = 0; m < base; m++) c->all[m * (size_t)K + (size_t)f] = rn_cv_fold_metric(&folds[f].m, (int)k, (int)m);
+    if (rc) {
+        free(c->all);
+        c->all = NULL;
+    }
+    free(cfs);
+    free(P);
+    free(Y);
+    free(F);
+    return rc;
+}
+
 static void add_num(cJSON *o, const char *k, double v) {
     cJSON_AddItemToObject(o, k, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
 }
 
-/* The ensemble manifest of configuration cf: its finished fold models and
- * thresholds tuned on the out-of-fold predictions.  *rel: the manifest's
- * path relative to the run folder. */
-static int write_ensemble(cv *c, size_t cf, const rn_trial_result *t, const char *path, const char *prefix,
+/* The ensemble manifest of configurations cfs[0..ncf) (one: the
+ * configuration's; several: spec ensemble "all", same labels): their
+ * finished fold models and thresholds tuned on the out-of-fold predictions
+ * (oof_mean).  prefix: the manifest's way back to the run folder. */
+static int write_ensemble(cv *c, const size_t *cfs, size_t ncf, const char *path, const char *prefix,
                           cJSON *row, lm_err *e) {
     const rn_sweep_spec *sp = c->sp;
+    size_t cf = cfs[0];
     lm_ensemble ens = {0};
     ens.k = c->k;
     ens.labels = c->labels;
-    char **models = calloc(c->reps + 1, sizeof *models);
+    char **models = calloc(ncf * c->reps + 1, sizeof *models);
     if (!models) return lm_fail(e, LUMEN_ENOMEM, "out of memory");
-    for (size_t r = 0; r < c->reps; r++) {
-        size_t n = cf * c->reps + r;
-        if (!c->have[cf * sp->n_seeds + r % sp->n_seeds]) continue;
-        char *rel = lm_sprintf("trials/%zu/%s/model/%s.safetensors", n, c->vid, c->ckpt);
-        char *abs = rel ? lm_path_join(c->env->run_dir, rel) : NULL;
-        struct stat st;
-        if (rel && abs && stat(abs, &st) == 0) models[ens.n_models++] = lm_sprintf("%s%s", prefix, rel);
-        free(rel);
-        free(abs);
-    }
-    (void)t;
+    for (size_t q = 0; q < ncf; q++)
+        for (size_t r = 0; r < c->reps; r++) {
+            size_t n = cfs[q] * c->reps + r;
+            if (!c->have[cfs[q] * sp->n_seeds + r % sp->n_seeds]) continue;
+            char *rel = lm_sprintf("trials/%zu/%s/model/%s.safetensors", n, c->vid, c->ckpt);
+            char *abs = rel ? lm_path_join(c->env->run_dir, rel) : NULL;
+            struct stat st;
+            if (rel && abs && stat(abs, &st) == 0) models[ens.n_models++] = lm_sprintf("%s%s", prefix, rel);
+            free(rel);
+            free(abs);
+        }
     int rc = 0;
     size_t k = (size_t)c->k, m = 0;
     float *P = malloc((c->nrec * k + 1) * sizeof *P), *Y = malloc((c->nrec * k + 1) * sizeof *Y);
     if (!P || !Y) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < c->nrec; i++) {
-        int cnt = c->oof_cnt[cf * c->nrec + i];
-        if (!cnt) continue;
-        for (size_t j = 0; j < k; j++) {
-            P[m * k + j] = (float)(c->oof_sum[(cf * c->nrec + i) * k + j] / cnt);
-            Y[m * k + j] = c->oof_y[i * k + j];
-        }
+        if (!oof_mean(c, cfs, ncf, i, P + m * k)) continue;
+        memcpy(Y + m * k, c->oof_y + i * k, k * sizeof *Y);
         m++;
     }
     lm_metrics om;
@@ -520,12 +606,16 @@ static int write_ensemble(cv *c, size_t cf, const rn_trial_result *t, const char
         }
         cJSON *extra = cJSON_CreateObject();
         char *from = lm_sprintf("tuned on the %zu out-of-fold predictions of the fold models (mean over %zu "
-                                "seed(s)); the ensemble's own scores on new data are not measured here",
-                                m, sp->n_seeds);
+                                "seed(s)%s); the ensemble's own scores on new data are not measured here",
+                                m, sp->n_seeds, ncf > 1 ? " and the configurations" : "");
         if (!extra || !from) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         if (rc == 0) {
             cJSON_AddStringToObject(extra, "thresholds_from", from);
             cJSON_AddNumberToObject(extra, "folds", sp->folds);
+            if (ncf > 1) {
+                cJSON *cl = cJSON_AddArrayToObject(extra, "configs");
+                for (size_t q = 0; cl && q < ncf; q++) cJSON_AddItemToArray(cl, cJSON_CreateNumber((double)cfs[q]));
+            }
             cJSON *oof = cJSON_AddObjectToObject(extra, "oof_in_sample");
             add_num(oof, "f1_mean", om.f1_mean);
             add_num(oof, "ap_mean", om.ap_mean);
@@ -661,6 +751,43 @@ static void seed_ensemble_rows(cv *c, size_t cf, const char *pt, cJSON *row, FIL
     free(ptx);
 }
 
+/* The all-configurations ensemble's block (score_all_ensemble): per base
+ * metric the mean, sd and 95% t interval over the folds and the paired
+ * difference ensemble - configuration 0 (its fold score being the mean
+ * over its seeds).  Into doc ("ensemble_all"), the csv (as configuration
+ * "<n_configs>", params "[ensemble of all configurations]") and term. */
+static void all_ensemble_rows(cv *c, cJSON *doc, FILE *csv, FILE *term) {
+    size_t K = (size_t)c->sp->folds, ns = c->sp->n_seeds, nc = c->sp->n_configs;
+    double v[LM_CROSSVAL_MAX_FOLDS_RN], u[LM_CROSSVAL_MAX_FOLDS_RN], w[LM_CROSSVAL_MAX_FOLDS_RN];
+    cJSON *ea = cJSON_AddObjectToObject(doc, "ensemble_all");
+    cJSON_AddStringToObject(ea, "scoring",
+                            "each fold at the mean of every configuration's probabilities (each configuration's "
+                            "the mean over its seeds), thresholds nested as above; diff: ensemble - configuration "
+                            "0, paired by fold");
+    cJSON_AddNumberToObject(ea, "configs", (double)nc);
+    cJSON_AddNumberToObject(ea, "models", (double)(nc * ns));
+    cJSON *ms = cJSON_AddObjectToObject(ea, "metrics");
+    fprintf(term, "\nensemble of all %zu configurations: each fold at the mean of its %zu models' probabilities\n"
+                  "  %-18s %-8s %-8s %-19s %-3s %s\n",
+            nc, nc * ns, "metric", "mean", "sd", "95% interval", "n", "diff vs configuration 0 (paired by fold)");
+    for (size_t m = 0; m < base_metrics(c->k); m++) {
+        size_t n = 0, np = 0;
+        cJSON *mo = cJSON_AddObjectToObject(ms, c->mnames[m]), *vl = cJSON_AddArrayToObject(mo, "values");
+        for (size_t f = 0; f < K; f++) {
+            double x = c->all[m * K + f], single = 0;
+            cJSON_AddItemToArray(vl, isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull());
+            if (!isfinite(x)) continue;
+            v[n++] = x;
+            for (size_t s = 0; s < ns; s++) single += *val_at(c, 0, m, f * ns + s) / (double)ns;
+            if (isfinite(single)) {
+                u[np] = single;
+                w[np++] = x;
+            }
+        }
+        metric_row(mo, csv, term, nc, "[ensemble of all configurations]", c->mnames[m], v, n, u, w, np, "diff", NULL);
+    }
+}
+
 int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, const cJSON *labels,
                         rn_trial_result *t, size_t nt, const rn_run_env *env, FILE *term, lm_err *e) {
     const rn_plan_stage *vs = report_stage(trial_plan);
@@ -681,6 +808,10 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
     for (size_t cf = 0; rc == 0 && cf < nc; cf++)
         for (size_t s = 0; rc == 0 && s < ns; s++) rc = score_cell(&c, cf, s, t, e);
     for (size_t cf = 0; rc == 0 && ns >= 2 && cf < nc; cf++) rc = score_seed_ensemble(&c, cf, e);
+    if (rc == 0 && sp->ensemble_all && c.labels) {
+        if (nc < 2) c.all_why = "the study has one configuration";
+        else rc = score_all_ensemble(&c, e);
+    }
     if (rc) goto out;
     if (!c.labels) {
         fprintf(term, "\n[%s] no configuration has every fold finished: no cross-validated scores\n", sp->id);
@@ -796,7 +927,7 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
         char *mdir = lm_sprintf("%s/ensembles/%zu", env->run_dir, cf);
         if (!mpath || !mdir) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
         if (rc == 0 && pn) rc = lm_mkdirs(mdir, e);
-        if (rc == 0 && pn) rc = write_ensemble(&c, cf, t, mpath, "../../", row, e);
+        if (rc == 0 && pn) rc = write_ensemble(&c, &cf, 1, mpath, "../../", row, e);
         if (rc == 0 && pn) {
             char *rel = lm_sprintf("ensembles/%zu/%s", cf, LM_ENSEMBLE_FILE);
             cJSON_AddStringToObject(row, "ensemble", rel ? rel : "");
@@ -811,13 +942,26 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
     free(a);
     free(b);
     free(d);
+    if (rc == 0 && c.all) all_ensemble_rows(&c, doc, csv, term);
     if (rc == 0 && best >= 0) {
         cJSON_AddNumberToObject(doc, "best", best);
         char *path = lm_path_join(env->run_dir, LM_ENSEMBLE_FILE);
-        rc = path ? write_ensemble(&c, (size_t)best, t, path, "", NULL, e) : lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        size_t *all = c.all ? malloc(nc * sizeof *all) : NULL, one = (size_t)best;
+        for (size_t cf = 0; all && cf < nc; cf++) all[cf] = cf;
+        if (!path || (c.all && !all)) rc = lm_fail(e, LUMEN_ENOMEM, "out of memory");
+        else rc = write_ensemble(&c, all ? all : &one, all ? nc : 1, path, "", NULL, e);
         free(path);
-        fprintf(term, "\nbest by mean F1: configuration %d; its fold models as one predictor: %s/%s\n", best,
-                env->run_dir, LM_ENSEMBLE_FILE);
+        free(all);
+        cJSON_AddStringToObject(doc, "ensemble", c.all ? "all" : "best");
+        if (c.all)
+            fprintf(term, "\nbest by mean F1: configuration %d; every configuration's fold models as one predictor "
+                          "(crossval ensemble = \"all\"): %s/%s\n", best, env->run_dir, LM_ENSEMBLE_FILE);
+        else
+            fprintf(term, "\nbest by mean F1: configuration %d; its fold models as one predictor: %s/%s\n", best,
+                    env->run_dir, LM_ENSEMBLE_FILE);
+        if (sp->ensemble_all && !c.all)
+            fprintf(term, "(crossval ensemble = \"all\" asked for, but %s: the manifest holds the best "
+                          "configuration's models)\n", c.all_why ? c.all_why : "it could not be scored");
     }
     int bad = ferror(csv);
     bad |= fclose(csv) != 0;
@@ -832,6 +976,12 @@ int rn_crossval_results(const rn_sweep_spec *sp, const rn_plan *trial_plan, cons
         snprintf(key, sizeof key, "cv/f1_mean_best");
         if (v) rc = rn_track_summary(env->trackers, key, v, e);
         cJSON_Delete(v);
+        if (rc == 0 && c.all) {
+            const cJSON *am = rn_json_item(rn_json_item(rn_json_item(doc, "ensemble_all"), "metrics"), "f1_mean");
+            v = cJSON_CreateNumber(num_or_nan(rn_json_item(am, "mean")));
+            if (v) rc = rn_track_summary(env->trackers, "cv/f1_mean_ensemble_all", v, e);
+            cJSON_Delete(v);
+        }
     }
     free(jpath);
     free(cpath);
@@ -856,6 +1006,8 @@ out:
     free(c.oof_sum);
     free(c.oof_y);
     free(c.oof_cnt);
+    free(c.oof_fold);
     free(c.ens);
+    free(c.all);
     return rc;
 }

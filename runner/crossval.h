@@ -32,10 +32,20 @@
  *     folds for every seed, i.e. a numeric ingest split.seed; with "auto"
  *     the folds follow the trial seed and the table says why there is no
  *     ensemble;
+ *   - with spec ensemble = "all" (rn_sweep_spec.ensemble_all): every
+ *     configuration's fold models as one predictor, "ensemble_all" in
+ *     crossval.json (csv configuration n_configs): each fold at the mean
+ *     over configurations of their (seed-averaged) probabilities,
+ *     thresholds nested the same way, and the paired difference to
+ *     configuration 0 (its fold score the mean over its seeds).  Needs
+ *     every configuration scored on the same folds with the same labels;
+ *     otherwise the table says why;
  *   - writes an ensemble manifest per configuration,
  *     <run>/ensembles/<c>/ensemble.json (ensemble.h): the fold models
  *     (every seed's) with thresholds tuned on the out-of-fold predictions
- *     (averaged over seeds), and <run>/ensemble.json for the best one;
+ *     (averaged over seeds), and <run>/ensemble.json for the best one --
+ *     or, with ensemble = "all" scored, for all of them (thresholds tuned
+ *     on the out-of-fold predictions averaged over every configuration);
  *   - prints the table to term.
  * The t interval treats the fold scores as independent; they are not
  * quite (training sets overlap), so read it as approximate.

@@ -12,7 +12,7 @@
 
 static const char *const SPEC_KEYS[] = {"strategy", "seeds",   "metric", "goal", "space", "trials",
                                         "parallel", "timeout", "prune",  "seed", "executor", "folds",
-                                        "score", "groups"};
+                                        "score", "groups", "ensemble"};
 #define N_SPEC_KEYS (sizeof SPEC_KEYS / sizeof SPEC_KEYS[0])
 
 void rn_sweep_spec_free(rn_sweep_spec *s) {
@@ -81,12 +81,14 @@ static int apply_own_set(cJSON *spec, const char *id, const char *set, lm_err *e
         char *end;
         double d = strtod(text, &end);
         if (end != text && !*end) v = cJSON_CreateNumber(d);
-    } else if (!strcmp(k, "strategy") || !strcmp(k, "metric") || !strcmp(k, "goal") || !strcmp(k, "groups")) {
+    } else if (!strcmp(k, "strategy") || !strcmp(k, "metric") || !strcmp(k, "goal") || !strcmp(k, "groups") ||
+               !strcmp(k, "ensemble")) {
         v = cJSON_CreateString(text); /* groups: a file, its default column */
     } else {
         char hint[160];
         static const char *const settable[] = {"strategy", "seeds",   "metric", "goal",  "trials",
-                                               "parallel", "timeout", "seed",   "folds", "groups"};
+                                               "parallel", "timeout", "seed",   "folds", "groups",
+                                               "ensemble"};
         rn_suggest_phrase(hint, sizeof hint, k, settable, sizeof settable / sizeof settable[0]);
         rc = lm_fail(e, LUMEN_EINVAL, "--set %s: the sweep's '%s' cannot be set from the command line%s", set, k,
                      hint);
@@ -417,6 +419,23 @@ int rn_sweep_spec_parse(const rn_experiment *x, const rn_strv *sets, int smoke, 
             goto out;
         }
     }
+    /* ensemble (lumen.crossval): which fold models <run>/ensemble.json holds */
+    v = rn_json_item(spec, "ensemble");
+    if (v && sp->folds < 2) {
+        rc = lm_fail(e, LUMEN_EINVAL, "%s:%d: ensemble is lumen.crossval's (which fold models its ensemble.json holds)",
+                     sp->file, sp->line);
+        goto out;
+    }
+    if (v && !(cJSON_IsString(v) && (!strcmp(v->valuestring, "best") || !strcmp(v->valuestring, "all")))) {
+        char *t = cJSON_PrintUnformatted(v);
+        rc = lm_fail(e, LUMEN_EINVAL,
+                     "%s:%d: crossval ensemble must be \"best\" (the best configuration's fold models) or \"all\" "
+                     "(every configuration's, averaged as one predictor), got %s",
+                     sp->file, sp->line, t ? t : "?");
+        free(t);
+        goto out;
+    }
+    sp->ensemble_all = v && !strcmp(v->valuestring, "all");
     /* space */
     v = rn_json_item(spec, "space");
     if (sp->folds >= 2 && !v) {

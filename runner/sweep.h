@@ -107,6 +107,10 @@ typedef struct rn_sweep_spec {
      * each fold's records of a group at that fold's nested thresholds;
      * loaded when the spec is read.  NULL: no breakdown. */
     lm_groups *groups;
+    /* crossval `ensemble = "all"`: <run>/ensemble.json averages every
+     * configuration's fold models (scored as one predictor, crossval.h);
+     * 0 ("best", the default): the best configuration's. */
+    int ensemble_all;
 } rn_sweep_spec;
 
 /* Trials per configuration: seeds x folds (folds < 2: seeds).  Repetition

@@ -623,30 +623,36 @@ static int loop(sweep *w, lm_err *e) {
     }
 }
 
-/* x without what only scores the trials (crossval groups: the spec's
- * "groups" and a --set <id>.groups=...) and without trial_stages (compared
- * by rn_resume_check_trial_stages), canonical; NULL on OOM. */
+/* x without what only scores the trials (crossval groups and ensemble:
+ * the spec's keys and --set <id>.groups=... / .ensemble=...) and without
+ * trial_stages (compared by rn_resume_check_trial_stages), canonical; NULL
+ * on OOM. */
 static char *trial_defining(const cJSON *x, const char *id) {
+    static const char *const scoring[] = {"groups", "ensemble"};
     cJSON *c = cJSON_Duplicate(x, 1);
     if (!c) return NULL;
-    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "spec"), "groups");
     cJSON_DeleteItemFromObjectCaseSensitive(c, "trial_stages"); /* checked on their own */
     cJSON *sets = cJSON_GetObjectItemCaseSensitive(c, "sets");
-    char *pre = lm_sprintf("%s.groups=", id);
-    for (int i = cJSON_GetArraySize(sets) - 1; pre && i >= 0; i--) {
-        const cJSON *s = cJSON_GetArrayItem(sets, i);
-        if (cJSON_IsString(s) && strncmp(s->valuestring, pre, strlen(pre)) == 0) cJSON_DeleteItemFromArray(sets, i);
+    int ok = 1;
+    for (size_t k = 0; ok && k < sizeof scoring / sizeof *scoring; k++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "spec"), scoring[k]);
+        char *pre = lm_sprintf("%s.%s=", id, scoring[k]);
+        ok = pre != NULL;
+        for (int i = cJSON_GetArraySize(sets) - 1; pre && i >= 0; i--) {
+            const cJSON *s = cJSON_GetArrayItem(sets, i);
+            if (cJSON_IsString(s) && strncmp(s->valuestring, pre, strlen(pre)) == 0) cJSON_DeleteItemFromArray(sets, i);
+        }
+        free(pre);
     }
-    char *r = pre ? rn_json_canonical(c) : NULL;
-    free(pre);
+    char *r = ok ? rn_json_canonical(c) : NULL;
     cJSON_Delete(c);
     return r;
 }
 
 /* sweep.json: the resolved spec, the command line's sets and the trials'
  * stages; a resumed sweep must match it in everything that defines its
- * trials (groups may change: they only score them; sweep.json then records
- * the new ones). */
+ * trials (groups and ensemble may change: they only score them; sweep.json
+ * then records the new ones). */
 static int record_spec(sweep *w, lm_err *e) {
     char *path = lm_path_join(w->env->run_dir, "sweep.json");
     cJSON *now = cJSON_CreateObject();
@@ -683,7 +689,7 @@ static int record_spec(sweep *w, lm_err *e) {
         if (rc == 0 && strcmp(a, b) != 0)
             rc = lm_fail(e, LUMEN_EINVAL,
                          "--resume: the sweep differs from the one the run started (its sweep.json): resume with the "
-                         "same experiment file and --set arguments (crossval groups may differ)");
+                         "same experiment file and --set arguments (crossval groups and ensemble may differ)");
         if (rc == 0) rc = rn_json_write_atomic(path, now, e);
         free(a);
         free(b);

@@ -86,6 +86,103 @@ static void run_smoke(const char *tmp, const char *exp, hx_result *r) {
     hx_assert_ran(r, "runner");
 }
 
+/* --resume of the finished two-configuration study with crossval ensemble
+ * = "all" (it only scores the trials, so the resume is allowed): the
+ * block "ensemble_all" scores every fold at the mean of both
+ * configurations' models -- the same per-fold values and difference as
+ * runner combine RUN:0 RUN:1 computes from the fold predictions -- and
+ * <run>/ensemble.json lists all 2 x FOLDS fold models, predicting their
+ * mean (runner predict on each); every single configuration's row is as
+ * before.  A value other than "best" / "all" is refused naming the key. */
+static void check_ensemble_all(const char *tmp, const char *run, const cJSON *cv) {
+    char *runner = hx_join(hx_build_dir(), "runner");
+    const char *env[] = {"LUMEN_PLUGIN_PATH", "LUMEN_RUNS", "LUMEN_DEBUG", NULL};
+    const char *argv[] = {runner, "exp.lua", "--smoke", "--threads", "2", "--resume", run, "--set",
+                          "crossval.ensemble=all", NULL};
+    hx_result r;
+    hx_run(argv, tmp, env, 300, &r);
+    hx_assert_ran(&r, "re-scoring with ensemble = all");
+    if (!strstr(r.err, "ensemble of all 2 configurations") || strstr(r.err, "started:") ||
+        !strstr(r.err, "every configuration's fold models as one predictor"))
+        fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    cJSON *cv3 = read_json(run, "crossval.json");
+    assert_string_equal(at(cv3, "ensemble")->valuestring, "all");
+    for (int c = 0; c < 2; c++) {
+        const cJSON *m1s = at(cJSON_GetArrayItem(at(cv, "configs"), c), "metrics");
+        const cJSON *m3s = at(cJSON_GetArrayItem(at(cv3, "configs"), c), "metrics");
+        for (const cJSON *m = m1s->child; m; m = m->next)
+            assert_true(cJSON_Compare(at(m, "values"), at(at(m3s, m->string), "values"), 1));
+    }
+    char *js = hx_join(tmp, "combine_all.json"), *m0 = hx_fmt("%s:0", run), *m1 = hx_fmt("%s:1", run);
+    hx_runner(&r, tmp, NULL, NULL, "combine", m0, m1, "--json", js, NULL);
+    hx_assert_ran(&r, "runner combine");
+    hx_result_free(&r);
+    cJSON *cj = read_json(tmp, "combine_all.json");
+    const char *names[] = {"f1_crack", "f1_inactive", "f1_mean", "ap_crack", "ap_inactive", "ap_mean", "f1_micro"};
+    for (int j = 0; j < 7; j++) {
+        const cJSON *mine = at(at(at(cv3, "ensemble_all"), "metrics"), names[j]);
+        const cJSON *theirs = at(at(at(cj, "ensemble"), "metrics"), names[j]);
+        if (!mine || !theirs) fail_msg("%s missing", names[j]);
+        for (int f = 0; f < FOLDS; f++) {
+            double a = cJSON_GetNumberValue(cJSON_GetArrayItem(at(mine, "values"), f));
+            double b = cJSON_GetNumberValue(cJSON_GetArrayItem(at(theirs, "values"), f));
+            if (!(fabs(a - b) < 1e-12)) fail_msg("%s fold %d: crossval %.17g, combine %.17g", names[j], f, a, b);
+        }
+        double da = cJSON_GetNumberValue(at(mine, "diff")), db = cJSON_GetNumberValue(at(theirs, "diff"));
+        if (!(fabs(da - db) < 1e-12)) fail_msg("%s diff: crossval %.17g, combine %.17g", names[j], da, db);
+    }
+    cJSON_Delete(cj);
+    /* the manifest: every configuration's fold models, predicting their mean */
+    cJSON *ens = read_json(run, "ensemble.json");
+    const cJSON *models = at(ens, "models");
+    assert_int_equal(cJSON_GetArraySize(models), 2 * FOLDS);
+    assert_int_equal(cJSON_GetArraySize(at(ens, "configs")), 2);
+    char *data = hx_join(tmp, "data.csv"), *mpath = hx_join(run, "ensemble.json");
+    hx_runner(&r, tmp, NULL, NULL, "predict", mpath, "--csv", data, "--threads", "1", NULL);
+    hx_assert_ran(&r, "predict with the manifest");
+    float pe[2 * CELLS], pm[2 * FOLDS][2 * CELLS];
+    assert_int_equal(read_pred_csv(r.out, pe, 2 * CELLS), CELLS);
+    hx_result_free(&r);
+    int trial_seen[2 * FOLDS] = {0};
+    for (int m = 0; m < 2 * FOLDS; m++) {
+        const char *name = cJSON_GetArrayItem(models, m)->valuestring;
+        int tn = -1;
+        assert_int_equal(sscanf(name, "trials/%d/", &tn), 1);
+        assert_true(tn >= 0 && tn < 2 * FOLDS);
+        trial_seen[tn]++;
+        char *ck = hx_join(run, name);
+        hx_runner(&r, tmp, NULL, NULL, "predict", ck, "--csv", data, "--threads", "1", NULL);
+        hx_assert_ran(&r, "predict %s", ck);
+        assert_int_equal(read_pred_csv(r.out, pm[m], 2 * CELLS), CELLS);
+        hx_result_free(&r);
+        free(ck);
+    }
+    for (int t = 0; t < 2 * FOLDS; t++) assert_int_equal(trial_seen[t], 1);
+    for (int i = 0; i < 2 * CELLS; i++) {
+        double want = 0;
+        for (int m = 0; m < 2 * FOLDS; m++) want += pm[m][i];
+        want /= 2 * FOLDS;
+        if (fabs(pe[i] - want) > 2e-6) fail_msg("value %d: ensemble %.9g, mean of models %.9g", i, pe[i], want);
+    }
+    /* a bad value, named */
+    const char *argv2[] = {runner, "exp.lua", "--smoke", "--threads", "2", "--resume", run, "--set",
+                           "crossval.ensemble=every", NULL};
+    hx_run(argv2, tmp, env, 300, &r);
+    assert_int_not_equal(r.exit_code, 0);
+    if (!strstr(r.err, "crossval ensemble must be \"best\"") || !strstr(r.err, "got \"every\""))
+        fail_msg("unexpected output:\n%s", r.err);
+    hx_result_free(&r);
+    cJSON_Delete(ens);
+    cJSON_Delete(cv3);
+    free(data);
+    free(mpath);
+    free(js);
+    free(m0);
+    free(m1);
+    free(runner);
+}
+
 static void test_crossval_smoke_end_to_end(void **state) {
     (void)state;
     char *tmp = fx_elpv_fixture("cvrun", CELLS, CELLS);
@@ -286,6 +383,7 @@ static void test_crossval_smoke_end_to_end(void **state) {
         assert_non_null(at(m2s, "ap_inactive[poly]"));
     }
     cJSON_Delete(cv2);
+    check_ensemble_all(tmp, run, cv);
     const char *argv2[] = {runner, "exp.lua", "--smoke", "--threads", "2", "--resume", run, "--set", gset,
                            "--set", "crossval.seeds=4", NULL};
     hx_run(argv2, tmp, env, 300, &r);
