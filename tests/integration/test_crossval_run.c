@@ -930,6 +930,11 @@ static void test_crossval_score_spec_errors(void **state) {
         {"lumen.sweep { score = { \"crack\" }, space = { [\"train.epochs\"] = { 1, 2 } },\n"
          "  stages = { lumen.train {} } }",
          "score is lumen.crossval's"},
+        {"lumen.crossval { folds = 3, ensemble = \"al\", stages = { lumen.ingest { csv = \"d.csv\" } } }",
+         "crossval ensemble must be \"best\" (the best configuration's fold models) or \"all\""},
+        {"lumen.sweep { ensemble = \"all\", space = { [\"train.epochs\"] = { 1, 2 } },\n"
+         "  stages = { lumen.train {} } }",
+         "ensemble is lumen.crossval's"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *tmp = hx_tmpdir();
