@@ -22,9 +22,9 @@
 -- crack F1 +0.016 +- 0.014 and mean AP +0.018 +- 0.009 (both beyond their
 -- intervals), inactive F1 +0.011 +- 0.027.  The most consistent gain found
 -- so far, still inside its interval for the mean F1, and it would need
--- fold ensembles whose members see different inputs (the manifest refuses
--- mixed filters today): not adopted this session; the first lead for the
--- next.  Seed 3 also shows how much best.lua's own score moves with the
+-- fold ensembles whose members see different inputs (the manifest refused
+-- mixed filters then): not adopted that session; best.lua ships the pair
+-- since (a fourth training of it: +0.009 +- 0.053, mean AP +0.018 +- 0.015).  Seed 3 also shows how much best.lua's own score moves with the
 -- training seed: 0.754 (seed 1, the shipped figure), 0.753 (seed 2),
 -- 0.726 (seed 3).
 local lumen = require "lumen"
