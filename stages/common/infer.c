@@ -401,24 +401,12 @@ int lm_image_set_load(const char *const *names, size_t n, const char *root, cons
                       const lm_infer_model *m, int threads, lm_image_set *s, lm_err *err) {
     memset(s, 0, sizeof *s);
     if (!m || (n && !names)) return lm_fail(err, LUMEN_EINVAL, "lm_image_set_load: bad arguments");
-    if (n > UINT32_MAX) return lm_fail(err, LUMEN_EINVAL, "%zu images: too many", n);
-    s->channels = (uint32_t)m->channels;
-    s->height = (uint32_t)m->height;
-    s->width = (uint32_t)m->width;
-    s->nlabels = (uint32_t)m->k;
-    s->filter = m->filter;
-    s->src_channels = m->src_channels;
+    int rc = set_alloc(s, n, m, err);
+    if (rc) return rc;
     size_t px = (size_t)s->channels * s->height * s->width;
-    s->n = n;
-    s->names = calloc(n + 1, sizeof *s->names);
-    s->errors = calloc(n + 1, sizeof *s->errors);
-    s->ok = calloc(n + 1, sizeof *s->ok);
-    s->pixels = calloc(n * px + 1, 1);
-    s->labels = calloc(n * s->nlabels + 1, sizeof *s->labels);
-    int oom = !s->names || !s->errors || !s->ok || !s->pixels || !s->labels;
+    int oom = 0;
     for (size_t i = 0; i < n && !oom; i++) oom = !(s->names[i] = strdup(names[i]));
     if (oom) {
-        s->n = s->names ? n : 0;
         lm_image_set_free(s);
         return lm_fail(err, LUMEN_ENOMEM, "decoding %zu images: out of memory", n);
     }
@@ -432,16 +420,16 @@ int lm_image_set_load(const char *const *names, size_t n, const char *root, cons
         int join = root && name[0] != '/';
         char *full = join ? lm_path_join(root, name) : NULL;
         lm_err e = {0};
-        int rc = join && !full ? lm_fail(&e, LUMEN_ENOMEM, "%s: out of memory", name)
-                               : lm_png_load_u8(join ? full : name, m->src_channels, s->width,
-                                                s->height, &lim, s->pixels + i * px, &e);
-        if (!rc) /* the model's filter, as ingest applied it to its training data */
-            rc = lm_pixfilter_apply(&m->filter, s->pixels + i * px, m->src_channels, s->height,
-                                    s->width, &e);
+        int r = join && !full ? lm_fail(&e, LUMEN_ENOMEM, "%s: out of memory", name)
+                              : lm_png_load_u8(join ? full : name, m->src_channels, s->width,
+                                               s->height, &lim, s->pixels + i * px, &e);
+        if (!r) /* the model's filter, as ingest applied it to its training data */
+            r = lm_pixfilter_apply(&m->filter, s->pixels + i * px, m->src_channels, s->height,
+                                   s->width, &e);
         free(full);
-        if (rc) {
+        if (r) {
             memset(s->pixels + i * px, 0, px);
-            s->errors[i] = strdup(e.msg[0] ? e.msg : lm_strcode(rc));
+            s->errors[i] = strdup(e.msg[0] ? e.msg : lm_strcode(r));
             lost |= !s->errors[i];
         }
     }
@@ -449,11 +437,7 @@ int lm_image_set_load(const char *const *names, size_t n, const char *root, cons
         lm_image_set_free(s);
         return lm_fail(err, LUMEN_ENOMEM, "decoding %zu images: out of memory", n);
     }
-    size_t nok = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s->errors[i]) s->nfailed++;
-        else s->ok[nok++] = (uint32_t)i;
-    }
+    count_ok(s);
     return 0;
 }
 
