@@ -103,30 +103,10 @@ typedef struct ens_ctx {
     rn_infer_session *s;
 } ens_ctx;
 
-/* The session's images as model m sees them: the decoded set, or one
- * derived for m's filter (kept for the members after it). */
-static int images_for(rn_infer_session *s, const lm_infer_model *m, int threads,
-                      const lm_image_set **out, lm_err *err) {
-    *out = &s->set;
-    if (lm_pixfilter_equal(&m->filter, &s->set.filter)) return 0;
-    for (size_t i = 0; i < s->nalt; i++)
-        if (lm_pixfilter_equal(&m->filter, &s->alt[i].filter)) {
-            *out = &s->alt[i];
-            return 0;
-        }
-    lm_image_set *g = realloc(s->alt, (s->nalt + 1) * sizeof *g);
-    if (!g) return lm_fail(err, LUMEN_ENOMEM, "out of memory");
-    s->alt = g;
-    int rc = lm_image_set_for_model(&s->set, m, threads, &g[s->nalt], err);
-    if (rc) return rc;
-    *out = &g[s->nalt++];
-    return 0;
-}
-
 static int ens_eval(void *user, const lm_infer_model *m, nn_engine *e, lm_eval_result *r, lm_err *err) {
     const ens_ctx *c = user;
-    const lm_image_set *set;
-    int rc = images_for(c->s, m, c->a->threads, &set, err);
+    const lm_image_set *set; /* the decoded images, or derived for m's filter */
+    int rc = lm_image_sets_get(&c->s->alt, &c->s->set, NULL, 0, m, c->a->threads, &set, err);
     if (rc) return rc;
     lm_eval_cfg cfg;
     lm_infer_eval_cfg(m, c->a->batch, c->a->tta, &cfg);
@@ -154,10 +134,7 @@ void rn_infer_session_free(rn_infer_session *s) {
     if (!s) return;
     lm_eval_result_free(&s->result);
     lm_image_set_free(&s->set);
-    for (size_t i = 0; i < s->nalt; i++) lm_image_set_free(&s->alt[i]);
-    free(s->alt);
-    s->alt = NULL;
-    s->nalt = 0;
+    lm_image_sets_free(&s->alt);
     lm_problems_free(&s->probs);
     lm_infer_model_free(&s->model);
     lm_ensemble_free(&s->ens);

@@ -44,8 +44,7 @@ typedef struct rn_infer_session {
     size_t listed;       /* images asked for: set.n + CSV rows left out */
     lm_eval_result result;
     lm_ensemble ens;     /* the ensemble (n_models 0: one checkpoint) */
-    lm_image_set *alt;   /* [nalt] the images for members with another filter */
-    size_t nalt;
+    lm_image_sets alt;   /* the images for members with another filter */
 } rn_infer_session;
 
 /* Loads the checkpoint (an ensemble's first; its manifest's thresholds,

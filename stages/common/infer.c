@@ -397,6 +397,36 @@ int lm_image_set_from_split(const lm_dataset *ds, int split, const lm_infer_mode
     return 0;
 }
 
+int lm_image_sets_get(lm_image_sets *c, const lm_image_set *base, const lm_dataset *ds, int split,
+                      const lm_infer_model *m, int threads, const lm_image_set **out, lm_err *err) {
+    *out = NULL;
+    if (base && lm_pixfilter_equal(&m->filter, &base->filter)) {
+        *out = base;
+        return 0;
+    }
+    for (size_t i = 0; i < c->n; i++)
+        if (lm_pixfilter_equal(&m->filter, &c->v[i].filter)) {
+            *out = &c->v[i];
+            return 0;
+        }
+    lm_image_set *g = realloc(c->v, (c->n + 1) * sizeof *g);
+    if (!g) return lm_fail(err, LUMEN_ENOMEM, "image sets: out of memory");
+    c->v = g;
+    int rc = base ? lm_image_set_for_model(base, m, threads, &g[c->n], err)
+                  : lm_image_set_from_split(ds, split, m, threads, &g[c->n], err);
+    if (rc) return rc;
+    *out = &g[c->n++];
+    return 0;
+}
+
+void lm_image_sets_free(lm_image_sets *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++) lm_image_set_free(&c->v[i]);
+    free(c->v);
+    c->v = NULL;
+    c->n = 0;
+}
+
 int lm_image_set_load(const char *const *names, size_t n, const char *root, const float *labels,
                       const lm_infer_model *m, int threads, lm_image_set *s, lm_err *err) {
     memset(s, 0, sizeof *s);

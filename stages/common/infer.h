@@ -137,6 +137,23 @@ int lm_image_set_for_model(const lm_image_set *s, const lm_infer_model *m, int t
                            lm_image_set *out, lm_err *err);
 
 struct lm_dataset;
+/* The same images for the members of an ensemble that filter differently:
+ * one set per filter, derived on first use and kept (free with
+ * lm_image_sets_free; a zeroed struct is empty). */
+typedef struct lm_image_sets {
+    lm_image_set *v;
+    size_t n;
+} lm_image_sets;
+
+/* *out := the images for model m: `base` itself when it carries m's filter,
+ * else the kept set for m's filter, else one derived now -- from base
+ * (lm_image_set_for_model) or, base NULL, from split `split` of ds
+ * (lm_image_set_from_split) -- and kept in c.  Errors as those. */
+int lm_image_sets_get(lm_image_sets *c, const lm_image_set *base, const struct lm_dataset *ds,
+                      int split, const lm_infer_model *m, int threads, const lm_image_set **out,
+                      lm_err *err);
+void lm_image_sets_free(lm_image_sets *c);
+
 /* The records of a dataset split (lm_dataset_split order) as an image set
  * for model m: names, labels, and pixels refiltered for m as above (the
  * dataset's own filter may differ); out->record[i] is image i's record.

@@ -83,14 +83,17 @@ static int copy_tree(const char *src, const char *dst, const char *skip, lm_err 
 
 /* Checks that dataset ds holds model m's images.  other_filter (an
  * ensemble member): the dataset may carry another filter than m's, as
- * long as its source planes are m's (eval_source refilters them). */
-static int check_dataset(const lm_dataset *ds, const lm_infer_model *m, int other_filter, lm_err *err) {
+ * long as its source planes are m's (eval_source refilters them); then
+ * *refilter := 1 (else 0; refilter may be NULL). */
+static int check_dataset(const lm_dataset *ds, const lm_infer_model *m, int other_filter, int *refilter_out,
+                         lm_err *err) {
     const lm_dataset_info *in = lm_dataset_get_info(ds);
     const char *dir = lm_dataset_dir(ds);
     lm_pixfilter df;
     int rc = lm_pixfilter_from_schema(lm_dataset_schema(ds), -1, dir, &df, err);
     if (rc) return rc;
     int refilter = other_filter && !lm_pixfilter_equal(&df, &m->filter);
+    if (refilter_out) *refilter_out = refilter;
     if ((int)in->height != m->height || (int)in->width != m->width ||
         (refilter ? lm_pixfilter_src_channels(&df, (int)in->channels) != m->src_channels
                   : (int)in->channels != m->channels))
@@ -139,8 +142,7 @@ typedef struct source {
     lm_image_set set;
     lm_dataset *ds;
     int ensemble;          /* members may carry other filters than the source's */
-    lm_image_set *alt;     /* [nalt] the images for members with another filter */
-    size_t nalt;
+    lm_image_sets alt;     /* the images for members with another filter */
 } source;
 
 static int open_source(const validate_opts *o, const lm_infer_model *m, int ensemble, source *src,
@@ -170,7 +172,7 @@ static int open_source(const validate_opts *o, const lm_infer_model *m, int ense
     if (rc) return rc;
     size_t nval;
     lm_dataset_split(src->ds, LM_SPLIT_VAL, &nval);
-    if (!(rc = check_dataset(src->ds, m, src->ensemble, err)) && nval == 0)
+    if (!(rc = check_dataset(src->ds, m, src->ensemble, NULL, err)) && nval == 0)
         rc = lm_fail(err, LUMEN_EDATA,
                      "dataset %s has an empty validation split (ingest split.val = 0?); give "
                      "validate a csv to evaluate on",
@@ -181,10 +183,7 @@ static int open_source(const validate_opts *o, const lm_infer_model *m, int ense
 
 static void close_source(source *src) {
     lm_image_set_free(&src->set);
-    for (size_t i = 0; i < src->nalt; i++) lm_image_set_free(&src->alt[i]);
-    free(src->alt);
-    src->alt = NULL;
-    src->nalt = 0;
+    lm_image_sets_free(&src->alt);
     lm_dataset_close(src->ds);
     src->ds = NULL;
 }
@@ -201,31 +200,16 @@ static int eval_source(void *user, const lm_infer_model *m, nn_engine *e, lm_eva
     cfg.cancelled = eval_cancelled;
     cfg.progress = eval_progress;
     cfg.user = (void *)o;
-    if (o->csv && lm_pixfilter_equal(&m->filter, &src->set.filter))
-        return lm_infer_eval_set(e, &src->set, &cfg, r, err);
-    int rc = 0;
-    lm_pixfilter df = {0};
-    if (!o->csv) {
-        rc = check_dataset(src->ds, m, src->ensemble, err);
-        if (rc == 0) rc = lm_pixfilter_from_schema(lm_dataset_schema(src->ds), -1, o->dataset, &df, err);
-        if (rc || lm_pixfilter_equal(&df, &m->filter))
-            return rc ? rc : lm_eval_split(e, src->ds, LM_SPLIT_VAL, &cfg, r, err);
-    }
-    /* an ensemble member trained on other filtered pixels than the
-     * source's: the same images refiltered for it, once per filter */
-    const lm_image_set *set = NULL;
-    for (size_t i = 0; i < src->nalt && !set; i++)
-        if (lm_pixfilter_equal(&m->filter, &src->alt[i].filter)) set = &src->alt[i];
-    if (!set) {
-        lm_image_set *g = realloc(src->alt, (src->nalt + 1) * sizeof *g);
-        if (!g) return lm_fail(err, LUMEN_ENOMEM, "validate: out of memory");
-        src->alt = g;
-        rc = o->csv ? lm_image_set_for_model(&src->set, m, o->threads, &g[src->nalt], err)
-                    : lm_image_set_from_split(src->ds, LM_SPLIT_VAL, m, o->threads, &g[src->nalt], err);
-        if (rc) return rc;
-        set = &g[src->nalt++];
-    }
-    if ((rc = lm_infer_eval_set(e, set, &cfg, r, err)) || o->csv) return rc;
+    int rc = 0, refilter = 0;
+    if (!o->csv && ((rc = check_dataset(src->ds, m, src->ensemble, &refilter, err)) || !refilter))
+        return rc ? rc : lm_eval_split(e, src->ds, LM_SPLIT_VAL, &cfg, r, err);
+    /* the CSV's images, or those of an ensemble member trained on other
+     * filtered pixels than the dataset's, refiltered once per filter */
+    const lm_image_set *set;
+    if ((rc = lm_image_sets_get(&src->alt, o->csv ? &src->set : NULL, src->ds, LM_SPLIT_VAL, m,
+                                o->threads, &set, err)) ||
+        (rc = lm_infer_eval_set(e, set, &cfg, r, err)) || !refilter)
+        return rc;
     /* as lm_eval_split reports them: record numbers and names */
     if (!(r->names = calloc((size_t)r->n + 1, sizeof *r->names))) rc = LUMEN_ENOMEM;
     for (int64_t i = 0; rc == 0 && i < r->n; i++) {
