@@ -97,6 +97,9 @@
 -- 1-3 on the Xeon).  Per cell type (the single plain models, groups):
 -- the polycrystalline cracks are where the distance to 0.85 is, in every
 -- recipe studied (crack F1 ~0.79 mono, ~0.62 poly on the Xeon).
+-- A third input (high-pass sigma 1; ensemble_study3.lua, _study4) gained
+-- crack F1 +0.010 +- 0.008 over the pair with seed 1 and nothing with seed
+-- 2 (mean F1 -0.002 +- 0.015): not added.
 -- Below the issue's 0.85 target.  These are the fold models' scores under
 -- cross-validation; the ensemble's on new cells is not measured here.
 -- Duration: 2,490 s here for the 10 fold trials (~490 s each, 2 at a
