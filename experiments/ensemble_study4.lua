@@ -2,11 +2,10 @@
 -- sigma 1) hold with a second training seed?  Trains all three inputs of
 -- best.lua's folds with training seed 2 -- plain, high-pass sigma 1.5
 -- (best.lua's pair) and high-pass sigma 1 -- and scores the three-input
--- ensemble (ensemble = "all", paired against the plain models); the pair
--- against the three inputs on the same folds with
---   runner combine RUN:0 RUN:1          (best.lua's pair, seed 2)
---   runner combine RUN:0 RUN:1 RUN:2    (the three inputs)
--- and the difference of the two from `runner combine --json` fold by fold.
+-- ensemble (ensemble = "all", paired against the plain models); the three
+-- inputs against the pair on the same folds with
+--   runner combine RUN:0 RUN:1 RUN:2 --base 2
+-- (the paired differences to the first two members' ensemble).
 --
 -- Measured (2026-12-08, ../shared/data/elpv, 1,700 cells, training seed 2;
 -- 2-core AMD EPYC Zen 4 (AVX-512), 2 trials at a time with 1 thread each;
@@ -16,7 +15,7 @@
 --   high-pass sigma 1 alone             0.764 [0.753, 0.774]  (crack 0.684, inactive 0.844, mean AP 0.824)
 --   best.lua's pair (plain + hp1.5)     0.764 [0.743, 0.785]  (crack 0.698, inactive 0.830, mean AP 0.829)
 --   the three inputs                    0.762 [0.750, 0.773]  (crack 0.704, inactive 0.819, mean AP 0.833)
---     three inputs - pair (paired by fold, from runner combine --json):
+--     three inputs - pair (paired by fold, runner combine ... --base 2):
 --     mean F1 -0.002 +- 0.015, crack F1 +0.006 +- 0.022, inactive F1
 --     -0.011 +- 0.043, mean AP +0.005 +- 0.010, crack AP +0.010 +- 0.012.
 -- ensemble_study3's crack F1 gain of the third member with seed 1

@@ -18,7 +18,9 @@
  * the mean of the models' probabilities.  Printed: per model and for the
  * ensemble the mean over folds of each label's F1 and AP, the mean F1 with
  * its 95% t interval and the mean AP; then the paired difference ensemble
- * - first model, fold by fold, with its 95% t interval; then per label how
+ * - first model, fold by fold, with its 95% t interval (--base N: ensemble
+ * - the ensemble of the first N models, scored the same way: does adding
+ * the others to those N help?); then per label how
  * many cells every model gets wrong (cells every recipe misses or flags are
  * where to look for label noise).  --json FILE also writes every per-fold
  * value; --wrong FILE every (cell, label) some model gets wrong at its
@@ -46,7 +48,7 @@
 #include "sweep_search.h"
 
 static const char USAGE[] =
-    "usage: runner combine RUN[:CONFIG[:SEED]]... [--json FILE] [--wrong FILE] [--runs DIR]\n";
+    "usage: runner combine RUN[:CONFIG[:SEED]]... [--base N] [--json FILE] [--wrong FILE] [--runs DIR]\n";
 
 #define MAX_MODELS 64
 #define MAX_FOLDS LM_CROSSFIT_MAX_FOLDS
@@ -457,8 +459,8 @@ static int write_wrong(const combo *c, const int *wrong, const char *path, lm_er
     return rc;
 }
 
-static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm_err *e) {
-    int K = c->K, k = c->k, nm = 2 * k + 3, rows_n = c->n + 1, rc = 0;
+static int run_combine(combo *c, int base, const char *json_out, const char *wrong_out, lm_err *e) {
+    int K = c->K, k = c->k, nm = 2 * k + 3, rows_n = c->n + 2, rc = 0;
     int64_t **rows[MAX_FOLDS] = {0};
     double *v = calloc((size_t)rows_n * (size_t)nm * (size_t)K + 1, sizeof *v);
     int *wrong = calloc((size_t)cells(c) * (size_t)k + 1, sizeof *wrong);
@@ -478,6 +480,13 @@ static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm
     for (int i = 0; i < c->n && rc == 0; i++)
         rc = score(c, (int64_t *const *const *)rows, i, i + 1, v + (size_t)i * nm * K, wrong, e);
     if (rc == 0) rc = score(c, (int64_t *const *const *)rows, 0, c->n, v + (size_t)c->n * nm * K, NULL, e);
+    /* row n + 1: the reference of the paired differences, the first base
+     * models' ensemble (the first model itself when base is 1) */
+    const double *vb = v;
+    if (rc == 0 && base > 1) {
+        rc = score(c, (int64_t *const *const *)rows, 0, base, v + (size_t)(c->n + 1) * nm * K, NULL, e);
+        vb = v + (size_t)(c->n + 1) * nm * K;
+    }
 
     if (rc == 0) {
         int64_t cells = 0;
@@ -494,24 +503,27 @@ static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm
             own[x] = x == 0                ? lm_strdup("model")
                      : x <= (size_t)k      ? rn_cv_metric_name((const char *const *)c->labels, k, (int)x - 1)
                                            : lm_strdup(tail[x - (size_t)k - 1]);
-        for (int i = 0; rc == 0 && i <= c->n; i++) {
+        for (int i = 0; rc == 0 && i <= c->n + (base > 1); i++) {
             r++;
             const double *vi = v + (size_t)i * nm * K;
-            own[r * cols] = i < c->n ? lm_strdup(c->m[i].name) : lm_sprintf("ensemble (mean of %d)", c->n);
+            own[r * cols] = i < c->n    ? lm_strdup(c->m[i].name)
+                            : i == c->n ? lm_sprintf("ensemble (mean of %d)", c->n)
+                                        : lm_sprintf("base: mean of the first %d", base);
             for (int j = 0; j < k; j++) own[r * cols + 1 + (size_t)j] = fmt_mean(vi + (size_t)j * K, K, 0);
             own[r * cols + (size_t)k + 1] = fmt_mean(vi + (size_t)k * K, K, 1);
             own[r * cols + (size_t)k + 2] = fmt_mean(vi + (size_t)(2 * k + 1) * K, K, 0);
             own[r * cols + (size_t)k + 3] = fmt_mean(vi + (size_t)(2 * k + 2) * K, K, 0);
         }
-        if (rc == 0) { /* the paired difference ensemble - first model */
+        if (rc == 0) { /* the paired difference ensemble - first model (or base) */
             r++;
-            own[r * cols] = lm_sprintf("ensemble - %s", c->m[0].name);
+            own[r * cols] = base > 1 ? lm_sprintf("ensemble - base (mean of the first %d)", base)
+                                     : lm_sprintf("ensemble - %s", c->m[0].name);
             const double *ve = v + (size_t)c->n * nm * K;
             int show[4] = {-1, k, 2 * k + 1, 2 * k + 2};
             for (size_t x = 1; x < cols; x++) {
                 int m = x <= (size_t)k ? (int)x - 1 : show[x - (size_t)k];
                 double dm, dh;
-                rn_paired_diff(v + (size_t)m * K, ve + (size_t)m * K, (size_t)K, &dm, &dh);
+                rn_paired_diff(vb + (size_t)m * K, ve + (size_t)m * K, (size_t)K, &dm, &dh);
                 own[r * cols + x] = lm_sprintf("%+.3f +- %.3f", dm, dh);
             }
         }
@@ -531,7 +543,8 @@ static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm
         cJSON_AddItemToObject(doc, "labels", labs);
         cJSON_AddStringToObject(doc, "scoring", "each fold at thresholds tuned on the other folds' out-of-fold "
                                                 "predictions; mean, sd and 95% t interval over folds; diff: "
-                                                "paired by fold, ensemble - models[0]");
+                                                "paired by fold, ensemble - base (the mean of models[0] .. "
+                                                "models[base.models - 1]; models[0] when base.models is 1)");
         for (int i = 0; i <= c->n; i++) {
             cJSON *row = cJSON_CreateObject(), *met = cJSON_CreateObject();
             if (i < c->n) {
@@ -543,7 +556,7 @@ static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm
                 char *name = rn_cv_metric_name((const char *const *)c->labels, k, m);
                 cJSON_AddItemToObject(met, name ? name : "?",
                                       stats_json(v + ((size_t)i * nm + (size_t)m) * K, K,
-                                                 i == c->n ? v + (size_t)m * K : NULL));
+                                                 i == c->n ? vb + (size_t)m * K : NULL));
                 free(name);
             }
             cJSON_AddItemToObject(row, "metrics", met);
@@ -551,6 +564,18 @@ static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm
             else cJSON_AddItemToObject(doc, "ensemble", row);
         }
         cJSON_AddItemToObject(doc, "models", models);
+        cJSON *bo = cJSON_CreateObject(); /* the base: its own values when it is an ensemble */
+        cJSON_AddNumberToObject(bo, "models", base);
+        if (base > 1) {
+            cJSON *met = cJSON_CreateObject();
+            for (int m = 0; m < nm; m++) {
+                char *name = rn_cv_metric_name((const char *const *)c->labels, k, m);
+                cJSON_AddItemToObject(met, name ? name : "?", stats_json(vb + (size_t)m * K, K, NULL));
+                free(name);
+            }
+            cJSON_AddItemToObject(bo, "metrics", met);
+        }
+        cJSON_AddItemToObject(doc, "base", bo);
         rc = rn_json_write_atomic(json_out, doc, e);
         cJSON_Delete(doc);
     }
@@ -564,7 +589,7 @@ static int run_combine(combo *c, const char *json_out, const char *wrong_out, lm
 }
 
 int rn_cmd_combine(int argc, char **argv) {
-    const char *runs_opt = NULL, *json_out = NULL, *wrong_out = NULL, *v;
+    const char *runs_opt = NULL, *json_out = NULL, *wrong_out = NULL, *base_opt = NULL, *v;
     rn_strv args = {0};
     for (int i = 1; i < argc; i++) {
         int m;
@@ -577,12 +602,16 @@ int rn_cmd_combine(int argc, char **argv) {
         } else if ((m = rn_cli_value(argc, argv, &i, "--wrong", &v))) {
             if (m < 0) return RN_EXIT_USAGE;
             wrong_out = v;
+        } else if ((m = rn_cli_value(argc, argv, &i, "--base", &v))) {
+            if (m < 0) return RN_EXIT_USAGE;
+            base_opt = v;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("%s\nThe cross-validated score of an ensemble of finished lumen.crossval runs' models, from the "
                    "fold predictions they wrote (nothing trains): each fold at the mean of the models' "
                    "probabilities, thresholds tuned on the other folds (nested), beside each model alone and the "
-                   "paired difference to the first.  RUN: a run folder or EXPERIMENT/RUN-ID; CONFIG: its "
-                   "crossval.json configuration (default 0); SEED: one trial seed (default: each seed is a model). "
+                   "paired difference to the first (--base N: to the ensemble of the first N models, counted "
+                   "as listed).  RUN: a run folder or EXPERIMENT/RUN-ID; CONFIG: its crossval.json configuration "
+                   "(default 0); SEED: one trial seed (default: each seed is a model). "
                    "The runs must share their folds.  --json FILE: every per-fold value.  --wrong FILE: the "
                    "cells some model gets wrong at its nested thresholds, per label, as "
                    "'filename;label;truth;wrong;models' (most models first).\n",
@@ -590,7 +619,7 @@ int rn_cmd_combine(int argc, char **argv) {
             rn_strv_free(&args);
             return RN_EXIT_OK;
         } else if (argv[i][0] == '-') {
-            static const char *const known[] = {"--runs", "--json", "--wrong", "--help", NULL};
+            static const char *const known[] = {"--runs", "--json", "--wrong", "--base", "--help", NULL};
             rn_cli_unknown_option(argv[i], known);
             rn_strv_free(&args);
             return RN_EXIT_USAGE;
@@ -601,6 +630,19 @@ int rn_cmd_combine(int argc, char **argv) {
     if (args.n == 0) {
         rn_cli_error("combine: no run named (%s)", USAGE);
         return RN_EXIT_USAGE;
+    }
+    int base = 1;
+    if (base_opt) {
+        char *end;
+        long b = strtol(base_opt, &end, 10);
+        if (end == base_opt || *end || b < 1 || b > MAX_MODELS) {
+            rn_cli_error("combine: --base %s: want a number of models, 1 or more (the first N models' ensemble is "
+                         "the reference of the differences)",
+                         base_opt);
+            rn_strv_free(&args);
+            return RN_EXIT_USAGE;
+        }
+        base = (int)b;
     }
     rn_paths paths;
     lm_err e = {0};
@@ -625,7 +667,10 @@ int rn_cmd_combine(int argc, char **argv) {
     }
     if (rc == 0 && (c->k < 1 || c->k > LM_METRICS_MAX_CLASSES))
         rc = lm_fail(&e, LUMEN_EDATA, "%s: %d labels", c->m[0].path[0], c->k);
-    if (rc == 0) rc = run_combine(c, json_out, wrong_out, &e);
+    if (rc == 0 && base > 1 && base >= c->n) /* counted in models: a RUN of several seeds is several */
+        rc = lm_fail(&e, LUMEN_EINVAL, "--base %d: the members name %d model(s); the base must leave some to add",
+                     base, c->n);
+    if (rc == 0) rc = run_combine(c, base, json_out, wrong_out, &e);
     if (rc) rn_cli_error("combine: %s", e.msg);
     for (int i = 0; c && i < c->n; i++) model_free(&c->m[i]);
     free(c);

@@ -594,6 +594,47 @@ static void check_combine(const char *tmp, const char *run, const cJSON *cv) {
                 fail_msg("%s self-ensemble fold %d: %.17g, the model %.17g", names[j], f, got, want);
         }
     cJSON_Delete(cj);
+    /* --base 2: seeds 3 and 4 and the reversed seed 3 against the first
+     * two's ensemble -- crossval.json's seed ensemble, fold by fold -- not
+     * against seed 3 alone */
+    hx_runner(&r, tmp, NULL, NULL, "combine", m3, m4, "fake", "--base", "2", "--json", js, NULL);
+    hx_assert_ran(&r, "runner combine --base 2");
+    assert_non_null(strstr(r.out, "ensemble - base (mean of the first 2)"));
+    hx_result_free(&r);
+    cj = read_json(tmp, "combine.json");
+    assert_int_equal(cJSON_GetNumberValue(at(at(cj, "base"), "models")), 2);
+    int moved = 0, based = 0;
+    for (int j = 0; j < 7; j++) {
+        if (!at(se, names[j])) continue;
+        const cJSON *ens = at(at(at(cj, "ensemble"), "metrics"), names[j]);
+        const cJSON *bm = at(at(at(cj, "base"), "metrics"), names[j]);
+        const cJSON *m0 = at(at(cJSON_GetArrayItem(at(cj, "models"), 0), "metrics"), names[j]);
+        double dsum = 0, d0 = 0;
+        for (int f = 0; f < FOLDS; f++) {
+            double b = cJSON_GetNumberValue(cJSON_GetArrayItem(at(bm, "values"), f));
+            double want = cJSON_GetNumberValue(cJSON_GetArrayItem(at(at(se, names[j]), "values"), f));
+            if (fabs(b - want) > 1e-12)
+                fail_msg("%s base fold %d: %.17g, crossval's seed ensemble %.17g", names[j], f, b, want);
+            double en = cJSON_GetNumberValue(cJSON_GetArrayItem(at(ens, "values"), f));
+            dsum += en - b;
+            d0 += en - cJSON_GetNumberValue(cJSON_GetArrayItem(at(m0, "values"), f));
+            based++;
+        }
+        double diff = cJSON_GetNumberValue(at(ens, "diff"));
+        if (fabs(diff - dsum / FOLDS) > 1e-12)
+            fail_msg("%s --base 2 diff %.17g, want %.17g", names[j], diff, dsum / FOLDS);
+        moved += fabs(dsum - d0) > 1e-9; /* the base is not the first model */
+    }
+    assert_true(based >= 6 * FOLDS);
+    assert_true(moved > 0);
+    cJSON_Delete(cj);
+    const char *bad_base[] = {"3", "0", "two"};
+    for (size_t i = 0; i < 3; i++) {
+        hx_runner(&r, tmp, NULL, NULL, "combine", m3, m4, "fake", "--base", bad_base[i], NULL);
+        if (r.exit_code == 0 || !strstr(r.err, "--base"))
+            fail_msg("combine --base %s: exit %d:\n%s", bad_base[i], r.exit_code, r.err);
+        hx_result_free(&r);
+    }
     /* ... and with one cell renamed in fold 0 */
     write_fake_run(tmp, run, "fake2", 1);
     struct {
