@@ -100,6 +100,14 @@
 -- A third input (high-pass sigma 1; ensemble_study3.lua, _study4) gained
 -- crack F1 +0.010 +- 0.008 over the pair with seed 1 and nothing with seed
 -- 2 (mean F1 -0.002 +- 0.015): not added.
+-- The same file on an AVX-512 machine (2026-12-08, 2-core AMD EPYC Zen 4,
+-- 1,605 s; seed 1): the ensemble 0.766 [0.745, 0.788] (crack 0.698 [0.662,
+-- 0.733], inactive 0.835 [0.807, 0.864]; mean AP 0.842 [0.823, 0.862]), the
+-- plain models 0.754 [0.727, 0.780], the high-pass ones 0.746 [0.715,
+-- 0.776]; ensemble - plain +0.013 +- 0.047 mean F1, mean AP +0.020 +-
+-- 0.018 -- to the digit the Xeon's figures: AVX-512 machines agree, the
+-- AVX2 Zen 3 above differs.  Predicting the 1,700 cells with its 10 models:
+-- 25 s there.
 -- Below the issue's 0.85 target.  These are the fold models' scores under
 -- cross-validation; the ensemble's on new cells is not measured here.
 -- Duration: 2,490 s here for the 10 fold trials (~490 s each, 2 at a
