@@ -395,6 +395,19 @@ static cJSON *stats_json(const double *v, int K, const double *base) {
     return o;
 }
 
+/* {metric: stats_json} over the nm metrics of one row of values (row
+ * m * K .. ), diffs against ref's rows when ref is not NULL. */
+static cJSON *metrics_json(const combo *c, const double *vals, const double *ref) {
+    cJSON *met = cJSON_CreateObject();
+    for (int m = 0; m < 2 * c->k + 3; m++) {
+        char *name = rn_cv_metric_name((const char *const *)c->labels, c->k, m);
+        cJSON_AddItemToObject(met, name ? name : "?",
+                              stats_json(vals + (size_t)m * c->K, c->K, ref ? ref + (size_t)m * c->K : NULL));
+        free(name);
+    }
+    return met;
+}
+
 static char *fmt_mean(const double *v, int K, int ci) {
     double mean, h;
     rn_mean_ci95(v, (size_t)K, &mean, NULL, &h);
@@ -546,35 +559,20 @@ static int run_combine(combo *c, int base, const char *json_out, const char *wro
                                                 "paired by fold, ensemble - base (the mean of models[0] .. "
                                                 "models[base.models - 1]; models[0] when base.models is 1)");
         for (int i = 0; i <= c->n; i++) {
-            cJSON *row = cJSON_CreateObject(), *met = cJSON_CreateObject();
+            cJSON *row = cJSON_CreateObject();
             if (i < c->n) {
                 cJSON_AddStringToObject(row, "run", c->m[i].run);
                 cJSON_AddNumberToObject(row, "config", c->m[i].config);
                 cJSON_AddNumberToObject(row, "seed", c->m[i].seed);
             }
-            for (int m = 0; m < nm; m++) {
-                char *name = rn_cv_metric_name((const char *const *)c->labels, k, m);
-                cJSON_AddItemToObject(met, name ? name : "?",
-                                      stats_json(v + ((size_t)i * nm + (size_t)m) * K, K,
-                                                 i == c->n ? vb + (size_t)m * K : NULL));
-                free(name);
-            }
-            cJSON_AddItemToObject(row, "metrics", met);
+            cJSON_AddItemToObject(row, "metrics", metrics_json(c, v + (size_t)i * nm * K, i == c->n ? vb : NULL));
             if (i < c->n) cJSON_AddItemToArray(models, row);
             else cJSON_AddItemToObject(doc, "ensemble", row);
         }
         cJSON_AddItemToObject(doc, "models", models);
         cJSON *bo = cJSON_CreateObject(); /* the base: its own values when it is an ensemble */
         cJSON_AddNumberToObject(bo, "models", base);
-        if (base > 1) {
-            cJSON *met = cJSON_CreateObject();
-            for (int m = 0; m < nm; m++) {
-                char *name = rn_cv_metric_name((const char *const *)c->labels, k, m);
-                cJSON_AddItemToObject(met, name ? name : "?", stats_json(vb + (size_t)m * K, K, NULL));
-                free(name);
-            }
-            cJSON_AddItemToObject(bo, "metrics", met);
-        }
+        if (base > 1) cJSON_AddItemToObject(bo, "metrics", metrics_json(c, vb, NULL));
         cJSON_AddItemToObject(doc, "base", bo);
         rc = rn_json_write_atomic(json_out, doc, e);
         cJSON_Delete(doc);
